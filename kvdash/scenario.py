@@ -1,0 +1,88 @@
+"""An inference scenario: what runs, on how many GPUs, stored how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kvdash.dtypes import get_dtype
+from kvdash.errors import KvdashError
+from kvdash.model import FULL, SLIDING, ModelSpec
+from kvdash.units import MiB
+
+#: CUDA context plus library workspaces, outside PyTorch's allocator. Measured with
+#: torch.cuda.mem_get_info on an H100 SXM (PyTorch 2.11, CUDA 13, 2026-11): about 520 MiB;
+#: an H200 showed about 620 MiB. A measured constant, not a formula.
+DEFAULT_RUNTIME_OVERHEAD = 520 * MiB
+
+ATTENTION_KERNELS = ("fused", "eager")
+MAX_TOKENS = 1 << 30  # a billion tokens of context: far past any model, small enough to be exact
+MAX_BATCH = 1 << 24
+
+
+@dataclass(frozen=True)
+class Scenario:
+    batch: int = 1  # concurrent sequences
+    prompt_tokens: int = 1024
+    new_tokens: int = 0  # generated tokens per sequence
+    weights_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    tp: int = 1  # tensor-parallel degree
+    pp: int = 1  # pipeline-parallel degree
+    block_size: int = 0  # paged KV blocks of this many tokens; 0 = contiguous, no rounding
+    shared_prefix_tokens: int = 0  # prompt tokens common to every sequence, cached once
+    attention: str = "fused"  # fused (flash/SDPA) never stores scores; eager materialises them
+    prefill_chunk: int = 0  # chunked prefill size in tokens per sequence; 0 = whole prompt at once
+    runtime_overhead_bytes: int = DEFAULT_RUNTIME_OVERHEAD
+    gpu_memory_utilization: float = 0.0  # a serving engine's share of the GPU; 0 = not set
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (
+            ("batch", 1, MAX_BATCH),
+            ("prompt_tokens", 1, MAX_TOKENS),
+            ("new_tokens", 0, MAX_TOKENS),
+            ("tp", 1, 1024),
+            ("pp", 1, 1024),
+            ("block_size", 0, 1 << 20),
+            ("shared_prefix_tokens", 0, MAX_TOKENS),
+            ("prefill_chunk", 0, MAX_TOKENS),
+            ("runtime_overhead_bytes", 0, 1 << 50),
+        ):
+            v = getattr(self, name)
+            if type(v) is not int:
+                raise KvdashError(f"{name} must be an integer, not {v!r}")
+            if not lo <= v <= hi:
+                raise KvdashError(f"{name} = {v:,} is out of range ({lo:,} to {hi:,})")
+        get_dtype(self.weights_dtype)
+        get_dtype(self.kv_dtype)
+        if self.attention not in ATTENTION_KERNELS:
+            raise KvdashError(f"attention must be one of {ATTENTION_KERNELS}, not {self.attention!r}")
+        if self.shared_prefix_tokens > self.prompt_tokens:
+            raise KvdashError(
+                f"shared_prefix_tokens ({self.shared_prefix_tokens:,}) cannot exceed prompt_tokens ({self.prompt_tokens:,})"
+            )
+        u = self.gpu_memory_utilization
+        if not isinstance(u, (int, float)) or isinstance(u, bool) or not 0 <= u <= 1:
+            raise KvdashError(f"gpu_memory_utilization must be between 0 and 1, not {u!r}")
+
+    @property
+    def context(self) -> int:
+        """Tokens each sequence holds at the end: prompt plus generated."""
+        return self.prompt_tokens + self.new_tokens
+
+    def with_(self, **changes) -> Scenario:
+        return replace(self, **changes)
+
+
+def check_parallel(m: ModelSpec, s: Scenario) -> None:
+    """Reject tensor/pipeline degrees the engines refuse (vLLM's rules)."""
+    if m.n_heads % s.tp:
+        raise KvdashError(f"tp = {s.tp} must divide the {m.n_heads} attention heads")
+    if m.count(FULL) + m.count(SLIDING):  # latent layers replicate their cache instead
+        if s.tp <= m.n_kv_heads and m.n_kv_heads % s.tp:
+            raise KvdashError(f"tp = {s.tp} must divide the {m.n_kv_heads} KV heads")
+        if s.tp > m.n_kv_heads and s.tp % m.n_kv_heads:
+            raise KvdashError(
+                f"tp = {s.tp} exceeds the {m.n_kv_heads} KV heads and is not a multiple of them"
+            )
+    if s.pp > m.n_layers:
+        raise KvdashError(f"pp = {s.pp} exceeds the {m.n_layers} layers")
