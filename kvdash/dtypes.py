@@ -26,14 +26,6 @@ class DType:
         data = cdiv(n_values * self.bits, 8)
         return data + cdiv(n_values, group) * self.scale_bytes if self.scale_bytes else data
 
-    def per_value(self, group: int) -> str:
-        """Human formula for the bytes of one group, e.g. '128 x 0.5 B + 2 B'."""
-        if self.bits % 8 == 0:
-            body = f"{self.bits // 8} B"
-        else:
-            body = f"{self.bits}/8 B"
-        return f"{body} + {self.scale_bytes} B scale per {group} values" if self.scale_bytes else body
-
 
 DTYPES: dict[str, DType] = {
     "fp32": DType("fp32", 32),

@@ -378,9 +378,9 @@ def _falcon(f: _Fields, name: str, mt: str) -> ModelSpec:
     if hidden % heads:
         raise KvdashError(f"hidden_size ({hidden}) must be divisible by num_attention_heads ({heads})")
     bias = f.bool("bias", False)
-    if new_arch:
+    if new_arch:  # separate norms before attention and MLP
         norms = f.int("num_ln_in_parallel_attn", default=2, hi=2)
-    else:
+    else:  # parallel attention shares one input norm
         norms = 1 if f.bool("parallel_attn", True) else 2
     cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=kv,
                head_dim=hidden // heads,

@@ -83,7 +83,7 @@ def layer_params(m: ModelSpec, tp: int = 1, active_only: bool = False) -> tuple[
     """Per-layer parameters held by one GPU of a tp-way tensor-parallel group."""
     norms = m.norms_per_layer * _norm(m, m.hidden_size)
     out = []
-    for kind, moe in zip(m.kinds, m.moe_mask):
+    for kind, moe in zip(m.kinds, m.moe_mask, strict=False):
         a = _attention(m, kind, tp)
         f = _mlp(m, moe, tp, active_only)
         out.append(LayerParams(a.linear + f.linear, a.other + f.other + norms))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from kvdash.errors import KvdashError
 from kvdash.gpus import DATA_DIR
@@ -38,7 +38,7 @@ def load_presets() -> dict[str, Preset]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model(preset_id: str) -> ModelSpec:
     p = load_presets()[preset_id]
     return model_from_config(p.config, name=p.name)

@@ -58,7 +58,8 @@ class Scenario:
             raise KvdashError(f"attention must be one of {ATTENTION_KERNELS}, not {self.attention!r}")
         if self.shared_prefix_tokens > self.prompt_tokens:
             raise KvdashError(
-                f"shared_prefix_tokens ({self.shared_prefix_tokens:,}) cannot exceed prompt_tokens ({self.prompt_tokens:,})"
+                f"shared_prefix_tokens ({self.shared_prefix_tokens:,}) cannot exceed "
+                f"prompt_tokens ({self.prompt_tokens:,})"
             )
         u = self.gpu_memory_utilization
         if not isinstance(u, (int, float)) or isinstance(u, bool) or not 0 <= u <= 1:

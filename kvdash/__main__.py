@@ -1,0 +1,5 @@
+import sys
+
+from kvdash.cli import main
+
+sys.exit(main())

@@ -1,0 +1,168 @@
+"""`python -m kvdash` / `kvdash`: the sizing library from the command line.
+
+    kvdash size (--preset NAME | --config FILE) [--batch B] [--context T] [--weights-dtype D]
+        [--kv-dtype D] [--tp N] [--pp N] [--gpu ID] [--block-size N] [--json] ...
+    kvdash capacity (--preset NAME | --config FILE) --kv-budget-gib X [--block-size 16]
+        [--max-model-len L] [--tp N] [--kv-dtype D] [--json]
+    kvdash presets | kvdash gpus
+
+Bad input exits with status 2 and one line on stderr naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kvdash.breakdown import breakdown
+from kvdash.capacity import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_NUM_BATCHED_TOKENS, gib_to_bytes, vllm_capacity
+from kvdash.dtypes import DTYPES
+from kvdash.errors import KvdashError
+from kvdash.gpus import get_gpu, load_gpus
+from kvdash.hf_config import load_config_file, model_from_config
+from kvdash.model import ModelSpec
+from kvdash.presets import load_presets, preset_model
+from kvdash.scenario import Scenario
+from kvdash.solvers import max_batch, max_context
+from kvdash.units import fmt_bytes
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage + message by default)
+        raise SystemExit(_fail(message))
+
+
+def _fail(message: str) -> int:
+    print(f"kvdash: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME", help="a preset id (see `kvdash presets`)")
+    src.add_argument("--config", metavar="FILE", help="a Hugging Face config.json")
+    p.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel degree (default 1)")
+    p.add_argument("--kv-dtype", default="bf16", choices=list(DTYPES), help="KV-cache dtype (default bf16)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kvdash", description="Inference memory of transformer models, exact to the byte.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    size = sub.add_parser("size", help="memory breakdown of a scenario")
+    _model_args(size)
+    size.add_argument("--batch", type=int, default=1, metavar="B", help="concurrent sequences (default 1)")
+    size.add_argument("--context", type=int, default=1024, metavar="T",
+                      help="tokens held per sequence (default 1024)")
+    size.add_argument("--weights-dtype", default="bf16", choices=list(DTYPES), help="default bf16")
+    size.add_argument("--pp", type=int, default=1, metavar="N", help="pipeline-parallel degree (default 1)")
+    size.add_argument("--gpu", metavar="ID", help="a GPU id (see `kvdash gpus`): adds fit and headroom")
+    size.add_argument("--block-size", type=int, default=0, metavar="N",
+                      help="paged KV blocks of N tokens (default: none, no rounding)")
+    size.add_argument("--shared-prefix", type=int, default=0, metavar="T", help="prompt tokens cached once")
+    size.add_argument("--attention", default="fused", choices=["fused", "eager"])
+    size.add_argument("--prefill-chunk", type=int, default=0, metavar="T", help="chunked prefill size")
+    size.add_argument("--units", default="GiB", choices=["GiB", "GB"], help="display units (default GiB)")
+
+    cap = sub.add_parser("capacity", help="what vLLM reports for a KV-cache budget")
+    _model_args(cap)
+    cap.add_argument("--kv-budget-gib", type=float, required=True, metavar="X",
+                     help="KV-cache memory per GPU, in GiB (vLLM's 'Available KV cache memory')")
+    cap.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="N")
+    cap.add_argument("--max-model-len", type=int, metavar="L", help="default: the model's max positions")
+    cap.add_argument("--max-num-batched-tokens", type=int, default=DEFAULT_MAX_NUM_BATCHED_TOKENS, metavar="N",
+                     help="scheduler token budget; sizes sliding-window reservations (default 8192)")
+
+    sub.add_parser("presets", help="list the preset models")
+    sub.add_parser("gpus", help="list the GPU catalog")
+    return parser
+
+
+def _load_model(args) -> ModelSpec:
+    if args.preset:
+        return preset_model(args.preset)
+    return model_from_config(load_config_file(args.config))
+
+
+def _cmd_size(args) -> int:
+    m = _load_model(args)
+    s = Scenario(batch=args.batch, prompt_tokens=args.context, weights_dtype=args.weights_dtype,
+                 kv_dtype=args.kv_dtype, tp=args.tp, pp=args.pp, block_size=args.block_size,
+                 shared_prefix_tokens=args.shared_prefix, attention=args.attention,
+                 prefill_chunk=args.prefill_chunk)
+    gpu = get_gpu(args.gpu) if args.gpu else None
+    b = breakdown(m, s, gpu)
+    if args.json:
+        out = b.to_dict()
+        if gpu is not None:
+            out["max_batch"] = max_batch(m, s, gpu)
+            out["max_context"] = max_context(m, s, gpu)
+        print(json.dumps(out, indent=2))
+        return 0
+    u = args.units
+    where = f"per GPU ({s.tp} x tensor, {s.pp} x pipeline; stage {b.stage.index})" if b.n_gpus > 1 else "one GPU"
+    print(f"{m.name}: {m.params:,} parameters ({m.attention_label})")
+    print(f"batch {s.batch:,} x {s.context:,} tokens, weights {s.weights_dtype}, KV cache {s.kv_dtype}, {where}")
+    print(f"KV cache per token: {b.kv_bytes_per_token:,} B")
+    print()
+    width = max(len(c.label) for c in b.components)
+    for c in b.components:
+        print(f"  {c.label:<{width}}  {c.bytes:>18,} B  {fmt_bytes(c.bytes, u):>12}  {c.formula}")
+    print(f"  {'Total':<{width}}  {b.total:>18,} B  {fmt_bytes(b.total, u):>12}")
+    if gpu is not None:
+        verdict = "fits" if b.fits else "does NOT fit"
+        print(f"\n{gpu.name}: {fmt_bytes(gpu.usable_bytes, u)} usable ({gpu.usable_basis}): {verdict}, "
+              f"headroom {fmt_bytes(b.headroom, u)}")
+        print(f"largest batch at {s.context:,} tokens: {max_batch(m, s, gpu):,}; "
+              f"longest context at batch {s.batch:,}: {max_context(m, s, gpu):,} tokens")
+    return 0
+
+
+def _cmd_capacity(args) -> int:
+    m = _load_model(args)
+    c = vllm_capacity(m, gib_to_bytes(args.kv_budget_gib), block_size=args.block_size,
+                      max_model_len=args.max_model_len, tp=args.tp, kv_dtype=args.kv_dtype,
+                      max_num_batched_tokens=args.max_num_batched_tokens)
+    if args.json:
+        print(json.dumps(c.to_dict(), indent=2))
+        return 0
+    print(f"{m.name}, KV budget {c.kv_budget_bytes:,} B ({args.kv_budget_gib} GiB) per GPU, "
+          f"blocks of {c.block_size} tokens ({c.page_bytes:,} B per layer)")
+    print(f"num_gpu_blocks = {c.kv_budget_bytes:,} // {c.page_bytes:,} // {c.group_size} layers = {c.gpu_blocks:,}")
+    for line in c.log_lines():
+        print(line)
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    for p in load_presets().values():
+        m = p.model
+        print(f"{p.id:<18} {m.params / 1e9:>8.2f} B params  {m.attention_label}")
+    return 0
+
+
+def _cmd_gpus(args) -> int:
+    for g in load_gpus().values():
+        print(f"{g.id:<30} {fmt_bytes(g.usable_bytes, 'GiB'):>12}  {g.bandwidth_gbps:>7,.0f} GB/s  {g.name}")
+    return 0
+
+
+_COMMANDS = {"size": _cmd_size, "capacity": _cmd_capacity, "presets": _cmd_presets, "gpus": _cmd_gpus}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    except KvdashError as e:
+        return _fail(str(e))
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

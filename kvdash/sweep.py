@@ -1,0 +1,56 @@
+"""Vectorised sweeps: batch x context (x GPU) grids evaluated in one numpy pass.
+
+They evaluate the very functions the breakdown uses (`kv_bytes`, `activation_bytes`), on int64
+arrays, so a grid point equals the breakdown of that scenario to the byte.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kvdash.breakdown import activation_bytes, kv_bytes, stages
+from kvdash.errors import KvdashError
+from kvdash.model import ModelSpec
+from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
+from kvdash.solvers import total_bytes_fn
+
+_INT64_SAFE = 1 << 62
+
+
+def _as_axis(values, name: str, hi: int) -> np.ndarray:
+    a = np.asarray(values)
+    if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.integer):
+        raise KvdashError(f"{name} must be a non-empty 1-D list of integers")
+    if a.min() < 1 or a.max() > hi:
+        raise KvdashError(f"{name} values must be between 1 and {hi:,}")
+    return a.astype(np.int64)
+
+
+def total_grid(m: ModelSpec, s: Scenario, batches, prompts) -> np.ndarray:
+    """Per-GPU bytes for every (batch, prompt_tokens) pair: shape (len(batches), len(prompts))."""
+    check_parallel(m, s)
+    B = _as_axis(batches, "batches", MAX_BATCH)[:, None]
+    P = _as_axis(prompts, "prompts", MAX_TOKENS)[None, :]
+    if P.min() < s.shared_prefix_tokens:
+        raise KvdashError("every prompt length must cover the shared prefix")
+    # The corner with the largest batch and prompt bounds every point: check it stays exact in int64.
+    if total_bytes_fn(m, s)(int(B.max()), int(P.max())) >= _INT64_SAFE:
+        raise KvdashError("sweep range too large for exact 64-bit arithmetic")
+    T = P + s.new_tokens
+    S, bs, W, chunk = s.shared_prefix_tokens, s.block_size, m.sliding_window, s.prefill_chunk
+    eager = s.attention == "eager"
+    out = None
+    for st in stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype):
+        t = (st.weight_bytes + kv_bytes(st, B, T, S, W, bs, np.minimum, np.maximum)
+             + activation_bytes(st, B, P, T, chunk, eager, np.minimum, np.maximum) + B * st.logits_per_seq)
+        out = t if out is None else np.maximum(out, t)
+    return np.broadcast_to(out, (B.shape[0], P.shape[1])) + s.runtime_overhead_bytes
+
+
+def fit_grid(m: ModelSpec, s: Scenario, batches, prompts, gpus) -> np.ndarray:
+    """Boolean (len(gpus), len(batches), len(prompts)): does each point fit each GPU?"""
+    totals = total_grid(m, s, batches, prompts)
+    usable = np.array([g.usable_bytes for g in gpus], dtype=np.int64)
+    if s.gpu_memory_utilization:
+        usable = (usable * s.gpu_memory_utilization).astype(np.int64)  # engine cap, per GPU
+    return totals[None, :, :] <= usable[:, None, None]
