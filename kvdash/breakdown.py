@@ -40,7 +40,8 @@ def activation_dtype(weights: DType) -> DType:
 
 
 def pipeline_partition(n_layers: int, pp: int) -> list[range]:
-    """Contiguous layer ranges per stage; the remainder goes to the later stages, as vLLM does."""
+    """Contiguous layer ranges per stage. Leftover layers go one each to the stages just before the
+    last (which also carries the LM head), as vLLM's get_pp_indices does: 32 layers / 3 -> 11, 11, 10."""
     sizes = [n_layers // pp] * pp
     for i in range(2, n_layers % pp + 2):
         sizes[-i] += 1
@@ -81,7 +82,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str) ->
     emb = embedding_params(m, tp)
     nh = m.n_heads // tp
     kvh = kv_heads_per_gpu(m, tp)
-    bpt = {k: kv_bytes_per_token_layer(m, k, kv, tp) for k in (FULL, SLIDING, MLA)}
+    bpt = {k: kv_bytes_per_token_layer(m, k, kv, tp) if m.count(k) else 0 for k in (FULL, SLIDING, MLA)}
     attn_width = {
         FULL: nh * m.head_dim + kvh * (m.head_dim + m.v_dim) + nh * m.v_dim,
         MLA: nh * (m.qk_nope_head_dim + m.qk_rope_head_dim) * 2

@@ -23,6 +23,8 @@ class DType:
 
     def nbytes(self, n_values: int, group: int) -> int:
         """Bytes for n_values stored in groups of `group` values (one scale per group)."""
+        if n_values == 0:
+            return 0
         data = cdiv(n_values * self.bits, 8)
         return data + cdiv(n_values, group) * self.scale_bytes if self.scale_bytes else data
 

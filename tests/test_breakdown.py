@@ -1,0 +1,178 @@
+"""The breakdown against independent hand calculations (arithmetic in the comments)."""
+
+import pytest
+
+from kvdash.breakdown import breakdown, held_full, held_sliding, pipeline_partition
+from kvdash.errors import KvdashError
+from kvdash.params import embedding_params, layer_params
+from kvdash.presets import preset_model
+from kvdash.scenario import DEFAULT_RUNTIME_OVERHEAD, Scenario
+
+# Llama-3.1-8B by hand: per layer q 4096x4096, k and v 4096x1024 each, o 4096x4096, MLP 3 x 4096x14336.
+LLAMA8B_LINEAR = 32 * (4096 * 4096 + 2 * 4096 * 1024 + 4096 * 4096 + 3 * 4096 * 14336)
+LLAMA8B_OTHER = 2 * 128256 * 4096 + (2 * 32 + 1) * 4096  # untied embedding + head, 65 RMSNorms
+
+
+def test_hand_counts_add_up(llama8b):
+    assert LLAMA8B_LINEAR == 6_979_321_856
+    assert LLAMA8B_LINEAR + LLAMA8B_OTHER == llama8b.params == 8_030_261_248
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        ("bf16", 2 * 8_030_261_248),
+        ("fp32", 4 * 8_030_261_248),
+        ("fp8", LLAMA8B_LINEAR + 2 * LLAMA8B_OTHER),  # embeddings and norms stay bf16
+        ("int8", LLAMA8B_LINEAR + LLAMA8B_LINEAR // 128 * 2 + 2 * LLAMA8B_OTHER),
+        ("int4", LLAMA8B_LINEAR // 2 + LLAMA8B_LINEAR // 128 * 2 + 2 * LLAMA8B_OTHER),
+    ],
+)
+def test_weight_bytes_per_dtype(llama8b, dtype, expected):
+    assert breakdown(llama8b, Scenario(weights_dtype=dtype))["weights"] == expected
+
+
+@pytest.mark.parametrize(
+    ("dtype", "per_token"),
+    [
+        ("fp32", 32 * 8 * 256 * 4),
+        ("bf16", 32 * 8 * 256 * 2),
+        ("fp8", 32 * 8 * 256),
+        ("int8", 32 * 8 * 2 * (128 + 2)),  # one fp16 scale per token, head and K/V
+        ("int4", 32 * 8 * 2 * (64 + 2)),
+    ],
+)
+def test_kv_dtypes(llama8b, dtype, per_token):
+    b = breakdown(llama8b, Scenario(batch=3, prompt_tokens=1000, kv_dtype=dtype))
+    assert b.kv_bytes_per_token == per_token
+    assert b["kv_cache"] == 3 * 1000 * per_token
+
+
+def test_generated_tokens_count_toward_the_cache(llama8b):
+    b = breakdown(llama8b, Scenario(batch=2, prompt_tokens=1000, new_tokens=24))
+    assert b["kv_cache"] == 2 * 1024 * 131_072
+
+
+def test_fused_activation_peak(llama8b):
+    # per token: residual + normed copy 2 x 4096 x 2 B = 16,384; MLP gate, up, product 3 x 14336 x 2 B
+    # = 86,016 (wider than attention's (4096 + 2048 + 4096) x 2 B = 20,480).
+    b = breakdown(llama8b, Scenario(prompt_tokens=4096))
+    assert b["activations"] == 4096 * (16_384 + 86_016) == 419_430_400
+
+
+def test_eager_attention_materialises_scores(llama8b):
+    # 32 heads x 4096 x 4096 scores x (2 B bf16 + 4 B fp32 softmax) on top of the attention block.
+    scores = 32 * 4096 * 4096 * 6
+    b = breakdown(llama8b, Scenario(prompt_tokens=4096, attention="eager"))
+    assert b["activations"] == 4096 * 16_384 + 4096 * 20_480 + scores == 3_372_220_416
+
+
+def test_chunked_prefill_bounds_activations(llama8b):
+    b = breakdown(llama8b, Scenario(prompt_tokens=4096, prefill_chunk=512))
+    assert b["activations"] == 512 * (16_384 + 86_016)
+
+
+def test_logits_and_overhead(llama8b):
+    b = breakdown(llama8b, Scenario(batch=4))
+    assert b["logits"] == 4 * 128_256 * 4
+    assert b["overhead"] == DEFAULT_RUNTIME_OVERHEAD == 520 * 2**20
+    assert b.total == sum(c.bytes for c in b.components)
+
+
+def test_engine_reserve_and_fit(llama8b, h100):
+    assert h100.usable_bytes == 81_079 * 2**20
+    b = breakdown(llama8b, Scenario(gpu_memory_utilization=0.9), h100)
+    assert b["engine_reserve"] == h100.usable_bytes - int(0.9 * h100.usable_bytes) == 8_501_749_351
+    assert b.fits and b.headroom == h100.usable_bytes - b.total
+
+
+def test_shared_prefix_and_paging():
+    # 4 sequences of 1,000 tokens sharing a 600-token prefix: 600 + 4 x 400 = 2,200 slots.
+    assert held_full(4, 1000, 600, 0) == 2200
+    # Paged (16): the prefix shares 37 whole blocks (592 tokens); each sequence rounds 408 up to 416.
+    assert held_full(4, 1000, 600, 16) == 592 + 4 * 416
+    assert held_full(1, 1000, 0, 16) == 1008
+
+
+def test_sliding_window_with_prefix():
+    # W = 4096, T = 5000: the window starts at 904, so 2000 - 904 = 1096 prefix tokens are shared,
+    # and each of 2 sequences keeps 4096 - 1096 = 3000 of its own.
+    assert held_sliding(2, 5000, 2000, 4096, 0) == 1096 + 2 * 3000
+    assert held_sliding(2, 3000, 0, 4096, 0) == 2 * 3000
+
+
+def test_tensor_parallel_kv_split_and_replication():
+    m70 = preset_model("llama-3.1-70b")
+    per_gpu = {tp: breakdown(m70, Scenario(prompt_tokens=1, tp=tp)).kv_bytes_per_token for tp in (1, 2, 8, 16)}
+    assert per_gpu[1] == 327_680
+    assert per_gpu[2] == 327_680 // 2 and per_gpu[8] == 327_680 // 8
+    assert per_gpu[16] == 80 * 1 * 256 * 2  # 8 KV heads on 16 GPUs: one head replicated per GPU
+
+
+def test_tensor_parallel_weight_shards_add_up(llama8b):
+    # With tp <= n_kv_heads nothing but the norms is replicated.
+    for tp in (2, 4, 8):
+        shard = layer_params(llama8b, tp)
+        assert sum(p.linear for p in shard) * tp == LLAMA8B_LINEAR
+        assert sum(p.other for p in shard) == 32 * 2 * 4096  # norms, whole on every GPU
+        assert embedding_params(llama8b, tp).embed * tp == 128_256 * 4096
+
+
+def test_pipeline_partition_matches_vllm():
+    assert [len(r) for r in pipeline_partition(32, 3)] == [11, 11, 10]
+    assert [len(r) for r in pipeline_partition(80, 8)] == [10] * 8
+    assert [r.start for r in pipeline_partition(10, 4)] == [0, 2, 5, 8]
+
+
+def test_pipeline_stages_place_embeddings(llama8b):
+    b = breakdown(llama8b, Scenario(pp=2))
+    # Both stages hold 16 layers; the last adds the LM head, final norm and logits, so it is heavier
+    # than the first, which holds the embedding of the same size.
+    assert b.stage.index == 1
+    assert b["weights"] == 2 * (LLAMA8B_LINEAR // 2 + 16 * 2 * 4096 + 128_256 * 4096 + 4096)
+    assert b["kv_cache"] == 1024 * 131_072 // 2
+
+
+def test_tied_embedding_is_duplicated_only_across_stages():
+    m = preset_model("llama-3.2-1b")
+    one = breakdown(m, Scenario())["weights"]
+    assert one == 2 * m.params
+    two = breakdown(m, Scenario(pp=2))
+    assert two.stage.index == 1  # holds a copy of the tied head
+
+
+def test_formulas_show_the_numbers(llama8b):
+    b = breakdown(llama8b, Scenario(batch=2, prompt_tokens=512))
+    text = {c.key: c.formula for c in b.components}
+    assert "2 seq × 512 tokens × 131,072 B/token" in text["kv_cache"]
+    assert "6,979,321,856" in text["weights"]
+    assert [c.basis for c in b.components if c.key == "overhead"] == ["measured"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        (dict(tp=3), "must divide the 32 attention heads"),
+        (dict(tp=16, prompt_tokens=10), None),  # 16 > 8 KV heads, a multiple: replicated, allowed
+        (dict(pp=33), "exceeds the 32 layers"),
+    ],
+)
+def test_parallel_rules(llama8b, kw, needle):
+    if needle is None:
+        breakdown(llama8b, Scenario(**kw))
+    else:
+        with pytest.raises(KvdashError, match=needle):
+            breakdown(llama8b, Scenario(**kw))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(batch=0), dict(batch=1.5), dict(prompt_tokens=0), dict(new_tokens=-1), dict(weights_dtype="fp4"),
+        dict(kv_dtype=3), dict(attention="magic"), dict(shared_prefix_tokens=2000), dict(gpu_memory_utilization=1.5),
+        dict(tp=0), dict(block_size=-16), dict(batch=True),
+    ],
+)
+def test_bad_scenarios(kw):
+    with pytest.raises(KvdashError):
+        Scenario(**kw)
