@@ -150,14 +150,12 @@ def held_full(B, T, S: int, bs: int):
 
 def held_sliding(B, T, S: int, W: int, bs: int, mn=min, mx=max):
     """Token slots per sliding layer: each sequence keeps its last min(T, W) tokens; prefix tokens
-    still inside that window are stored once."""
-    if bs:
-        S = S // bs * bs
+    still inside that window are stored once (whole blocks of them, when paged)."""
     overlap = mx(0, S - mx(0, T - W))
-    unique = mn(T, W) - overlap
     if bs:
-        return cdiv(overlap, bs) * bs + B * cdiv(unique, bs) * bs
-    return overlap + B * unique
+        overlap = overlap // bs * bs
+        return overlap + B * cdiv(mn(T, W) - overlap, bs) * bs
+    return overlap + B * (mn(T, W) - overlap)
 
 
 def kv_bytes(st: Stage, B, T, S: int, W: int, bs: int, mn=min, mx=max):
@@ -333,7 +331,7 @@ def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
                   f"{_dtype_term(st.linear_params, w, WEIGHT_GROUP)} + {_dtype_term(st.other_params, hp, 1)}"
                   " [embeddings, norms, biases, routers]"),
         Component("kv_cache", "KV cache", kv_b, kv_text),
-        Component("activations", "Activation peak", act_b, act_text),
+        Component("activation", "Activation peak", act_b, act_text),
         Component("logits", "Logits", B * st.logits_per_seq,
                   f"{B:,} seq × {vocab:,} vocab × {LOGIT_BYTES} B (fp32, last position)"
                   if st.logits_per_seq else "not on this pipeline stage"),

@@ -123,5 +123,5 @@ def engine_kv_budget(m: ModelSpec, s: Scenario, gpu, utilization: float) -> int:
     if not isinstance(utilization, (int, float)) or not 0 < utilization <= 1:
         raise KvdashError(f"gpu memory utilization must be in (0, 1], not {utilization!r}")
     b = breakdown(m, s.with_(gpu_memory_utilization=0.0), gpu)
-    used = b["weights"] + b["activations"] + b["logits"] + b["overhead"]
+    used = b["weights"] + b["activation"] + b["logits"] + b["overhead"]
     return max(0, int(utilization * gpu.usable_bytes) - used)

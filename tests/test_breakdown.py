@@ -57,19 +57,19 @@ def test_fused_activation_peak(llama8b):
     # per token: residual + normed copy 2 x 4096 x 2 B = 16,384; MLP gate, up, product 3 x 14336 x 2 B
     # = 86,016 (wider than attention's (4096 + 2048 + 4096) x 2 B = 20,480).
     b = breakdown(llama8b, Scenario(prompt_tokens=4096))
-    assert b["activations"] == 4096 * (16_384 + 86_016) == 419_430_400
+    assert b["activation"] == 4096 * (16_384 + 86_016) == 419_430_400
 
 
 def test_eager_attention_materialises_scores(llama8b):
     # 32 heads x 4096 x 4096 scores x (2 B bf16 + 4 B fp32 softmax) on top of the attention block.
     scores = 32 * 4096 * 4096 * 6
     b = breakdown(llama8b, Scenario(prompt_tokens=4096, attention="eager"))
-    assert b["activations"] == 4096 * 16_384 + 4096 * 20_480 + scores == 3_372_220_416
+    assert b["activation"] == 4096 * 16_384 + 4096 * 20_480 + scores == 3_372_220_416
 
 
 def test_chunked_prefill_bounds_activations(llama8b):
     b = breakdown(llama8b, Scenario(prompt_tokens=4096, prefill_chunk=512))
-    assert b["activations"] == 512 * (16_384 + 86_016)
+    assert b["activation"] == 512 * (16_384 + 86_016)
 
 
 def test_logits_and_overhead(llama8b):

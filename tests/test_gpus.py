@@ -1,0 +1,24 @@
+"""The GPU catalog: sourced rows, exact usable bytes where a measurement or log gives them."""
+
+from kvdash.gpus import load_gpus
+
+
+def test_catalog_rows_are_sourced_and_sane():
+    gpus = load_gpus()
+    assert len(gpus) >= 45
+    for g in gpus.values():
+        assert g.source and g.usable_basis
+        assert 0 < g.usable_bytes <= g.memory_gb * 1.2e9  # usable never beyond the marketed size + slack
+        assert g.bandwidth_gbps > 0
+
+
+def test_measured_hopper_memory():
+    gpus = load_gpus()
+    assert gpus["nvidia-h100-sxm5"].usable_bytes == 81_079 * 2**20  # CUDA-visible, measured
+    assert gpus["nvidia-h200-sxm"].usable_bytes == 143_156 * 2**20
+    assert gpus["nvidia-a100-sxm4-80gb"].usable_bytes == 81_920 * 2**20  # nvidia-smi memory.total
+
+
+def test_nominal_rows_say_so():
+    g = load_gpus()["intel-gaudi3"]
+    assert g.usable_bytes == 128 * 10**9 and g.usable_basis.startswith("nominal")
