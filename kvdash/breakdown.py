@@ -10,7 +10,8 @@ vectorised sweeps (`kvdash.sweep`) evaluate exactly the same formulas as a singl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from kvdash.dtypes import DTYPES, WEIGHT_GROUP, DType, get_dtype, high_precision
@@ -187,8 +188,13 @@ class Component:
     key: str
     label: str
     bytes: int
-    formula: str
+    explain: Callable[[], str] = field(repr=False, compare=False)  # the formula, built on demand
     basis: str = "formula"  # "formula": computed from the architecture; "measured": a constant
+
+    @property
+    def formula(self) -> str:
+        """The formula with this scenario's numbers filled in (text is built only when shown)."""
+        return self.explain()
 
 
 @dataclass(frozen=True)
@@ -293,51 +299,77 @@ def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
                 + B * st.logits_per_seq)
 
     st = max(sts, key=total) if len(sts) > 1 else sts[0]
-    w, kv = get_dtype(s.weights_dtype), get_dtype(s.kv_dtype)
-    hp = high_precision(w)
-
-    kv_b = kv_bytes(st, B, T, S, W, bs)
-    held = f"{B:,} seq × {T:,} tokens"
-    if S or bs:
-        held = f"{held_full(B, T, S, bs):,} token slots ({B:,} seq × {T:,} tokens"
-        held += f", prefix of {S:,} stored once" if S else ""
-        held += f", blocks of {bs}" if bs else ""
-        held += ")"
-    kv_text = f"{held} × {st.full_bpt:,} B/token [{_kv_per_token_text(m, st, kv, s.tp)}]"
-    if st.sliding_bpt:
-        kv_text = (f"{held} × {st.full_bpt:,} B/token (full/latent) + "
-                   f"{held_sliding(B, T, S, W, bs):,} slots of min(T, {W:,}) × {st.sliding_bpt:,} B/token "
-                   f"(sliding) [{_kv_per_token_text(m, st, kv, s.tp)}]")
-    if st.state_bytes:
-        kv_text += f" + {B:,} seq × {st.state_bytes:,} B of recurrent state"
-
-    c = min(P, chunk) if chunk else P
     prefill, decode = activation_phases(st, B, P, T, chunk, eager)
-    act_b = max(prefill, decode)
-    n = f"{B:,} seq × {c:,} tokens" if prefill >= decode else f"{B:,} seq × 1 token (decode at {T:,})"
-    act_text = (f"{n} × ({st.hidden_pt:,} B residual + max({st.attn_pt:,} B attention, "
-                f"{st.mlp_pt:,} B MLP)) per token, one layer at a time")
-    if eager:
-        keys = f"{c:,} × {P:,}" if prefill >= decode else f"1 × {T:,}"
-        act_text += f" + {B:,} × {st.score_heads} heads × {keys} scores × ({st.act_bytes} + 4) B"
-
-    vocab = cdiv(m.vocab_size, s.tp)
-    reserve_text = (
-        f"(1 − {s.gpu_memory_utilization}) × {gpu.usable_bytes:,} B usable, left free by the engine"
-        if reserve else "no engine memory-utilisation cap set"
-    )
+    text = _Explainer(m, s, st, gpu, prefill >= decode)
     comps = (
-        Component("weights", "Weights", st.weight_bytes,
-                  f"{_dtype_term(st.linear_params, w, WEIGHT_GROUP)} + {_dtype_term(st.other_params, hp, 1)}"
-                  " [embeddings, norms, biases, routers]"),
-        Component("kv_cache", "KV cache", kv_b, kv_text),
-        Component("activation", "Activation peak", act_b, act_text),
-        Component("logits", "Logits", B * st.logits_per_seq,
-                  f"{B:,} seq × {vocab:,} vocab × {LOGIT_BYTES} B (fp32, last position)"
-                  if st.logits_per_seq else "not on this pipeline stage"),
-        Component("overhead", "CUDA context & runtime", s.runtime_overhead_bytes,
-                  f"measured constant: {s.runtime_overhead_bytes:,} B (CUDA context and library workspaces)",
-                  basis="measured"),
-        Component("engine_reserve", "Engine reserve", reserve, reserve_text),
+        Component("weights", "Weights", st.weight_bytes, text.weights),
+        Component("kv_cache", "KV cache", kv_bytes(st, B, T, S, W, bs), text.kv_cache),
+        Component("activation", "Activation peak", max(prefill, decode), text.activation),
+        Component("logits", "Logits", B * st.logits_per_seq, text.logits),
+        Component("overhead", "CUDA context & runtime", s.runtime_overhead_bytes, text.overhead, basis="measured"),
+        Component("engine_reserve", "Engine reserve", reserve, text.reserve),
     )
     return Breakdown(m, s, st, comps, gpu)
+
+
+@dataclass(frozen=True)
+class _Explainer:
+    """Builds each component's formula text, with the scenario's numbers filled in."""
+
+    m: ModelSpec
+    s: Scenario
+    st: Stage
+    gpu: object | None
+    prefill_peak: bool
+
+    def weights(self) -> str:
+        w = get_dtype(self.s.weights_dtype)
+        return (f"{_dtype_term(self.st.linear_params, w, WEIGHT_GROUP)} + "
+                f"{_dtype_term(self.st.other_params, high_precision(w), 1)} [embeddings, norms, biases, routers]")
+
+    def kv_cache(self) -> str:
+        m, s, st = self.m, self.s, self.st
+        B, T, S, bs = s.batch, s.context, s.shared_prefix_tokens, s.block_size
+        held = f"{B:,} seq × {T:,} tokens"
+        if S or bs:
+            held = f"{held_full(B, T, S, bs):,} token slots ({held}"
+            held += f", prefix of {S:,} stored once" if S else ""
+            held += f", blocks of {bs}" if bs else ""
+            held += ")"
+        per_token = _kv_per_token_text(m, st, get_dtype(s.kv_dtype), s.tp)
+        out = f"{held} × {st.full_bpt:,} B/token [{per_token}]"
+        if st.sliding_bpt:
+            out = (f"{held} × {st.full_bpt:,} B/token (full/latent) + "
+                   f"{held_sliding(B, T, S, m.sliding_window, bs):,} slots of min(T, {m.sliding_window:,}) × "
+                   f"{st.sliding_bpt:,} B/token (sliding) [{per_token}]")
+        if st.state_bytes:
+            out += f" + {B:,} seq × {st.state_bytes:,} B of recurrent state"
+        return out
+
+    def activation(self) -> str:
+        s, st = self.s, self.st
+        B, P, T = s.batch, s.prompt_tokens, s.context
+        c = min(P, s.prefill_chunk) if s.prefill_chunk else P
+        n = f"{B:,} seq × {c:,} tokens" if self.prefill_peak else f"{B:,} seq × 1 token (decode at {T:,})"
+        out = (f"{n} × ({st.hidden_pt:,} B residual + max({st.attn_pt:,} B attention, "
+               f"{st.mlp_pt:,} B MLP)) per token, one layer at a time")
+        if s.attention == "eager":
+            keys = f"{c:,} × {P:,}" if self.prefill_peak else f"1 × {T:,}"
+            out += f" + {B:,} × {st.score_heads} heads × {keys} scores × ({st.act_bytes} + 4) B"
+        return out
+
+    def logits(self) -> str:
+        if not self.st.logits_per_seq:
+            return "not on this pipeline stage"
+        vocab = cdiv(self.m.vocab_size, self.s.tp)
+        return f"{self.s.batch:,} seq × {vocab:,} vocab × {LOGIT_BYTES} B (fp32, last position)"
+
+    def overhead(self) -> str:
+        return (f"measured constant: {self.s.runtime_overhead_bytes:,} B "
+                "(CUDA context and library workspaces)")
+
+    def reserve(self) -> str:
+        u = self.s.gpu_memory_utilization
+        if not (u and self.gpu is not None):
+            return "no engine memory-utilisation cap set"
+        return f"(1 − {u}) × {self.gpu.usable_bytes:,} B usable, left free by the engine"

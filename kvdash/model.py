@@ -111,8 +111,19 @@ class ModelSpec:
             return (False,) * self.n_layers
         return self.moe_layers or (True,) * self.n_layers
 
+    @cached_property
+    def _kind_counts(self) -> dict[str, int]:
+        return {k: self.kinds.count(k) for k in LAYER_TYPES}
+
     def count(self, kind: str) -> int:
-        return self.kinds.count(kind)
+        return self._kind_counts[kind]
+
+    def __hash__(self) -> int:
+        # Specs key the per-model caches on every slider move: hash the fields once, not each time.
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = self.__dict__["_hash"] = hash(tuple(getattr(self, f.name) for f in fields(self) if f.compare))
+        return h
 
     @property
     def attention_label(self) -> str:

@@ -18,7 +18,10 @@ def test_llama8b_ten_gib():
     c = vllm_capacity(preset_model("llama-3.1-8b"), 10 * GiB, max_model_len=8192)
     assert (c.page_bytes, c.gpu_blocks, c.kv_cache_tokens) == (65_536, 5_120, 81_920)
     assert c.max_concurrency == 5_120 / 512 == 10.0
-    assert c.log_lines() == ["GPU KV cache size: 81,920 tokens", "Maximum concurrency for 8,192 tokens per request: 10.00x"]
+    assert c.log_lines() == [
+        "GPU KV cache size: 81,920 tokens",
+        "Maximum concurrency for 8,192 tokens per request: 10.00x",
+    ]
 
 
 def test_concurrency_counts_whole_blocks_per_request():
