@@ -1,0 +1,239 @@
+"""A compact KV-cached decoder in plain PyTorch, shaped by a kvdash ModelSpec.
+
+Token embedding, RMSNorm, rotary positions, grouped-query attention through
+`scaled_dot_product_attention`, a gated (SwiGLU) MLP, tied or untied head. Weights are random with
+a fixed seed: nothing is downloaded. Its parameters are exactly the ones kvdash counts for the
+same spec, and its cache tensors exactly the bytes kvdash predicts.
+
+The cache is static and preallocated per layer, `[B, H_kv, S, D]`, written at explicit positions
+(gpt-fast's layout). Full-attention layers get S = max_tokens slots; sliding-window layers a ring
+of S = min(max_tokens, W) slots, position p living in slot p % W. Keys are stored after the
+rotary embedding, so attention over a ring needs no reordering, only a mask of valid slots.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from kvdash.errors import KvdashError
+from kvdash.model import FULL, SLIDING, ModelSpec
+
+
+def check_supported(m: ModelSpec) -> None:
+    """The live model covers Llama-style stacks (full and sliding layers, dense gated MLP)."""
+    problems = []
+    if set(m.kinds) - {FULL, SLIDING}:
+        problems.append("latent (MLA) or state-space layers")
+    if m.n_experts:
+        problems.append("mixture-of-experts layers")
+    if not m.gated_mlp or m.norm != "rms" or m.norms_per_layer != 2:
+        problems.append("a non-Llama block (gated MLP, two RMSNorms)")
+    if m.qkv_bias or m.o_bias or m.mlp_bias or m.qk_norm or m.learned_pos_embeddings or m.extra_params:
+        problems.append("biases, QK-norm or learned positions")
+    if m.v_dim != m.head_dim:
+        problems.append("different K and V head sizes")
+    if problems:
+        raise KvdashError(f"the live model does not run {', '.join(problems)}; pick a Llama-style shape")
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def rope_cache(max_tokens: int, head_dim: int, theta: float, device) -> tuple[Tensor, Tensor]:
+    inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    freqs = torch.outer(torch.arange(max_tokens, device=device, dtype=torch.float32), inv)  # [S, D/2]
+    return freqs.cos(), freqs.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x: [B, H, T, D]; cos/sin: [T, D/2] (rotate-half convention)."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    out = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+    return out.type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, m: ModelSpec, window: int):
+        super().__init__()
+        h, self.n_heads, self.n_kv, self.hd = m.hidden_size, m.n_heads, m.n_kv_heads, m.head_dim
+        self.window = window  # 0: full attention
+        self.wq = nn.Linear(h, self.n_heads * self.hd, bias=False)
+        self.wk = nn.Linear(h, self.n_kv * self.hd, bias=False)
+        self.wv = nn.Linear(h, self.n_kv * self.hd, bias=False)
+        self.wo = nn.Linear(self.n_heads * self.hd, h, bias=False)
+        self.k_cache: Tensor | None = None
+        self.v_cache: Tensor | None = None
+
+    def slots(self, max_tokens: int) -> int:
+        return min(max_tokens, self.window) if self.window else max_tokens
+
+    def _qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, _ = x.shape
+        q = self.wq(x).view(b, t, self.n_heads, self.hd).transpose(1, 2)  # [B, H, T, D]
+        k = self.wk(x).view(b, t, self.n_kv, self.hd).transpose(1, 2)  # [B, Hkv, T, D]
+        v = self.wv(x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def _out(self, y: Tensor) -> Tensor:
+        b, _, t, _ = y.shape
+        return self.wo(y.transpose(1, 2).reshape(b, t, self.n_heads * self.hd))
+
+    def forward_full(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """No cache: attend over the whole sequence (the recompute-everything baseline)."""
+        q, k, v = self._qkv(x, cos, sin)
+        t = x.shape[1]
+        if self.window and self.window < t:
+            i = torch.arange(t, device=x.device)
+            mask = (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - self.window)
+            return self._out(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True))
+        return self._out(F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+
+    def forward_cached(self, x: Tensor, cos: Tensor, sin: Tensor, start: int) -> Tensor:
+        """New tokens at positions start..start+t-1 attend to the cache, then join it.
+
+        The mask is bottom-right aligned: query i sits at absolute position start + i, so it may see
+        every cached key and the new keys up to itself (`is_causal=True` would be wrong here,
+        since query and key lengths differ).
+        """
+        q, k, v = self._qkv(x, cos, sin)
+        t, size = x.shape[1], self.k_cache.shape[2]
+        qpos = torch.arange(start, start + t, device=x.device)
+        if start + t <= size:  # no slot reused yet: write, then read the filled prefix as a view
+            self.k_cache[:, :, start : start + t] = k
+            self.v_cache[:, :, start : start + t] = v
+            keys, values = self.k_cache[:, :, : start + t], self.v_cache[:, :, : start + t]
+            kpos = torch.arange(start + t, device=x.device)
+        else:  # a ring that wraps: gather the window's older keys in order, then append the new ones
+            first = max(0, start - size)
+            old = torch.arange(first, start, device=x.device)
+            keys = torch.cat([self.k_cache.index_select(2, old % size), k], dim=2)
+            values = torch.cat([self.v_cache.index_select(2, old % size), v], dim=2)
+            kpos = torch.arange(first, start + t, device=x.device)
+            keep = min(t, size)  # the newest tokens overwrite the oldest slots
+            slots = torch.arange(start + t - keep, start + t, device=x.device) % size
+            self.k_cache.index_copy_(2, slots, k[:, :, t - keep :])
+            self.v_cache.index_copy_(2, slots, v[:, :, t - keep :])
+        mask = kpos[None, :] <= qpos[:, None]
+        if self.window:
+            mask &= kpos[None, :] > qpos[:, None] - self.window
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=True)
+        return self._out(y)
+
+    def forward_static(self, x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor) -> Tensor:
+        """One decode token at position `pos` (a 1-element tensor) over every cache slot, masked.
+
+        Shapes never change, so a CUDA graph can capture it. Slot s holds the latest position
+        congruent to s (mod slots) that is <= pos; it is valid when that position is >= 0.
+        """
+        q, k, v = self._qkv(x, cos, sin)
+        size = self.k_cache.shape[2]
+        slot = pos % size if self.window else pos
+        self.k_cache.index_copy_(2, slot, k)
+        self.v_cache.index_copy_(2, slot, v)
+        s = torch.arange(size, device=x.device)
+        held = pos - (pos - s) % size  # the position each slot holds
+        mask = (held >= 0)[None, :]
+        y = F.scaled_dot_product_attention(q, self.k_cache, self.v_cache, attn_mask=mask, enable_gqa=True)
+        return self._out(y)
+
+
+class Block(nn.Module):
+    def __init__(self, m: ModelSpec, window: int):
+        super().__init__()
+        self.attn_norm = RMSNorm(m.hidden_size)
+        self.attn = Attention(m, window)
+        self.mlp_norm = RMSNorm(m.hidden_size)
+        self.gate = nn.Linear(m.hidden_size, m.intermediate_size, bias=False)
+        self.up = nn.Linear(m.hidden_size, m.intermediate_size, bias=False)
+        self.down = nn.Linear(m.intermediate_size, m.hidden_size, bias=False)
+
+    def mlp(self, x: Tensor) -> Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class LiveDecoder(nn.Module):
+    def __init__(self, m: ModelSpec, max_tokens: int, rope_theta: float = 10_000.0):
+        super().__init__()
+        check_supported(m)
+        self.spec, self.max_tokens = m, max_tokens
+        self.embed = nn.Embedding(m.vocab_size, m.hidden_size)
+        self.layers = nn.ModuleList(Block(m, m.sliding_window if k == SLIDING else 0) for k in m.kinds)
+        self.norm = RMSNorm(m.hidden_size)
+        self.head = None if m.tie_word_embeddings else nn.Linear(m.hidden_size, m.vocab_size, bias=False)
+        self.rope_theta = rope_theta
+        self.cos: Tensor | None = None
+        self.sin: Tensor | None = None
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def init_weights(self, seed: int = 0) -> None:
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.no_grad():
+            for p in self.parameters():
+                if p.ndim == 1:
+                    p.fill_(1.0)
+                else:  # small random values keep activations finite in any dtype
+                    p.copy_((torch.randn(p.shape, generator=g) * 0.02).to(p.dtype))
+
+    def setup_rope(self) -> None:
+        device = self.embed.weight.device
+        self.cos, self.sin = rope_cache(self.max_tokens, self.spec.head_dim, self.rope_theta, device)
+
+    def allocate_cache(self, batch: int) -> int:
+        """Preallocate every layer's cache; returns the exact bytes allocated."""
+        w = self.embed.weight
+        total = 0
+        for layer in self.layers:
+            a = layer.attn
+            shape = (batch, a.n_kv, a.slots(self.max_tokens), a.hd)
+            a.k_cache = torch.zeros(shape, dtype=w.dtype, device=w.device)
+            a.v_cache = torch.zeros(shape, dtype=w.dtype, device=w.device)
+            total += a.k_cache.nbytes + a.v_cache.nbytes
+        return total
+
+    def free_cache(self) -> None:
+        for layer in self.layers:
+            layer.attn.k_cache = layer.attn.v_cache = None
+
+    # ---- forward passes ------------------------------------------------------------------------
+    def _logits(self, h: Tensor) -> Tensor:
+        """fp32 logits of the last position only (what generation samples from)."""
+        h = self.norm(h[:, -1:])
+        w = self.embed.weight if self.head is None else self.head.weight
+        return F.linear(h, w).float()[:, 0]  # [B, V]
+
+    def _run(self, tokens: Tensor, attend) -> Tensor:
+        h = self.embed(tokens)
+        for layer in self.layers:
+            h = h + attend(layer.attn, layer.attn_norm(h))
+            h = h + layer.mlp(layer.mlp_norm(h))
+        return h
+
+    def forward_nocache(self, tokens: Tensor, all_logits: bool = False) -> Tensor:
+        t = tokens.shape[1]
+        cos, sin = self.cos[:t], self.sin[:t]
+        h = self._run(tokens, lambda attn, x: attn.forward_full(x, cos, sin))
+        if all_logits:
+            w = self.embed.weight if self.head is None else self.head.weight
+            return F.linear(self.norm(h), w).float()
+        return self._logits(h)
+
+    def prefill(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """Feed tokens at positions start.. into the cache (a whole prompt or one chunk of it)."""
+        t = tokens.shape[1]
+        cos, sin = self.cos[start : start + t], self.sin[start : start + t]
+        return self._logits(self._run(tokens, lambda attn, x: attn.forward_cached(x, cos, sin, start)))
+
+    def decode_static(self, token: Tensor, pos: Tensor) -> Tensor:
+        """One token per sequence at device-tensor position `pos`: CUDA-graph capturable."""
+        cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)
+        return self._logits(self._run(token, lambda attn, x: attn.forward_static(x, cos, sin, pos)))

@@ -1,0 +1,39 @@
+"""Shapes the live model runs: a few built-in sizes, or a scaled-down copy of any Llama-style model
+(its layer shape kept, fewer layers). Pure: no torch here."""
+
+from __future__ import annotations
+
+from kvdash.errors import KvdashError
+from kvdash.model import FULL, SLIDING, ModelSpec
+
+SHAPES: dict[str, ModelSpec] = {
+    "tiny": ModelSpec(name="tiny (2 layers, 64 wide)", n_layers=2, hidden_size=64, n_heads=4, n_kv_heads=2,
+                      head_dim=16, vocab_size=256, intermediate_size=128, tie_word_embeddings=True),
+    "tiny-sliding": ModelSpec(name="tiny sliding (window 8 on even layers)", n_layers=4, hidden_size=64,
+                              n_heads=4, n_kv_heads=2, head_dim=16, vocab_size=256, intermediate_size=128,
+                              tie_word_embeddings=True, layer_types=(SLIDING, FULL, SLIDING, FULL),
+                              sliding_window=8),
+    "small": ModelSpec(name="small (12 layers, 768 wide, GQA 12/4)", n_layers=12, hidden_size=768, n_heads=12,
+                       n_kv_heads=4, head_dim=64, vocab_size=32000, intermediate_size=2048,
+                       tie_word_embeddings=True),
+    "1b": ModelSpec(name="Llama-3.2-1B shape (random weights)", n_layers=16, hidden_size=2048, n_heads=32,
+                    n_kv_heads=8, head_dim=64, vocab_size=128256, intermediate_size=8192,
+                    tie_word_embeddings=True, max_position_embeddings=131072),
+}
+
+
+def scaled_copy(m: ModelSpec, layers: int) -> ModelSpec:
+    """The first `layers` layers of m (hybrid patterns kept), as a Llama-style block the live model
+    runs: biases and QK-norm dropped; latent attention and experts are refused."""
+    if m.n_experts or set(m.kinds) - {FULL, SLIDING}:
+        raise KvdashError(f"{m.name} uses latent attention or experts, which the live model does not run")
+    if type(layers) is not int or not 1 <= layers <= m.n_layers:
+        raise KvdashError(f"layers must be between 1 and {m.n_layers}")
+    kinds = m.kinds[:layers]
+    return ModelSpec(
+        name=f"{m.name}, first {layers} of {m.n_layers} layers",
+        n_layers=layers, hidden_size=m.hidden_size, n_heads=m.n_heads, n_kv_heads=m.n_kv_heads,
+        head_dim=m.head_dim, vocab_size=m.vocab_size, intermediate_size=m.intermediate_size,
+        layer_types=kinds if SLIDING in kinds else (), sliding_window=m.sliding_window if SLIDING in kinds else 0,
+        tie_word_embeddings=m.tie_word_embeddings, max_position_embeddings=m.max_position_embeddings,
+    )
