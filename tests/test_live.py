@@ -129,8 +129,8 @@ def test_lock_serialises_concurrent_runs(monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    (a0, a1), (b0, b1) = sorted(spans)
-    assert a1 <= b0  # the second run started only after the first ended
+    (_, first_end), (second_start, _) = sorted(spans)
+    assert first_end <= second_start  # the second run started only after the first ended
     assert waits == [1]  # and was told it was waiting for the GPU
     assert not runner.RUN_LOCK.locked()
 

@@ -78,7 +78,8 @@ def summary(r: dict) -> str:
         f"KV cache  measured {m['kv_cache_bytes']:,} B  predicted {pr['kv_cache_bytes']:,} B  "
         f"exact: {c['kv_cache_exact']}",
         f"prefill {m['ttft_s'] * 1e3:.2f} ms (floor {pr['prefill_floor_s'] * 1e3:.3f} ms); decode "
-        f"{m['tpot_s'] * 1e3:.3f} ms/token (floor {pr['decode_floor_s'] * 1e3:.3f} ms), {m['tokens_per_s']:,.0f} tok/s",
+        f"{m['tpot_s'] * 1e3:.3f} ms/token (floor {pr['decode_floor_s'] * 1e3:.3f} ms), "
+        f"{m['tokens_per_s']:,.0f} tok/s",
         f"cached decode is {c['cached_speedup_at_longest']:.1f}x faster than recomputing at position "
         f"{c['longest_position']:,}",
     ]

@@ -95,7 +95,6 @@ def _probe(device: torch.device, dtype: torch.dtype, clock: _Clock) -> dict:
     b = torch.randn(n, n, dtype=dtype, device=device)
     a @ b
     mm_s = statistics.median(clock.time(lambda: a @ b) for _ in range(5))
-    del src, dst, a, b
     return {"copy_bytes_per_s": 2 * n_bytes / copy_s, "matmul_flops_per_s": 2 * n**3 / mm_s, "matmul_n": n}
 
 
@@ -195,7 +194,7 @@ def _run(cfg: LiveConfig, device, dtype, scenario: Scenario, predicted, progress
         nxt = tokens[:, P : P + 1]
         cached = []
         for pos in range(P, P + G - 1):
-            dt, logits = step(nxt, pos)
+            dt, _ = step(nxt, pos)
             cached.append((pos, dt))
             nxt = tokens[:, pos + 1 : pos + 2]  # teacher-forced: the same tokens every run
         if not cached:  # one new token: time one extra step at the last position
