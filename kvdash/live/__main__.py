@@ -74,7 +74,8 @@ def summary(r: dict) -> str:
     lines = [
         f"{r['device']['name']} ({r['device']['dtype']}, torch {r['device']['torch']}, CUDA {r['device']['cuda']})",
         f"{s['name']}: {s['params']:,} params, batch {s['batch']}, prompt {s['prompt_tokens']}, new {s['new_tokens']}",
-        f"weights   measured {m['weights_bytes']:,} B  predicted {pr['weights_bytes']:,} B  exact: {c['weights_exact']}",
+        f"weights   measured {m['weights_bytes']:,} B  predicted {pr['weights_bytes']:,} B  "
+        f"exact: {c['weights_exact']}",
         f"KV cache  measured {m['kv_cache_bytes']:,} B  predicted {pr['kv_cache_bytes']:,} B  "
         f"exact: {c['kv_cache_exact']}",
         f"prefill {m['ttft_s'] * 1e3:.2f} ms (floor {pr['prefill_floor_s'] * 1e3:.3f} ms); decode "
