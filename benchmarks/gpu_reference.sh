@@ -14,9 +14,10 @@ run() {  # name, then kvdash.live arguments
     && python3 -c "import json,sys; from kvdash.live.__main__ import summary; print(summary(json.load(open(sys.argv[1]))))" "$out/$name.json" \
     || { echo "FAILED: $name"; tail -5 "$out/$name.err"; }
 }
-run 1b-b1-ctx4096-graph --shape 1b --batch 1 --prompt 4032 --new 64 --graph
 run 1b-b1-ctx4096-eager --shape 1b --batch 1 --prompt 4032 --new 64
+run 1b-b1-ctx4096-graph --shape 1b --batch 1 --prompt 4032 --new 64 --graph
+run 1b-b1-ctx4096-compile-graph --shape 1b --batch 1 --prompt 4032 --new 64 --graph --compile
 run 1b-b16-ctx2048-graph --shape 1b --batch 16 --prompt 1984 --new 64 --graph
 run small-b8-ctx1152-eager --shape small --batch 8 --prompt 1024 --new 128
-run gemma2-9b-4layers-window --preset gemma-2-9b --layers 4 --batch 2 --prompt 6000 --new 32 --graph
-run llama31-8b-8layers-b4 --preset llama-3.1-8b --layers 8 --batch 4 --prompt 8000 --new 32 --graph
+run gemma2-9b-4layers-window-graph --preset gemma-2-9b --layers 4 --batch 2 --prompt 6000 --new 32 --graph
+run llama31-8b-8layers-b4-graph --preset llama-3.1-8b --layers 8 --batch 4 --prompt 8000 --new 32 --graph

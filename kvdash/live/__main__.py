@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new", type=int, default=32, help="generated tokens")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--graph", action="store_true", help="capture the decode step in a CUDA graph")
+    p.add_argument("--compile", action="store_true", help="torch.compile the decode step")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--no-store", action="store_true", help="do not add the run to the history")
     try:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
             spec = scaled_copy(preset_model(args.preset), args.layers or 4)
         cfg = LiveConfig(spec=spec, batch=args.batch, prompt_tokens=args.prompt, new_tokens=args.new,
-                         device=args.device, graph=args.graph)
+                         device=args.device, graph=args.graph, compile=args.compile)
         result = run_exclusive(cfg)
         if not args.no_store:
             from kvdash.live.store import RunStore

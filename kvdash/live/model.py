@@ -45,21 +45,20 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        return F.rms_norm(x.float(), self.weight.shape, eps=self.eps).type_as(x) * self.weight
 
 
 def rope_cache(max_tokens: int, head_dim: int, theta: float, device) -> tuple[Tensor, Tensor]:
+    """cos and sin tables [max_tokens, head_dim / 2] (fp32) for the rotate-half convention."""
     inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
-    freqs = torch.outer(torch.arange(max_tokens, device=device, dtype=torch.float32), inv)  # [S, D/2]
+    freqs = torch.outer(torch.arange(max_tokens, device=device, dtype=torch.float32), inv)
     return freqs.cos(), freqs.sin()
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x: [B, H, T, D]; cos/sin: [T, D/2] (rotate-half convention)."""
+    """x: [B, H, T, D]; cos/sin: [T, D/2]. Rotates the pairs (x[i], x[i + D/2])."""
     x1, x2 = x.float().chunk(2, dim=-1)
-    out = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
-    return out.type_as(x)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).type_as(x)
 
 
 class Attention(nn.Module):
@@ -67,9 +66,8 @@ class Attention(nn.Module):
         super().__init__()
         h, self.n_heads, self.n_kv, self.hd = m.hidden_size, m.n_heads, m.n_kv_heads, m.head_dim
         self.window = window  # 0: full attention
-        self.wq = nn.Linear(h, self.n_heads * self.hd, bias=False)
-        self.wk = nn.Linear(h, self.n_kv * self.hd, bias=False)
-        self.wv = nn.Linear(h, self.n_kv * self.hd, bias=False)
+        # q, k and v projections fused in one matrix: one kernel instead of three per layer
+        self.wqkv = nn.Linear(h, (self.n_heads + 2 * self.n_kv) * self.hd, bias=False)
         self.wo = nn.Linear(self.n_heads * self.hd, h, bias=False)
         self.k_cache: Tensor | None = None
         self.v_cache: Tensor | None = None
@@ -79,9 +77,10 @@ class Attention(nn.Module):
 
     def _qkv(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, t, _ = x.shape
-        q = self.wq(x).view(b, t, self.n_heads, self.hd).transpose(1, 2)  # [B, H, T, D]
-        k = self.wk(x).view(b, t, self.n_kv, self.hd).transpose(1, 2)  # [B, Hkv, T, D]
-        v = self.wv(x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
+        q, k, v = self.wqkv(x).split([self.n_heads * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1)
+        q = q.view(b, t, self.n_heads, self.hd).transpose(1, 2)  # [B, H, T, D]
+        k = k.view(b, t, self.n_kv, self.hd).transpose(1, 2)  # [B, Hkv, T, D]
+        v = v.view(b, t, self.n_kv, self.hd).transpose(1, 2)
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
     def _out(self, y: Tensor) -> Tensor:
@@ -129,22 +128,24 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=True)
         return self._out(y)
 
-    def forward_static(self, x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor) -> Tensor:
-        """One decode token at position `pos` (a 1-element tensor) over every cache slot, masked.
+    def forward_static(self, x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor, bias: Tensor) -> Tensor:
+        """One decode token per sequence at position `pos` (a 1-element device tensor), attending to
+        every cache slot with an additive mask `bias` [slots] (0 valid, -inf empty).
 
-        Shapes never change, so a CUDA graph can capture it. Slot s holds the latest position
-        congruent to s (mod slots) that is <= pos; it is valid when that position is >= 0.
+        Shapes never change with the position, so the step runs the same kernels every time and a
+        CUDA graph can capture it. Queries are grouped per KV head ([B, Hkv, G, D]) so the cache is
+        read once, never repeated G times.
         """
         q, k, v = self._qkv(x, cos, sin)
-        size = self.k_cache.shape[2]
-        slot = pos % size if self.window else pos
+        b = x.shape[0]
+        slot = pos % self.k_cache.shape[2]
         self.k_cache.index_copy_(2, slot, k)
         self.v_cache.index_copy_(2, slot, v)
-        s = torch.arange(size, device=x.device)
-        held = pos - (pos - s) % size  # the position each slot holds
-        mask = (held >= 0)[None, :]
-        y = F.scaled_dot_product_attention(q, self.k_cache, self.v_cache, attn_mask=mask, enable_gqa=True)
-        return self._out(y)
+        g = self.n_heads // self.n_kv
+        q = q.view(b, self.n_kv, g, self.hd) * self.hd**-0.5
+        scores = torch.matmul(q, self.k_cache.transpose(-1, -2)).float() + bias  # [B, Hkv, G, S]
+        y = torch.matmul(scores.softmax(-1).type_as(q), self.v_cache)  # [B, Hkv, G, D]
+        return self._out(y.view(b, self.n_heads, 1, self.hd))
 
 
 class Block(nn.Module):
@@ -153,12 +154,12 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(m.hidden_size)
         self.attn = Attention(m, window)
         self.mlp_norm = RMSNorm(m.hidden_size)
-        self.gate = nn.Linear(m.hidden_size, m.intermediate_size, bias=False)
-        self.up = nn.Linear(m.hidden_size, m.intermediate_size, bias=False)
+        self.gate_up = nn.Linear(m.hidden_size, 2 * m.intermediate_size, bias=False)  # fused, as above
         self.down = nn.Linear(m.intermediate_size, m.hidden_size, bias=False)
 
     def mlp(self, x: Tensor) -> Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
 
 
 class LiveDecoder(nn.Module):
@@ -236,4 +237,10 @@ class LiveDecoder(nn.Module):
     def decode_static(self, token: Tensor, pos: Tensor) -> Tensor:
         """One token per sequence at device-tensor position `pos`: CUDA-graph capturable."""
         cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)
-        return self._logits(self._run(token, lambda attn, x: attn.forward_static(x, cos, sin, pos)))
+        biases = {}
+        for size in {layer.attn.k_cache.shape[2] for layer in self.layers}:
+            s = torch.arange(size, device=pos.device)
+            held = pos - (pos - s) % size  # the position each slot holds (negative: never written)
+            biases[size] = torch.zeros(size, device=pos.device).masked_fill(held < 0, float("-inf"))
+        return self._logits(self._run(
+            token, lambda attn, x: attn.forward_static(x, cos, sin, pos, biases[attn.k_cache.shape[2]])))
