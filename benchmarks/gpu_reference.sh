@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Reference live runs on a real GPU, written as JSON files into $1 (default: data/measurements/new).
 # Each run is `python -m kvdash.live ... --json`: measured numbers only, never edited by hand.
+# Usage: KVDASH_COMMIT=$(git rev-parse HEAD) benchmarks/gpu_reference.sh OUT_DIR
 set -uo pipefail
 out="${1:-data/measurements/new}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+echo "${KVDASH_COMMIT:-unknown}" > "$out/code_commit.txt"  # the kvdash commit these runs measured
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/nvidia-smi.csv" 2>&1
 python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda)" > "$out/versions.txt"
 run() {  # name, then kvdash.live arguments

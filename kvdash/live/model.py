@@ -158,8 +158,9 @@ class Block(nn.Module):
         self.down = nn.Linear(m.intermediate_size, m.hidden_size, bias=False)
 
     def mlp(self, x: Tensor) -> Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # one [T, 2I] buffer
+        act = F.silu(gate)  # + [T, I]; multiplied in place, so the peak is 3I as in kvdash's model
+        return self.down(act.mul_(up))
 
 
 class LiveDecoder(nn.Module):
