@@ -1,4 +1,10 @@
-"""AppTest of the dashboard page: inputs change the numbers to exactly what the library says."""
+"""AppTest of the dashboard: inputs map to exactly the numbers the library computes.
+
+Each case starts a fresh app with its inputs preset in session state: AppTest re-runs a
+multipage app by executing the page script alone (Streamlit's legacy `pages/` mode), so a fresh
+run through the entry point is the faithful way to drive the sidebar. The real-browser tests cover
+interaction within one session.
+"""
 
 from pathlib import Path
 
@@ -14,41 +20,79 @@ from kvdash.units import fmt_bytes
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
-@pytest.fixture
-def app():
-    return AppTest.from_file(str(APP), default_timeout=60).run()
+def run_app(page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    for key, value in state.items():
+        at.session_state[key] = value
+    if page:
+        at.switch_page(page)
+    return at.run()
 
 
 def metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def test_default_page_shows_the_library_numbers(app):
-    assert not app.exception
+def kv_bytes_in_table(at) -> int:
+    table = at.dataframe[0].value
+    return int(table.loc[table.component == "KV cache", "bytes"].iloc[0])
+
+
+def test_default_page_shows_the_library_numbers():
+    at = run_app()
+    assert not at.exception
     b = breakdown(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192), get_gpu("nvidia-h100-sxm5"))
-    shown = metrics(app)
+    shown = metrics(at)
     assert shown["Total (GiB)"] == fmt_bytes(b.total, "GiB")
     assert shown["KV cache (GiB)"] == fmt_bytes(b["kv_cache"], "GiB") == "1.00 GiB"
-    table = app.dataframe[0].value
-    assert int(table.loc[table.component == "KV cache", "bytes"].iloc[0]) == 8192 * 131_072
+    assert kv_bytes_in_table(at) == 8192 * 131_072
+    assert "8,030,261,248 parameters" in at.caption[0].value
 
 
-def test_changing_inputs_updates_numbers(app):
-    app.selectbox(key="model").set_value("deepseek-v3")
-    app.number_input(key="batch").set_value(4)
-    app.number_input(key="context").set_value(1000)
-    app.radio(key="unit").set_value("GB")
-    app.run()
-    table = app.dataframe[0].value
-    assert int(table.loc[table.component == "KV cache", "bytes"].iloc[0]) == 4 * 1000 * 70_272
-    assert metrics(app)["KV per token"] == "70,272 B"
-    assert "Total (GB)" in metrics(app)
-    assert metrics(app)["Fits H100 SXM5 80GB?"] == "does not fit"
+def test_inputs_change_the_numbers():
+    at = run_app(model="deepseek-v3", batch=4, context=1000, unit="GB")
+    assert not at.exception
+    assert kv_bytes_in_table(at) == 4 * 1000 * 70_272
+    assert metrics(at)["KV per token"] == "70,272 B"
+    assert "Total (GB)" in metrics(at)
+    assert metrics(at)["Fits H100 SXM5 80GB?"] == "does not fit"
 
 
-def test_bad_parallel_degree_shows_an_error_and_the_app_recovers(app):
-    app.number_input(key="tp").set_value(3).run()
-    assert not app.exception
-    assert "must divide the 32 attention heads" in app.error[0].value
-    app.number_input(key="tp").set_value(2).run()
-    assert not app.error and metrics(app)["KV per token"] == "65,536 B"
+def test_tensor_parallel_input():
+    at = run_app(tp=2)
+    assert metrics(at)["KV per token"] == "65,536 B"
+
+
+def test_bad_parallel_degree_shows_an_error_not_a_traceback():
+    at = run_app(tp=3)
+    assert not at.exception
+    assert "must divide the 32 attention heads" in at.error[0].value
+
+
+@pytest.fixture
+def store_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("KVDASH_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_live_page_runs_a_tiny_shape_on_the_cpu(store_dir):
+    pytest.importorskip("torch")
+    at = run_app("pages/live.py", live_shape="tiny", live_prompt=16, live_new=4)
+    assert not at.exception
+    assert any("No GPU" in i.value for i in at.info)
+    at.button(key="live_run").click().run()
+    assert not at.exception and not at.error
+    shown = metrics(at)
+    assert shown["Time per output token"].endswith("ms")
+    table = at.dataframe[0].value
+    rows = dict(zip(table.quantity, table.comparison, strict=True))
+    assert rows["Weights (B)"] == "exact" and rows["KV cache (B)"] == "exact"
+    assert len(at.get("plotly_chart")) >= 2
+    assert (store_dir / "runs.sqlite").exists()  # the run joined the history
+
+
+def test_live_page_shows_reference_runs():
+    at = run_app("pages/live.py")
+    assert not at.exception
+    options = at.selectbox(key="live_reference").options
+    assert any("h200" in o for o in options)

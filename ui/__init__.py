@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the dashboard's entry point and its pages (no computation here)."""
