@@ -96,3 +96,21 @@ def test_live_page_shows_reference_runs():
     assert not at.exception
     options = at.selectbox(key="live_reference").options
     assert any("h200" in o for o in options)
+
+
+def test_live_page_without_torch_says_so(monkeypatch):
+    import streamlit as st
+
+    from kvdash.live import runner
+
+    monkeypatch.setattr(runner, "torch_status",
+                        lambda: {"torch": False, "version": None, "cuda": False, "device": "none"})
+    st.cache_resource.clear()
+    try:
+        at = run_app("pages/live.py")
+    finally:
+        st.cache_resource.clear()
+    assert not at.exception
+    assert any("PyTorch is not installed" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "live_run"]  # nothing to run
+    assert at.selectbox(key="live_reference").options  # the reference runs are still shown
