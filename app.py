@@ -2,6 +2,8 @@
 each page reads the selection and only arranges numbers from kvdash's breakdown table.
 
 Run with `make run`. torch is imported only by the Live run page, and only when it runs.
+The page scripts live in app_pages/, not pages/: a pages/ folder switches Streamlit into its legacy
+multipage mode whenever a deep link is a server's first request, which skips this entry point.
 """
 
 import streamlit as st
@@ -11,7 +13,7 @@ from ui.sidebar import render_sidebar
 st.set_page_config(page_title="kvdash: inference memory", layout="wide")
 render_sidebar()
 page = st.navigation([
-    st.Page("pages/memory.py", title="Memory", url_path="memory", default=True),
-    st.Page("pages/live.py", title="Live run", url_path="live"),
+    st.Page("app_pages/memory.py", title="Memory", url_path="memory", default=True),
+    st.Page("app_pages/live.py", title="Live run", url_path="live"),
 ])
 page.run()

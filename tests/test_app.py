@@ -1,10 +1,4 @@
-"""AppTest of the dashboard: inputs map to exactly the numbers the library computes.
-
-Each case starts a fresh app with its inputs preset in session state: AppTest re-runs a
-multipage app by executing the page script alone (Streamlit's legacy `pages/` mode), so a fresh
-run through the entry point is the faithful way to drive the sidebar. The real-browser tests cover
-interaction within one session.
-"""
+"""AppTest of the dashboard: inputs change the numbers to exactly what the library computes."""
 
 from pathlib import Path
 
@@ -50,7 +44,12 @@ def test_default_page_shows_the_library_numbers():
 
 
 def test_inputs_change_the_numbers():
-    at = run_app(model="deepseek-v3", batch=4, context=1000, unit="GB")
+    at = run_app()
+    at.selectbox(key="model").set_value("deepseek-v3")
+    at.number_input(key="batch").set_value(4)
+    at.number_input(key="context").set_value(1000)
+    at.radio(key="unit").set_value("GB")
+    at.run()
     assert not at.exception
     assert kv_bytes_in_table(at) == 4 * 1000 * 70_272
     assert metrics(at)["KV per token"] == "70,272 B"
@@ -63,10 +62,18 @@ def test_tensor_parallel_input():
     assert metrics(at)["KV per token"] == "65,536 B"
 
 
-def test_bad_parallel_degree_shows_an_error_not_a_traceback():
-    at = run_app(tp=3)
+def test_bad_parallel_degree_shows_an_error_and_the_app_recovers():
+    at = run_app()
+    at.number_input(key="tp").set_value(3).run()
     assert not at.exception
     assert "must divide the 32 attention heads" in at.error[0].value
+    at.number_input(key="tp").set_value(2).run()
+    assert not at.error and metrics(at)["KV per token"] == "65,536 B"
+
+
+def test_preset_state_reaches_the_page():
+    at = run_app(model="qwen3-4b", context=1000)
+    assert kv_bytes_in_table(at) == 1000 * 147_456
 
 
 @pytest.fixture
@@ -77,9 +84,12 @@ def store_dir(tmp_path, monkeypatch):
 
 def test_live_page_runs_a_tiny_shape_on_the_cpu(store_dir):
     pytest.importorskip("torch")
-    at = run_app("pages/live.py", live_shape="tiny", live_prompt=16, live_new=4)
+    at = run_app("app_pages/live.py")
     assert not at.exception
     assert any("No GPU" in i.value for i in at.info)
+    at.selectbox(key="live_shape").set_value("tiny")
+    at.slider(key="live_prompt").set_value(16)
+    at.slider(key="live_new").set_value(4)
     at.button(key="live_run").click().run()
     assert not at.exception and not at.error
     shown = metrics(at)
@@ -92,7 +102,7 @@ def test_live_page_runs_a_tiny_shape_on_the_cpu(store_dir):
 
 
 def test_live_page_shows_reference_runs():
-    at = run_app("pages/live.py")
+    at = run_app("app_pages/live.py")
     assert not at.exception
     options = at.selectbox(key="live_reference").options
     assert any("h200" in o for o in options)
@@ -107,7 +117,7 @@ def test_live_page_without_torch_says_so(monkeypatch):
                         lambda: {"torch": False, "version": None, "cuda": False, "device": "none"})
     st.cache_resource.clear()
     try:
-        at = run_app("pages/live.py")
+        at = run_app("app_pages/live.py")
     finally:
         st.cache_resource.clear()
     assert not at.exception

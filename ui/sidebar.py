@@ -1,9 +1,6 @@
 """The shared sidebar: model, scenario, GPU and units, stored in session state for every page.
 
-app.py draws it before running the page. A page can also be run on its own (Streamlit's legacy
-`pages/` mode runs a page script directly on a server's first request for it, and AppTest reruns
-do the same); `selection()` then draws the sidebar itself, with the same widget keys, so the
-user's choices carry over either way.
+app.py draws it on every run, before st.navigation runs the page; pages call `selection()`.
 """
 
 from __future__ import annotations
@@ -15,9 +12,6 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
-
-_DRAWN = "_sidebar_drawn_this_run"
-
 
 @st.cache_data
 def preset_names() -> dict[str, str]:
@@ -54,13 +48,9 @@ def render_sidebar() -> None:
     except KvdashError as e:
         st.session_state["sel_scenario"] = None
         st.session_state["sel_error"] = str(e)
-    st.session_state[_DRAWN] = True
 
 
 def selection():
-    """(model, scenario or None, gpu, unit, error or None) for the page being drawn."""
-    if not st.session_state.pop(_DRAWN, False):
-        render_sidebar()
-        st.session_state.pop(_DRAWN)
+    """(model, scenario or None, gpu, unit, error or None), as the sidebar set them this run."""
     s = st.session_state
     return s["sel_model"], s["sel_scenario"], s["sel_gpu"], s["sel_unit"], s["sel_error"]
