@@ -36,16 +36,21 @@ def reference_runs() -> dict[str, dict]:
 
 def comparison_table(r: dict) -> pd.DataFrame:
     p, m, c = r["predicted"], r["measured"], r["checks"]
+    prefill = (f"measured / predicted = {c['prefill_ratio']:.3f}" if c["prefill_ratio"]
+               else "needs a GPU's allocator to measure")
     rows = [
-        ("Weights (B)", p["weights_bytes"], m["weights_bytes"], "exact" if c["weights_exact"] else "MISMATCH"),
-        ("KV cache (B)", p["kv_cache_bytes"], m["kv_cache_bytes"], "exact" if c["kv_cache_exact"] else "MISMATCH"),
-        ("Prefill activation peak (B)", p["prefill_activation_bytes"], m["prefill_activation_bytes"],
-         f"measured / predicted = {c['prefill_ratio']:.3f}" if c["prefill_ratio"] else "needs a GPU allocator"),
-        ("Prefill, TTFT (s)", p["prefill_floor_s"], m["ttft_s"], f"{c['prefill_vs_floor']:.2f} x the compute floor"),
-        ("Decode step, TPOT (s)", p["decode_floor_s"], m["tpot_s"],
+        ("Weights (B)", f"{p['weights_bytes']:,}", f"{m['weights_bytes']:,}",
+         "exact" if c["weights_exact"] else "MISMATCH"),
+        ("KV cache (B)", f"{p['kv_cache_bytes']:,}", f"{m['kv_cache_bytes']:,}",
+         "exact" if c["kv_cache_exact"] else "MISMATCH"),
+        ("Prefill activation peak (B)", f"{p['prefill_activation_bytes']:,}",
+         f"{m['prefill_activation_bytes']:,}" if m["prefill_activation_bytes"] is not None else "n/a", prefill),
+        ("Prefill, time to first token (ms)", f"floor {p['prefill_floor_s'] * 1e3:,.3f}", f"{m['ttft_s'] * 1e3:,.3f}",
+         f"{c['prefill_vs_floor']:.2f} x the compute floor"),
+        ("Decode step, time per token (ms)", f"floor {p['decode_floor_s'] * 1e3:,.3f}", f"{m['tpot_s'] * 1e3:,.3f}",
          f"{c['decode_vs_floor']:.2f} x the bandwidth floor"),
     ]
-    return pd.DataFrame(rows, columns=["quantity", "predicted (formula)", "measured", "comparison"])
+    return pd.DataFrame(rows, columns=["quantity", "kvdash (formula)", "measured", "comparison"])
 
 
 def show_result(r: dict) -> None:

@@ -13,6 +13,7 @@ from kvdash.gpus import load_gpus
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
 
+
 @st.cache_data
 def preset_names() -> dict[str, str]:
     return {p.id: p.name for p in load_presets().values()}

@@ -181,8 +181,9 @@ def _run(cfg: LiveConfig, device, dtype, scenario: Scenario, predicted, progress
     model.setup_rope()
     mem["rope_tables"] = model.cos.nbytes + model.sin.nbytes
 
-    cache_exact = model.allocate_cache(B)
-    mem["kv_cache_tensors"] = cache_exact
+    before_cache = _mem(device).get("allocated", 0)
+    mem["kv_cache_tensors"] = model.allocate_cache(B)
+    mem["kv_cache_allocated"] = _mem(device)["allocated"] - before_cache if device.type == "cuda" else None
     tokens = torch.randint(0, m.vocab_size, (B, P + G), generator=torch.Generator().manual_seed(cfg.seed))
     tokens = tokens.to(device)
 
