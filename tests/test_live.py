@@ -38,13 +38,19 @@ def build(m: ModelSpec, max_tokens: int, batch: int = 2) -> LiveDecoder:
 SPECS = [tiny(), tiny((SLIDING, FULL, SLIDING), window=5), tiny((SLIDING,) * 2, window=7, tie=True)]
 
 
+def with_reference(m: ModelSpec, T: int, seed: int):
+    """A model with an empty cache, random tokens, and the cacheless logits at every position."""
+    model = build(m, T)
+    tokens = torch.randint(0, m.vocab_size, (2, T), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return model, tokens, model.forward_nocache(tokens, all_logits=True)  # logits [B, T, V]
+
+
 @pytest.mark.parametrize("m", SPECS, ids=["full", "hybrid-window-5", "all-sliding-7"])
 def test_cached_decode_equals_full_forward(m):
     T = 23
-    model = build(m, T)
-    tokens = torch.randint(0, m.vocab_size, (2, T), generator=torch.Generator().manual_seed(1))
+    model, tokens, ref = with_reference(m, T, seed=1)
     with torch.no_grad():
-        ref = model.forward_nocache(tokens, all_logits=True)  # [B, T, V]
         first = model.prefill(tokens[:, :9])
         steps = [model.prefill(tokens[:, i : i + 1], start=i) for i in range(9, T)]
     torch.testing.assert_close(first, ref[:, 8], rtol=1e-5, atol=1e-5)
@@ -55,10 +61,8 @@ def test_cached_decode_equals_full_forward(m):
 @pytest.mark.parametrize("chunk", [2, 6, 11])
 def test_chunked_prefill_into_a_non_empty_cache(m, chunk):
     T = 23
-    model = build(m, T)
-    tokens = torch.randint(0, m.vocab_size, (2, T), generator=torch.Generator().manual_seed(2))
+    model, tokens, ref = with_reference(m, T, seed=2)
     with torch.no_grad():
-        ref = model.forward_nocache(tokens, all_logits=True)
         for start in range(0, T, chunk):
             out = model.prefill(tokens[:, start : start + chunk], start=start)
             end = min(start + chunk, T) - 1
@@ -68,10 +72,8 @@ def test_chunked_prefill_into_a_non_empty_cache(m, chunk):
 @pytest.mark.parametrize("m", SPECS, ids=["full", "hybrid-window-5", "all-sliding-7"])
 def test_static_decode_path_equals_full_forward(m):
     T = 19
-    model = build(m, T)
-    tokens = torch.randint(0, m.vocab_size, (2, T), generator=torch.Generator().manual_seed(3))
+    model, tokens, ref = with_reference(m, T, seed=3)
     with torch.no_grad():
-        ref = model.forward_nocache(tokens, all_logits=True)
         model.prefill(tokens[:, :4])
         steps = [model.decode_static(tokens[:, i : i + 1], torch.tensor([i])) for i in range(4, T)]
     torch.testing.assert_close(torch.stack(steps, 1), ref[:, 4:], rtol=1e-5, atol=1e-5)
