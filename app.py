@@ -14,6 +14,7 @@ st.set_page_config(page_title="kvdash: inference memory", layout="wide")
 render_sidebar()
 page = st.navigation([
     st.Page("app_pages/memory.py", title="Memory", url_path="memory", default=True),
+    st.Page("app_pages/speed.py", title="Speed", url_path="speed"),
     st.Page("app_pages/live.py", title="Live run", url_path="live"),
 ])
 page.run()

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from kvdash.calibration import default_params, errors, fit, from_run, mode_of, predicted_tpot, predicted_ttft
 from kvdash.errors import KvdashError
 from kvdash.live.runner import run_exclusive, torch_status
 from kvdash.live.shapes import SHAPES, scaled_copy
@@ -50,6 +51,12 @@ def comparison_table(r: dict) -> pd.DataFrame:
         ("Decode step, time per token (ms)", f"floor {p['decode_floor_s'] * 1e3:,.3f}", f"{m['tpot_s'] * 1e3:,.3f}",
          f"{c['decode_vs_floor']:.2f} x the bandwidth floor"),
     ]
+    if r.get("catalog_gpu"):  # the speed model's prediction for this run's GPU and launch mode
+        x, params = from_run(r), default_params(mode_of(r))
+        for label, pred, meas in (("TTFT", predicted_ttft(x, params), m["ttft_s"]),
+                                  ("TPOT", predicted_tpot(x, params), m["tpot_s"])):
+            rows.append((f"{label}, speed model: {params.name} (ms)", f"{pred * 1e3:,.3f}", f"{meas * 1e3:,.3f}",
+                         f"predicted / measured = {pred / meas:.2f}"))
     return pd.DataFrame(rows, columns=["quantity", "kvdash (formula)", "measured", "comparison"])
 
 
@@ -159,6 +166,30 @@ if status["torch"]:
         } for h in history]), hide_index=True, width="stretch", key="live_history")
 
 refs = reference_runs()
+st.subheader("Calibrate the speed model")
+st.write("Fits the speed model's bandwidth efficiency and per-layer overhead (per launch mode: eager, CUDA "
+         "graph, torch.compile) and its compute efficiency to every stored run on a catalogued GPU, and shows "
+         "the prediction error before and after. The Speed page can then use the fitted values.")
+if st.button("Fit to the stored runs", key="live_fit"):
+    stored = list(refs.items()) + [(f"history #{h['id']}", h) for h in
+                                   (RunStore().all() if status["torch"] else [])]
+    runs = [from_run(r, label) for label, r in stored if r.get("catalog_gpu")]
+    if not runs:
+        st.warning("No stored run was measured on a GPU in the catalog.")
+    else:
+        fitted = fit(runs)
+        st.session_state["calibrated"] = fitted
+        before, after = errors(runs), errors(runs, fitted)
+        st.dataframe(pd.DataFrame([{
+            "run": b["run"], "mode": b["mode"], "TPOT measured ms": round(b["tpot_measured_s"] * 1e3, 3),
+            "error before": f"{b['tpot_error']:+.1%}", "error after": f"{a['tpot_error']:+.1%}",
+            "TTFT error before": f"{b['ttft_error']:+.1%}", "TTFT error after": f"{a['ttft_error']:+.1%}",
+        } for b, a in zip(before, after, strict=True)]), hide_index=True, width="stretch", key="live_fit_table")
+        st.dataframe(pd.DataFrame([{"mode": k, "memory efficiency": round(v.memory_eff, 3),
+                                    "compute efficiency": round(v.compute_eff, 3),
+                                    "overhead per layer µs": round(v.layer_overhead_s * 1e6, 1)}
+                                   for k, v in fitted.items()]), hide_index=True, width="stretch")
+
 if refs:
     st.subheader("Reference runs from real GPUs (measured, committed in data/measurements/)")
     pick = st.selectbox("Reference run", list(refs), key="live_reference")

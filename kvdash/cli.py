@@ -4,6 +4,8 @@
         [--kv-dtype D] [--tp N] [--pp N] [--gpu ID] [--block-size N] [--json] ...
     kvdash capacity (--preset NAME | --config FILE) --kv-budget-gib X [--block-size 16]
         [--max-model-len L] [--tp N] [--kv-dtype D] [--json]
+    kvdash speed (--preset NAME | --config FILE) --gpu ID [--batch B] [--context T] [--new-tokens N]
+        [--tp N] [--runtime engine|eager] [--json]
     kvdash presets | kvdash gpus
 
 Bad input exits with status 2 and one line on stderr naming the problem.
@@ -25,6 +27,7 @@ from kvdash.model import ModelSpec
 from kvdash.presets import load_presets, preset_model
 from kvdash.scenario import Scenario
 from kvdash.solvers import max_batch, max_context
+from kvdash.speed import RUNTIMES, speed
 from kvdash.units import fmt_bytes
 
 
@@ -74,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--max-model-len", type=int, metavar="L", help="default: the model's max positions")
     cap.add_argument("--max-num-batched-tokens", type=int, default=DEFAULT_MAX_NUM_BATCHED_TOKENS, metavar="N",
                      help="scheduler token budget; sizes sliding-window reservations (default 8192)")
+
+    spd = sub.add_parser("speed", help="roofline prediction of prefill and decode time")
+    _model_args(spd)
+    spd.add_argument("--gpu", required=True, metavar="ID", help="a GPU id (see `kvdash gpus`)")
+    spd.add_argument("--batch", type=int, default=1, metavar="B", help="concurrent sequences (default 1)")
+    spd.add_argument("--context", type=int, default=1024, metavar="T", help="prompt tokens (default 1024)")
+    spd.add_argument("--new-tokens", type=int, default=256, metavar="N", help="generated tokens (default 256)")
+    spd.add_argument("--weights-dtype", default="bf16", choices=list(DTYPES), help="default bf16")
+    spd.add_argument("--runtime", default="engine", choices=list(RUNTIMES),
+                     help="overhead model: engine (CUDA graphs, default) or eager PyTorch")
 
     sub.add_parser("presets", help="list the preset models")
     sub.add_parser("gpus", help="list the GPU catalog")
@@ -136,6 +149,33 @@ def _cmd_capacity(args) -> int:
     return 0
 
 
+def _cmd_speed(args) -> int:
+    m = _load_model(args)
+    s = Scenario(batch=args.batch, prompt_tokens=args.context, new_tokens=args.new_tokens,
+                 weights_dtype=args.weights_dtype, kv_dtype=args.kv_dtype, tp=args.tp)
+    gpu = get_gpu(args.gpu)
+    params = RUNTIMES[args.runtime]
+    r = speed(m, s, gpu, params)
+    if args.json:
+        print(json.dumps(r.to_dict() | {"runtime": params.name, "memory_eff": params.memory_eff,
+                                        "compute_eff": params.compute_eff,
+                                        "layer_overhead_s": params.layer_overhead_s}, indent=2))
+        return 0
+    print(f"{m.name} on {gpu.name} x {s.tp}: batch {s.batch:,}, prompt {s.prompt_tokens:,}, "
+          f"{s.new_tokens:,} new tokens; {params.name}: {params.memory_eff:.0%} of bandwidth, "
+          f"{params.compute_eff:.0%} of dense FLOP/s, {params.layer_overhead_s * 1e6:.0f} µs per layer")
+    for name, st in (("prefill", r.prefill), ("decode", r.decode)):
+        print(f"  {name:<8} {st.seconds * 1e3:>10.3f} ms  {st.bound}-bound: {st.flops:,} FLOP, {st.bytes:,} B "
+              f"(compute {st.compute_s * 1e3:.3f} ms, memory {st.memory_s * 1e3:.3f} ms, "
+              f"overhead {st.overhead_s * 1e3:.3f} ms)")
+    print(f"time to first token {r.ttft_s * 1e3:.2f} ms; time per output token {r.tpot_s * 1e3:.3f} ms; "
+          f"{r.tokens_per_s:,.0f} tokens/s in aggregate; request end to end {r.e2e_s:.3f} s")
+    knee = r.compute_bound_batch
+    print(f"decode turns compute-bound at batch {knee:,}" if knee else
+          "decode stays memory-bound at any batch at this context (the cache read grows with the batch)")
+    return 0
+
+
 def _cmd_presets(args) -> int:
     for p in load_presets().values():
         m = p.model
@@ -149,7 +189,8 @@ def _cmd_gpus(args) -> int:
     return 0
 
 
-_COMMANDS = {"size": _cmd_size, "capacity": _cmd_capacity, "presets": _cmd_presets, "gpus": _cmd_gpus}
+_COMMANDS = {"size": _cmd_size, "capacity": _cmd_capacity, "speed": _cmd_speed, "presets": _cmd_presets,
+             "gpus": _cmd_gpus}
 
 
 def main(argv: list[str] | None = None) -> int:

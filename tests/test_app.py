@@ -124,3 +124,31 @@ def test_live_page_without_torch_says_so(monkeypatch):
     assert any("PyTorch is not installed" in w.value for w in at.warning)
     assert not [b for b in at.button if b.key == "live_run"]  # nothing to run
     assert at.selectbox(key="live_reference").options  # the reference runs are still shown
+
+
+def test_speed_page_shows_the_library_prediction():
+    from kvdash.speed import speed
+
+    at = run_app("app_pages/speed.py")
+    assert not at.exception
+    r = speed(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256),
+              get_gpu("nvidia-h100-sxm5"), knee=False)
+    assert metrics(at)["Time per output token"] == f"{r.tpot_s * 1e3:,.2f} ms"
+    assert len(at.get("plotly_chart")) == 3  # batch knee, GPU comparison, with/without cache
+    gpus = at.dataframe[0].value
+    # the scenario needs 17.25 GiB: it fits an 80 GB H100, not a 16 GB T4 (15 GiB usable)
+    assert "H100 SXM5 80GB" in set(gpus.GPU) and "T4 16GB" not in set(gpus.GPU)
+    at.number_input(key="batch").set_value(64).run()
+    assert metrics(at)["Time per output token"] != f"{r.tpot_s * 1e3:,.2f} ms"
+
+
+def test_fit_button_calibrates_and_feeds_the_speed_page():
+    at = run_app("app_pages/live.py")
+    at.button(key="live_fit").click().run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "error after" in d.value.columns)
+    assert set(table["mode"]) >= {"graph", "eager"}
+    after = table[table["mode"] == "graph"]["error after"].map(lambda v: abs(float(v.rstrip("%"))))
+    assert (after < 25).all()
+    at.switch_page("app_pages/speed.py").run()
+    assert any("calibrated" in o for o in at.radio(key="speed_runtime").options)

@@ -1,0 +1,114 @@
+"""Speed: roofline predictions of prefill and decode for the scenario in the sidebar."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from kvdash.breakdown import breakdown
+from kvdash.errors import KvdashError
+from kvdash.gpus import load_gpus
+from kvdash.speed import RUNTIMES, generation_seconds, speed
+from ui.sidebar import selection
+
+model, scenario, gpu, unit, error = selection()
+st.title(f"{model.name}: how fast?")
+st.caption("Predicted by a roofline model (formulas below), not measured. The Live run page compares it "
+           "with real runs and calibrates it.")
+
+c1, c2 = st.columns(2)
+new_tokens = c1.number_input("New tokens per request", 1, 1 << 20, 256, key="speed_new")
+choices = dict(RUNTIMES) | {f"fitted: {k}": v for k, v in st.session_state.get("calibrated", {}).items()}
+runtime = c2.radio("Runtime", list(choices), format_func=lambda k: choices[k].name, horizontal=True,
+                   key="speed_runtime", help="fitted runtimes appear after 'Fit to the stored runs' on Live run")
+params = choices[runtime]
+try:
+    if scenario is None:
+        raise KvdashError(error)
+    s = scenario.with_(new_tokens=int(new_tokens))
+    report = speed(model, s, gpu, params)
+except KvdashError as e:
+    st.error(str(e))
+    st.stop()
+
+cols = st.columns(4)
+cols[0].metric("Time to first token", f"{report.ttft_s * 1e3:,.1f} ms", report.prefill.bound + "-bound",
+               delta_color="off")
+cols[1].metric("Time per output token", f"{report.tpot_s * 1e3:,.2f} ms", report.decode.bound + "-bound",
+               delta_color="off")
+cols[2].metric("Throughput (batch)", f"{report.tokens_per_s:,.0f} tokens/s", f"{1 / report.tpot_s:,.0f} per sequence",
+               delta_color="off")
+cols[3].metric("Request end to end", f"{report.e2e_s:,.2f} s")
+knee = report.compute_bound_batch
+st.write(f"Decode turns compute-bound at batch **{knee:,}** on {gpu.name}." if knee else
+         f"Decode stays memory-bound at any batch at {s.context:,} tokens: each sequence's cache read grows "
+         "with the batch as fast as the work does.")
+st.caption(
+    f"time(step) = max(FLOPs / ({gpu.bf16_tflops} TFLOP/s × {params.compute_eff:.0%}), "
+    f"bytes / ({gpu.bandwidth_gbps:,.0f} GB/s × {params.memory_eff:.0%})) + {model.n_layers + 1} × "
+    f"{params.layer_overhead_s * 1e6:.0f} µs. Decode step at {s.prompt_tokens + (s.new_tokens - 1) // 2 + 1:,} "
+    f"tokens (mid-generation): {report.decode.flops:,} FLOP, {report.decode.bytes:,} B. Prefill: "
+    f"{report.prefill.flops:,} FLOP, {report.prefill.bytes:,} B.")
+
+# Throughput and latency against batch: the roofline knee.
+rows = []
+for b in [2**i for i in range(0, 13)]:
+    sb = s.with_(batch=b)
+    r = speed(model, sb, gpu, params, knee=False)
+    fits = breakdown(model, sb, gpu).fits
+    rows.append({"batch": b, "tokens/s": r.tokens_per_s, "ms per token": r.tpot_s * 1e3, "fits": fits})
+df = pd.DataFrame(rows)
+fig = go.Figure()
+fig.add_scatter(x=df["batch"], y=df["tokens/s"], name="tokens/s (batch)", mode="lines+markers",
+                line_color="#0072B2")
+fig.add_scatter(x=df["batch"], y=df["ms per token"], name="ms per token", mode="lines+markers", yaxis="y2",
+                line_color="#D55E00", line_dash="dash")
+no_fit = df[~df["fits"]]
+if len(no_fit):
+    fig.add_vrect(x0=no_fit["batch"].min() * 0.9, x1=no_fit["batch"].max() * 1.1, fillcolor="#999999",
+                  opacity=0.15, line_width=0, annotation_text="does not fit in memory", annotation_position="top left")
+if knee:
+    fig.add_vline(x=knee, line_dash="dot", annotation_text=f"compute-bound from batch {knee:,}")
+fig.update_layout(title=f"Decode throughput and latency against batch ({gpu.name}, predicted)",
+                  xaxis=dict(type="log", title="batch (sequences)"), yaxis_title="tokens/s",
+                  yaxis2=dict(title="ms per token", overlaying="y", side="right"))
+st.plotly_chart(fig, width="stretch")
+
+
+@st.cache_data(max_entries=64)
+def gpu_table(model_key, _model, _s, _params) -> pd.DataFrame:
+    out = []
+    for g in load_gpus().values():
+        if not g.bf16_tflops or not breakdown(_model, _s, g).fits:
+            continue
+        r = speed(_model, _s, g, _params, knee=False)
+        out.append({"GPU": g.name, "tokens/s": round(r.tokens_per_s), "TTFT ms": round(r.ttft_s * 1e3, 1),
+                    "tokens/s per GB": round(r.tokens_per_s / g.memory_gb, 2)})
+    return pd.DataFrame(out).sort_values("tokens/s", ascending=False) if out else pd.DataFrame()
+
+
+gpus_df = gpu_table((model, s, params), model, s, params)
+st.subheader("GPUs on which this scenario fits")
+if gpus_df.empty:
+    st.info("It fits none of the catalog's GPUs at this tensor-parallel degree.")
+else:
+    bar = go.Figure(go.Bar(x=gpus_df["tokens/s"], y=gpus_df["GPU"], orientation="h", marker_color="#009E73",
+                           text=gpus_df["tokens/s per GB"].map(lambda v: f"{v:,.2f} tokens/s per GB")))
+    bar.update_layout(title="Predicted decode tokens/s (label: per GB of memory)", height=28 * len(gpus_df) + 120,
+                      yaxis=dict(autorange="reversed"), xaxis_title="tokens/s")
+    st.plotly_chart(bar, width="stretch")
+    st.dataframe(gpus_df, hide_index=True, width="stretch", key="speed_gpus")
+
+# Generation time with and without a KV cache.
+lengths = [64, 128, 256, 512, 1024, 2048, 4096, 8192]
+gen = pd.DataFrame([{
+    "new tokens": n,
+    "with the cache": generation_seconds(model, s.with_(new_tokens=n), gpu, params, cache=True, samples=48),
+    "without a cache": generation_seconds(model, s.with_(new_tokens=n), gpu, params, cache=False, samples=48),
+} for n in lengths])
+g2 = go.Figure()
+g2.add_scatter(x=gen["new tokens"], y=gen["with the cache"], name="with the cache", line_color="#0072B2")
+g2.add_scatter(x=gen["new tokens"], y=gen["without a cache"], name="without a cache (recompute the prefix)",
+               line_color="#D55E00", line_dash="dash")
+g2.update_layout(title=f"Time to generate after a {s.prompt_tokens:,}-token prompt (predicted)",
+                 xaxis=dict(type="log", title="new tokens"), yaxis=dict(type="log", title="seconds"))
+st.plotly_chart(g2, width="stretch")
