@@ -14,7 +14,12 @@ st.set_page_config(page_title="kvdash: inference memory", layout="wide")
 render_sidebar()
 page = st.navigation([
     st.Page("app_pages/memory.py", title="Memory", url_path="memory", default=True),
+    st.Page("app_pages/gpus.py", title="GPUs", url_path="gpus"),
+    st.Page("app_pages/scaling.py", title="Scaling", url_path="scaling"),
+    st.Page("app_pages/compare.py", title="Compare", url_path="compare"),
+    st.Page("app_pages/serving.py", title="Serving capacity", url_path="serving"),
     st.Page("app_pages/speed.py", title="Speed", url_path="speed"),
     st.Page("app_pages/live.py", title="Live run", url_path="live"),
+    st.Page("app_pages/learn.py", title="Learn", url_path="learn"),
 ])
 page.run()

@@ -124,6 +124,8 @@ if status["torch"]:
             spec = SHAPES[st.selectbox("Built-in shape", names, format_func=lambda k: SHAPES[k].name,
                                        key="live_shape")]
         else:
+            if selected_model is None:
+                raise KvdashError("choose a model in the sidebar first")
             layers = st.slider("Layers", 1, min(selected_model.n_layers, limits["layers"]), 1, key="live_layers")
             spec = scaled_copy(selected_model, layers)
         c1, c2, c3 = st.columns(3)

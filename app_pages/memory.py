@@ -1,21 +1,24 @@
 """Memory: where the GPU memory goes for the scenario in the sidebar."""
 
+import json
+
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.solvers import max_batch, max_context
 from kvdash.units import fmt_bytes, to_unit
-from ui.sidebar import selection
+from ui.sidebar import BOUND, require
+from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS
 
-model, scenario, gpu, unit, error = selection()
+model, scenario, gpu, unit = require()
 st.title(f"{model.name}: where the memory goes")
-st.caption(f"{model.params:,} parameters · {model.attention_label} · per GPU · sizes in {unit}")
-
+st.caption(f"{model.params:,} parameters ({model.active_params:,} active per token) · {model.attention_label} · "
+           f"per GPU{' of ' + str(scenario.tp * scenario.pp) if scenario.tp * scenario.pp > 1 else ''} · "
+           f"sizes in {unit} ({'2^30' if unit == 'GiB' else '10^9'} bytes)")
 try:
-    if scenario is None:
-        raise KvdashError(error)
     b = breakdown(model, scenario, gpu)
 except KvdashError as e:
     st.error(str(e))
@@ -26,8 +29,29 @@ cols[0].metric(f"Total ({unit})", fmt_bytes(b.total, unit))
 cols[1].metric(f"Weights ({unit})", fmt_bytes(b["weights"], unit))
 cols[2].metric(f"KV cache ({unit})", fmt_bytes(b["kv_cache"], unit))
 cols[3].metric("KV per token", f"{b.kv_bytes_per_token:,} B")
-cols[4].metric(f"Fits {gpu.name}?", "fits" if b.fits else "does not fit",
+cols[4].metric(f"On {gpu.name}", "fits" if b.fits else "does not fit",
                f"headroom {fmt_bytes(b.headroom, unit)}", delta_color="normal" if b.fits else "inverse")
+
+left, right = st.columns([3, 2])
+bar = go.Figure()
+for c in b.components:
+    if c.bytes:
+        bar.add_bar(name=c.label, x=[to_unit(c.bytes, unit)], y=["this scenario"], orientation="h",
+                    marker_color=COMPONENT_COLOURS[c.key], marker_pattern_shape=COMPONENT_PATTERNS[c.key],
+                    hovertemplate=f"{c.label}: {c.bytes:,} B<extra></extra>")
+usable = to_unit(gpu.usable_bytes, unit)
+bar.add_vline(x=usable, line_dash="dash", line_color="black",
+              annotation_text=f"{gpu.name}: {fmt_bytes(gpu.usable_bytes, unit)} usable", annotation_position="top")
+bar.update_layout(barmode="stack", height=260, title=f"Breakdown against the GPU ({unit})",
+                  xaxis_title=unit, legend_orientation="h", margin=dict(l=10, r=10, t=60, b=10))
+left.plotly_chart(bar, width="stretch", key="memory_bar")
+tree = go.Figure(go.Treemap(
+    labels=[c.label for c in b.components if c.bytes], parents=["" for c in b.components if c.bytes],
+    values=[to_unit(c.bytes, unit) for c in b.components if c.bytes],
+    marker_colors=[COMPONENT_COLOURS[c.key] for c in b.components if c.bytes],
+    texttemplate="%{label}<br>%{value:.2f} " + unit + "<br>%{percentRoot:.1%}"))
+tree.update_layout(height=260, title=f"Composition ({unit})", margin=dict(l=10, r=10, t=60, b=10))
+right.plotly_chart(tree, width="stretch", key="memory_treemap")
 
 table = pd.DataFrame(
     [{"component": c.label, "bytes": c.bytes, unit: round(to_unit(c.bytes, unit), 3), "formula": c.formula,
@@ -42,3 +66,23 @@ st.write(
     f"(model trained to {model.max_position_embeddings:,}) · usable memory {fmt_bytes(gpu.usable_bytes, unit)} "
     f"({gpu.usable_basis})"
 )
+
+c1, c2, c3 = st.columns(3)
+c1.download_button("Breakdown as CSV", table.to_csv(index=False), "kvdash-breakdown.csv", "text/csv",
+                   key="dl_breakdown")
+state = {k: st.session_state[k] for k in BOUND if k in st.session_state}
+c2.download_button("Scenario as JSON", json.dumps(state, indent=2), "kvdash-scenario.json", "application/json",
+                   key="dl_scenario")
+loaded = c3.file_uploader("Load a scenario JSON", type=["json"], key="load_scenario", max_upload_size=1)
+if loaded is not None and st.session_state.get("_loaded_name") != loaded.file_id:
+    st.session_state["_loaded_name"] = loaded.file_id
+    try:
+        data = json.loads(loaded.getvalue()[:65536])
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        # Widgets already drawn this run cannot change: the sidebar applies these on the next run.
+        st.session_state["_pending_scenario"] = {k: v for k, v in data.items()
+                                                 if k in BOUND and isinstance(v, BOUND[k]) and not isinstance(v, bool)}
+        st.rerun()
+    except (ValueError, UnicodeDecodeError) as e:
+        st.error(f"could not load that scenario: {e}")

@@ -8,22 +8,24 @@ from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.speed import RUNTIMES, generation_seconds, speed
-from ui.sidebar import selection
+from ui.sidebar import require
 
-model, scenario, gpu, unit, error = selection()
+model, scenario, gpu, unit = require()
 st.title(f"{model.name}: how fast?")
 st.caption("Predicted by a roofline model (formulas below), not measured. The Live run page compares it "
            "with real runs and calibrates it.")
 
 c1, c2 = st.columns(2)
-new_tokens = c1.number_input("New tokens per request", 1, 1 << 20, 256, key="speed_new")
+if scenario.new_tokens:
+    new_tokens = scenario.new_tokens
+    c1.write(f"Generating **{new_tokens:,}** tokens per request (from the sidebar).")
+else:
+    new_tokens = c1.number_input("New tokens per request (the sidebar says 0)", 1, 1 << 20, 256, key="speed_new")
 choices = dict(RUNTIMES) | {f"fitted: {k}": v for k, v in st.session_state.get("calibrated", {}).items()}
 runtime = c2.radio("Runtime", list(choices), format_func=lambda k: choices[k].name, horizontal=True,
                    key="speed_runtime", help="fitted runtimes appear after 'Fit to the stored runs' on Live run")
 params = choices[runtime]
 try:
-    if scenario is None:
-        raise KvdashError(error)
     s = scenario.with_(new_tokens=int(new_tokens))
     report = speed(model, s, gpu, params)
 except KvdashError as e:

@@ -1,5 +1,6 @@
 """AppTest of the dashboard: inputs change the numbers to exactly what the library computes."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from kvdash.breakdown import breakdown
 from kvdash.gpus import get_gpu
-from kvdash.presets import preset_model
+from kvdash.presets import get_preset, preset_model
 from kvdash.scenario import Scenario
 from kvdash.units import fmt_bytes
 
@@ -54,7 +55,7 @@ def test_inputs_change_the_numbers():
     assert kv_bytes_in_table(at) == 4 * 1000 * 70_272
     assert metrics(at)["KV per token"] == "70,272 B"
     assert "Total (GB)" in metrics(at)
-    assert metrics(at)["Fits H100 SXM5 80GB?"] == "does not fit"
+    assert metrics(at)["On H100 SXM5 80GB"] == "does not fit"
 
 
 def test_tensor_parallel_input():
@@ -152,3 +153,72 @@ def test_fit_button_calibrates_and_feeds_the_speed_page():
     assert (after < 25).all()
     at.switch_page("app_pages/speed.py").run()
     assert any("calibrated" in o for o in at.radio(key="speed_runtime").options)
+
+
+def test_memory_page_charts_and_exports():
+    at = run_app()
+    assert len(at.get("plotly_chart")) == 2  # stacked bar against the GPU, treemap
+    assert {b.label for b in at.get("download_button")} >= {"Breakdown as CSV", "Scenario as JSON"}
+
+
+def test_custom_architecture():
+    at = run_app(source="custom", c_layers=10, c_heads=16, c_kv=2, c_hd=64, context=1000)
+    assert not at.exception and not at.error
+    assert metrics(at)["KV per token"] == f"{10 * 2 * 64 * 2 * 2:,} B"
+    at = run_app(source="custom", c_attn="latent (MLA)", c_layers=4, c_latent=256, c_rope=32)
+    assert metrics(at)["KV per token"] == f"{4 * (256 + 32) * 2:,} B"
+    at = run_app(source="custom", c_heads=12, c_kv=5)  # impossible: 12 heads over 5 KV heads
+    assert not at.exception and "multiple of n_kv_heads" in at.error[0].value
+
+
+def test_pasted_config_and_malformed_config():
+    cfg = json.dumps(get_preset("qwen3-8b").config)
+    at = run_app(source="config.json", cfg_text=cfg, context=100)
+    assert not at.exception and metrics(at)["KV per token"] == "147,456 B"
+    bad = run_app(source="config.json", cfg_text='{"model_type": "llama", "hidden_size": "huge"')
+    assert not bad.exception
+    assert any("not valid JSON" in e.value for e in bad.error)
+
+
+def test_malformed_link_falls_back_with_a_notice():
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["batch"] = "lots"
+    at.query_params["model"] = "no-such-model"
+    at.run()
+    assert not at.exception
+    assert any("not valid" in w.value for w in at.warning)
+    assert metrics(at)["KV cache (GiB)"] == "1.00 GiB"  # the defaults: Llama-3.1-8B, batch 1, 8,192 tokens
+
+
+def test_gpus_page_matches_the_library():
+    at = run_app("app_pages/gpus.py", gpus_vendors=["NVIDIA"])
+    assert not at.exception
+    table = at.dataframe[0].value
+    row = table[table.GPU == "GeForce RTX 4090 24GB"].iloc[0]
+    b = breakdown(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192), get_gpu("nvidia-rtx-4090"))
+    assert row["fits?"] == ("fits" if b.fits else "does not fit")
+    assert set(table.vendor) == {"NVIDIA"}
+    tiers = at.dataframe[1].value
+    assert "does not fit" in " ".join(tiers.verdict)  # 70B in bf16 on one 80 GB card
+
+
+def test_scaling_compare_serving_learn_pages():
+    at = run_app("app_pages/scaling.py")
+    assert not at.exception and len(at.get("plotly_chart")) == 3
+    at = run_app("app_pages/compare.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["KV per token (B)"][:2]) == ["131,072", "524,288"]  # Llama-3.1-8B as GQA, then as MHA
+    at = run_app("app_pages/serving.py")
+    assert not at.exception
+    from kvdash.capacity import engine_kv_budget, vllm_capacity
+
+    m = preset_model("llama-3.1-8b")
+    budget = engine_kv_budget(m, Scenario(prompt_tokens=8192), get_gpu("nvidia-h100-sxm5"), 0.9)
+    cap = vllm_capacity(m, budget, max_model_len=131072)
+    assert metrics(at)["GPU KV cache size"] == f"{cap.kv_cache_tokens:,} tokens"
+    assert "vllm serve meta-llama/Llama-3.1-8B" in at.code[1].value
+    at = run_app("app_pages/learn.py")
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "8,192 B = 8 KiB" in text and "201,326,592 B = 192 MiB" in text

@@ -1,0 +1,73 @@
+"""Learn: why the KV cache exists and what it costs, step by step, in large type for a lecture hall."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from kvdash.breakdown import breakdown, kv_bytes_per_token_layer
+from kvdash.dtypes import get_dtype
+from kvdash.model import FULL
+from kvdash.presets import preset_model
+from kvdash.scenario import Scenario
+from ui.sidebar import require
+
+model, scenario, gpu, unit = require()
+st.markdown("<style>.big p, .big li {font-size: 1.45rem; line-height: 1.5;}</style>", unsafe_allow_html=True)
+
+st.title("Why a KV cache?")
+with st.container(key="big_intro"):
+    st.markdown(
+        "<div class='big'><p>A transformer writes text one token at a time. Like an author who re-reads the whole "
+        "book before every new sentence, a model without a cache recomputes the keys and values of every earlier "
+        "token at every step. The <b>KV cache</b> is the author's notebook: each token's keys and values are "
+        "written down once and looked up from then on. The notebook costs memory, and that memory is what "
+        "kvdash measures.</p></div>", unsafe_allow_html=True)
+
+st.header("The worked example, exactly")
+art = preset_model("article-example")
+per_layer = kv_bytes_per_token_layer(art, FULL, get_dtype("fp32"))
+total = breakdown(art, Scenario(prompt_tokens=512, kv_dtype="fp32", weights_dtype="fp32"))["kv_cache"]
+steps = [
+    ("Bytes per token per layer", "1024 dimensions × 2 (a key and a value) × 4 bytes (fp32)",
+     f"{per_layer:,} B = 8 KiB"),
+    ("One layer, 512 tokens", f"512 tokens × {per_layer:,} B", f"{512 * per_layer:,} B = 4 MiB"),
+    ("48 layers", f"48 × {512 * per_layer:,} B", f"{total:,} B = 192 MiB"),
+]
+for i, (title, formula, result) in enumerate(steps, 1):
+    st.markdown(f"<div class='big'><p><b>Step {i}. {title}:</b> {formula} = <b>{result}</b></p></div>",
+                unsafe_allow_html=True)
+st.caption("The article writes 8 KB, 4 MB and 192 MB; the numbers are KiB and MiB (powers of two). Its '52 billion "
+           "parameters' cannot have 1024 dimensions and 48 layers; kvdash reproduces the cache arithmetic exactly.")
+
+st.header("Watch the cache grow")
+tokens = 48
+frames = []
+for t in range(1, tokens + 1):
+    frames.append(go.Frame(name=str(t), data=[
+        go.Bar(x=["cache (MiB)"], y=[t * 48 * per_layer / 2**20], marker_color="#E69F00"),
+        go.Bar(x=["work per token, with cache"], y=[1], marker_color="#0072B2"),
+        go.Bar(x=["work per token, without cache"], y=[t], marker_color="#D55E00"),
+    ]))
+anim = go.Figure(data=frames[0].data, frames=frames)
+anim.update_layout(
+    showlegend=False, yaxis_title="MiB · tokens processed", title="Token by token: the cache grows by a fixed amount; "
+    "without it, the work per token grows with the text",
+    updatemenus=[dict(type="buttons", buttons=[dict(label="Play", method="animate",
+                                                    args=[None, {"frame": {"duration": 150}}])])],
+    sliders=[dict(steps=[dict(method="animate", args=[[f.name], {"mode": "immediate"}], label=f.name)
+                         for f in frames], currentvalue={"prefix": "token "})],
+    yaxis_range=[0, tokens * 1.1])
+st.plotly_chart(anim, width="stretch", key="learn_anim")
+
+st.header(f"The same steps for {model.name}")
+b = breakdown(model, scenario.with_(new_tokens=0))
+kinds = ", ".join(f"{model.count(k)} {k}" for k in ("full", "sliding", "mla", "linear") if model.count(k))
+kv = get_dtype(scenario.kv_dtype)
+st.markdown(
+    f"<div class='big'><ul><li>Layers: {model.n_layers} ({kinds})</li>"
+    f"<li>Bytes per token, all layers: <b>{b.kv_bytes_per_token:,} B</b> ({scenario.kv_dtype}, {kv.bits} bits per "
+    f"value{', per GPU' if scenario.tp > 1 else ''})</li>"
+    f"<li>× {scenario.context:,} tokens × {scenario.batch:,} sequences = <b>{b['kv_cache']:,} B</b></li>"
+    f"<li>Weights: {b['weights']:,} B — the cache is {b['kv_cache'] / max(1, b['weights']):.1%} of them</li>"
+    "</ul></div>",
+    unsafe_allow_html=True)
+st.caption(next(c.formula for c in b.components if c.key == "kv_cache"))

@@ -1,0 +1,14 @@
+"""One fixed, colour-blind-safe colour per memory component (Okabe-Ito), used by every chart."""
+
+COMPONENT_COLOURS = {
+    "weights": "#0072B2",  # blue
+    "kv_cache": "#E69F00",  # orange
+    "activation": "#009E73",  # bluish green
+    "logits": "#CC79A7",  # reddish purple
+    "overhead": "#56B4E9",  # sky blue
+    "engine_reserve": "#999999",  # grey
+}
+# Hatching as a second cue, so no reading depends on colour alone.
+COMPONENT_PATTERNS = {"weights": "", "kv_cache": "/", "activation": "x", "logits": ".", "overhead": "-",
+                      "engine_reserve": "+"}
+SERIES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
