@@ -42,15 +42,15 @@ for c in b.components:
 usable = to_unit(gpu.usable_bytes, unit)
 bar.add_vline(x=usable, line_dash="dash", line_color="black",
               annotation_text=f"{gpu.name}: {fmt_bytes(gpu.usable_bytes, unit)} usable", annotation_position="top")
-bar.update_layout(barmode="stack", height=260, title=f"Breakdown against the GPU ({unit})",
-                  xaxis_title=unit, legend_orientation="h", margin=dict(l=10, r=10, t=60, b=10))
+bar.update_layout(barmode="stack", height=320, title=f"Breakdown against the GPU ({unit})", xaxis_title=unit,
+                  legend=dict(orientation="h", y=-0.45), margin=dict(l=10, r=10, t=60, b=10))
 left.plotly_chart(bar, width="stretch", key="memory_bar")
 tree = go.Figure(go.Treemap(
     labels=[c.label for c in b.components if c.bytes], parents=["" for c in b.components if c.bytes],
     values=[to_unit(c.bytes, unit) for c in b.components if c.bytes],
     marker_colors=[COMPONENT_COLOURS[c.key] for c in b.components if c.bytes],
     texttemplate="%{label}<br>%{value:.2f} " + unit + "<br>%{percentRoot:.1%}"))
-tree.update_layout(height=260, title=f"Composition ({unit})", margin=dict(l=10, r=10, t=60, b=10))
+tree.update_layout(height=320, title=f"Composition ({unit})", margin=dict(l=10, r=10, t=60, b=10))
 right.plotly_chart(tree, width="stretch", key="memory_treemap")
 
 table = pd.DataFrame(

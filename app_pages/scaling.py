@@ -34,7 +34,9 @@ for i, dt in enumerate(["fp32", "bf16", "fp8", "int4"]):
                     line_dash="solid" if dt == scenario.kv_dtype else "dot")
 fig.add_scatter(x=contexts, y=[breakdown(model, scenario.with_(prompt_tokens=int(t), new_tokens=0)).total / scale
                                for t in contexts], name=f"total ({scenario.kv_dtype} cache)", line_color="#000000")
-fig.add_hline(y=gpu.usable_bytes / scale, line_dash="dash", annotation_text=f"{gpu.name} usable")
+# a line trace, not add_hline: shapes on log axes take log10 coordinates
+fig.add_scatter(x=[contexts[0], contexts[-1]], y=[gpu.usable_bytes / scale] * 2, mode="lines",
+                name=f"{gpu.name} usable", line=dict(color="#999999", dash="dash"))
 fig.update_layout(title=f"KV cache and total memory against context ({unit})", xaxis=dict(type="log", title="tokens"),
                   yaxis=dict(type="log", title=unit))
 st.plotly_chart(fig, width="stretch", key="scaling_dtypes")

@@ -60,16 +60,19 @@ for b in [2**i for i in range(0, 13)]:
     rows.append({"batch": b, "tokens/s": r.tokens_per_s, "ms per token": r.tpot_s * 1e3, "fits": fits})
 df = pd.DataFrame(rows)
 fig = go.Figure()
-fig.add_scatter(x=df["batch"], y=df["tokens/s"], name="tokens/s (batch)", mode="lines+markers",
+fits_df, no_fit = df[df["fits"]], df[~df["fits"]]
+fig.add_scatter(x=fits_df["batch"], y=fits_df["tokens/s"], name="tokens/s (batch), fits", mode="lines+markers",
                 line_color="#0072B2")
-fig.add_scatter(x=df["batch"], y=df["ms per token"], name="ms per token", mode="lines+markers", yaxis="y2",
-                line_color="#D55E00", line_dash="dash")
-no_fit = df[~df["fits"]]
-if len(no_fit):
-    fig.add_vrect(x0=no_fit["batch"].min() * 0.9, x1=no_fit["batch"].max() * 1.1, fillcolor="#999999",
-                  opacity=0.15, line_width=0, annotation_text="does not fit in memory", annotation_position="top left")
-if knee:
-    fig.add_vline(x=knee, line_dash="dot", annotation_text=f"compute-bound from batch {knee:,}")
+fig.add_scatter(x=fits_df["batch"], y=fits_df["ms per token"], name="ms per token, fits", mode="lines+markers",
+                yaxis="y2", line_color="#D55E00", line_dash="dash")
+if len(no_fit):  # drawn as open markers and named, never by colour alone
+    fig.add_scatter(x=no_fit["batch"], y=no_fit["tokens/s"], name="tokens/s, does NOT fit in memory",
+                    mode="markers", marker=dict(symbol="circle-open", color="#0072B2", size=9))
+    fig.add_scatter(x=no_fit["batch"], y=no_fit["ms per token"], name="ms per token, does NOT fit in memory",
+                    mode="markers", yaxis="y2", marker=dict(symbol="x-open", color="#D55E00", size=9))
+if knee:  # a vertical line as a trace: shapes on log axes are easy to misplace
+    fig.add_scatter(x=[knee, knee], y=[0, df["tokens/s"].max()], mode="lines",
+                    name=f"compute-bound from batch {knee:,}", line=dict(color="#000000", dash="dot"))
 fig.update_layout(title=f"Decode throughput and latency against batch ({gpu.name}, predicted)",
                   xaxis=dict(type="log", title="batch (sequences)"), yaxis_title="tokens/s",
                   yaxis2=dict(title="ms per token", overlaying="y", side="right"))

@@ -1,0 +1,145 @@
+"""End-to-end: the dashboard in a real headless Chromium (Playwright driving Debian's chromium).
+
+Starts the app on a free port, opens every page, changes an input and sees the numbers change,
+opens a shared URL and sees the same scenario, uploads a config.json, and saves a screenshot of each
+page under build/screenshots/. Skips, saying why, where Chromium or Playwright is missing; CI
+installs both (.ci/run).
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("KVDASH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "build" / "screenshots"
+# url paths; the default page (Memory) lives at the root
+PAGES = {"memory": "", "gpus": "gpus", "scaling": "scaling", "compare": "compare", "serving": "serving",
+         "speed": "speed", "live": "live", "learn": "learn"}
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("no Chromium at /usr/bin/chromium: `apt-get install chromium` to run the browser tests",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ, KVDASH_DATA_DIR=str(tmp_path_factory.mktemp("kvdash-data")))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the dashboard did not start within 60 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    ctx.close()
+
+
+def metric(page, label: str) -> str:
+    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def wait_for_metric(page, label: str, expected: str) -> None:
+    page.wait_for_function(
+        """([label, expected]) => [...document.querySelectorAll('[data-testid="stMetric"]')].some(
+             m => m.innerText.includes(label) && m.querySelector('[data-testid="stMetricValue"]')
+                  .innerText.trim() === expected)""", arg=[label, expected])
+
+
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("h1")
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_opens_and_is_saved(page, server, name):
+    open_page(page, f"{server}/{PAGES[name]}")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("Page not found").count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(2000)
+    if page.locator('[data-testid="stPlotlyChart"]').count():  # let the charts draw
+        page.locator(".main-svg").first.wait_for()
+        page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_changing_an_input_changes_the_numbers_and_the_url(page, server):
+    open_page(page, f"{server}/")
+    wait_for_metric(page, "KV cache", "1.00 GiB")
+    box = page.get_by_label("Batch (concurrent sequences)")
+    box.fill("4")
+    box.press("Enter")
+    wait_for_metric(page, "KV cache", "4.00 GiB")  # 4 x 8,192 tokens x 131,072 B
+    page.wait_for_function("() => window.location.search.includes('batch=4')")
+
+
+def test_a_shared_link_reproduces_the_scenario(page, server):
+    open_page(page, f"{server}/?model=deepseek-v3&batch=2&context=1000&unit=GB")
+    wait_for_metric(page, "KV per token", "70,272 B")
+    wait_for_metric(page, "KV cache", "140.54 MB")  # 2 x 1,000 x 70,272 B in decimal units
+    assert page.locator("h1").inner_text().startswith("DeepSeek-V3")
+
+
+def test_a_bad_link_falls_back_with_a_notice(page, server):
+    open_page(page, f"{server}/?batch=lots")
+    page.get_by_text("not valid").first.wait_for()
+    wait_for_metric(page, "KV cache", "1.00 GiB")
+
+
+def test_uploading_a_config(page, server, tmp_path):
+    cfg = json.loads((ROOT / "data" / "models" / "qwen3-8b.json").read_text())["config"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    open_page(page, f"{server}/")
+    page.get_by_text("config.json", exact=True).click()
+    page.locator('input[type="file"]').first.set_input_files(str(path))
+    wait_for_metric(page, "KV per token", "147,456 B")
