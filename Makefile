@@ -32,6 +32,7 @@ test: lint
 
 bench: $(VENV)/.dev-deps
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_app.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -6,9 +6,13 @@ The page scripts live in app_pages/, not pages/: a pages/ folder switches Stream
 multipage mode whenever a deep link is a server's first request, which skips this entry point.
 """
 
+import time
+
 import streamlit as st
 
 from ui.sidebar import render_sidebar
+
+started = time.perf_counter()
 
 st.set_page_config(page_title="kvdash: inference memory", layout="wide")
 render_sidebar()
@@ -23,3 +27,5 @@ page = st.navigation([
     st.Page("app_pages/learn.py", title="Learn", url_path="learn"),
 ])
 page.run()
+# Server time of this redraw, read by benchmarks/bench_app.py (a page that stops early skips it).
+st.session_state["_redraw_ms"] = (time.perf_counter() - started) * 1e3

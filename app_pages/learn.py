@@ -39,24 +39,35 @@ st.caption("The article writes 8 KB, 4 MB and 192 MB; the numbers are KiB and Mi
            "parameters' cannot have 1024 dimensions and 48 layers; kvdash reproduces the cache arithmetic exactly.")
 
 st.header("Watch the cache grow")
-tokens = 48
-frames = []
-for t in range(1, tokens + 1):
-    frames.append(go.Frame(name=str(t), data=[
-        go.Bar(x=["cache (MiB)"], y=[t * 48 * per_layer / 2**20], marker_color="#E69F00"),
-        go.Bar(x=["work per token, with cache"], y=[1], marker_color="#0072B2"),
-        go.Bar(x=["work per token, without cache"], y=[t], marker_color="#D55E00"),
-    ]))
-anim = go.Figure(data=frames[0].data, frames=frames)
-anim.update_layout(
-    showlegend=False, yaxis_title="MiB · tokens processed", title="Token by token: the cache grows by a fixed amount; "
-    "without it, the work per token grows with the text",
-    updatemenus=[dict(type="buttons", buttons=[dict(label="Play", method="animate",
-                                                    args=[None, {"frame": {"duration": 150}}])])],
-    sliders=[dict(steps=[dict(method="animate", args=[[f.name], {"mode": "immediate"}], label=f.name)
-                         for f in frames], currentvalue={"prefix": "token "})],
-    yaxis_range=[0, tokens * 1.1])
-st.plotly_chart(anim, width="stretch", key="learn_anim")
+
+
+@st.cache_resource  # one validated figure per process; it is never mutated after this
+def growth_animation(per_token_mib: float, tokens: int = 48) -> go.Figure:
+    """Token by token, the cache grows by a fixed amount, and the work per new token is flat with a
+    cache and grows without one."""
+    def bars(t: int) -> list[dict]:
+        return [
+            {"type": "bar", "x": ["cache (MiB)"], "y": [t * per_token_mib], "marker": {"color": "#E69F00"}},
+            {"type": "bar", "x": ["work per token, with cache"], "y": [1], "marker": {"color": "#0072B2"}},
+            {"type": "bar", "x": ["work per token, without cache"], "y": [t], "marker": {"color": "#D55E00"},
+             "marker_pattern_shape": "/"},
+        ]
+    frames = [{"name": str(t), "data": bars(t)} for t in range(1, tokens + 1)]
+    return go.Figure({
+        "data": bars(1), "frames": frames,
+        "layout": {
+            "showlegend": False, "yaxis": {"title": {"text": "MiB · tokens processed"}, "range": [0, tokens * 1.1]},
+            "title": {"text": "Token by token: the cache grows by a fixed amount; without it, the work per token "
+                              "grows with the text"},
+            "updatemenus": [{"type": "buttons", "buttons": [{"label": "Play", "method": "animate",
+                                                             "args": [None, {"frame": {"duration": 150}}]}]}],
+            "sliders": [{"steps": [{"method": "animate", "args": [[f["name"]], {"mode": "immediate"}],
+                                    "label": f["name"]} for f in frames], "currentvalue": {"prefix": "token "}}],
+        },
+    })
+
+
+st.plotly_chart(growth_animation(48 * per_layer / 2**20), width="stretch", key="learn_anim")
 
 st.header(f"The same steps for {model.name}")
 b = breakdown(model, scenario.with_(new_tokens=0))
