@@ -19,10 +19,11 @@ presets = load_presets()
 st.title("Compare scenarios")
 st.caption(f"Batch {scenario.batch:,} × {scenario.context:,} tokens from the sidebar; per GPU; sizes in {unit}.")
 
-ATTENTION = {"as configured": None, "multi-head (MHA)": "mha", "multi-query (MQA)": "mqa"}
+ATTENTION = {"as configured": None, "multi-head (MHA)": "mha", "multi-query (MQA)": "mqa",
+             "latent (MLA, 512 + 64)": "mla"}
 n = st.radio("Scenarios", [2, 3, 4], index=1, horizontal=True, key="cmp_n")
 defaults = [("llama-3.1-8b", "as configured", "bf16"), ("llama-3.1-8b", "multi-head (MHA)", "bf16"),
-            ("llama-3.1-8b", "as configured", "fp8"), ("deepseek-v2-lite", "as configured", "bf16")]
+            ("llama-3.1-8b", "latent (MLA, 512 + 64)", "bf16"), ("llama-3.1-8b", "as configured", "fp8")]
 columns = st.columns(n)
 chosen = []
 for i, col in enumerate(columns):
@@ -39,6 +40,10 @@ for i, col in enumerate(columns):
         m, label = replace(m, n_kv_heads=m.n_heads, name=f"{m.name} (MHA)"), f"{label}, MHA"
     elif ATTENTION[a] == "mqa" and "mla" not in m.kinds:
         m, label = replace(m, n_kv_heads=1, name=f"{m.name} (MQA)"), f"{label}, MQA"
+    elif ATTENTION[a] == "mla" and "mla" not in m.kinds:  # DeepSeek's latent sizes on this model's layers
+        m = replace(m, layer_types=("mla",) * m.n_layers, sliding_window=0, kv_lora_rank=512, qk_rope_head_dim=64,
+                    qk_nope_head_dim=m.head_dim, name=f"{m.name} (MLA)")
+        label = f"{label}, MLA"
     chosen.append((f"{label}, KV {k}, W {w}", m, scenario.with_(kv_dtype=k, weights_dtype=w)))
 
 results = []

@@ -208,7 +208,8 @@ def test_scaling_compare_serving_learn_pages():
     at = run_app("app_pages/compare.py")
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["KV per token (B)"][:2]) == ["131,072", "524,288"]  # Llama-3.1-8B as GQA, then as MHA
+    # Llama-3.1-8B as GQA, as MHA, and with a 512 + 64 latent: 32 x 576 x 2 B
+    assert list(table["KV per token (B)"][:3]) == ["131,072", "524,288", "36,864"]
     at = run_app("app_pages/serving.py")
     assert not at.exception
     from kvdash.capacity import engine_kv_budget, vllm_capacity
