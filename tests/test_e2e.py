@@ -140,6 +140,8 @@ def test_uploading_a_config(page, server, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     open_page(page, f"{server}/")
-    page.get_by_text("config.json", exact=True).click()
-    page.locator('input[type="file"]').first.set_input_files(str(path))
+    page.locator('[data-testid="stSidebar"]').get_by_text("config.json", exact=True).first.click()
+    uploader = page.locator('[data-testid="stSidebar"] input[type="file"]')  # not the page's scenario loader
+    uploader.wait_for(state="attached")
+    uploader.set_input_files(str(path))
     wait_for_metric(page, "KV per token", "147,456 B")
