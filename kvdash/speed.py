@@ -111,8 +111,9 @@ def _matrix_params(m: ModelSpec) -> tuple[int, int]:
     return body - m.n_experts * one_expert, one_expert
 
 
-def _step(m: ModelSpec, s: Scenario, gpu, p: SpeedParams, queries: int, context: int) -> Step:
-    """A step in which each of `s.batch` sequences adds `queries` tokens ending at `context`."""
+def step_work(m: ModelSpec, s: Scenario, queries: int, context: int) -> tuple[int, int]:
+    """(FLOPs, bytes moved) on one GPU for a step in which each of `s.batch` sequences adds `queries`
+    tokens ending at position `context`: a prefill has queries == context, a decode step queries == 1."""
     check_parallel(m, s)
     B, tp = s.batch, s.tp
     b = breakdown(m, s.with_(prompt_tokens=max(context, s.shared_prefix_tokens, 1), new_tokens=0))
@@ -122,17 +123,21 @@ def _step(m: ModelSpec, s: Scenario, gpu, p: SpeedParams, queries: int, context:
     if m.n_experts:  # only the experts the step's tokens are routed to are read (uniform routing)
         touched = m.n_experts * (1 - (1 - m.experts_per_token / m.n_experts) ** tokens)
         weights = round(weights * (1 - (m.n_experts - touched) * one_expert / m.params))
-    moved = weights + b["kv_cache"]
     heads = m.n_heads // tp
     qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim if m.kv_lora_rank else m.head_dim
     flops = (2 * (shared + m.experts_per_token * one_expert) * tokens // tp  # the layers' matrices
              + 2 * m.vocab_size * m.hidden_size * B // tp  # LM head, last position only
              + 2 * heads * (qk_dim + m.v_dim) * B * _attention_pairs(m, queries, context))  # QK^T and PV
+    return flops, weights + b["kv_cache"]
+
+
+def _step(m: ModelSpec, s: Scenario, gpu, p: SpeedParams, queries: int, context: int) -> Step:
+    flops, moved = step_work(m, s, queries, context)
     compute_s = flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
     memory_s = moved / (gpu.bandwidth_gbps * 1e9 * p.memory_eff)
     overhead = (m.n_layers + 1) * p.layer_overhead_s
-    if tp > 1:  # two all-reduces of the hidden state per layer; a ring moves 2 (t-1)/t of it
-        per = tokens * m.hidden_size * 2 * 2 * (tp - 1) / tp
+    if s.tp > 1:  # two all-reduces of the hidden state per layer; a ring moves 2 (t-1)/t of it
+        per = s.batch * queries * m.hidden_size * 2 * 2 * (s.tp - 1) / s.tp
         overhead += 2 * m.n_layers * (p.allreduce_latency_s + per / (_link_gbps(gpu) * 1e9))
     return Step(flops, moved, max(compute_s, memory_s) + overhead, compute_s, memory_s, overhead)
 

@@ -18,8 +18,8 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.live.model import LiveDecoder, check_supported
 from kvdash.model import ModelSpec
-from kvdash.roofline import decode_bytes, prefill_flops
 from kvdash.scenario import Scenario
+from kvdash.speed import step_work
 
 Progress = Callable[[float, str], None]
 
@@ -283,8 +283,8 @@ def _report(cfg, info, mem, probe, predicted, scenario, prefill_times, cached, n
     tpot = statistics.median(steps)
     cached_at = dict(cached)
     # The static decode step reads every cache slot, so its floor counts the whole cache.
-    decode_floor = decode_bytes(m, scenario) / bandwidth
-    prefill_floor = prefill_flops(m, cfg.batch, cfg.prompt_tokens) / matmul
+    decode_floor = step_work(m, scenario, 1, scenario.context)[1] / bandwidth
+    prefill_floor = step_work(m, scenario, cfg.prompt_tokens, cfg.prompt_tokens)[0] / matmul
     largest = nocache[-1]
     speedup = largest[1] / cached_at.get(largest[0], tpot)
     half = len(steps) // 2
