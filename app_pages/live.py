@@ -173,8 +173,7 @@ st.write("Fits the speed model's bandwidth efficiency and per-layer overhead (pe
          "graph, torch.compile) and its compute efficiency to every stored run on a catalogued GPU, and shows "
          "the prediction error before and after. The Speed page can then use the fitted values.")
 if st.button("Fit to the stored runs", key="live_fit"):
-    stored = list(refs.items()) + [(f"history #{h['id']}", h) for h in
-                                   (RunStore().all() if status["torch"] else [])]
+    stored = list(refs.items()) + [(f"history #{h['id']}", h) for h in RunStore().all()]
     runs = [from_run(r, label) for label, r in stored if r.get("catalog_gpu")]
     if not runs:
         st.warning("No stored run was measured on a GPU in the catalog.")
