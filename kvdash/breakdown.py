@@ -182,6 +182,15 @@ def activation_bytes(st: Stage, B, P, T, chunk: int, eager: bool, mn=min, mx=max
     return mx(*activation_phases(st, B, P, T, chunk, eager, mn, mx))
 
 
+def stage_bytes(st: Stage, s: Scenario, W: int, B, P, mn=min, mx=max):
+    """Everything one GPU of this stage holds for B sequences of P prompt tokens (plus the scenario's
+    generated tokens), except the scenario's fixed overheads. B and P may be numpy arrays."""
+    T = P + s.new_tokens
+    eager = s.attention == "eager"
+    return (st.weight_bytes + kv_bytes(st, B, T, s.shared_prefix_tokens, W, s.block_size, mn, mx)
+            + activation_bytes(st, B, P, T, s.prefill_chunk, eager, mn, mx) + B * st.logits_per_seq)
+
+
 # ---- the table -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Component:
@@ -294,11 +303,7 @@ def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
     if gpu is not None and s.gpu_memory_utilization:
         reserve = gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes)
 
-    def total(st: Stage) -> int:
-        return (st.weight_bytes + kv_bytes(st, B, T, S, W, bs) + activation_bytes(st, B, P, T, chunk, eager)
-                + B * st.logits_per_seq)
-
-    st = max(sts, key=total) if len(sts) > 1 else sts[0]
+    st = max(sts, key=lambda x: stage_bytes(x, s, W, B, P)) if len(sts) > 1 else sts[0]
     prefill, decode = activation_phases(st, B, P, T, chunk, eager)
     text = _Explainer(m, s, st, gpu, prefill >= decode)
     comps = (

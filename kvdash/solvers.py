@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kvdash.breakdown import activation_bytes, breakdown, kv_bytes, stages
+from kvdash.breakdown import breakdown, stage_bytes, stages
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
@@ -19,19 +19,12 @@ def total_bytes_fn(m: ModelSpec, s: Scenario, gpu=None) -> Callable[[int, int], 
     """total(batch, prompt_tokens) -> per-GPU bytes, other settings as in `s`."""
     check_parallel(m, s)
     sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype)
-    S, bs, W, chunk = s.shared_prefix_tokens, s.block_size, m.sliding_window, s.prefill_chunk
-    eager, G = s.attention == "eager", s.new_tokens
     fixed = s.runtime_overhead_bytes
     if gpu is not None and s.gpu_memory_utilization:
         fixed += gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes)
 
     def total(B: int, P: int) -> int:
-        T = P + G
-        return fixed + max(
-            st.weight_bytes + kv_bytes(st, B, T, S, W, bs) + activation_bytes(st, B, P, T, chunk, eager)
-            + B * st.logits_per_seq
-            for st in sts
-        )
+        return fixed + max(stage_bytes(st, s, m.sliding_window, B, P) for st in sts)
 
     return total
 

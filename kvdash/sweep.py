@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvdash.breakdown import activation_bytes, kv_bytes, stages
+from kvdash.breakdown import stage_bytes, stages
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
@@ -36,13 +36,9 @@ def total_grid(m: ModelSpec, s: Scenario, batches, prompts) -> np.ndarray:
     # The corner with the largest batch and prompt bounds every point: check it stays exact in int64.
     if total_bytes_fn(m, s)(int(B.max()), int(P.max())) >= _INT64_SAFE:
         raise KvdashError("sweep range too large for exact 64-bit arithmetic")
-    T = P + s.new_tokens
-    S, bs, W, chunk = s.shared_prefix_tokens, s.block_size, m.sliding_window, s.prefill_chunk
-    eager = s.attention == "eager"
     out = None
     for st in stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype):
-        t = (st.weight_bytes + kv_bytes(st, B, T, S, W, bs, np.minimum, np.maximum)
-             + activation_bytes(st, B, P, T, chunk, eager, np.minimum, np.maximum) + B * st.logits_per_seq)
+        t = stage_bytes(st, s, m.sliding_window, B, P, np.minimum, np.maximum)
         out = t if out is None else np.maximum(out, t)
     return np.broadcast_to(out, (B.shape[0], P.shape[1])) + s.runtime_overhead_bytes
 
