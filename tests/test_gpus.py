@@ -22,3 +22,15 @@ def test_measured_hopper_memory():
 def test_nominal_rows_say_so():
     g = load_gpus()["intel-gaudi3"]
     assert g.usable_bytes == 128 * 10**9 and g.usable_basis.startswith("nominal")
+
+
+def test_catalog_agrees_with_the_measured_h200():
+    # The live runs on a real H200 read torch.cuda.mem_get_info(); the catalog's usable memory for
+    # that card (CUDA-visible 143,156 MiB) must agree to within a MiB.
+    import json
+    from pathlib import Path
+
+    runs = Path(__file__).resolve().parent.parent / "data" / "measurements" / "2026-11-26-h200"
+    totals = {json.loads(p.read_text())["measured"]["memory"]["device_total"] for p in runs.glob("*.json")}
+    assert len(totals) == 1
+    assert abs(totals.pop() - load_gpus()["nvidia-h200-sxm"].usable_bytes) < 2**20
