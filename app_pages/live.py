@@ -11,7 +11,7 @@ import streamlit as st
 from kvdash.calibration import default_params, errors, fit, from_run, mode_of, predicted_tpot, predicted_ttft
 from kvdash.errors import KvdashError
 from kvdash.live.runner import run_exclusive, torch_status
-from kvdash.live.shapes import SHAPES, scaled_copy
+from kvdash.live.shapes import SHAPES, estimate_run_seconds, scaled_copy
 from kvdash.live.store import RunStore
 from ui.sidebar import selection
 
@@ -134,9 +134,16 @@ if status["torch"]:
         new = c3.slider("New tokens", 1, limits["new"], min(32, limits["new"]), key="live_new")
         graph = st.checkbox("Capture the decode step in a CUDA graph", value=cuda, disabled=not cuda,
                             key="live_graph")
-        from kvdash.live.bench import LiveConfig
+        from kvdash.live.bench import LiveConfig, catalog_gpu
 
         cfg = LiveConfig(spec=spec, batch=batch, prompt_tokens=prompt, new_tokens=new, graph=graph and cuda)
+        device_row = catalog_gpu(status["device"]) if cuda else None
+        if device_row is not None:  # keep a run under 30 s, as the speed model sees it
+            eta = estimate_run_seconds(spec, batch, prompt, new, device_row)
+            st.caption(f"Estimated run time on {device_row.name}: {eta:,.0f} s (speed model, eager overhead)")
+            if eta > 30:
+                raise KvdashError(f"this run would take about {eta:,.0f} s on {device_row.name}; "
+                                  "make it smaller (fewer layers, tokens or sequences) to stay under 30 s")
     except KvdashError as e:
         st.error(str(e))
         cfg = None

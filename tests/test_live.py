@@ -179,3 +179,14 @@ def test_live_cli(capsys, tmp_path, monkeypatch):
     assert live_main(["--shape", "tiny", "--batch", "0"]) == 2
     assert "batch" in capsys.readouterr().err
     assert live_main(["--preset", "deepseek-v3"]) == 2
+
+
+def test_run_time_estimate_bounds_the_page():
+    from kvdash.gpus import get_gpu
+    from kvdash.live.shapes import estimate_run_seconds
+
+    h200 = get_gpu("nvidia-h200-sxm")
+    small = estimate_run_seconds(SHAPES["1b"], 1, 4032, 64, h200)
+    huge = estimate_run_seconds(scaled_copy(preset_model("llama-3.1-405b"), 16), 32, 8192, 256, h200)
+    assert 2 < small < 30  # each H200 reference run of this shape took 10-20 s, Python start-up included
+    assert huge > 30 and huge > 10 * small

@@ -37,3 +37,23 @@ def scaled_copy(m: ModelSpec, layers: int) -> ModelSpec:
         layer_types=kinds if SLIDING in kinds else (), sliding_window=m.sliding_window if SLIDING in kinds else 0,
         tie_word_embeddings=m.tie_word_embeddings, max_position_embeddings=m.max_position_embeddings,
     )
+
+
+def estimate_run_seconds(spec: ModelSpec, batch: int, prompt: int, new: int, gpu, repeats: int = 5,
+                         nocache_points: int = 6) -> float:
+    """Roughly how long a live run of this shape takes on `gpu` (a catalog row), from the speed model
+    with the eager-PyTorch overhead (conservative): warm-up and timed prefills, the decode steps, and
+    three cacheless forwards at each sampled position. The page uses it to keep runs under 30 s."""
+    from kvdash.scenario import Scenario
+    from kvdash.speed import RUNTIMES, decode_step, prefill_step
+
+    p = RUNTIMES["eager"]
+    s = Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new)
+    prefill = prefill_step(spec, s, gpu, p).seconds
+    decode = decode_step(spec, s, gpu, p).seconds
+    last = prompt + new - 1
+    lo = max(1, (last + 1) // 32)
+    points = {round(lo * (last / lo) ** (i / max(1, nocache_points - 1))) for i in range(nocache_points)}
+    nocache = sum(4 * prefill_step(spec, s, gpu, p, tokens=pos + 1).seconds for pos in points)
+    setup = 2.0 + 2 * spec.params / 100e9  # probe, and initialising the weights at ~100 GB/s
+    return setup + (repeats + 1) * prefill + new * decode + nocache
