@@ -10,6 +10,7 @@ import streamlit as st
 
 from kvdash.calibration import default_params, errors, fit, from_run, mode_of, predicted_tpot, predicted_ttft
 from kvdash.errors import KvdashError
+from kvdash.gpus import gpu_for_device_name
 from kvdash.live.runner import run_exclusive, torch_status
 from kvdash.live.shapes import SHAPES, estimate_run_seconds, scaled_copy
 from kvdash.live.store import RunStore
@@ -134,10 +135,10 @@ if status["torch"]:
         new = c3.slider("New tokens", 1, limits["new"], min(32, limits["new"]), key="live_new")
         graph = st.checkbox("Capture the decode step in a CUDA graph", value=cuda, disabled=not cuda,
                             key="live_graph")
-        from kvdash.live.bench import LiveConfig, catalog_gpu
+        from kvdash.live.bench import LiveConfig
 
         cfg = LiveConfig(spec=spec, batch=batch, prompt_tokens=prompt, new_tokens=new, graph=graph and cuda)
-        device_row = catalog_gpu(status["device"]) if cuda else None
+        device_row = gpu_for_device_name(status["device"]) if cuda else None
         if device_row is not None:  # keep a run under 30 s, as the speed model sees it
             eta = estimate_run_seconds(spec, batch, prompt, new, device_row)
             st.caption(f"Estimated run time on {device_row.name}: {eta:,.0f} s (speed model, eager overhead)")

@@ -17,10 +17,6 @@ class DType:
     scale_bytes: int = 0  # bytes per scale; 0 = no scales (or one per tensor, not counted)
     note: str = ""
 
-    @property
-    def quantized(self) -> bool:
-        return self.scale_bytes > 0
-
     def nbytes(self, n_values: int, group: int) -> int:
         """Bytes for n_values stored in groups of `group` values (one scale per group)."""
         if n_values == 0:

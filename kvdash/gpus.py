@@ -71,3 +71,15 @@ def get_gpu(gpu_id: str) -> Gpu:
         hint = f"; did you mean {', '.join(close[:4])}?" if close else "; run `kvdash gpus` for the list"
         raise KvdashError(f"unknown GPU {gpu_id!r}{hint}")
     return gpus[gpu_id]
+
+
+def gpu_for_device_name(name: str) -> Gpu | None:
+    """The catalog row for a device name such as 'NVIDIA H100 80GB HBM3' (None if unknown)."""
+    n = name.lower()
+    rules = [("h200", "nvidia-h200-sxm"), ("h100 nvl", "nvidia-h100-nvl"), ("h100 pcie", "nvidia-h100-pcie"),
+             ("h100", "nvidia-h100-sxm5"), ("a100-sxm4-80gb", "nvidia-a100-sxm4-80gb"),
+             ("a100 80gb pcie", "nvidia-a100-pcie-80gb"), ("a100", "nvidia-a100-sxm4-40gb"), ("l40s", "nvidia-l40s"),
+             ("l4", "nvidia-l4"), ("a10g", "nvidia-a10g"), ("rtx 4090", "nvidia-rtx-4090"),
+             ("rtx 3090", "nvidia-rtx-3090"), ("t4", "nvidia-t4")]
+    gpus = load_gpus()
+    return next((gpus[g] for key, g in rules if key in n), None)

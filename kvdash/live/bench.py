@@ -15,8 +15,9 @@ import torch
 
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
-from kvdash.gpus import load_gpus
+from kvdash.gpus import gpu_for_device_name
 from kvdash.live.model import LiveDecoder, check_supported
+from kvdash.live.shapes import nocache_positions
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
 from kvdash.speed import step_work
@@ -54,18 +55,6 @@ def pick_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise KvdashError("no CUDA device is available")
     return torch.device("cuda" if choice != "cpu" and torch.cuda.is_available() else "cpu")
-
-
-def catalog_gpu(name: str):
-    """The catalog row for a device name such as 'NVIDIA H100 80GB HBM3' (None if unknown)."""
-    n = name.lower()
-    rules = [("h200", "nvidia-h200-sxm"), ("h100 nvl", "nvidia-h100-nvl"), ("h100 pcie", "nvidia-h100-pcie"),
-             ("h100", "nvidia-h100-sxm5"), ("a100-sxm4-80gb", "nvidia-a100-sxm4-80gb"),
-             ("a100 80gb pcie", "nvidia-a100-pcie-80gb"), ("a100", "nvidia-a100-sxm4-40gb"), ("l40s", "nvidia-l40s"),
-             ("l4", "nvidia-l4"), ("a10g", "nvidia-a10g"), ("rtx 4090", "nvidia-rtx-4090"),
-             ("rtx 3090", "nvidia-rtx-3090"), ("t4", "nvidia-t4")]
-    gpus = load_gpus()
-    return next((gpus[g] for key, g in rules if key in n), None)
 
 
 class _Clock:
@@ -171,10 +160,7 @@ def _run(cfg: LiveConfig, device, dtype, scenario: Scenario, predicted, progress
     finally:
         torch.set_default_dtype(default)
     model.to_empty(device=device)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.fill_(1.0) if p.ndim == 1 else p.normal_(0.0, 0.02, generator=gen)
+    model.init_weights(cfg.seed)
     weights_exact = sum(p.nbytes for p in model.parameters())
     mem["weights_tensors"] = weights_exact
     mem["weights_allocated"] = _mem(device).get("allocated", base) - base if device.type == "cuda" else None
@@ -212,11 +198,8 @@ def _run(cfg: LiveConfig, device, dtype, scenario: Scenario, predicted, progress
             cached.append((P, dt))
 
         progress(0.7, "decoding without a cache (recomputing the prefix)")
-        # Recomputing costs grow with the prefix: sample positions from early on to the last one.
-        last = P + G - 1
-        positions = sorted({round(x) for x in _spread(max(1, (last + 1) // 32), last, cfg.nocache_points)})
         nocache = []
-        for pos in positions:
+        for pos in nocache_positions(P, G, cfg.nocache_points):
             prefix = tokens[:, : pos + 1]
             model.forward_nocache(prefix)
             ts = [clock.time(lambda prefix=prefix: model.forward_nocache(prefix)) for _ in range(3)]
@@ -226,12 +209,6 @@ def _run(cfg: LiveConfig, device, dtype, scenario: Scenario, predicted, progress
         mem["reserved_at_end"] = torch.cuda.memory_reserved()
     progress(0.95, "comparing with the predictions")
     return _report(cfg, info, mem, probe, predicted, scenario, prefill_times, cached, nocache)
-
-
-def _spread(lo: int, hi: int, n: int) -> list[float]:
-    if hi <= lo or n <= 1:
-        return [hi]
-    return [lo * (hi / lo) ** (i / (n - 1)) if lo > 0 else lo + (hi - lo) * i / (n - 1) for i in range(n)]
 
 
 def _decoder(model: LiveDecoder, cfg: LiveConfig, device, clock: _Clock):
@@ -275,7 +252,7 @@ def _decoder(model: LiveDecoder, cfg: LiveConfig, device, clock: _Clock):
 
 def _report(cfg, info, mem, probe, predicted, scenario, prefill_times, cached, nocache) -> dict:
     m = cfg.spec
-    gpu = catalog_gpu(info["name"]) if info["device"] == "cuda" else None
+    gpu = gpu_for_device_name(info["name"]) if info["device"] == "cuda" else None
     bandwidth = probe["copy_bytes_per_s"]
     matmul = probe["matmul_flops_per_s"]
     ttft = statistics.median(prefill_times)

@@ -178,13 +178,12 @@ class LiveDecoder(nn.Module):
 
     # ---- set-up -------------------------------------------------------------------------------
     def init_weights(self, seed: int = 0) -> None:
-        g = torch.Generator(device="cpu").manual_seed(seed)
+        """Norms to one, matrices to N(0, 0.02) (small values keep activations finite in any dtype),
+        drawn on the weights' own device."""
+        g = torch.Generator(device=self.embed.weight.device).manual_seed(seed)
         with torch.no_grad():
             for p in self.parameters():
-                if p.ndim == 1:
-                    p.fill_(1.0)
-                else:  # small random values keep activations finite in any dtype
-                    p.copy_((torch.randn(p.shape, generator=g) * 0.02).to(p.dtype))
+                p.fill_(1.0) if p.ndim == 1 else p.normal_(0.0, 0.02, generator=g)
 
     def setup_rope(self) -> None:
         device = self.embed.weight.device

@@ -39,6 +39,16 @@ def scaled_copy(m: ModelSpec, layers: int) -> ModelSpec:
     )
 
 
+def nocache_positions(prompt: int, new: int, n: int) -> list[int]:
+    """Positions at which a live run times the cacheless step: log-spaced from early in the text
+    (recomputing grows with the prefix) to the last position."""
+    last = prompt + new - 1
+    lo = max(1, (last + 1) // 32)
+    if last <= lo or n <= 1:
+        return [last]
+    return sorted({round(lo * (last / lo) ** (i / (n - 1))) for i in range(n)})
+
+
 def estimate_run_seconds(spec: ModelSpec, batch: int, prompt: int, new: int, gpu, repeats: int = 5,
                          nocache_points: int = 6) -> float:
     """Roughly how long a live run of this shape takes on `gpu` (a catalog row), from the speed model
@@ -51,9 +61,7 @@ def estimate_run_seconds(spec: ModelSpec, batch: int, prompt: int, new: int, gpu
     s = Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new)
     prefill = prefill_step(spec, s, gpu, p).seconds
     decode = decode_step(spec, s, gpu, p).seconds
-    last = prompt + new - 1
-    lo = max(1, (last + 1) // 32)
-    points = {round(lo * (last / lo) ** (i / max(1, nocache_points - 1))) for i in range(nocache_points)}
-    nocache = sum(4 * prefill_step(spec, s, gpu, p, tokens=pos + 1).seconds for pos in points)
+    nocache = sum(4 * prefill_step(spec, s, gpu, p, tokens=pos + 1).seconds
+                  for pos in nocache_positions(prompt, new, nocache_points))
     setup = 2.0 + 2 * spec.params / 100e9  # probe, and initialising the weights at ~100 GB/s
     return setup + (repeats + 1) * prefill + new * decode + nocache
