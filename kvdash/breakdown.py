@@ -150,13 +150,37 @@ def held_full(B, T, S: int, bs: int):
 
 
 def held_sliding(B, T, S: int, W: int, bs: int, mn=min, mx=max):
-    """Token slots per sliding layer: each sequence keeps its last min(T, W) tokens; prefix tokens
-    still inside that window are stored once (whole blocks of them, when paged)."""
-    overlap = mx(0, S - mx(0, T - W))
+    """Token slots per sliding layer at the peak of the sequences' life: each keeps its last min(t, W)
+    tokens; prefix tokens still inside that window are stored once.
+
+    Paged caches hold whole blocks: every block touching the window (an engine frees a block only once
+    all its tokens have left the window, as vLLM's SlidingWindowManager does), the prefix's whole blocks
+    once. The block count then depends on how the window straddles block edges, so it can shrink as t
+    grows; the peak over t <= T is taken at one of three lengths (see _window_blocks_peak)."""
     if bs:
-        overlap = overlap // bs * bs
-        return overlap + B * cdiv(mn(T, W) - overlap, bs) * bs
+        return _window_blocks_peak(B, T, S // bs, W, bs, mn, mx) * bs
+    overlap = mx(0, S - mx(0, T - W))  # unpaged, the count only grows with t: the peak is at T
     return overlap + B * (mn(T, W) - overlap)
+
+
+def _window_blocks(B, t, n_shared: int, W: int, bs: int, mn, mx):
+    """Blocks held by B sequences of t tokens: the blocks touching positions [t - W, t), with the
+    first n_shared (prefix) blocks stored once."""
+    first = mx(0, t - W) // bs
+    count = (t - 1) // bs - first + 1
+    shared = mn(count, mx(0, n_shared - first))
+    return shared + B * (count - shared)
+
+
+def _window_blocks_peak(B, T, n_shared: int, W: int, bs: int, mn, mx):
+    """Peak of _window_blocks over t = 1..T. Up to t = W it only grows. Past W, with offset a = t - W,
+    a sequence touches (a % bs + W - 1) // bs + 1 blocks, largest when a % bs = bs - 1, while the
+    shared blocks only leave the window; so the peak is at t = min(T, W), at t = T, or at the last
+    t <= T with a % bs = bs - 1 (clamped into 1..T when there is none)."""
+    worst = mn(T, mx(1, W + (T - W + 1) // bs * bs - 1))
+    peak = mx(_window_blocks(B, mn(T, W), n_shared, W, bs, mn, mx),
+              _window_blocks(B, T, n_shared, W, bs, mn, mx))
+    return mx(peak, _window_blocks(B, worst, n_shared, W, bs, mn, mx))
 
 
 def kv_bytes(st: Stage, B, T, S: int, W: int, bs: int, mn=min, mx=max):

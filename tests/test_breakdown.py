@@ -101,6 +101,37 @@ def test_sliding_window_with_prefix():
     assert held_sliding(2, 3000, 0, 4096, 0) == 2 * 3000
 
 
+def test_paged_sliding_window_blocks():
+    # W = 20, blocks of 16, one sequence. At t = 35 the window [15, 35) touches blocks 0, 1, 2; at
+    # t = 36 it is [16, 36), blocks 1 and 2 only. The memory a 36-token sequence needs is the peak: 3.
+    assert held_sliding(1, 35, 0, 20, 16) == 3 * 16
+    assert held_sliding(1, 36, 0, 20, 16) == 3 * 16
+    assert held_sliding(1, 20, 0, 20, 16) == 2 * 16  # t <= 20: blocks 0 and 1
+    # The case CI's fuzzing found: W = 1505, T = 1506, a 16-token prefix in one shared block, 2 seqs.
+    # At t = 1506 the window [1, 1506) still touches block 0 (the shared prefix): 1 + 2 x 94 blocks,
+    # exactly what a full-attention layer holds, never more.
+    assert held_sliding(2, 1506, 16, 1505, 16) == (1 + 2 * 94) * 16 == held_full(2, 1506, 16, 16)
+
+
+def _simulated_window_slots(B, T, S, W, bs):
+    """Independent check: walk the sequences token by token and count the blocks in use."""
+    peak = 0
+    for t in range(1, T + 1):
+        blocks = range(max(0, t - W) // bs, (t - 1) // bs + 1)
+        shared = sum(b < S // bs for b in blocks)
+        peak = max(peak, shared + B * (len(blocks) - shared))
+    return peak * bs
+
+
+def test_paged_sliding_matches_a_token_by_token_simulation():
+    for bs in (1, 3, 16):
+        for W in (1, 5, 16, 17, 40):
+            for T in (1, 15, 16, 17, 33, 50, 97):
+                for S in {0, T // 2, T}:
+                    for B in (1, 3):
+                        assert held_sliding(B, T, S, W, bs) == _simulated_window_slots(B, T, S, W, bs)
+
+
 def test_tensor_parallel_kv_split_and_replication():
     m70 = preset_model("llama-3.1-70b")
     per_gpu = {tp: breakdown(m70, Scenario(prompt_tokens=1, tp=tp)).kv_bytes_per_token for tp in (1, 2, 8, 16)}
