@@ -369,7 +369,8 @@ class _Explainer:
         out = f"{held} × {st.full_bpt:,} B/token [{per_token}]"
         if st.sliding_bpt:
             out = (f"{held} × {st.full_bpt:,} B/token (full/latent) + "
-                   f"{held_sliding(B, T, S, m.sliding_window, bs):,} slots of min(T, {m.sliding_window:,}) × "
+                   f"{held_sliding(B, T, S, m.sliding_window, bs):,} slots (each sequence's last min(T, "
+                   f"{m.sliding_window:,}) tokens{', in the blocks they touch at the peak' if bs else ''}) × "
                    f"{st.sliding_bpt:,} B/token (sliding) [{per_token}]")
         if st.state_bytes:
             out += f" + {B:,} seq × {st.state_bytes:,} B of recurrent state"
