@@ -23,3 +23,7 @@ run 1b-b16-ctx2048-graph --shape 1b --batch 16 --prompt 1984 --new 64 --graph
 run small-b8-ctx1152-eager --shape small --batch 8 --prompt 1024 --new 128
 run gemma2-9b-4layers-window-graph --preset gemma-2-9b --layers 4 --batch 2 --prompt 6000 --new 32 --graph
 run llama31-8b-8layers-b4-graph --preset llama-3.1-8b --layers 8 --batch 4 --prompt 8000 --new 32 --graph
+# Eager (CPU-launch-bound) steps vary between sessions: the small shape's graph run separates its GPU time
+# from launch time, and the 1B eager run repeated last shows the drift within one session.
+run small-b8-ctx1152-graph --shape small --batch 8 --prompt 1024 --new 128 --graph
+run 1b-b1-ctx4096-eager-repeat --shape 1b --batch 1 --prompt 4032 --new 64
