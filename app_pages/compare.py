@@ -1,7 +1,5 @@
 """Compare: up to four scenarios side by side (models, attention schemes, dtypes)."""
 
-from dataclasses import replace
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -19,8 +17,11 @@ presets = load_presets()
 st.title("Compare scenarios")
 st.caption(f"Batch {scenario.batch:,} × {scenario.context:,} tokens from the sidebar; per GPU; sizes in {unit}.")
 
-ATTENTION = {"as configured": None, "multi-head (MHA)": "mha", "multi-query (MQA)": "mqa",
-             "latent (MLA, 512 + 64)": "mla"}
+# Each scheme maps every layer spec; kinds without K/V heads (state, latent) keep themselves.
+ATTENTION = {"as configured": None,
+             "multi-head (MHA)": ("MHA", lambda spec: spec.with_kv_heads(None)),
+             "multi-query (MQA)": ("MQA", lambda spec: spec.with_kv_heads(1)),
+             "latent (MLA, 512 + 64)": ("MLA", lambda spec: spec.as_latent(512, 64))}
 n = st.radio("Scenarios", [2, 3, 4], index=1, horizontal=True, key="cmp_n")
 defaults = [("llama-3.1-8b", "as configured", "bf16"), ("llama-3.1-8b", "multi-head (MHA)", "bf16"),
             ("llama-3.1-8b", "latent (MLA, 512 + 64)", "bf16"), ("llama-3.1-8b", "as configured", "fp8")]
@@ -36,14 +37,11 @@ for i, col in enumerate(columns):
         w = st.selectbox("Weights", list(DTYPES), index=list(DTYPES).index("bf16"), key=f"cmp_w_{i}")
     m = presets[p].model
     label = f"{chr(65 + i)}: {m.name}"
-    if ATTENTION[a] == "mha" and "mla" not in m.kinds:
-        m, label = replace(m, n_kv_heads=m.n_heads, name=f"{m.name} (MHA)"), f"{label}, MHA"
-    elif ATTENTION[a] == "mqa" and "mla" not in m.kinds:
-        m, label = replace(m, n_kv_heads=1, name=f"{m.name} (MQA)"), f"{label}, MQA"
-    elif ATTENTION[a] == "mla" and "mla" not in m.kinds:  # DeepSeek's latent sizes on this model's layers
-        m = replace(m, layer_types=("mla",) * m.n_layers, sliding_window=0, kv_lora_rank=512, qk_rope_head_dim=64,
-                    qk_nope_head_dim=m.head_dim, name=f"{m.name} (MLA)")
-        label = f"{label}, MLA"
+    if ATTENTION[a] is not None:  # DeepSeek's latent sizes for MLA, on this model's layers
+        short, fn = ATTENTION[a]
+        variant = m.map_layers(fn, name=f"{m.name} ({short})")
+        if variant.layers != m.layers:
+            m, label = variant, f"{label}, {short}"
     chosen.append((f"{label}, KV {k}, W {w}", m, scenario.with_(kv_dtype=k, weights_dtype=w)))
 
 results = []
@@ -55,7 +53,7 @@ for label, m, s in chosen:
 if not results:
     st.stop()
 fig = go.Figure()
-for key in ("weights", "kv_cache", "activation", "logits", "overhead"):
+for key in ("weights", "encoder", "kv_cache", "activation", "logits", "overhead"):
     name = next(c.label for c in results[0][1].components if c.key == key)
     fig.add_bar(name=name, x=[r[0] for r in results], y=[to_unit(r[1][key], unit) for r in results],
                 marker_color=COMPONENT_COLOURS[key], marker_pattern_shape=COMPONENT_PATTERNS[key])
@@ -67,7 +65,7 @@ base = results[0][1]
 rows = []
 for label, b in results:
     row = {"scenario": label, "KV per token (B)": f"{b.kv_bytes_per_token:,}"}
-    for c in b.components[:5]:
+    for c in b.components[:6]:
         diff = c.bytes - base[c.key]
         change = "" if b is base else f" ({'+' if diff >= 0 else '−'}{fmt_bytes(abs(diff), unit)})"
         row[f"{c.label} ({unit})"] = fmt_bytes(c.bytes, unit) + change

@@ -3,9 +3,8 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from kvdash.breakdown import breakdown, kv_bytes_per_token_layer
+from kvdash.breakdown import breakdown
 from kvdash.dtypes import get_dtype
-from kvdash.model import FULL
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
 from ui.sidebar import require
@@ -24,7 +23,7 @@ with st.container(key="big_intro"):
 
 st.header("The worked example, exactly")
 art = preset_model("article-example")
-per_layer = kv_bytes_per_token_layer(art, FULL, get_dtype("fp32"))
+per_layer = art.layers[0].bytes_per_token(get_dtype("fp32"))
 total = breakdown(art, Scenario(prompt_tokens=512, kv_dtype="fp32", weights_dtype="fp32"))["kv_cache"]
 steps = [
     ("Bytes per token per layer", "1024 dimensions × 2 (a key and a value) × 4 bytes (fp32)",
@@ -71,7 +70,7 @@ st.plotly_chart(growth_animation(48 * per_layer / 2**20), width="stretch", key="
 
 st.header(f"The same steps for {model.name}")
 b = breakdown(model, scenario.with_(new_tokens=0))
-kinds = ", ".join(f"{model.count(k)} {k}" for k in ("full", "sliding", "mla", "linear") if model.count(k))
+kinds = ", ".join(f"{n} {short}" for short, n in b.stage.counts.items())
 kv = get_dtype(scenario.kv_dtype)
 st.markdown(
     f"<div class='big'><ul><li>Layers: {model.n_layers} ({kinds})</li>"

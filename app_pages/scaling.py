@@ -1,14 +1,11 @@
 """Scaling: memory against context length, and a batch x context fit map for the chosen GPU."""
 
-from dataclasses import replace
-
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
-from kvdash.model import FULL, MLA, SLIDING
 from kvdash.sweep import total_grid
 from kvdash.units import GB, GiB
 from ui.sidebar import require
@@ -42,15 +39,12 @@ fig.update_layout(title=f"KV cache and total memory against context ({unit})", x
 st.plotly_chart(fig, width="stretch", key="scaling_dtypes")
 
 variants = {"as configured": model}
-kinds = set(model.kinds)
-if SLIDING in kinds:
-    variants["every layer full attention"] = replace(model, layer_types=(FULL,) * model.n_layers, sliding_window=0)
-if MLA not in kinds and model.n_kv_heads < model.n_heads:
-    variants["multi-head (one KV head per query head)"] = replace(model, n_kv_heads=model.n_heads)
-if MLA not in kinds:
-    variants["latent attention (MLA, 512 + 64)"] = replace(
-        model, layer_types=(MLA,) * model.n_layers, sliding_window=0, kv_lora_rank=512, qk_rope_head_dim=64,
-        qk_nope_head_dim=model.head_dim)
+for name, fn in (("every layer full attention", lambda spec: spec.as_full()),
+                 ("multi-head (one KV head per query head)", lambda spec: spec.with_kv_heads(None)),
+                 ("latent attention (MLA, 512 + 64)", lambda spec: spec.as_latent(512, 64))):
+    variant = model.map_layers(fn)
+    if variant.layers != model.layers:  # only the schemes that change something
+        variants[name] = variant
 if len(variants) > 1:
     fig2 = go.Figure()
     for i, (name, m) in enumerate(variants.items()):

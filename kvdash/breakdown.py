@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from kvdash.dtypes import DTYPES, WEIGHT_GROUP, DType, get_dtype, high_precision
-from kvdash.model import FULL, LINEAR, MLA, SLIDING, ModelSpec
-from kvdash.params import embedding_params, kv_heads_per_gpu, layer_params
+from kvdash.layers import LayerSpec, held_full, held_sliding  # noqa: F401  (held_*: the public formulas)
+from kvdash.model import ModelSpec
+from kvdash.params import embedding_params, layer_params
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import cdiv
 
@@ -26,14 +27,8 @@ SCORE_EXTRA_BYTES = 4  # eager softmax runs in fp32 beside the scores in the act
 
 # ---- per-token sizes -------------------------------------------------------------------------
 def kv_bytes_per_token_layer(m: ModelSpec, kind: str, kv: DType, tp: int = 1) -> int:
-    """Cache bytes one token adds to one layer on one GPU."""
-    if kind in (FULL, SLIDING):
-        heads = kv_heads_per_gpu(m, tp)
-        return heads * (kv.nbytes(m.head_dim, m.head_dim) + kv.nbytes(m.v_dim, m.v_dim))
-    if kind == MLA:  # latent + shared rope key, replicated on every GPU
-        width = m.kv_lora_rank + m.qk_rope_head_dim
-        return kv.nbytes(width, width)
-    return 0
+    """Cache bytes one token adds to one layer of the given kind on one GPU (the first such layer)."""
+    return {spec.kind: spec for spec in reversed(m.layers)}[kind].bytes_per_token(kv, tp)
 
 
 def activation_dtype(weights: DType) -> DType:
@@ -59,38 +54,42 @@ class Stage:
 
     index: int
     layers: range
-    counts: dict  # layer kind -> number of layers in this stage
+    groups: tuple[tuple[LayerSpec, int], ...]  # (layer spec, number of layers) in this stage
     linear_params: int
     other_params: int  # norms, biases, routers, embeddings, LM head
-    weight_bytes: int
-    full_bpt: int  # cache bytes per token, summed over full and latent layers
-    sliding_bpt: int  # cache bytes per token, summed over sliding layers
-    state_bytes: int  # per sequence, linear/state-space layers
+    encoder_params: int  # vision tower / audio encoder (first stage)
+    weight_bytes: int  # the language model's weights on this GPU
+    encoder_bytes: int  # the encoder's weights, kept in 16-bit
+    caches: tuple[tuple[LayerSpec, int], ...]  # (spec, cache bytes per held token, all its layers)
+    state_bytes: int  # fixed bytes per sequence: recurrent state, cross-attention K/V
     act_bytes: int  # bytes per activation value (bf16, or fp32 for an fp32 model)
     hidden_pt: int  # activation bytes per token in flight: residual + normed copy
-    attn_pt: int  # ... inside the widest attention block
+    attn_pt: int  # ... inside the widest token mixer
     mlp_pt: int  # ... inside the widest MLP / expert block
     score_heads: int  # query heads whose T x T scores an eager kernel stores
     logits_per_seq: int
 
+    @property
+    def kv_bpt(self) -> int:
+        """Cache bytes per token of one sequence, summed over the layers whose cache grows."""
+        return sum(b for _, b in self.caches)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for spec, n in self.groups:
+            out[spec.short] = out.get(spec.short, 0) + n
+        return out
+
 
 @lru_cache(maxsize=512)
-def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str) -> tuple[Stage, ...]:
+def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, block_size: int = 0
+           ) -> tuple[Stage, ...]:
     w, kv = get_dtype(weights_dtype), get_dtype(kv_dtype)
     hp, act = high_precision(w), activation_dtype(w)
     a = act.nbytes(1, 1)
     per_layer = layer_params(m, tp)
     emb = embedding_params(m, tp)
-    nh = m.n_heads // tp
-    kvh = kv_heads_per_gpu(m, tp)
-    bpt = {k: kv_bytes_per_token_layer(m, k, kv, tp) if m.count(k) else 0 for k in (FULL, SLIDING, MLA)}
-    attn_width = {
-        FULL: nh * m.head_dim + kvh * (m.head_dim + m.v_dim) + nh * m.v_dim,
-        MLA: nh * (m.qk_nope_head_dim + m.qk_rope_head_dim) * 2
-        + (m.kv_lora_rank + m.qk_rope_head_dim)
-        + 2 * nh * m.v_dim,
-    }
-    attn_width[SLIDING] = attn_width[FULL]
     mats = 3 if m.gated_mlp else 2
     dense_pt = mats * cdiv(m.intermediate_size, tp) * a
     moe_pt = (
@@ -99,10 +98,11 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str) ->
         + m.n_experts * LOGIT_BYTES  # router logits
     )
     out = []
-    parts = pipeline_partition(m.n_layers, pp)
-    for i, layers in enumerate(parts):
-        kinds = [m.kinds[j] for j in layers]
-        counts = {k: kinds.count(k) for k in (FULL, SLIDING, MLA, LINEAR) if k in kinds}
+    for i, layers in enumerate(pipeline_partition(m.n_layers, pp)):
+        counts: dict[LayerSpec, int] = {}
+        for j in layers:
+            counts[m.layers[j]] = counts.get(m.layers[j], 0) + 1
+        groups = tuple(counts.items())
         linear = sum(per_layer[j].linear for j in layers)
         other = sum(per_layer[j].other for j in layers)
         first, last = i == 0, i == pp - 1
@@ -113,24 +113,26 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str) ->
             # A tied head shares the embedding's storage only when both sit on the same GPU.
             if not (m.tie_word_embeddings and first):
                 other += emb.head
-        attn_kinds = [k for k in counts if k != LINEAR]
-        moe_here = [m.moe_mask[j] for j in layers]
+        encoder = m.encoder_params if first else 0
+        ffn = [(m.mlp_mask[j], m.moe_mask[j]) for j in layers]
         out.append(
             Stage(
                 index=i,
                 layers=layers,
-                counts=counts,
+                groups=groups,
                 linear_params=linear,
                 other_params=other,
+                encoder_params=encoder,
                 weight_bytes=w.nbytes(linear, WEIGHT_GROUP) + hp.nbytes(other, 1),
-                full_bpt=bpt[FULL] * counts.get(FULL, 0) + bpt[MLA] * counts.get(MLA, 0),
-                sliding_bpt=bpt[SLIDING] * counts.get(SLIDING, 0),
-                state_bytes=counts.get(LINEAR, 0) * act.nbytes(cdiv(m.linear_state_elems, tp), 1),
+                encoder_bytes=hp.nbytes(encoder, 1),
+                caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in groups if spec.grows),
+                state_bytes=sum(n * spec.bytes_per_seq(kv, act, tp, block_size) for spec, n in groups),
                 act_bytes=a,
                 hidden_pt=2 * m.hidden_size * a,
-                attn_pt=max((attn_width[k] * a for k in attn_kinds), default=0),
-                mlp_pt=max(moe_pt if any(moe_here) else 0, dense_pt if not all(moe_here) else 0),
-                score_heads=nh if attn_kinds else 0,
+                attn_pt=max((spec.act_width(tp) * a for spec, _ in groups), default=0),
+                mlp_pt=max(moe_pt if any(mlp and moe for mlp, moe in ffn) else 0,
+                           dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
+                score_heads=max((spec.score_heads(tp) for spec, _ in groups), default=0),
                 logits_per_seq=cdiv(m.vocab_size, tp) * LOGIT_BYTES if last else 0,
             )
         )
@@ -138,55 +140,12 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str) ->
 
 
 # ---- the formulas, for ints or numpy arrays ------------------------------------------------------
-def held_full(B, T, S: int, bs: int):
-    """Token slots per full/latent layer: a shared prefix once, the rest per sequence.
-
-    Paged caches share only whole blocks of the prefix and round each sequence up to blocks.
-    """
-    if bs:
-        shared = S // bs * bs
-        return shared + B * cdiv(T - shared, bs) * bs
-    return S + B * (T - S)
-
-
-def held_sliding(B, T, S: int, W: int, bs: int, mn=min, mx=max):
-    """Token slots per sliding layer at the peak of the sequences' life: each keeps its last min(t, W)
-    tokens; prefix tokens still inside that window are stored once.
-
-    Paged caches hold whole blocks: every block touching the window (an engine frees a block only once
-    all its tokens have left the window, as vLLM's SlidingWindowManager does), the prefix's whole blocks
-    once. The block count then depends on how the window straddles block edges, so it can shrink as t
-    grows; the peak over t <= T is taken at one of three lengths (see _window_blocks_peak)."""
-    if bs:
-        return _window_blocks_peak(B, T, S // bs, W, bs, mn, mx) * bs
-    overlap = mx(0, S - mx(0, T - W))  # unpaged, the count only grows with t: the peak is at T
-    return overlap + B * (mn(T, W) - overlap)
-
-
-def _window_blocks(B, t, n_shared: int, W: int, bs: int, mn, mx):
-    """Blocks held by B sequences of t tokens: the blocks touching positions [t - W, t), with the
-    first n_shared (prefix) blocks stored once."""
-    first = mx(0, t - W) // bs
-    count = (t - 1) // bs - first + 1
-    shared = mn(count, mx(0, n_shared - first))
-    return shared + B * (count - shared)
-
-
-def _window_blocks_peak(B, T, n_shared: int, W: int, bs: int, mn, mx):
-    """Peak of _window_blocks over t = 1..T. Up to t = W it only grows. Past W, with offset a = t - W,
-    a sequence touches (a % bs + W - 1) // bs + 1 blocks, largest when a % bs = bs - 1, while the
-    shared blocks only leave the window; so the peak is at t = min(T, W), at t = T, or at the last
-    t <= T with a % bs = bs - 1 (clamped into 1..T when there is none)."""
-    worst = mn(T, mx(1, W + (T - W + 1) // bs * bs - 1))
-    peak = mx(_window_blocks(B, mn(T, W), n_shared, W, bs, mn, mx),
-              _window_blocks(B, T, n_shared, W, bs, mn, mx))
-    return mx(peak, _window_blocks(B, worst, n_shared, W, bs, mn, mx))
-
-
-def kv_bytes(st: Stage, B, T, S: int, W: int, bs: int, mn=min, mx=max):
-    out = st.full_bpt * held_full(B, T, S, bs) + B * st.state_bytes
-    if st.sliding_bpt:
-        out = out + st.sliding_bpt * held_sliding(B, T, S, W, bs, mn, mx)
+def kv_bytes(st: Stage, B, T, S: int, bs: int, mn=min, mx=max):
+    """Cache bytes of the stage: each kind's held token slots x its bytes per token, plus the fixed
+    per-sequence state (the stage was built for the same block size)."""
+    out = B * st.state_bytes
+    for spec, bpt in st.caches:
+        out = out + bpt * spec.held(B, T, S, bs, mn, mx)
     return out
 
 
@@ -206,12 +165,12 @@ def activation_bytes(st: Stage, B, P, T, chunk: int, eager: bool, mn=min, mx=max
     return mx(*activation_phases(st, B, P, T, chunk, eager, mn, mx))
 
 
-def stage_bytes(st: Stage, s: Scenario, W: int, B, P, mn=min, mx=max):
+def stage_bytes(st: Stage, s: Scenario, B, P, mn=min, mx=max):
     """Everything one GPU of this stage holds for B sequences of P prompt tokens (plus the scenario's
     generated tokens), except the scenario's fixed overheads. B and P may be numpy arrays."""
     T = P + s.new_tokens
     eager = s.attention == "eager"
-    return (st.weight_bytes + kv_bytes(st, B, T, s.shared_prefix_tokens, W, s.block_size, mn, mx)
+    return (st.weight_bytes + st.encoder_bytes + kv_bytes(st, B, T, s.shared_prefix_tokens, s.block_size, mn, mx)
             + activation_bytes(st, B, P, T, s.prefill_chunk, eager, mn, mx) + B * st.logits_per_seq)
 
 
@@ -251,7 +210,21 @@ class Breakdown:
     @property
     def kv_bytes_per_token(self) -> int:
         """Cache bytes per token of one sequence on this GPU, before any window saturates."""
-        return self.stage.full_bpt + self.stage.sliding_bpt
+        return self.stage.kv_bpt
+
+    @property
+    def state_bytes_per_seq(self) -> int:
+        """The fixed part of the cache per sequence on this GPU: recurrent state, cross-attention K/V."""
+        return self.stage.state_bytes
+
+    def layer_summary(self) -> list[dict]:
+        """One row per distinct layer spec of this GPU's stage: kind, count, bytes per token and per sequence."""
+        kv, act = get_dtype(self.scenario.kv_dtype), activation_dtype(get_dtype(self.scenario.weights_dtype))
+        tp, bs = self.scenario.tp, self.scenario.block_size
+        return [{"kind": spec.kind, "label": spec.short, "layers": n,
+                 "kv_bytes_per_token": n * spec.bytes_per_token(kv, tp),
+                 "state_bytes_per_seq": n * spec.bytes_per_seq(kv, act, tp, bs),
+                 "formula": spec.describe(kv, tp)} for spec, n in self.stage.groups]
 
     @property
     def n_gpus(self) -> int:
@@ -279,6 +252,9 @@ class Breakdown:
             "n_gpus": self.n_gpus,
             "pipeline_stage": self.stage.index,
             "kv_bytes_per_token": self.kv_bytes_per_token,
+            "state_bytes_per_seq": self.state_bytes_per_seq,
+            "layers": self.layer_summary(),
+            "warnings": list(self.model.warnings),
             "total_bytes": self.total,
             "components": [
                 {"key": c.key, "label": c.label, "bytes": c.bytes, "formula": c.formula, "basis": c.basis}
@@ -299,40 +275,23 @@ def _dtype_term(n: int, d: DType, group: int) -> str:
     return f"{n:,} × {d.bits // 8} B ({d.name})"
 
 
-def _kv_per_token_text(m: ModelSpec, st: Stage, kv: DType, tp: int) -> str:
-    parts = []
-    heads = kv_heads_per_gpu(m, tp)
-    b = f"{kv.bits // 8} B" if kv.bits % 8 == 0 else f"{kv.bits}/8 B"
-    scale = f" + 2 × {heads} × {kv.scale_bytes} B scales" if kv.scale_bytes else ""
-    for kind, name in ((FULL, "full"), (SLIDING, "sliding")):
-        if st.counts.get(kind):
-            parts.append(
-                f"{st.counts[kind]} {name} layers × ({heads} KV heads × ({m.head_dim} + {m.v_dim}) × {b}{scale})"
-            )
-    if st.counts.get(MLA):
-        s = f" + {kv.scale_bytes} B scale" if kv.scale_bytes else ""
-        parts.append(
-            f"{st.counts[MLA]} latent layers × (({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {b}{s})"
-        )
-    return " + ".join(parts) or "no attention layers"
-
-
 def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
     """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
     check_parallel(m, s)
-    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype)
+    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size)
     B, P, T, S, bs = s.batch, s.prompt_tokens, s.context, s.shared_prefix_tokens, s.block_size
-    W, chunk, eager = m.sliding_window, s.prefill_chunk, s.attention == "eager"
+    chunk, eager = s.prefill_chunk, s.attention == "eager"
     reserve = 0
     if gpu is not None and s.gpu_memory_utilization:
         reserve = gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes)
 
-    st = max(sts, key=lambda x: stage_bytes(x, s, W, B, P)) if len(sts) > 1 else sts[0]
+    st = max(sts, key=lambda x: stage_bytes(x, s, B, P)) if len(sts) > 1 else sts[0]
     prefill, decode = activation_phases(st, B, P, T, chunk, eager)
     text = _Explainer(m, s, st, gpu, prefill >= decode)
     comps = (
         Component("weights", "Weights", st.weight_bytes, text.weights),
-        Component("kv_cache", "KV cache", kv_bytes(st, B, T, S, W, bs), text.kv_cache),
+        Component("encoder", "Encoder weights", st.encoder_bytes, text.encoder),
+        Component("kv_cache", "KV cache", kv_bytes(st, B, T, S, bs), text.kv_cache),
         Component("activation", "Activation peak", max(prefill, decode), text.activation),
         Component("logits", "Logits", B * st.logits_per_seq, text.logits),
         Component("overhead", "CUDA context & runtime", s.runtime_overhead_bytes, text.overhead, basis="measured"),
@@ -356,25 +315,30 @@ class _Explainer:
         return (f"{_dtype_term(self.st.linear_params, w, WEIGHT_GROUP)} + "
                 f"{_dtype_term(self.st.other_params, high_precision(w), 1)} [embeddings, norms, biases, routers]")
 
+    def encoder(self) -> str:
+        if not self.st.encoder_bytes:
+            return "no vision or audio encoder" + (" on this pipeline stage" if self.m.encoder_params else "")
+        return (f"{_dtype_term(self.st.encoder_params, high_precision(get_dtype(self.s.weights_dtype)), 1)} "
+                "[vision tower / audio encoder and projector, replicated, kept in 16-bit]")
+
     def kv_cache(self) -> str:
-        m, s, st = self.m, self.s, self.st
-        B, T, S, bs = s.batch, s.context, s.shared_prefix_tokens, s.block_size
-        held = f"{B:,} seq × {T:,} tokens"
-        if S or bs:
-            held = f"{held_full(B, T, S, bs):,} token slots ({held}"
-            held += f", prefix of {S:,} stored once" if S else ""
-            held += f", blocks of {bs}" if bs else ""
-            held += ")"
-        per_token = _kv_per_token_text(m, st, get_dtype(s.kv_dtype), s.tp)
-        out = f"{held} × {st.full_bpt:,} B/token [{per_token}]"
-        if st.sliding_bpt:
-            out = (f"{held} × {st.full_bpt:,} B/token (full/latent) + "
-                   f"{held_sliding(B, T, S, m.sliding_window, bs):,} slots (each sequence's last min(T, "
-                   f"{m.sliding_window:,}) tokens{', in the blocks they touch at the peak' if bs else ''}) × "
-                   f"{st.sliding_bpt:,} B/token (sliding) [{per_token}]")
+        s, st = self.s, self.st
+        B, T, S, bs, tp = s.batch, s.context, s.shared_prefix_tokens, s.block_size, s.tp
+        kv = get_dtype(s.kv_dtype)
+        counts = dict(st.groups)
+        parts = []
+        for spec, bpt in st.caches:
+            held = spec.held(B, T, S, bs)
+            slots = (f"{B:,} seq × {T:,} tokens" if held == B * T and not S else
+                     f"{held:,} slots ({spec.held_rule(bs)}; {B:,} seq × {T:,} tokens"
+                     + (f", prefix of {S:,} stored once" if S else "") + (f", blocks of {bs}" if bs else "") + ")")
+            parts.append(f"{slots} × {bpt:,} B/token [{counts[spec]} {spec.short} layers × {spec.describe(kv, tp)}]")
         if st.state_bytes:
-            out += f" + {B:,} seq × {st.state_bytes:,} B of recurrent state"
-        return out
+            act = activation_dtype(get_dtype(s.weights_dtype))
+            fixed = [f"{n} {spec.short} layers × {spec.describe(kv, tp)}" for spec, n in st.groups
+                     if spec.bytes_per_seq(kv, act, tp, bs)]
+            parts.append(f"{B:,} seq × {st.state_bytes:,} B fixed per sequence [{'; '.join(fixed)}]")
+        return " + ".join(parts) or "no layer holds a cache"
 
     def activation(self) -> str:
         s, st = self.s, self.st

@@ -48,7 +48,7 @@ def from_run(run: dict, label: str = "") -> Measured:
     m = ModelSpec(name=s["name"], n_layers=s["n_layers"], hidden_size=s["hidden_size"], n_heads=s["n_heads"],
                   n_kv_heads=s["n_kv_heads"], head_dim=s["head_dim"], vocab_size=s["vocab_size"],
                   intermediate_size=s["intermediate_size"],
-                  layer_types=kinds if "sliding" in kinds else (), sliding_window=s["sliding_window"],
+                  layer_types=kinds, sliding_window=s["sliding_window"],
                   tie_word_embeddings=s["tie_word_embeddings"])
     dtype = "bf16" if run["device"]["dtype"] == "bfloat16" else "fp32"
     sc = Scenario(batch=s["batch"], prompt_tokens=s["prompt_tokens"], new_tokens=s["new_tokens"],

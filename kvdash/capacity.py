@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvdash.breakdown import breakdown, kv_bytes_per_token_layer
+from kvdash.breakdown import breakdown
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
-from kvdash.model import FULL, LINEAR, MLA, SLIDING, ModelSpec
+from kvdash.layers import LayerSpec
+from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import GiB, cdiv
 
 DEFAULT_BLOCK_SIZE = 16
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192  # vLLM's scheduler default for `vllm serve` on large GPUs
+# vLLM groups layers by the largest kind's count when max < 1.5 x min, else by the smallest
+# (kv_cache_utils / kv_cache_planning, v0.20 to v0.33; v0.15 used 1.25, v0.11 always the smallest).
+GROUPING_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -64,39 +68,37 @@ def vllm_capacity(
     if type(max_len) is not int or max_len < 1:
         raise KvdashError("max model length must be a positive integer (the preset has none: pass --max-model-len)")
     check_parallel(m, Scenario(tp=tp))
-    if m.count(LINEAR):
-        raise KvdashError("vLLM capacity for linear-attention/state-space layers is not modelled")
     kv = get_dtype(kv_dtype)
 
-    # One spec per attention kind (full and latent layers are both full-attention specs in vLLM).
+    # Layers whose specs share a vLLM group key (full and latent attention are both full-attention
+    # specs in vLLM) share a block table; each key needs one page size.
     counts: dict[str, int] = {}
     pages: dict[str, int] = {}
-    for kind in m.kinds:
-        key = SLIDING if kind == SLIDING else FULL
-        counts[key] = counts.get(key, 0) + 1
-        pages[key] = block_size * kv_bytes_per_token_layer(m, kind if kind != FULL else FULL, kv, tp)
-    if m.count(MLA) and m.count(FULL):
-        raise KvdashError("models mixing latent and standard attention are not modelled")
+    first: dict[str, LayerSpec] = {}
+    for spec, n in m.layer_groups:
+        key = spec.vllm_group()
+        if key is None:
+            raise KvdashError(f"vLLM capacity for {spec.label} layers is not modelled")
+        counts[key] = counts.get(key, 0) + n
+        pages.setdefault(key, block_size * spec.bytes_per_token(kv, tp))
+        first.setdefault(key, spec)
+        if pages[key] != block_size * spec.bytes_per_token(kv, tp):
+            raise KvdashError("models mixing latent and standard attention are not modelled")
     if len(set(pages.values())) > 1:
         raise KvdashError("hybrid layers with different page sizes are not modelled")
     page = next(iter(pages.values()))
 
-    def request_blocks(key: str) -> int:
-        if key == SLIDING:
-            held = min(m.sliding_window - 1 + max_num_batched_tokens, max_len)
-            return cdiv(held, block_size) + 1  # +1: the window need not start on a block boundary
-        return cdiv(max_len, block_size)
-
     if len(counts) == 1:
         (key, n), = counts.items()
         group_size, groups = n, {key: 1}
-    else:
+    else:  # vLLM: one group per kind when the counts are close, else groups of the smallest count
         lo, hi = min(counts.values()), max(counts.values())
-        group_size = hi if hi < 1.5 * lo else lo
+        group_size = hi if hi < GROUPING_RATIO * lo else lo
         groups = {key: cdiv(n, group_size) for key, n in counts.items()}
     n_groups = sum(groups.values())
     blocks = kv_budget_bytes // page // group_size
-    per_request = sum(g * request_blocks(key) for key, g in groups.items())
+    per_request = sum(g * first[key].vllm_request_blocks(max_len, block_size, max_num_batched_tokens)
+                      for key, g in groups.items())
     return Capacity(
         kv_budget_bytes=kv_budget_bytes,
         block_size=block_size,

@@ -1,21 +1,26 @@
 """The model description: a frozen, validated record of a decoder transformer's architecture.
 
-Field names follow Hugging Face configs. Per-layer behaviour lives in two tuples, `layer_types`
-(which attention each layer uses, so hybrid stacks are first-class) and `moe_layers` (which layers
-route to experts). Parameter counts are derived here, exactly, from the architecture.
+Field names follow Hugging Face configs. Each layer's token mixer is a layer spec (`kvdash.layers`):
+`layers` gives them, one per layer, either explicitly (`layer_specs`, as the config reader builds
+hybrid stacks) or from the flat fields below (`layer_types` names full / sliding / mla / linear per
+layer, with the shared head sizes), which keeps simple models simple to write. `moe_layers` and
+`mlp_layers` say which layers route to experts and which have a feed-forward block at all.
+Parameter counts are derived exactly from the architecture (`kvdash.params`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 
 from kvdash.errors import KvdashError
+from kvdash.layers import LayerSpec, legacy_layer
 
+# The names `layer_types` accepts (the flat way to describe a model; hybrids use layer_specs).
 FULL = "full"  # full causal attention: holds every token
 SLIDING = "sliding"  # sliding-window attention: holds the last `sliding_window` tokens
 MLA = "mla"  # multi-head latent attention: holds the compressed latent + shared rope key
-LINEAR = "linear"  # linear attention / state space: a fixed state per sequence, no KV cache
+LINEAR = "linear"  # a generic recurrent layer: `linear_state_elems` values per sequence
 LAYER_TYPES = (FULL, SLIDING, MLA, LINEAR)
 
 # Bounds that no real model comes near; they turn typos and garbage into clear errors.
@@ -78,6 +83,8 @@ class ModelSpec:
     shared_expert_gate: bool = False  # Qwen2-MoE's sigmoid gate on the shared expert
     router_bias: bool = False  # DeepSeek-V3's e_score_correction_bias
     moe_layers: tuple[bool, ...] = ()  # () : every layer is MoE when n_experts > 0
+    mlp_layers: tuple[bool, ...] = ()  # () : every layer has a feed-forward block (dense or MoE)
+    layer_specs: tuple[LayerSpec, ...] = ()  # explicit mixers, one per layer; () : from layer_types
     # Embeddings, biases, norms
     tie_word_embeddings: bool = False
     max_position_embeddings: int = 0
@@ -90,8 +97,10 @@ class ModelSpec:
     final_norm: bool = True  # a norm after the last layer (absent in post-LN OPT-350m)
     qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3, Gemma-3)
     extra_params: int = 0  # parameters outside this schema, stated by the importer
+    encoder_params: int = 0  # a vision tower / audio encoder and its projector: weights, no cache
     default_dtype: str = "bf16"
     notes: str = field(default="", compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # what the importer could not model
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -102,21 +111,50 @@ class ModelSpec:
         return self.v_head_dim or self.head_dim
 
     @cached_property
+    def layers(self) -> tuple[LayerSpec, ...]:
+        """The mixer spec of every layer (equal layers share one spec object)."""
+        if self.layer_specs:
+            return self.layer_specs
+        made: dict[str, LayerSpec] = {}
+        return tuple(made.setdefault(k, legacy_layer(self, k)) for k in self.layer_types or (FULL,) * self.n_layers)
+
+    @cached_property
+    def layer_groups(self) -> tuple[tuple[LayerSpec, int], ...]:
+        """(spec, number of layers) for each distinct spec, in order of first appearance."""
+        counts: dict[LayerSpec, int] = {}
+        for spec in self.layers:
+            counts[spec] = counts.get(spec, 0) + 1
+        return tuple(counts.items())
+
+    @cached_property
     def kinds(self) -> tuple[str, ...]:
-        return self.layer_types or (FULL,) * self.n_layers
+        return tuple(spec.kind for spec in self.layers)
 
     @cached_property
     def moe_mask(self) -> tuple[bool, ...]:
+        """Which layers route to experts (a layer without a feed-forward block never does)."""
         if not self.n_experts:
             return (False,) * self.n_layers
-        return self.moe_layers or (True,) * self.n_layers
+        return tuple(moe and mlp for moe, mlp in zip(self.moe_layers or (True,) * self.n_layers, self.mlp_mask,
+                                                      strict=True))
+
+    @cached_property
+    def mlp_mask(self) -> tuple[bool, ...]:
+        return self.mlp_layers or (True,) * self.n_layers
 
     @cached_property
     def _kind_counts(self) -> dict[str, int]:
-        return {k: self.kinds.count(k) for k in LAYER_TYPES}
+        out: dict[str, int] = {}
+        for k in self.kinds:
+            out[k] = out.get(k, 0) + 1
+        return out
 
     def count(self, kind: str) -> int:
-        return self._kind_counts[kind]
+        return self._kind_counts.get(kind, 0)
+
+    def map_layers(self, fn, name: str | None = None) -> ModelSpec:
+        """A copy with every layer spec replaced by fn(spec) (the dashboard's what-if variants)."""
+        return replace(self, layer_specs=tuple(fn(spec) for spec in self.layers), name=name or self.name)
 
     def __hash__(self) -> int:
         # Specs key the per-model caches on every slider move: hash the fields once, not each time.
@@ -127,22 +165,15 @@ class ModelSpec:
 
     @property
     def attention_label(self) -> str:
-        """MHA / GQA / MQA / MLA, plus sliding or hybrid when layers differ."""
-        present = sorted(set(self.kinds), key=LAYER_TYPES.index)
-        if MLA in present:
-            base = "MLA"
-        elif self.n_kv_heads == self.n_heads:
-            base = "MHA"
-        elif self.n_kv_heads == 1:
-            base = "MQA"
-        else:
-            base = f"GQA ({self.n_heads // self.n_kv_heads} queries per KV head)"
-        if present == [SLIDING]:
-            return f"{base}, sliding window {self.sliding_window}"
-        if len(present) > 1:
-            parts = ", ".join(f"{self.count(k)} {k}" for k in present)
-            return f"{base}, hybrid: {parts}"
-        return base
+        """MHA / GQA / MQA / MLA of the attention layers, then the layer kinds when they differ."""
+        base = next((spec.heads_label for spec in self.layers if spec.heads_label), "no attention")
+        shorts: dict[str, int] = {}
+        for spec, n in self.layer_groups:
+            shorts[spec.short] = shorts.get(spec.short, 0) + n
+        if len(shorts) == 1:
+            (only,) = shorts
+            return base if only in ("full", "MLA") else f"{base}, {only}"
+        return f"{base}, hybrid: " + ", ".join(f"{n} {k}" for k, n in shorts.items())
 
     # ---- parameters ------------------------------------------------------------------------
     @cached_property
@@ -182,6 +213,16 @@ def _validate(m: ModelSpec) -> None:
             raise KvdashError(f"{f.name} must be true or false, not {v!r}")
     if m.norm not in ("rms", "layer"):
         raise KvdashError(f"norm must be 'rms' or 'layer', not {m.norm!r}")
+    for name in ("moe_layers", "mlp_layers"):
+        mask = getattr(m, name)
+        if mask and (len(mask) != m.n_layers or any(type(x) is not bool for x in mask)):
+            raise KvdashError(f"{name} must hold true/false for each of the {m.n_layers} layers")
+    if m.layer_specs:
+        if len(m.layer_specs) != m.n_layers:
+            raise KvdashError(f"layer_specs lists {len(m.layer_specs)} layers but n_layers is {m.n_layers}")
+        if not all(isinstance(x, LayerSpec) for x in m.layer_specs):
+            raise KvdashError("layer_specs must hold layer specs (kvdash.layers)")
+        return _validate_ffn(m)
     if m.layer_types:
         if len(m.layer_types) != m.n_layers:
             raise KvdashError(
@@ -190,17 +231,11 @@ def _validate(m: ModelSpec) -> None:
         bad = [t for t in m.layer_types if t not in LAYER_TYPES]
         if bad:
             raise KvdashError(f"layer_types: unknown kind {bad[0]!r}; use one of {', '.join(LAYER_TYPES)}")
-    kinds = set(m.layer_types or (FULL,))
-    if kinds & {FULL, SLIDING} and m.n_heads % m.n_kv_heads:
-        raise KvdashError(
-            f"n_heads ({m.n_heads}) must be a multiple of n_kv_heads ({m.n_kv_heads})"
-        )
-    if SLIDING in kinds and not m.sliding_window:
-        raise KvdashError("sliding layers need sliding_window >= 1")
-    if MLA in kinds and not (m.kv_lora_rank and m.qk_rope_head_dim and m.qk_nope_head_dim):
-        raise KvdashError("latent (MLA) layers need kv_lora_rank, qk_rope_head_dim and qk_nope_head_dim")
-    if LINEAR in kinds and not m.linear_state_elems:
-        raise KvdashError("linear/state-space layers need linear_state_elems >= 1")
+    m.layers  # builds (and so validates) each layer's spec from the flat fields
+    _validate_ffn(m)
+
+
+def _validate_ffn(m: ModelSpec) -> None:
     if m.n_experts:
         if not 1 <= m.experts_per_token <= m.n_experts:
             raise KvdashError(
@@ -208,13 +243,10 @@ def _validate(m: ModelSpec) -> None:
             )
         if not m.expert_intermediate_size:
             raise KvdashError("MoE models need expert_intermediate_size >= 1")
-        if m.moe_layers and len(m.moe_layers) != m.n_layers:
-            raise KvdashError(f"moe_layers lists {len(m.moe_layers)} layers but n_layers is {m.n_layers}")
-        if any(type(x) is not bool for x in m.moe_layers):
-            raise KvdashError("moe_layers must hold true/false per layer")
     elif m.moe_layers or m.experts_per_token:
         raise KvdashError("moe_layers / experts_per_token given without n_experts")
-    if not m.intermediate_size and not all(m.moe_mask):
+    dense = [mlp and not moe for mlp, moe in zip(m.mlp_mask, m.moe_mask, strict=True)]
+    if not m.intermediate_size and any(dense):
         raise KvdashError("intermediate_size must be >= 1 (dense MLP layers need it)")
     if m.n_shared_experts and not m.shared_expert_intermediate_size:
         raise KvdashError("shared experts need shared_expert_intermediate_size")

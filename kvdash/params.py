@@ -14,52 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kvdash.model import FULL, LINEAR, MLA, SLIDING, ModelSpec
+from kvdash.layers import LayerParams
+from kvdash.model import ModelSpec
 from kvdash.units import cdiv
 
-
-def kv_heads_per_gpu(m: ModelSpec, tp: int) -> int:
-    """K/V heads each GPU holds: split when possible, one replicated head otherwise."""
-    return max(1, m.n_kv_heads // tp)
-
-
-@dataclass(frozen=True)
-class LayerParams:
-    linear: int
-    other: int
-
-    @property
-    def total(self) -> int:
-        return self.linear + self.other
+__all__ = ["LayerParams", "EmbeddingParams", "embedding_params", "layer_params", "total_params"]
 
 
 def _norm(m: ModelSpec, dim: int) -> int:
     return dim * (2 if m.norm == "layer" else 1)
-
-
-def _attention(m: ModelSpec, kind: str, tp: int) -> LayerParams:
-    h = m.hidden_size
-    nh = m.n_heads // tp
-    if kind in (FULL, SLIDING):
-        kv = kv_heads_per_gpu(m, tp)
-        q, k, v = nh * m.head_dim, kv * m.head_dim, kv * m.v_dim
-        linear = h * (q + k + v) + nh * m.v_dim * h
-        other = (q + k + v if m.qkv_bias else 0) + (h if m.o_bias else 0)
-        other += 2 * m.head_dim if m.qk_norm else 0
-        return LayerParams(linear, other)
-    if kind == MLA:
-        q_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
-        if m.q_lora_rank:  # q_a (replicated) -> norm -> q_b (split by heads)
-            linear = h * m.q_lora_rank + m.q_lora_rank * nh * q_dim
-            other = m.q_lora_rank
-        else:
-            linear, other = h * nh * q_dim, 0
-        linear += h * (m.kv_lora_rank + m.qk_rope_head_dim)  # kv_a with the shared rope key
-        linear += m.kv_lora_rank * nh * (m.qk_nope_head_dim + m.v_dim)  # kv_b up-projection
-        linear += nh * m.v_dim * h  # o_proj
-        return LayerParams(linear, other + m.kv_lora_rank)
-    assert kind == LINEAR
-    return LayerParams(cdiv(m.linear_layer_params, tp), 0)
 
 
 def _mlp(m: ModelSpec, moe: bool, tp: int, active_only: bool) -> LayerParams:
@@ -83,9 +46,9 @@ def layer_params(m: ModelSpec, tp: int = 1, active_only: bool = False) -> tuple[
     """Per-layer parameters held by one GPU of a tp-way tensor-parallel group."""
     norms = m.norms_per_layer * _norm(m, m.hidden_size)
     out = []
-    for kind, moe in zip(m.kinds, m.moe_mask, strict=False):
-        a = _attention(m, kind, tp)
-        f = _mlp(m, moe, tp, active_only)
+    for spec, mlp, moe in zip(m.layers, m.mlp_mask, m.moe_mask, strict=True):
+        a = spec.params(m.hidden_size, tp)
+        f = _mlp(m, moe, tp, active_only) if mlp else LayerParams(0, 0)
         out.append(LayerParams(a.linear + f.linear, a.other + f.other + norms))
     return tuple(out)
 
@@ -110,4 +73,4 @@ def total_params(m: ModelSpec, active_only: bool = False) -> int:
     e = embedding_params(m)
     body = sum(p.total for p in layer_params(m, 1, active_only))
     head = 0 if m.tie_word_embeddings else e.head
-    return body + e.embed + head + e.final_norm + m.extra_params
+    return body + e.embed + head + e.final_norm + m.extra_params + m.encoder_params

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
-from kvdash.model import FULL, SLIDING, ModelSpec
+from kvdash.model import ModelSpec
 from kvdash.units import MiB
 
 #: CUDA context plus library workspaces, outside PyTorch's allocator. Measured with
@@ -75,15 +75,8 @@ class Scenario:
 
 
 def check_parallel(m: ModelSpec, s: Scenario) -> None:
-    """Reject tensor/pipeline degrees the engines refuse (vLLM's rules)."""
-    if m.n_heads % s.tp:
-        raise KvdashError(f"tp = {s.tp} must divide the {m.n_heads} attention heads")
-    if m.count(FULL) + m.count(SLIDING):  # latent layers replicate their cache instead
-        if s.tp <= m.n_kv_heads and m.n_kv_heads % s.tp:
-            raise KvdashError(f"tp = {s.tp} must divide the {m.n_kv_heads} KV heads")
-        if s.tp > m.n_kv_heads and s.tp % m.n_kv_heads:
-            raise KvdashError(
-                f"tp = {s.tp} exceeds the {m.n_kv_heads} KV heads and is not a multiple of them"
-            )
+    """Reject tensor/pipeline degrees the engines refuse (vLLM's rules, each layer kind its own)."""
+    for spec, _ in m.layer_groups:
+        spec.check_tp(s.tp)
     if s.pp > m.n_layers:
         raise KvdashError(f"pp = {s.pp} exceeds the {m.n_layers} layers")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
-from kvdash.model import SLIDING, ModelSpec
+from kvdash.model import ModelSpec
 from kvdash.params import embedding_params
 from kvdash.scenario import Scenario, check_parallel
 
@@ -90,15 +90,14 @@ class Step:
 
 
 def _attention_pairs(m: ModelSpec, queries: int, context: int) -> int:
-    """Query-key pairs all layers score when `queries` new tokens end at position `context`:
-    the query at position p sees min(p + 1, window) keys."""
-    start = context - queries
-    pairs = 0
-    for kind in m.kinds:
-        w = m.sliding_window if kind == SLIDING else context
-        growing = max(0, min(context, w) - start)  # queries that still see their whole prefix
-        pairs += growing * (2 * start + growing + 1) // 2 + (queries - growing) * w
-    return pairs
+    """Query-key pairs all layers score when `queries` new tokens end at position `context`."""
+    return sum(n * spec.attention_pairs(queries, context) for spec, n in m.layer_groups)
+
+
+def _score_flops(m: ModelSpec, queries: int, context: int, tp: int) -> int:
+    """FLOPs of QK^T and PV per sequence when `queries` new tokens end at position `context`, summed
+    over the layers (each kind says how many keys a query sees)."""
+    return sum(n * spec.flops_per_pair(tp) * spec.attention_pairs(queries, context) for spec, n in m.layer_groups)
 
 
 def _matrix_params(m: ModelSpec) -> tuple[int, int]:
@@ -106,7 +105,7 @@ def _matrix_params(m: ModelSpec) -> tuple[int, int]:
     parameters of one routed expert summed over the MoE layers)."""
     e = embedding_params(m)
     untied_head = 0 if m.tie_word_embeddings else e.head
-    body = m.params - e.embed - untied_head - e.final_norm - m.extra_params
+    body = m.params - e.embed - untied_head - e.final_norm - m.extra_params - m.encoder_params
     one_expert = (3 if m.gated_mlp else 2) * m.hidden_size * m.expert_intermediate_size * sum(m.moe_mask)
     return body - m.n_experts * one_expert, one_expert
 
@@ -123,11 +122,9 @@ def step_work(m: ModelSpec, s: Scenario, queries: int, context: int) -> tuple[in
     if m.n_experts:  # only the experts the step's tokens are routed to are read (uniform routing)
         touched = m.n_experts * (1 - (1 - m.experts_per_token / m.n_experts) ** tokens)
         weights = round(weights * (1 - (m.n_experts - touched) * one_expert / m.params))
-    heads = m.n_heads // tp
-    qk_dim = m.qk_nope_head_dim + m.qk_rope_head_dim if m.kv_lora_rank else m.head_dim
     flops = (2 * (shared + m.experts_per_token * one_expert) * tokens // tp  # the layers' matrices
              + 2 * m.vocab_size * m.hidden_size * B // tp  # LM head, last position only
-             + 2 * heads * (qk_dim + m.v_dim) * B * _attention_pairs(m, queries, context))  # QK^T and PV
+             + B * _score_flops(m, queries, context, tp))  # QK^T and PV
     return flops, weights + b["kv_cache"]
 
 

@@ -13,7 +13,7 @@ from kvdash.dtypes import DTYPES
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
-from kvdash.model import FULL, MLA, SLIDING, ModelSpec
+from kvdash.model import MLA, SLIDING, ModelSpec
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
 
@@ -53,7 +53,7 @@ def _custom_model() -> ModelSpec:
                                                                key="c_expert_inter", bind=Q)))
     return ModelSpec(name="custom", n_layers=int(n), hidden_size=int(hidden), n_heads=int(heads),
                      n_kv_heads=int(kv), head_dim=int(hd), vocab_size=int(vocab), intermediate_size=int(inter),
-                     **{k: v for k, v in kw.items() if k != "layer_types" or v[0] != FULL})
+                     **kw)
 
 
 def _uploaded_model() -> ModelSpec:

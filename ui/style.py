@@ -2,6 +2,7 @@
 
 COMPONENT_COLOURS = {
     "weights": "#0072B2",  # blue
+    "encoder": "#D55E00",  # vermillion
     "kv_cache": "#E69F00",  # orange
     "activation": "#009E73",  # bluish green
     "logits": "#CC79A7",  # reddish purple
@@ -9,6 +10,9 @@ COMPONENT_COLOURS = {
     "engine_reserve": "#999999",  # grey
 }
 # Hatching as a second cue, so no reading depends on colour alone.
-COMPONENT_PATTERNS = {"weights": "", "kv_cache": "/", "activation": "x", "logits": ".", "overhead": "-",
+COMPONENT_PATTERNS = {"weights": "", "encoder": "|", "kv_cache": "/", "activation": "x", "logits": ".", "overhead": "-",
                       "engine_reserve": "+"}
 SERIES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+# One colour per layer kind, for the layer-stack strip.
+KIND_COLOURS = {"full": "#0072B2", "sliding": "#56B4E9", "chunked": "#009E73", "mla": "#CC79A7",
+                "cross": "#F0E442", "state": "#E69F00", "none": "#BBBBBB"}

@@ -18,14 +18,15 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kvdash.errors import KvdashError
-from kvdash.model import FULL, SLIDING, ModelSpec
+from kvdash.model import ModelSpec
 
 
 def check_supported(m: ModelSpec) -> None:
     """The live model covers Llama-style stacks (full and sliding layers, dense gated MLP)."""
     problems = []
-    if set(m.kinds) - {FULL, SLIDING}:
-        problems.append("latent (MLA) or state-space layers")
+    unsupported = sorted({spec.label for spec in m.layers if spec.live_window is None})
+    if unsupported:
+        problems.append(" or ".join(unsupported) + " layers")
     if m.n_experts:
         problems.append("mixture-of-experts layers")
     if not m.gated_mlp or m.norm != "rms" or m.norms_per_layer != 2:
@@ -169,7 +170,7 @@ class LiveDecoder(nn.Module):
         check_supported(m)
         self.spec, self.max_tokens = m, max_tokens
         self.embed = nn.Embedding(m.vocab_size, m.hidden_size)
-        self.layers = nn.ModuleList(Block(m, m.sliding_window if k == SLIDING else 0) for k in m.kinds)
+        self.layers = nn.ModuleList(Block(m, spec.live_window) for spec in m.layers)
         self.norm = RMSNorm(m.hidden_size)
         self.head = None if m.tie_word_embeddings else nn.Linear(m.hidden_size, m.vocab_size, bias=False)
         self.rope_theta = rope_theta

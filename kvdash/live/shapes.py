@@ -25,16 +25,19 @@ SHAPES: dict[str, ModelSpec] = {
 def scaled_copy(m: ModelSpec, layers: int) -> ModelSpec:
     """The first `layers` layers of m (hybrid patterns kept), as a Llama-style block the live model
     runs: biases and QK-norm dropped; latent attention and experts are refused."""
-    if m.n_experts or set(m.kinds) - {FULL, SLIDING}:
-        raise KvdashError(f"{m.name} uses latent attention or experts, which the live model does not run")
+    unsupported = sorted({spec.label for spec in m.layers if spec.live_window is None})
+    if m.n_experts or unsupported:
+        raise KvdashError(f"{m.name} uses {' and '.join(unsupported + ['experts'] * bool(m.n_experts))}, "
+                          "which the live model does not run")
     if type(layers) is not int or not 1 <= layers <= m.n_layers:
         raise KvdashError(f"layers must be between 1 and {m.n_layers}")
     kinds = m.kinds[:layers]
+    window = max(spec.live_window for spec in m.layers[:layers])  # 0: every kept layer is full
     return ModelSpec(
         name=f"{m.name}, first {layers} of {m.n_layers} layers",
         n_layers=layers, hidden_size=m.hidden_size, n_heads=m.n_heads, n_kv_heads=m.n_kv_heads,
         head_dim=m.head_dim, vocab_size=m.vocab_size, intermediate_size=m.intermediate_size,
-        layer_types=kinds if SLIDING in kinds else (), sliding_window=m.sliding_window if SLIDING in kinds else 0,
+        layer_types=kinds if window else (), sliding_window=window,
         tie_word_embeddings=m.tie_word_embeddings, max_position_embeddings=m.max_position_embeddings,
     )
 

@@ -1,0 +1,667 @@
+"""One frozen spec per layer kind: everything kind-specific about a layer's token mixer lives here.
+
+In the spirit of vLLM's `kv_cache_interface.py`: a model is a list of layer specs, and the breakdown,
+sweeps, solvers, capacity, speed model, dashboard variants and live decoder ask each spec; no other
+module tests a kind. Adding a kind means one class here plus the config reader.
+
+Every answer is per GPU of a `tp`-way tensor-parallel group:
+
+- `bytes_per_token(kv, tp)`: cache bytes one held token costs (0: nothing grows with the context);
+- `held(B, T, S, bs)`: token slots held for B sequences of T tokens sharing an S-token prefix, in
+  paged blocks of `bs` tokens (0: contiguous), at the peak of the sequences' life;
+- `bytes_per_seq(kv, act, tp, bs)`: fixed bytes per sequence (recurrent state, cross-attention K/V);
+- `vllm_*`: the page one block of this layer takes in vLLM and the blocks a request reserves;
+- `attention_pairs(queries, context)` and `flops_per_pair(tp)`: the score work of the speed model;
+- `params(hidden, tp)`: the mixer's parameters (linear matrices and the small rest);
+- `act_width(tp)`, `score_heads(tp)`: the activation terms;
+- `check_tp(tp)`: the tensor-parallel degrees engines accept.
+
+`held` and the other length functions take `mn`/`mx` so the sweeps evaluate them on numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from kvdash.dtypes import DType
+from kvdash.errors import KvdashError
+from kvdash.units import cdiv
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    linear: int  # weight matrices: what quantization shrinks
+    other: int  # norms, biases, small vectors: kept in 16-bit
+
+    @property
+    def total(self) -> int:
+        return self.linear + self.other
+
+
+# ---- token slots held, for ints or numpy arrays --------------------------------------------------
+def held_full(B, T, S: int, bs: int):
+    """Token slots per full/latent layer: a shared prefix once, the rest per sequence.
+
+    Paged caches share only whole blocks of the prefix and round each sequence up to blocks.
+    """
+    if bs:
+        shared = S // bs * bs
+        return shared + B * cdiv(T - shared, bs) * bs
+    return S + B * (T - S)
+
+
+def held_sliding(B, T, S: int, W: int, bs: int, mn=min, mx=max):
+    """Token slots per sliding layer at the peak of the sequences' life: each keeps its last min(t, W)
+    tokens; prefix tokens still inside that window are stored once.
+
+    Paged caches hold whole blocks: every block touching the window (an engine frees a block only once
+    all its tokens have left the window, as vLLM's SlidingWindowManager does), the prefix's whole blocks
+    once. The block count then depends on how the window straddles block edges, so it can shrink as t
+    grows; the peak over t <= T is taken at one of three lengths (see _window_blocks_peak)."""
+    if bs:
+        return _window_blocks_peak(B, T, S // bs, W, bs, mn, mx) * bs
+    overlap = mx(0, S - mx(0, T - W))  # unpaged, the count only grows with t: the peak is at T
+    return overlap + B * (mn(T, W) - overlap)
+
+
+def _window_blocks(B, t, n_shared: int, W: int, bs: int, mn, mx):
+    """Blocks held by B sequences of t tokens: the blocks touching positions [t - W, t), with the
+    first n_shared (prefix) blocks stored once."""
+    first = mx(0, t - W) // bs
+    count = (t - 1) // bs - first + 1
+    shared = mn(count, mx(0, n_shared - first))
+    return shared + B * (count - shared)
+
+
+def _window_blocks_peak(B, T, n_shared: int, W: int, bs: int, mn, mx):
+    """Peak of _window_blocks over t = 1..T. Up to t = W it only grows. Past W, with offset a = t - W,
+    a sequence touches (a % bs + W - 1) // bs + 1 blocks, largest when a % bs = bs - 1, while the
+    shared blocks only leave the window; so the peak is at t = min(T, W), at t = T, or at the last
+    t <= T with a % bs = bs - 1 (clamped into 1..T when there is none)."""
+    worst = mn(T, mx(1, W + (T - W + 1) // bs * bs - 1))
+    peak = mx(_window_blocks(B, mn(T, W), n_shared, W, bs, mn, mx),
+              _window_blocks(B, T, n_shared, W, bs, mn, mx))
+    return mx(peak, _window_blocks(B, worst, n_shared, W, bs, mn, mx))
+
+
+def _chunk_slots(B, t, S: int, C: int, bs: int, mn, mx):
+    """Slots held by B sequences of t tokens under chunked attention: the tokens of the current chunk
+    [c, t), c = the chunk's start; prefix tokens (whole prefix blocks when paged) inside it stored once."""
+    c = (t - 1) // C * C
+    if bs:  # chunks start on block edges (checked): blocks c/bs .. (t-1)/bs
+        count = cdiv(t - c, bs)
+        shared = mn(count, mx(0, S // bs - c // bs))
+        return (shared + B * (count - shared)) * bs
+    overlap = mn(t - c, mx(0, S - c))
+    return overlap + B * (t - c - overlap)
+
+
+def held_chunked(B, T, S: int, C: int, bs: int, mn=min, mx=max):
+    """Token slots per chunked-local layer (Llama-4's `attention_chunk_size`) at the peak over t <= T.
+
+    Within a chunk the count only grows; a later chunk shares fewer prefix tokens, so the peak is at T
+    or at the end of the last complete chunk before it."""
+    last_end = mx(1, T // C * C)
+    return mx(_chunk_slots(B, T, S, C, bs, mn, mx), _chunk_slots(B, mn(T, last_end), S, C, bs, mn, mx))
+
+
+def _growing_pairs(queries: int, context: int, window: int) -> int:
+    """Query-key pairs when `queries` tokens end at `context` and position p sees min(p + 1, window) keys."""
+    start = context - queries
+    growing = max(0, min(context, window) - start)  # queries that still see their whole prefix
+    return growing * (2 * start + growing + 1) // 2 + (queries - growing) * window
+
+
+def _chunk_pairs_upto(n: int, C: int) -> int:
+    """Sum over positions p < n of p % C + 1: the keys a chunked-local query at p sees."""
+    r = n % C
+    return n // C * (C * (C + 1) // 2) + r * (r + 1) // 2
+
+
+def _bytes_text(kv: DType) -> str:
+    return f"{kv.bits // 8} B" if kv.bits % 8 == 0 else f"{kv.bits}/8 B"
+
+
+# ---- the specs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSpec:
+    """A layer's token mixer. The defaults describe a layer that holds nothing and does no attention."""
+
+    kind: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # what the dashboard calls this kind
+    grows: ClassVar[bool] = False  # does its cache grow with the context?
+
+    def bytes_per_token(self, kv: DType, tp: int = 1) -> int:
+        return 0
+
+    def held(self, B, T, S: int, bs: int, mn=min, mx=max):
+        return 0
+
+    def bytes_per_seq(self, kv: DType, act: DType, tp: int = 1, bs: int = 0) -> int:
+        return 0
+
+    def held_rule(self, bs: int) -> str:
+        """Which tokens `held` counts, in words."""
+        return "none"
+
+    def attention_pairs(self, queries: int, context: int) -> int:
+        return 0
+
+    def flops_per_pair(self, tp: int) -> int:
+        return 0
+
+    def params(self, hidden: int, tp: int) -> LayerParams:
+        return LayerParams(0, 0)
+
+    def act_width(self, tp: int) -> int:
+        return 0
+
+    def score_heads(self, tp: int) -> int:
+        return 0
+
+    def check_tp(self, tp: int) -> None:
+        return None
+
+    @property
+    def live_window(self) -> int | None:
+        """The attention window the live decoder runs this layer with (0: full); None: it cannot."""
+        return None
+
+    @property
+    def replicated_linear(self) -> int:
+        """Linear parameters per layer that every tensor-parallel GPU holds whole (per unit hidden size)."""
+        return 0
+
+    def describe(self, kv: DType, tp: int) -> str:
+        """The per-token (or per-sequence) cache formula of one layer, in words and numbers."""
+        return "no cache"
+
+    @property
+    def short(self) -> str:
+        """A few words for legends and labels, e.g. 'sliding 4096'."""
+        return self.kind
+
+    @property
+    def heads_label(self) -> str | None:
+        """MHA / GQA / MQA / MLA for attention layers; None for the rest."""
+        return None
+
+    # vLLM (vllm/v1/kv_cache_interface.py)
+    def vllm_group(self) -> str | None:
+        """Layers with equal keys share a KV-cache group in vLLM; None: vLLM capacity not modelled."""
+        return None
+
+    def vllm_request_blocks(self, max_len: int, block_size: int, max_num_batched_tokens: int) -> int:
+        return 0
+
+    # the dashboard's what-if variants; kinds without heads keep themselves
+    def with_kv_heads(self, n: int | None) -> LayerSpec:
+        return self
+
+    def as_full(self) -> LayerSpec:
+        return self
+
+    def as_latent(self, kv_lora_rank: int, qk_rope_head_dim: int) -> LayerSpec:
+        return self
+
+
+@dataclass(frozen=True)
+class FullAttention(LayerSpec):
+    """Causal self-attention over every earlier token (MHA, GQA, MQA by the K/V head count)."""
+
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    v_head_dim: int = 0  # 0: same as head_dim
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3, Gemma-3)
+
+    kind: ClassVar[str] = "full"
+    label: ClassVar[str] = "full attention"
+    grows: ClassVar[bool] = True
+
+    def __post_init__(self):
+        for name in ("n_heads", "n_kv_heads", "head_dim"):
+            v = getattr(self, name)
+            if type(v) is not int or not 1 <= v <= 1 << 20:
+                raise KvdashError(f"{self.label}: {name} must be an integer from 1 to {1 << 20:,}, not {v!r}")
+        if type(self.v_head_dim) is not int or not 0 <= self.v_head_dim <= 1 << 20:
+            raise KvdashError(f"{self.label}: v_head_dim must be an integer from 0 to {1 << 20:,}")
+        if self.n_heads % self.n_kv_heads:
+            raise KvdashError(f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
+
+    @property
+    def v_dim(self) -> int:
+        return self.v_head_dim or self.head_dim
+
+    def kv_heads(self, tp: int) -> int:
+        """K/V heads each GPU holds: split when possible, one replicated head otherwise."""
+        return max(1, self.n_kv_heads // tp)
+
+    def bytes_per_token(self, kv, tp=1):
+        return self.kv_heads(tp) * (kv.nbytes(self.head_dim, self.head_dim) + kv.nbytes(self.v_dim, self.v_dim))
+
+    def held(self, B, T, S, bs, mn=min, mx=max):
+        return held_full(B, T, S, bs)
+
+    def held_rule(self, bs):
+        return "every token" + (", each sequence rounded up to whole blocks" if bs else "")
+
+    def attention_pairs(self, queries, context):
+        return _growing_pairs(queries, context, context)
+
+    def flops_per_pair(self, tp):
+        return 2 * (self.n_heads // tp) * (self.head_dim + self.v_dim)  # QK^T and PV
+
+    def params(self, hidden, tp):
+        nh, kvh = self.n_heads // tp, self.kv_heads(tp)
+        q, k, v = nh * self.head_dim, kvh * self.head_dim, kvh * self.v_dim
+        linear = hidden * (q + k + v) + nh * self.v_dim * hidden
+        other = (q + k + v if self.qkv_bias else 0) + (hidden if self.o_bias else 0)
+        return LayerParams(linear, other + (2 * self.head_dim if self.qk_norm else 0))
+
+    def act_width(self, tp):
+        nh, kvh = self.n_heads // tp, self.kv_heads(tp)
+        return nh * self.head_dim + kvh * (self.head_dim + self.v_dim) + nh * self.v_dim
+
+    def score_heads(self, tp):
+        return self.n_heads // tp
+
+    def check_tp(self, tp):
+        if self.n_heads % tp:
+            raise KvdashError(f"tp = {tp} must divide the {self.n_heads} attention heads")
+        if tp <= self.n_kv_heads and self.n_kv_heads % tp:
+            raise KvdashError(f"tp = {tp} must divide the {self.n_kv_heads} KV heads")
+        if tp > self.n_kv_heads and tp % self.n_kv_heads:
+            raise KvdashError(f"tp = {tp} exceeds the {self.n_kv_heads} KV heads and is not a multiple of them")
+
+    @property
+    def live_window(self):
+        return 0
+
+    def describe(self, kv, tp):
+        heads = self.kv_heads(tp)
+        scale = f" + 2 × {heads} × {kv.scale_bytes} B scales" if kv.scale_bytes else ""
+        return f"{heads} KV heads × ({self.head_dim} + {self.v_dim}) × {_bytes_text(kv)}{scale}"
+
+    @property
+    def heads_label(self) -> str:
+        if self.n_kv_heads == self.n_heads:
+            return "MHA"
+        if self.n_kv_heads == 1:
+            return "MQA"
+        return f"GQA ({self.n_heads // self.n_kv_heads} queries per KV head)"
+
+    def vllm_group(self):
+        return "full"
+
+    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
+        return cdiv(max_len, block_size)
+
+    def with_kv_heads(self, n):
+        return replace(self, n_kv_heads=n or self.n_heads)
+
+    def as_full(self):
+        return FullAttention(self.n_heads, self.n_kv_heads, self.head_dim, self.v_head_dim, self.qkv_bias,
+                             self.o_bias, self.qk_norm)
+
+    def as_latent(self, kv_lora_rank, qk_rope_head_dim):
+        return LatentAttention(n_heads=self.n_heads, kv_lora_rank=kv_lora_rank, qk_rope_head_dim=qk_rope_head_dim,
+                               qk_nope_head_dim=self.head_dim, v_head_dim=self.v_dim)
+
+
+@dataclass(frozen=True)
+class SlidingWindow(FullAttention):
+    """Self-attention over the last `window` tokens (Mistral-7B-v0.1, Gemma-2/3 local layers, gpt-oss)."""
+
+    window: int = 0
+
+    kind: ClassVar[str] = "sliding"
+    label: ClassVar[str] = "sliding window"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if type(self.window) is not int or not 1 <= self.window <= 1 << 34:
+            raise KvdashError(f"sliding layers need a window from 1 to {1 << 34:,} tokens, not {self.window!r}")
+
+    def held(self, B, T, S, bs, mn=min, mx=max):
+        return held_sliding(B, T, S, self.window, bs, mn, mx)
+
+    def held_rule(self, bs):
+        return (f"each sequence's last min(T, {self.window:,}) tokens"
+                + (", in the blocks they touch at the peak" if bs else ""))
+
+    def attention_pairs(self, queries, context):
+        return _growing_pairs(queries, context, self.window)
+
+    @property
+    def live_window(self):
+        return self.window
+
+    @property
+    def short(self):
+        return f"sliding {self.window:,}"
+
+    def vllm_group(self):
+        return f"sliding {self.window}"
+
+    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
+        held = min(self.window - 1 + max_num_batched_tokens, max_len)
+        return cdiv(held, block_size) + 1  # +1: the window need not start on a block boundary
+
+
+@dataclass(frozen=True)
+class ChunkedLocal(FullAttention):
+    """Self-attention within fixed chunks of `chunk` tokens (Llama-4's local layers): a query sees the
+    tokens of its own chunk only, so a layer holds at most one chunk per sequence."""
+
+    chunk: int = 0
+
+    kind: ClassVar[str] = "chunked"
+    label: ClassVar[str] = "chunked local attention"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if type(self.chunk) is not int or not 1 <= self.chunk <= 1 << 34:
+            raise KvdashError(f"chunked layers need a chunk from 1 to {1 << 34:,} tokens, not {self.chunk!r}")
+
+    def held(self, B, T, S, bs, mn=min, mx=max):
+        if bs and self.chunk % bs:
+            raise KvdashError(f"paged blocks of {bs} tokens must divide the attention chunk ({self.chunk:,} tokens)")
+        return held_chunked(B, T, S, self.chunk, bs, mn, mx)
+
+    def held_rule(self, bs):
+        return f"each sequence's current chunk of up to {self.chunk:,} tokens, at the peak"
+
+    def attention_pairs(self, queries, context):
+        return _chunk_pairs_upto(context, self.chunk) - _chunk_pairs_upto(context - queries, self.chunk)
+
+    @property
+    def live_window(self):
+        return None
+
+    @property
+    def short(self):
+        return f"chunked {self.chunk:,}"
+
+    def vllm_group(self):
+        return f"chunked {self.chunk}"
+
+    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
+        # vLLM's ChunkedLocalAttentionSpec: the current chunk plus the step's tokens, capped at max_len
+        return cdiv(min(self.chunk + max_num_batched_tokens, max_len), block_size)
+
+
+@dataclass(frozen=True)
+class CrossAttention(FullAttention):
+    """Attention from the text to a fixed-length source (encoder frames, image tokens): its K/V are
+    computed once per sequence for `source_len` tokens and do not grow with the context."""
+
+    source_len: int = 0
+
+    kind: ClassVar[str] = "cross"
+    label: ClassVar[str] = "cross-attention"
+    grows: ClassVar[bool] = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if type(self.source_len) is not int or not 1 <= self.source_len <= 1 << 30:
+            raise KvdashError(f"cross-attention needs a source length from 1 to {1 << 30:,}, not {self.source_len!r}")
+
+    def bytes_per_token(self, kv, tp=1):
+        return 0
+
+    def held(self, B, T, S, bs, mn=min, mx=max):
+        return 0
+
+    def held_rule(self, bs):
+        return "none: the source's K/V are fixed per sequence"
+
+    def bytes_per_seq(self, kv, act, tp=1, bs=0):
+        slots = cdiv(self.source_len, bs) * bs if bs else self.source_len
+        return slots * super().bytes_per_token(kv, tp)
+
+    def attention_pairs(self, queries, context):
+        return queries * self.source_len
+
+    @property
+    def live_window(self):
+        return None
+
+    def describe(self, kv, tp):
+        return f"{self.source_len:,} source tokens × {super().describe(kv, tp)} per sequence"
+
+    @property
+    def short(self):
+        return f"cross-attention to {self.source_len:,}"
+
+    @property
+    def heads_label(self):
+        return None
+
+    def vllm_group(self):
+        return None
+
+    def as_full(self):
+        return self
+
+    def as_latent(self, kv_lora_rank, qk_rope_head_dim):
+        return self
+
+
+@dataclass(frozen=True)
+class LatentAttention(LayerSpec):
+    """Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): the cache holds one compressed latent and
+    a shared rotary key per token, replicated on every tensor-parallel GPU."""
+
+    n_heads: int
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+    qk_nope_head_dim: int
+    v_head_dim: int
+    q_lora_rank: int = 0  # 0: queries projected directly from the hidden state
+
+    kind: ClassVar[str] = "mla"
+    label: ClassVar[str] = "latent attention (MLA)"
+    grows: ClassVar[bool] = True
+
+    def __post_init__(self):
+        for name in ("n_heads", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
+            v = getattr(self, name)
+            if type(v) is not int or not 1 <= v <= 1 << 20:
+                raise KvdashError(f"latent (MLA) layers need {name} from 1 to {1 << 20:,}, not {v!r}")
+        if type(self.q_lora_rank) is not int or not 0 <= self.q_lora_rank <= 1 << 20:
+            raise KvdashError("q_lora_rank must be an integer from 0 to 1,048,576")
+
+    @property
+    def latent_width(self) -> int:
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+    def bytes_per_token(self, kv, tp=1):
+        return kv.nbytes(self.latent_width, self.latent_width)
+
+    def held(self, B, T, S, bs, mn=min, mx=max):
+        return held_full(B, T, S, bs)
+
+    def held_rule(self, bs):
+        return "every token" + (", each sequence rounded up to whole blocks" if bs else "")
+
+    def attention_pairs(self, queries, context):
+        return _growing_pairs(queries, context, context)
+
+    def flops_per_pair(self, tp):
+        return 2 * (self.n_heads // tp) * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
+
+    def params(self, hidden, tp):
+        nh = self.n_heads // tp
+        q_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
+        if self.q_lora_rank:  # q_a (replicated) -> norm -> q_b (split by heads)
+            linear = hidden * self.q_lora_rank + self.q_lora_rank * nh * q_dim
+            other = self.q_lora_rank
+        else:
+            linear, other = hidden * nh * q_dim, 0
+        linear += hidden * self.latent_width  # kv_a with the shared rope key
+        linear += self.kv_lora_rank * nh * (self.qk_nope_head_dim + self.v_head_dim)  # kv_b up-projection
+        linear += nh * self.v_head_dim * hidden  # o_proj
+        return LayerParams(linear, other + self.kv_lora_rank)
+
+    @property
+    def replicated_linear(self):
+        return self.q_lora_rank + self.kv_lora_rank + self.qk_rope_head_dim
+
+    def act_width(self, tp):
+        nh = self.n_heads // tp
+        return nh * (self.qk_nope_head_dim + self.qk_rope_head_dim) * 2 + self.latent_width + 2 * nh * self.v_head_dim
+
+    def score_heads(self, tp):
+        return self.n_heads // tp
+
+    def check_tp(self, tp):
+        if self.n_heads % tp:
+            raise KvdashError(f"tp = {tp} must divide the {self.n_heads} attention heads")
+
+    @property
+    def short(self):
+        return "MLA"
+
+    @property
+    def heads_label(self):
+        return "MLA"
+
+    def describe(self, kv, tp):
+        s = f" + {kv.scale_bytes} B scale" if kv.scale_bytes else ""
+        return f"({self.kv_lora_rank} + {self.qk_rope_head_dim}) × {_bytes_text(kv)}{s}"
+
+    def vllm_group(self):
+        return "full"
+
+    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
+        return cdiv(max_len, block_size)
+
+
+@dataclass(frozen=True)
+class StateLayer(LayerSpec):
+    """A recurrent mixer with a fixed per-sequence state: Mamba, Mamba-2, Gated DeltaNet, RG-LRU,
+    lightning/linear attention, short convolutions. Two parts, as vLLM's MambaSpec holds them:
+    a convolution window (`conv_dim` channels x (`conv_kernel` - 1) past inputs) and a recurrent
+    state (`heads` x `head_state` values). Tensor parallelism splits channels and heads.
+    `mixer_params`: the mixer's parameters, counted by the family's factory below."""
+
+    mixer: str  # e.g. "Mamba-2"
+    conv_dim: int
+    conv_kernel: int
+    heads: int
+    head_state: int  # recurrent values per head
+    mixer_params: int = 0
+    mixer_other: int = 0  # of those, small vectors (biases, A, D, norms) kept in 16-bit
+    in_width: int = 0  # activation values per token inside the mixer (its widest projection)
+    recurrent_fp32: bool = False  # the recurrent state is kept in fp32 whatever the model dtype
+
+    kind: ClassVar[str] = "state"
+    label: ClassVar[str] = "state space / linear attention"
+
+    def __post_init__(self):
+        if not isinstance(self.mixer, str) or not self.mixer:
+            raise KvdashError("a state layer needs a mixer name")
+        for name in ("conv_dim", "conv_kernel", "heads", "head_state", "mixer_params", "mixer_other", "in_width"):
+            v = getattr(self, name)
+            if type(v) is not int or not 0 <= v <= 1 << 40:
+                raise KvdashError(f"{self.mixer} layers: {name} must be an integer from 0 to {1 << 40:,}, not {v!r}")
+        if self.mixer_other > self.mixer_params:
+            raise KvdashError(f"{self.mixer} layers: mixer_other exceeds mixer_params")
+        if not (self.conv_dim and self.conv_kernel > 1) and not (self.heads and self.head_state):
+            raise KvdashError(f"{self.mixer} layers need a convolution window or a recurrent state")
+
+    def conv_elems(self, tp: int = 1) -> int:
+        return cdiv(self.conv_dim, tp) * max(0, self.conv_kernel - 1)
+
+    def recurrent_elems(self, tp: int = 1) -> int:
+        return cdiv(self.heads, tp) * self.head_state
+
+    def bytes_per_seq(self, kv, act, tp=1, bs=0):
+        rec = 4 if self.recurrent_fp32 else act.nbytes(1, 1)
+        return act.nbytes(self.conv_elems(tp), 1) + self.recurrent_elems(tp) * rec
+
+    def params(self, hidden, tp):
+        return LayerParams(cdiv(self.mixer_params - self.mixer_other, tp), cdiv(self.mixer_other, tp))
+
+    def act_width(self, tp):
+        return cdiv(self.in_width, tp)
+
+    def check_tp(self, tp):
+        if self.heads and tp <= self.heads and self.heads % tp:
+            raise KvdashError(f"tp = {tp} must divide the {self.heads} heads of the {self.mixer} layers")
+
+    def describe(self, kv, tp):
+        conv = f"{cdiv(self.conv_dim, tp):,} × {self.conv_kernel - 1} conv" if self.conv_kernel > 1 else ""
+        rec = f"{cdiv(self.heads, tp):,} × {self.head_state:,} recurrent{' (fp32)' if self.recurrent_fp32 else ''}"
+        return f"{self.mixer}: ({' + '.join(p for p in (conv, rec) if p)}) values per sequence"
+
+    @property
+    def short(self):
+        return self.mixer
+
+
+@dataclass(frozen=True)
+class NoCache(LayerSpec):
+    """A layer without a token mixer (Nemotron-H's MLP-only and MoE-only blocks)."""
+
+    kind: ClassVar[str] = "none"
+    label: ClassVar[str] = "no mixer (MLP only)"
+
+
+    @property
+    def short(self):
+        return "MLP only"
+
+
+KINDS: tuple[type[LayerSpec], ...] = (FullAttention, SlidingWindow, ChunkedLocal, LatentAttention, CrossAttention,
+                                      StateLayer, NoCache)
+
+
+# ---- state-layer families: element counts as vLLM's MambaStateShapeCalculator, parameters as the
+# reference modelling code ----------------------------------------------------------------------------
+def mamba1(hidden: int, d_inner: int, d_state: int, d_conv: int, dt_rank: int, conv_bias: bool = True,
+           proj_bias: bool = False) -> StateLayer:
+    """Mamba-1 (Jamba, Falcon-Mamba): in_proj -> conv1d -> x_proj (dt, B, C) -> dt_proj -> scan -> out_proj."""
+    linear = (hidden * 2 * d_inner + d_inner * (dt_rank + 2 * d_state) + dt_rank * d_inner + d_inner * hidden)
+    other = (d_inner * d_conv + (d_inner if conv_bias else 0)  # depthwise conv weights are small
+             + d_inner  # dt_proj bias
+             + d_inner * d_state + d_inner  # A_log, D
+             + (2 * d_inner + hidden if proj_bias else 0))
+    return StateLayer("Mamba", conv_dim=d_inner, conv_kernel=d_conv, heads=d_inner, head_state=d_state,
+                      mixer_params=linear + other, mixer_other=other, in_width=2 * d_inner)
+
+
+def mamba2(hidden: int, d_inner: int, d_state: int, d_conv: int, n_heads: int, n_groups: int,
+           conv_bias: bool = True, proj_bias: bool = False, gated_norm: bool = True) -> StateLayer:
+    """Mamba-2 (Nemotron-H, Bamba, Zamba2, Granite-4.0-H): in_proj makes z, x, B, C and dt in one matrix."""
+    conv_dim = d_inner + 2 * n_groups * d_state
+    proj_out = d_inner + conv_dim + n_heads
+    linear = hidden * proj_out + d_inner * hidden
+    other = (conv_dim * d_conv + (conv_dim if conv_bias else 0)
+             + 3 * n_heads  # dt_bias, A_log, D
+             + (d_inner if gated_norm else 0)
+             + (proj_out + hidden if proj_bias else 0))
+    return StateLayer("Mamba-2", conv_dim=conv_dim, conv_kernel=d_conv, heads=n_heads, head_state=d_inner // n_heads
+                      * d_state, mixer_params=linear + other, mixer_other=other, in_width=proj_out)
+
+
+def legacy_layer(m, kind: str) -> LayerSpec:
+    """The spec of a layer named by `layer_types` in a flat ModelSpec (kvdash.model), from its shared
+    head sizes."""
+    attention = dict(n_heads=m.n_heads, n_kv_heads=m.n_kv_heads, head_dim=m.head_dim, v_head_dim=m.v_head_dim,
+                     qkv_bias=m.qkv_bias, o_bias=m.o_bias, qk_norm=m.qk_norm)
+    makers = {
+        "full": lambda: FullAttention(**attention),
+        "sliding": lambda: SlidingWindow(**attention, window=m.sliding_window),
+        "mla": lambda: LatentAttention(n_heads=m.n_heads, kv_lora_rank=m.kv_lora_rank,
+                                       qk_rope_head_dim=m.qk_rope_head_dim, qk_nope_head_dim=m.qk_nope_head_dim,
+                                       v_head_dim=m.v_dim, q_lora_rank=m.q_lora_rank),
+        # a generic recurrent layer: its state as one split dimension, its parameters as one matrix
+        "linear": lambda: StateLayer("linear", conv_dim=0, conv_kernel=0, heads=m.linear_state_elems, head_state=1,
+                                     mixer_params=m.linear_layer_params),
+    }
+    return makers[kind]()
