@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from kvdash.errors import KvdashError
@@ -175,26 +176,93 @@ def model_from_config(cfg: dict | str | bytes, name: str | None = None) -> Model
         raise KvdashError("config nests too deeply") from None
 
 
+_NESTED = ("text_config", "llm_config", "language_config")
+
+# Fields that change memory, and the model types whose reader models them. Anywhere else they are
+# refused by name: sizing such a config as a plain decoder would be silently wrong.
+_FAMILY_FIELDS = {
+    "hybrid_override_pattern": ("nemotron_h",),
+    "attn_layer_period": ("jamba",),
+    "block_types": ("recurrent_gemma",),
+    "linear_num_value_heads": ("qwen3_next",),
+    "full_attention_interval": ("qwen3_next",),
+    "mamba_d_state": ("jamba",),
+    "ssm_state_size": ("nemotron_h",),
+    "attention_chunk_size": ("llama4", "llama4_text"),
+    "cross_attention_layers": ("mllama", "mllama_text_model"),
+    "num_decoder_layers": ("t5", "mt5", "umt5"),
+    "decoder_layers": ("whisper",),
+    "is_encoder_decoder": ("t5", "mt5", "umt5", "whisper"),
+}
+
+
 def _build(cfg: dict, name: str | None) -> ModelSpec:
     top = _Fields(cfg)
     model_type = (top.str("model_type") or "").lower()
-    text_cfg = cfg.get("text_config")
-    if text_cfg is not None:
-        if not isinstance(text_cfg, dict):
-            raise KvdashError(f"config field 'text_config' must be an object, not {_show(text_cfg)}")
-        # Multimodal wrappers keep the language model under text_config; its fields win.
-        merged = {k: v for k, v in cfg.items() if k not in ("text_config", "vision_config")}
-        merged.update(text_cfg)
-        inner = (_Fields(text_cfg).str("model_type") or "").lower()
-        model_type = inner or model_type
+    vision = cfg.get("vision_config")
+    for key in _NESTED:
+        inner_cfg = cfg.get(key)
+        if inner_cfg is None:
+            continue
+        if not isinstance(inner_cfg, dict):
+            raise KvdashError(f"config field {key!r} must be an object, not {_show(inner_cfg)}")
+        # Multimodal wrappers keep the language model under text_config (or llm_config,
+        # language_config); its fields win. The vision config rides along for readers that need it.
+        merged = {k: v for k, v in cfg.items() if k not in (*_NESTED, "vision_config")}
+        merged.update(inner_cfg)
+        merged["_vision_config"] = vision
+        model_type = (_Fields(inner_cfg, f"{key}.").str("model_type") or "").lower() or model_type
         cfg = merged
+        break
     f = _Fields(cfg)
     if name is None:
         name = f.str("_name_or_path") or model_type or "custom"
         name = name[:200] or "custom"
-    builder = _BUILDERS.get(model_type, _generic)
+    from kvdash.hf_families import BUILDERS  # noqa: PLC0415  (it imports this module's helpers)
+
+    builder = _BUILDERS.get(model_type) or BUILDERS.get(model_type)
+    for key, families in _FAMILY_FIELDS.items():
+        if f.has(key) and model_type not in families:
+            raise KvdashError(f"config field {key!r} changes the memory of a {', '.join(families)} model, and "
+                              f"kvdash does not model it for model_type {model_type or 'unset'!r}")
+    warnings = []
+    if builder is None:
+        builder = _generic
+        warnings.append(f"model_type {model_type or 'unset'!r} is not a family kvdash knows: sized as a generic "
+                        "decoder from its standard fields")
     spec = builder(f, name, model_type)
-    return spec
+    encoder, note = _vision_tower(vision, spec.hidden_size) if isinstance(vision, dict) else (0, None)
+    if note:
+        warnings.append(note)
+    quant = cfg.get("quantization_config")
+    if isinstance(quant, dict):
+        warnings.append(f"quantization_config ({_show(quant.get('quant_method', 'unknown'))}) is not read: "
+                        "weights are sized at the chosen weights dtype")
+    mtp = f.int("num_nextn_predict_layers", default=0, lo=0, hi=LIMITS["n_layers"])
+    if mtp:
+        warnings.append(f"{mtp} multi-token-prediction layer(s) are not counted (engines load them only for "
+                        "speculative decoding)")
+    return replace(spec, encoder_params=spec.encoder_params + encoder, warnings=tuple(warnings))
+
+
+def _vision_tower(v: dict, text_hidden: int) -> tuple[int, str | None]:
+    """Parameters of a vision tower and its projector, counted as a standard ViT (patch embedding,
+    positions, pre-norm blocks with biased attention and MLP, final norm) plus a two-layer projector.
+    Families differ in details (merger layers, tile embeddings), so the count is labelled an estimate."""
+    g = _Fields(v, "vision_config.")
+    try:
+        h = g.int("hidden_size", "embed_dim", "width", hi=LIMITS["hidden_size"])
+        layers = g.int("num_hidden_layers", "depth", "num_layers", hi=LIMITS["n_layers"])
+        inter = g.int("intermediate_size", default=4 * h, hi=LIMITS["intermediate_size"])
+        patch = g.int("patch_size", default=14, hi=1 << 12)
+        side = g.int("image_size", default=224, hi=1 << 16) // patch
+    except KvdashError as e:
+        return 0, f"vision tower not counted ({e})"
+    block = 4 * h * h + 4 * h + 2 * h * inter + inter + h + 4 * h
+    tower = 3 * patch * patch * h + h + (side * side + 1) * h + layers * block + 2 * h
+    projector = h * text_hidden + text_hidden + text_hidden * text_hidden + text_hidden
+    return tower + projector, (f"vision tower ({tower + projector:,} parameters) estimated as a standard ViT from "
+                               "vision_config; the family's exact layout is not modelled")
 
 
 # ---- shared pieces -----------------------------------------------------------------------------

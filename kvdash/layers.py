@@ -217,6 +217,7 @@ class FullAttention(LayerSpec):
     qkv_bias: bool = False
     o_bias: bool = False
     qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3, Gemma-3)
+    gated_q: bool = False  # q_proj also makes a sigmoid output gate per head (Qwen3-Next): twice as wide
 
     kind: ClassVar[str] = "full"
     label: ClassVar[str] = "full attention"
@@ -258,8 +259,9 @@ class FullAttention(LayerSpec):
     def params(self, hidden, tp):
         nh, kvh = self.n_heads // tp, self.kv_heads(tp)
         q, k, v = nh * self.head_dim, kvh * self.head_dim, kvh * self.v_dim
-        linear = hidden * (q + k + v) + nh * self.v_dim * hidden
-        other = (q + k + v if self.qkv_bias else 0) + (hidden if self.o_bias else 0)
+        q_out = 2 * q if self.gated_q else q
+        linear = hidden * (q_out + k + v) + nh * self.v_dim * hidden
+        other = (q_out + k + v if self.qkv_bias else 0) + (hidden if self.o_bias else 0)
         return LayerParams(linear, other + (2 * self.head_dim if self.qk_norm else 0))
 
     def act_width(self, tp):
@@ -305,7 +307,7 @@ class FullAttention(LayerSpec):
 
     def as_full(self):
         return FullAttention(self.n_heads, self.n_kv_heads, self.head_dim, self.v_head_dim, self.qkv_bias,
-                             self.o_bias, self.qk_norm)
+                             self.o_bias, self.qk_norm, self.gated_q)
 
     def as_latent(self, kv_lora_rank, qk_rope_head_dim):
         return LatentAttention(n_heads=self.n_heads, kv_lora_rank=kv_lora_rank, qk_rope_head_dim=qk_rope_head_dim,
@@ -624,13 +626,15 @@ KINDS: tuple[type[LayerSpec], ...] = (FullAttention, SlidingWindow, ChunkedLocal
 # ---- state-layer families: element counts as vLLM's MambaStateShapeCalculator, parameters as the
 # reference modelling code ----------------------------------------------------------------------------
 def mamba1(hidden: int, d_inner: int, d_state: int, d_conv: int, dt_rank: int, conv_bias: bool = True,
-           proj_bias: bool = False) -> StateLayer:
-    """Mamba-1 (Jamba, Falcon-Mamba): in_proj -> conv1d -> x_proj (dt, B, C) -> dt_proj -> scan -> out_proj."""
+           proj_bias: bool = False, bcdt_norms: bool = False) -> StateLayer:
+    """Mamba-1 (Mamba, Falcon-Mamba, Jamba): in_proj -> conv1d -> x_proj (dt, B, C) -> dt_proj -> scan ->
+    out_proj. `bcdt_norms`: Jamba's RMSNorms on dt, B and C (weights of dt_rank + 2 x d_state)."""
     linear = (hidden * 2 * d_inner + d_inner * (dt_rank + 2 * d_state) + dt_rank * d_inner + d_inner * hidden)
     other = (d_inner * d_conv + (d_inner if conv_bias else 0)  # depthwise conv weights are small
              + d_inner  # dt_proj bias
              + d_inner * d_state + d_inner  # A_log, D
-             + (2 * d_inner + hidden if proj_bias else 0))
+             + (2 * d_inner + hidden if proj_bias else 0)
+             + (dt_rank + 2 * d_state if bcdt_norms else 0))
     return StateLayer("Mamba", conv_dim=d_inner, conv_kernel=d_conv, heads=d_inner, head_state=d_state,
                       mixer_params=linear + other, mixer_other=other, in_width=2 * d_inner)
 
@@ -665,3 +669,25 @@ def legacy_layer(m, kind: str) -> LayerSpec:
                                      mixer_params=m.linear_layer_params),
     }
     return makers[kind]()
+
+
+def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int, conv_kernel: int) -> StateLayer:
+    """Gated DeltaNet (Qwen3-Next, Qwen3.5): in_proj_qkvz and in_proj_ba, a bias-free depthwise conv over
+    q, k and v, dt_bias and A_log per value head, a gated RMSNorm of one value head, out_proj."""
+    key, value = k_heads * k_dim, v_heads * v_dim
+    conv_dim = 2 * key + value
+    linear = hidden * (2 * key + 2 * value) + hidden * 2 * v_heads + value * hidden
+    other = conv_dim * conv_kernel + 2 * v_heads + v_dim
+    return StateLayer("Gated DeltaNet", conv_dim=conv_dim, conv_kernel=conv_kernel, heads=v_heads,
+                      head_state=k_dim * v_dim, mixer_params=linear + other, mixer_other=other,
+                      in_width=2 * key + 2 * value)
+
+
+def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateLayer:
+    """RecurrentGemma's recurrent block: linear_x and linear_y (with biases) -> conv1d (with bias) ->
+    RG-LRU (block-diagonal input and recurrence gates per head, a recurrent parameter) -> linear_out."""
+    block = lru_width // n_heads
+    linear = 2 * hidden * lru_width + lru_width * hidden + 2 * n_heads * block * block
+    other = 2 * lru_width + hidden + lru_width * conv_width + lru_width + 2 * lru_width + lru_width
+    return StateLayer("RG-LRU", conv_dim=lru_width, conv_kernel=conv_width, heads=lru_width, head_state=1,
+                      mixer_params=linear + other, mixer_other=other, in_width=2 * lru_width)

@@ -231,7 +231,7 @@ def _validate(m: ModelSpec) -> None:
         bad = [t for t in m.layer_types if t not in LAYER_TYPES]
         if bad:
             raise KvdashError(f"layer_types: unknown kind {bad[0]!r}; use one of {', '.join(LAYER_TYPES)}")
-    m.layers  # builds (and so validates) each layer's spec from the flat fields
+    _ = m.layers  # builds (and so validates) each layer's spec from the flat fields
     _validate_ffn(m)
 
 

@@ -18,7 +18,7 @@ from kvdash.layers import LayerParams
 from kvdash.model import ModelSpec
 from kvdash.units import cdiv
 
-__all__ = ["LayerParams", "EmbeddingParams", "embedding_params", "layer_params", "total_params"]
+__all__ = ["EmbeddingParams", "LayerParams", "embedding_params", "layer_params", "total_params"]
 
 
 def _norm(m: ModelSpec, dim: int) -> int:

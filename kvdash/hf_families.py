@@ -1,0 +1,348 @@
+"""Config readers for hybrid, state-space, chunked, cross-attention and older-dialect families.
+
+Each reader resolves the family's layer pattern exactly as its reference modelling code does and
+builds one layer spec per layer (kvdash.layers). Field names come from the families' config.json;
+the rule each reader follows is quoted in its docstring. Registered in kvdash.hf_config.
+"""
+
+from __future__ import annotations
+
+from kvdash.errors import KvdashError
+from kvdash.hf_config import _common, _Fields, _heads, _layers, _show
+from kvdash.layers import (
+    ChunkedLocal,
+    CrossAttention,
+    FullAttention,
+    NoCache,
+    SlidingWindow,
+    gated_deltanet,
+    mamba1,
+    mamba2,
+    rg_lru,
+)
+from kvdash.model import LIMITS, ModelSpec
+from kvdash.units import cdiv
+
+_BIG = 1 << 40
+
+
+def _attention(f: _Fields, bias: bool = False, **kw) -> FullAttention:
+    hidden, heads, kv, hd = _heads(f)
+    return FullAttention(n_heads=heads, n_kv_heads=kv, head_dim=hd, qkv_bias=bias, o_bias=bias, **kw)
+
+
+def _pattern_list(f: _Fields, key: str, n: int, allowed: dict) -> list:
+    raw = f.list(key)
+    if raw is None:
+        return None
+    if len(raw) != n:
+        raise KvdashError(f"config field {key!r} lists {len(raw)} layers but the model has {n}")
+    for i, t in enumerate(raw):
+        if not isinstance(t, str) or t not in allowed:
+            raise KvdashError(f"config field '{key}[{i}]' = {_show(t)} is not a known layer type "
+                              f"({', '.join(sorted(allowed))})")
+    return [allowed[t] for t in raw]
+
+
+def _with_specs(f: _Fields, name: str, specs: list, **kw) -> ModelSpec:
+    """A ModelSpec from explicit layer specs; the flat head fields describe the first attention layer."""
+    cfg = dict(f.cfg)
+    cfg.setdefault("num_attention_heads", 1)
+    cfg.pop("layer_types", None)  # read by the family reader, not the generic one
+    return _common(_Fields(cfg, f.where), name, layer_specs=tuple(specs), **kw)
+
+
+# ---- hybrids and state-space models -------------------------------------------------------------------
+def _jamba(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Jamba (modeling_jamba.py): layer i is attention when i % attn_layer_period == attn_layer_offset,
+    Mamba-1 otherwise; MoE when i % expert_layer_period == expert_layer_offset."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    period, offset = f.int("attn_layer_period", default=8), f.int("attn_layer_offset", default=4, lo=0)
+    e_period, e_offset = f.int("expert_layer_period", default=2), f.int("expert_layer_offset", default=1, lo=0)
+    expand, d_state = f.int("mamba_expand", default=2), f.int("mamba_d_state", default=16)
+    dt_rank = f.cfg.get("mamba_dt_rank", "auto")
+    dt_rank = cdiv(hidden, 16) if dt_rank == "auto" else f.int("mamba_dt_rank")
+    mamba = mamba1(hidden, expand * hidden, d_state, f.int("mamba_d_conv", default=4), dt_rank,
+                   conv_bias=f.bool("mamba_conv_bias", True), proj_bias=f.bool("mamba_proj_bias", False),
+                   bcdt_norms=True)
+    attn = _attention(f)
+    specs = [attn if i % period == offset else mamba for i in range(n)]
+    experts = f.int("num_experts", default=1)
+    inter = f.int("intermediate_size", hi=LIMITS["intermediate_size"])
+    kw: dict = {}
+    if experts > 1:
+        kw = dict(n_experts=experts, experts_per_token=f.int("num_experts_per_tok", default=2),
+                  expert_intermediate_size=inter,
+                  moe_layers=tuple(i % e_period == e_offset for i in range(n)))
+    return _with_specs(f, name, specs, **kw)
+
+
+_NEMOTRON_H = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
+
+
+def _nemotron_h(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Nemotron-H (modeling_nemotron_h.py): `hybrid_override_pattern` has one character per block:
+    M Mamba-2, * attention, - MLP, E mixture of experts. Each block is one RMSNorm and one mixer."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    pattern = f.str("hybrid_override_pattern")
+    if pattern is None or len(pattern) != n or set(pattern) - set(_NEMOTRON_H):
+        raise KvdashError(f"config field 'hybrid_override_pattern' must have one of M * - E for each of the {n} "
+                          f"layers, not {_show(pattern)}")
+    heads, head_dim = f.int("mamba_num_heads"), f.int("mamba_head_dim")
+    mamba = mamba2(hidden, heads * head_dim, f.int("ssm_state_size"), f.int("conv_kernel", default=4), heads,
+                   f.int("n_groups", default=1), conv_bias=f.bool("use_conv_bias", True),
+                   proj_bias=f.bool("use_bias", False))
+    cfg = dict(f.cfg)
+    if f.has("attention_head_dim") and not f.has("head_dim"):
+        cfg["head_dim"] = f.int("attention_head_dim")
+    attn = _attention(_Fields(cfg), bias=f.bool("attention_bias", False))
+    specs = [{"M": mamba, "*": attn}.get(c, NoCache()) for c in pattern]
+    kw: dict = dict(gated_mlp=False, norms_per_layer=1, mlp_layers=tuple(c in "-E" for c in pattern),
+                    intermediate_size=f.int("intermediate_size", default=0, lo=0))
+    if "E" in pattern:
+        moe = f.int("moe_intermediate_size")
+        shared = f.int("n_shared_experts", default=0, lo=0)
+        kw.update(n_experts=f.int("n_routed_experts"), experts_per_token=f.int("num_experts_per_tok"),
+                  expert_intermediate_size=moe, moe_layers=tuple(c == "E" for c in pattern),
+                  n_shared_experts=shared, router_bias=True,
+                  shared_expert_intermediate_size=shared * f.int("moe_shared_expert_intermediate_size", default=moe))
+    return _with_specs(_Fields(cfg), name, specs, **kw)
+
+
+def _mamba(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Mamba / Falcon-Mamba (modeling_mamba.py): every layer one RMSNorm and a Mamba-1 mixer, no MLP."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    d_inner = f.int("intermediate_size", default=f.int("expand", default=2) * hidden)
+    dt_rank = f.cfg.get("time_step_rank", "auto")
+    dt_rank = cdiv(hidden, 16) if dt_rank == "auto" else f.int("time_step_rank")
+    mixer = mamba1(hidden, d_inner, f.int("state_size", default=16), f.int("conv_kernel", default=4), dt_rank,
+                   conv_bias=f.bool("use_conv_bias", True), proj_bias=f.bool("use_bias", False))
+    cfg = dict(f.cfg, intermediate_size=1)  # no MLP: the field is the mixer's width
+    return _with_specs(_Fields(cfg), name, [mixer] * n, mlp_layers=(False,) * n, norms_per_layer=1,
+                       tie_word_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _mamba2(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Mamba-2 (modeling_mamba2.py): every layer one RMSNorm and a Mamba-2 mixer, no MLP."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    heads, head_dim = f.int("num_heads"), f.int("head_dim", default=64)
+    mixer = mamba2(hidden, heads * head_dim, f.int("state_size", default=128), f.int("conv_kernel", default=4),
+                   heads, f.int("n_groups", default=1), conv_bias=f.bool("use_conv_bias", True),
+                   proj_bias=f.bool("use_bias", False))
+    cfg = dict(f.cfg, intermediate_size=1, num_attention_heads=1, head_dim=1)
+    return _with_specs(_Fields(cfg), name, [mixer] * n, mlp_layers=(False,) * n, norms_per_layer=1,
+                       tie_word_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _qwen3_next(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Qwen3-Next / Qwen3.5 (modeling_qwen3_next.py): `layer_types` names each layer full_attention or
+    linear_attention (Gated DeltaNet); without it, every full_attention_interval-th layer is full."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    gdn = gated_deltanet(hidden, f.int("linear_num_key_heads"), f.int("linear_num_value_heads"),
+                         f.int("linear_key_head_dim"), f.int("linear_value_head_dim"),
+                         f.int("linear_conv_kernel_dim", default=4))
+    attn = _attention(f, qk_norm=True, gated_q=True)
+    kinds = _pattern_list(f, "layer_types", n, {"full_attention": attn, "linear_attention": gdn})
+    if kinds is None:
+        interval = f.int("full_attention_interval", default=4)
+        kinds = [attn if (i + 1) % interval == 0 else gdn for i in range(n)]
+    kw: dict = {}
+    if f.has("num_experts"):
+        step = f.int("decoder_sparse_step", default=1)
+        dense = f.list("mlp_only_layers") or []
+        shared = f.int("shared_expert_intermediate_size", default=0, lo=0)
+        kw = dict(n_experts=f.int("num_experts"), experts_per_token=f.int("num_experts_per_tok"),
+                  expert_intermediate_size=f.int("moe_intermediate_size"),
+                  moe_layers=tuple((i + 1) % step == 0 and i not in dense for i in range(n)),
+                  n_shared_experts=1 if shared else 0, shared_expert_intermediate_size=shared,
+                  shared_expert_gate=bool(shared))
+    return _with_specs(f, name, kinds, **kw)
+
+
+def _recurrent_gemma(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """RecurrentGemma (modeling_recurrent_gemma.py): `block_types` repeats over the layers; recurrent
+    blocks are RG-LRU, attention blocks are local (window `attention_window_size`). The MLP is gated with
+    intermediate_size // 2 per branch, with biases."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    blocks = f.list("block_types") or ["recurrent", "recurrent", "attention"]
+    heads = f.int("num_attention_heads")
+    lru = rg_lru(hidden, f.int("lru_width", default=hidden), heads, f.int("conv1d_width", default=4))
+    local = SlidingWindow(n_heads=heads, n_kv_heads=f.int("num_key_value_heads", default=heads),
+                          head_dim=f.int("head_dim", default=hidden // heads), o_bias=True,
+                          window=f.int("attention_window_size", default=2048))
+    names = {"recurrent": lru, "attention": local}
+    if not blocks or any(b not in names for b in blocks):
+        raise KvdashError(f"config field 'block_types' must list recurrent/attention, not {_show(blocks)}")
+    specs = [names[blocks[i % len(blocks)]] for i in range(n)]
+    cfg = dict(f.cfg, intermediate_size=f.int("intermediate_size") // 2)
+    return _with_specs(_Fields(cfg), name, specs, mlp_bias=True, tie_word_embeddings=True)
+
+
+def _llama4(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Llama-4 text (modeling_llama4.py): layers with rotary positions (`no_rope_layers[i]` = 1) attend
+    within chunks of `attention_chunk_size`; the NoPE layers (every 4th by default) attend globally.
+    Every `interleave_moe_layer_step`-th layer routes to experts plus one shared expert."""
+    n = _layers(f)
+    rope = f.list("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(n)]
+    if len(rope) != n or any(x not in (0, 1) for x in rope):
+        raise KvdashError(f"config field 'no_rope_layers' must hold 0 or 1 for each of the {n} layers")
+    full = _attention(f, bias=f.bool("attention_bias", False))
+    chunk = f.int("attention_chunk_size", default=0, lo=0)
+    local = ChunkedLocal(**{k: getattr(full, k) for k in ("n_heads", "n_kv_heads", "head_dim", "qkv_bias", "o_bias")},
+                         chunk=chunk) if chunk else full
+    specs = [local if r else full for r in rope]
+    step = f.int("interleave_moe_layer_step", default=1)
+    expert = f.int("intermediate_size")
+    cfg = dict(f.cfg, intermediate_size=f.int("intermediate_size_mlp", default=expert))
+    return _with_specs(
+        _Fields(cfg, f.where), name, specs, n_experts=f.int("num_local_experts"),
+        experts_per_token=f.int("num_experts_per_tok", default=1), expert_intermediate_size=expert,
+        n_shared_experts=1, shared_expert_intermediate_size=expert,
+        moe_layers=tuple((i + 1) % step == 0 for i in range(n)))
+
+
+def _mllama(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Llama-3.2-Vision text model (modeling_mllama.py): the layers listed in `cross_attention_layers`
+    attend to the image tokens instead of the text (with q/k RMSNorms and two tanh gates); the rest are
+    self-attention. Image tokens per sequence: max_num_tiles x ((image_size / patch_size)^2 + 1), read
+    from vision_config (stashed by the wrapper reader). The embedding has 8 extra rows."""
+    n = _layers(f)
+    cross = f.list("cross_attention_layers") or []
+    if any(type(i) is not int or not 0 <= i < n for i in cross):
+        raise KvdashError("config field 'cross_attention_layers' must list layer indices")
+    vision = _Fields(f.cfg.get("_vision_config") or {}, "vision_config.")
+    tiles = vision.int("max_num_tiles", default=4)
+    side = vision.int("image_size", default=560) // vision.int("patch_size", default=14)
+    self_attn = _attention(f)
+    cross_attn = CrossAttention(n_heads=self_attn.n_heads, n_kv_heads=self_attn.n_kv_heads,
+                                head_dim=self_attn.head_dim, qk_norm=True, source_len=tiles * (side * side + 1))
+    specs = [cross_attn if i in cross else self_attn for i in range(n)]
+    hidden = self_attn.n_heads * self_attn.head_dim
+    return _with_specs(f, name, specs, extra_params=8 * hidden + 2 * len(cross))
+
+
+# ---- older dialects ------------------------------------------------------------------------------------
+def _chatglm(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """ChatGLM2/3, GLM-4 (modeling_chatglm.py): `multi_query_group_num` K/V groups of `kv_channels`,
+    fused QKV with bias (`add_qkv_bias`), SwiGLU of `ffn_hidden_size`, untied `output_layer`."""
+    heads = f.int("num_attention_heads")
+    kv = f.int("multi_query_group_num") if f.bool("multi_query_attention", False) else heads
+    bias = f.bool("add_bias_linear", False)
+    cfg = dict(f.cfg, num_hidden_layers=f.int("num_layers", "num_hidden_layers"), num_key_value_heads=kv,
+               head_dim=f.int("kv_channels"), intermediate_size=f.int("ffn_hidden_size"),
+               vocab_size=f.int("padded_vocab_size", "vocab_size"),
+               max_position_embeddings=f.int("seq_length", "max_position_embeddings", default=0, lo=0))
+    qkv = f.bool("add_qkv_bias", False)
+    return _common(_Fields(cfg), name, qkv_bias=qkv, o_bias=bias, mlp_bias=bias,
+                   norm="rms" if f.bool("rmsnorm", True) else "layer",
+                   final_norm=f.bool("post_layer_norm", True), tie_word_embeddings=False)
+
+
+def _bloom(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """BLOOM (modeling_bloom.py): MHA with ALiBi, biases everywhere, 4h GELU MLP, LayerNorms, plus a
+    LayerNorm right after the word embedding; tied head."""
+    hidden = f.int("hidden_size", "n_embed", hi=LIMITS["hidden_size"])
+    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=f.int("n_head", "num_attention_heads"),
+               num_hidden_layers=f.int("n_layer", "num_hidden_layers"), intermediate_size=4 * hidden)
+    return _common(_Fields(cfg), name, gated_mlp=False, norm="layer", qkv_bias=True, o_bias=True, mlp_bias=True,
+                   tie_word_embeddings=True, extra_params=2 * hidden)
+
+
+def _mpt(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """MPT / Replit (modeling_mpt.py): d_model, n_heads, n_layers, expansion_ratio; `attn_config` may set
+    kv_n_heads (grouped-query) and alibi (no learned positions); `no_bias` drops every bias and the
+    LayerNorms' biases; tied head."""
+    hidden = f.int("d_model", hi=LIMITS["hidden_size"])
+    heads = f.int("n_heads")
+    attn = f.cfg.get("attn_config") or {}
+    if not isinstance(attn, dict):
+        raise KvdashError(f"config field 'attn_config' must be an object, not {_show(attn)}")
+    a = _Fields(attn, "attn_config.")
+    for key in ("sliding_window_size", "rope", "qk_ln", "qk_gn"):
+        if attn.get(key) not in (None, -1, False):
+            raise KvdashError(f"config field 'attn_config.{key}' = {_show(attn[key])} is not modelled")
+    no_bias = f.bool("no_bias", False)
+    learned = 0 if a.bool("alibi", False) else f.int("max_seq_len", default=2048)
+    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=heads, num_hidden_layers=f.int("n_layers"),
+               num_key_value_heads=a.int("kv_n_heads", default=heads),
+               intermediate_size=f.int("expansion_ratio", default=4) * hidden,
+               max_position_embeddings=f.int("max_seq_len", default=0, lo=0))
+    return _common(_Fields(cfg), name, gated_mlp=False, norm="rms" if no_bias else "layer",
+                   qkv_bias=not no_bias, o_bias=not no_bias, mlp_bias=not no_bias, learned_pos_embeddings=learned,
+                   tie_word_embeddings=f.bool("tie_word_embeddings", True))
+
+
+# ---- encoder-decoders: the decoder's layers, each split into a self-attention and a cross-attention
+# sub-layer (the MLP on the second); the encoder's weights as their own component -------------------------
+def _t5(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """T5 / Flan-T5 / mT5 (modeling_t5.py): decoder blocks of self-attention, cross-attention and an MLP
+    (ReLU, or gated GELU for `feed_forward_proj` gated-gelu), bias-free, weight-only LayerNorms;
+    relative-position buckets in each stack's first self-attention. The cross-attention holds the
+    encoder's output: `n_positions` (the trained encoder length) tokens per sequence."""
+    d, heads, kv = f.int("d_model"), f.int("num_heads"), f.int("d_kv")
+    ff, enc_layers = f.int("d_ff"), f.int("num_layers")
+    dec_layers = f.int("num_decoder_layers", default=enc_layers)
+    gated = "gated" in (f.str("feed_forward_proj") or "relu")
+    buckets = f.int("relative_attention_num_buckets", default=32)
+    attn = 4 * d * heads * kv
+    mlp = (3 if gated else 2) * d * ff
+    encoder = enc_layers * (attn + mlp + 2 * d) + buckets * heads + d  # + final norm
+    self_attn = FullAttention(n_heads=heads, n_kv_heads=heads, head_dim=kv)
+    cross = CrossAttention(n_heads=heads, n_kv_heads=heads, head_dim=kv, source_len=f.int("n_positions", default=512))
+    cfg = dict(f.cfg, hidden_size=d, num_attention_heads=heads, head_dim=kv, num_hidden_layers=2 * dec_layers,
+               intermediate_size=ff)
+    # per decoder block 3 norms: one per sub-layer here, the MLP's norm in extra_params
+    return _common(_Fields(cfg), name, layer_specs=(self_attn, cross) * dec_layers, gated_mlp=gated,
+                   mlp_layers=(False, True) * dec_layers, norms_per_layer=1,
+                   tie_word_embeddings=f.bool("tie_word_embeddings", True),
+                   extra_params=dec_layers * d + buckets * heads, encoder_params=encoder)
+
+
+def _whisper(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Whisper (modeling_whisper.py): decoder blocks of self-attention, cross-attention over the
+    encoder's `max_source_positions` (1,500) frames, and a GELU MLP; q, v and out projections have
+    biases, k does not; LayerNorms; learned decoder positions (`max_target_positions`); tied head.
+    Encoder: two convolutions over the mel bins, positions, blocks, a final LayerNorm."""
+    d, heads = f.int("d_model"), f.int("decoder_attention_heads")
+    dec_layers, ff = f.int("decoder_layers"), f.int("decoder_ffn_dim")
+    enc_layers, enc_ff = f.int("encoder_layers"), f.int("encoder_ffn_dim")
+    frames, mels = f.int("max_source_positions", default=1500), f.int("num_mel_bins", default=80)
+    if d % heads:
+        raise KvdashError(f"d_model ({d}) must be divisible by decoder_attention_heads ({heads})")
+    attn = 4 * d * d + 3 * d  # q, k, v, out; biases on q, v, out
+    block = attn + 2 * d * enc_ff + enc_ff + d + 2 * 2 * d
+    encoder = (mels * d * 3 + d) + (d * d * 3 + d) + frames * d + enc_layers * block + 2 * d
+    self_attn = FullAttention(n_heads=heads, n_kv_heads=heads, head_dim=d // heads, qkv_bias=True, o_bias=True)
+    cross = CrossAttention(n_heads=heads, n_kv_heads=heads, head_dim=d // heads, qkv_bias=True, o_bias=True,
+                           source_len=frames)
+    cfg = dict(f.cfg, hidden_size=d, num_attention_heads=heads, num_hidden_layers=2 * dec_layers,
+               intermediate_size=ff, max_position_embeddings=f.int("max_target_positions", default=448))
+    # Two counts cancel per block: the specs give k_proj a bias it lacks (d in each of the 2 attention
+    # sub-layers) and one LayerNorm per sub-layer, one short of the block's three (2 x d).
+    return _common(_Fields(cfg), name, layer_specs=(self_attn, cross) * dec_layers, gated_mlp=False,
+                   mlp_layers=(False, True) * dec_layers, norm="layer", norms_per_layer=1, mlp_bias=True,
+                   learned_pos_embeddings=f.int("max_target_positions", default=448), tie_word_embeddings=True,
+                   encoder_params=encoder)
+
+
+BUILDERS = {
+    "jamba": _jamba,
+    "nemotron_h": _nemotron_h,
+    "mamba": _mamba,
+    "falcon_mamba": _mamba,
+    "mamba2": _mamba2,
+    "qwen3_next": _qwen3_next,
+    "recurrent_gemma": _recurrent_gemma,
+    "llama4": _llama4,
+    "llama4_text": _llama4,
+    "mllama": _mllama,
+    "mllama_text_model": _mllama,
+    "chatglm": _chatglm,
+    "glm": _chatglm,
+    "bloom": _bloom,
+    "mpt": _mpt,
+    "t5": _t5,
+    "mt5": _t5,
+    "umt5": _t5,
+    "whisper": _whisper,
+}
