@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvdash.breakdown import breakdown
+from kvdash.breakdown import breakdown, pipeline_partition
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
 from kvdash.layers import LayerSpec
@@ -29,8 +29,8 @@ GROUPING_RATIO = 1.5
 @dataclass(frozen=True)
 class Capacity:
     kv_budget_bytes: int
-    block_size: int
-    page_bytes: int  # one block of one layer
+    block_size: int  # attention tokens per block (raised for hybrid models, see below)
+    page_bytes: int  # one block of one layer (state pages are padded to it)
     group_size: int  # layers sharing a block table
     n_groups: int
     gpu_blocks: int  # "num_gpu_blocks"
@@ -38,12 +38,21 @@ class Capacity:
     max_model_len: int
     blocks_per_request: int
     max_concurrency: float  # "Maximum concurrency for L tokens per request: X.XXx"
+    state_page_bytes: int = 0  # a state layer's per-sequence page before padding (hybrid models)
+    requested_block_size: int = 0  # the block size asked for, when vLLM raised it
+    pipeline_stage: int = 0  # the stage whose GPU decides (the fewest blocks)
 
     def log_lines(self) -> list[str]:
-        return [
-            f"GPU KV cache size: {self.kv_cache_tokens:,} tokens",
-            f"Maximum concurrency for {self.max_model_len:,} tokens per request: {self.max_concurrency:.2f}x",
-        ]
+        lines = []
+        if self.requested_block_size:
+            lines.append(f"Setting attention block size to {self.block_size} tokens to ensure that attention page "
+                         "size is >= mamba page size.")
+        if self.state_page_bytes and self.state_page_bytes != self.page_bytes:
+            pct = 100 * (self.page_bytes - self.state_page_bytes) / self.state_page_bytes
+            lines.append(f"Padding mamba page size by {pct:.2f}% to ensure that mamba page size and attention page "
+                         "size are exactly equal.")
+        return [*lines, f"GPU KV cache size: {self.kv_cache_tokens:,} tokens",
+                f"Maximum concurrency for {self.max_model_len:,} tokens per request: {self.max_concurrency:.2f}x"]
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -56,10 +65,19 @@ def vllm_capacity(
     block_size: int = DEFAULT_BLOCK_SIZE,
     max_model_len: int | None = None,
     tp: int = 1,
+    pp: int = 1,
     kv_dtype: str = "bf16",
+    model_dtype: str = "bf16",
     max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> Capacity:
-    """Blocks, tokens and concurrency a vLLM engine reports for `kv_budget_bytes` per GPU."""
+    """Blocks, tokens and concurrency a vLLM engine reports for `kv_budget_bytes` per GPU.
+
+    Hybrid attention + state models follow vLLM's alignment (Platform._align_hybrid_block_size, v0.20+):
+    the attention block is raised to a multiple of 16 tokens whose page holds at least one state page,
+    and the state page is padded to it; state layers then form groups like any other kind and each
+    request takes one state block per group (prefix caching off: mamba_cache_mode "none").
+    With pipeline parallelism each GPU holds its stage's layers and the engine keeps the smallest
+    block count."""
     if type(kv_budget_bytes) is not int or kv_budget_bytes < 0:
         raise KvdashError(f"KV budget must be a non-negative integer of bytes, not {kv_budget_bytes!r}")
     if type(block_size) is not int or not 1 <= block_size <= 1 << 16:
@@ -67,26 +85,49 @@ def vllm_capacity(
     max_len = max_model_len if max_model_len is not None else m.max_position_embeddings
     if type(max_len) is not int or max_len < 1:
         raise KvdashError("max model length must be a positive integer (the preset has none: pass --max-model-len)")
-    check_parallel(m, Scenario(tp=tp))
-    kv = get_dtype(kv_dtype)
-
-    # Layers whose specs share a vLLM group key (full and latent attention are both full-attention
-    # specs in vLLM) share a block table; each key needs one page size.
-    counts: dict[str, int] = {}
-    pages: dict[str, int] = {}
-    first: dict[str, LayerSpec] = {}
-    for spec, n in m.layer_groups:
-        key = spec.vllm_group()
-        if key is None:
+    check_parallel(m, Scenario(tp=tp, pp=pp))
+    kv, act = get_dtype(kv_dtype), get_dtype(model_dtype)
+    for spec, _ in m.layer_groups:
+        if spec.vllm_group() is None:
             raise KvdashError(f"vLLM capacity for {spec.label} layers is not modelled")
-        counts[key] = counts.get(key, 0) + n
-        pages.setdefault(key, block_size * spec.bytes_per_token(kv, tp))
+
+    # Hybrid alignment: one attention page must hold the largest state page.
+    state_page = max((spec.vllm_page(1, kv, act, tp) for spec, _ in m.layer_groups if not spec.grows), default=0)
+    attn_token = {spec.vllm_page(1, kv, act, tp) for spec, _ in m.layer_groups if spec.grows}
+    requested = 0
+    if state_page and attn_token:
+        if len(attn_token) > 1:
+            raise KvdashError("hybrid models whose attention layers differ in page size are not modelled")
+        (per_token,) = attn_token
+        align = max(KERNEL_BLOCK, block_size)
+        needed = align * cdiv(state_page, align * per_token)
+        if block_size < needed:
+            requested, block_size = block_size, needed
+    stage_caps = [_stage_capacity([m.layers[j] for j in layers], kv_budget_bytes, block_size, max_len, tp, kv, act,
+                                  max_num_batched_tokens, i)
+                  for i, layers in enumerate(pipeline_partition(m.n_layers, pp))]
+    worst = min(stage_caps, key=lambda c: c.gpu_blocks)
+    return Capacity(**{**worst.to_dict(), "state_page_bytes": state_page, "requested_block_size": requested})
+
+
+KERNEL_BLOCK = 16  # the smallest block the default attention kernels take (FlashAttention: multiples of 16)
+
+
+def _stage_capacity(layers: list[LayerSpec], budget: int, block_size: int, max_len: int, tp: int, kv, act,
+                    max_num_batched_tokens: int, stage: int) -> Capacity:
+    # Layers whose specs share a vLLM group key (full and latent attention are both full-attention
+    # specs in vLLM) share a block table; one page size for all after the state padding.
+    counts: dict[str, int] = {}
+    first: dict[str, LayerSpec] = {}
+    for spec in layers:
+        key = spec.vllm_group()
+        counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, spec)
-        if pages[key] != block_size * spec.bytes_per_token(kv, tp):
-            raise KvdashError("models mixing latent and standard attention are not modelled")
-    if len(set(pages.values())) > 1:
-        raise KvdashError("hybrid layers with different page sizes are not modelled")
-    page = next(iter(pages.values()))
+    attention_pages = {spec.vllm_page(block_size, kv, act, tp) for spec in layers if spec.grows}
+    if len(attention_pages) > 1:
+        raise KvdashError("models whose attention layers differ in page size (e.g. latent and standard "
+                          "attention together) are not modelled")
+    page = next(iter(attention_pages), None) or max(spec.vllm_page(block_size, kv, act, tp) for spec in layers)
 
     if len(counts) == 1:
         (key, n), = counts.items()
@@ -96,20 +137,24 @@ def vllm_capacity(
         group_size = hi if hi < GROUPING_RATIO * lo else lo
         groups = {key: cdiv(n, group_size) for key, n in counts.items()}
     n_groups = sum(groups.values())
-    blocks = kv_budget_bytes // page // group_size
+    blocks = budget // page // group_size
     per_request = sum(g * first[key].vllm_request_blocks(max_len, block_size, max_num_batched_tokens)
                       for key, g in groups.items())
+    # "GPU KV cache size" (v0.20's report): blocks per group x the smallest group block, where a state
+    # group's block stands for a whole sequence (mamba_block_size = max_model_len).
+    smallest = min(block_size if first[key].grows else max_len for key in groups)
     return Capacity(
-        kv_budget_bytes=kv_budget_bytes,
+        kv_budget_bytes=budget,
         block_size=block_size,
         page_bytes=page,
         group_size=group_size,
         n_groups=n_groups,
         gpu_blocks=blocks,
-        kv_cache_tokens=blocks // n_groups * block_size,
+        kv_cache_tokens=blocks // n_groups * smallest,
         max_model_len=max_len,
         blocks_per_request=per_request,
         max_concurrency=blocks / per_request,
+        pipeline_stage=stage,
     )
 
 

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--kv-budget-gib", type=float, required=True, metavar="X",
                      help="KV-cache memory per GPU, in GiB (vLLM's 'Available KV cache memory')")
     cap.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="N")
+    cap.add_argument("--pp", type=int, default=1, metavar="N", help="pipeline-parallel degree (default 1)")
     cap.add_argument("--max-model-len", type=int, metavar="L", help="default: the model's max positions")
     cap.add_argument("--max-num-batched-tokens", type=int, default=DEFAULT_MAX_NUM_BATCHED_TOKENS, metavar="N",
                      help="scheduler token budget; sizes sliding-window reservations (default 8192)")
@@ -118,7 +119,11 @@ def _cmd_size(args) -> int:
     where = f"per GPU ({s.tp} x tensor, {s.pp} x pipeline; stage {b.stage.index})" if b.n_gpus > 1 else "one GPU"
     print(f"{m.name}: {m.params:,} parameters ({m.attention_label})")
     print(f"batch {s.batch:,} x {s.context:,} tokens, weights {s.weights_dtype}, KV cache {s.kv_dtype}, {where}")
-    print(f"KV cache per token: {b.kv_bytes_per_token:,} B")
+    print(f"KV cache per token: {b.kv_bytes_per_token:,} B; fixed per sequence: {b.state_bytes_per_seq:,} B")
+    for row in b.layer_summary():
+        print(f"  {row['layers']:>4} x {row['label']:<28} {row['formula']}")
+    for w in m.warnings:
+        print(f"warning: {w}")
     print()
     width = max(len(c.label) for c in b.components)
     for c in b.components:
@@ -136,8 +141,8 @@ def _cmd_size(args) -> int:
 def _cmd_capacity(args) -> int:
     m = _load_model(args)
     c = vllm_capacity(m, gib_to_bytes(args.kv_budget_gib), block_size=args.block_size,
-                      max_model_len=args.max_model_len, tp=args.tp, kv_dtype=args.kv_dtype,
-                      max_num_batched_tokens=args.max_num_batched_tokens)
+                      max_model_len=args.max_model_len, tp=args.tp, pp=args.pp, kv_dtype=args.kv_dtype,
+                      model_dtype=m.default_dtype, max_num_batched_tokens=args.max_num_batched_tokens)
     if args.json:
         print(json.dumps(c.to_dict(), indent=2))
         return 0

@@ -178,21 +178,34 @@ def model_from_config(cfg: dict | str | bytes, name: str | None = None) -> Model
 
 _NESTED = ("text_config", "llm_config", "language_config")
 
+# transformers saves a composite config's sub-configs as their difference from the class defaults
+# (llava-1.5's text_config names only vocab_size and the context length), so a nested reader starts
+# from the defaults of configuration_llama.py and configuration_mistral.py.
+_NESTED_DEFAULTS = {
+    "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                  num_attention_heads=32, max_position_embeddings=2048),
+    "mistral": dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                    num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096 * 32,
+                    sliding_window=4096),
+}
+
 # Fields that change memory, and the model types whose reader models them. Anywhere else they are
 # refused by name: sizing such a config as a plain decoder would be silently wrong.
 _FAMILY_FIELDS = {
     "hybrid_override_pattern": ("nemotron_h",),
     "attn_layer_period": ("jamba",),
     "block_types": ("recurrent_gemma",),
-    "linear_num_value_heads": ("qwen3_next",),
-    "full_attention_interval": ("qwen3_next",),
-    "mamba_d_state": ("jamba",),
+    "linear_num_value_heads": ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"),
+    "conv_L_cache": ("lfm2",),
+    "mamba_d_state": ("jamba", "granitemoehybrid", "bamba"),
+    "layers_block_type": ("nemotron_h",),
+    "attn_layer_indices": ("bamba",),
     "ssm_state_size": ("nemotron_h",),
     "attention_chunk_size": ("llama4", "llama4_text"),
     "cross_attention_layers": ("mllama", "mllama_text_model"),
     "num_decoder_layers": ("t5", "mt5", "umt5"),
-    "decoder_layers": ("whisper",),
-    "is_encoder_decoder": ("t5", "mt5", "umt5", "whisper"),
+    "decoder_layers": ("whisper", "bart", "mbart"),
+    "is_encoder_decoder": ("t5", "mt5", "umt5", "whisper", "bart", "mbart"),
 }
 
 
@@ -208,21 +221,22 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
             raise KvdashError(f"config field {key!r} must be an object, not {_show(inner_cfg)}")
         # Multimodal wrappers keep the language model under text_config (or llm_config,
         # language_config); its fields win. The vision config rides along for readers that need it.
+        model_type = (_Fields(inner_cfg, f"{key}.").str("model_type") or "").lower() or model_type
         merged = {k: v for k, v in cfg.items() if k not in (*_NESTED, "vision_config")}
+        merged.update(_NESTED_DEFAULTS.get(model_type, {}))
         merged.update(inner_cfg)
         merged["_vision_config"] = vision
-        model_type = (_Fields(inner_cfg, f"{key}.").str("model_type") or "").lower() or model_type
         cfg = merged
         break
     f = _Fields(cfg)
     if name is None:
         name = f.str("_name_or_path") or model_type or "custom"
         name = name[:200] or "custom"
-    from kvdash.hf_families import BUILDERS  # noqa: PLC0415  (it imports this module's helpers)
+    from kvdash.hf_families import BUILDERS  # here, not at the top: it imports this module's helpers
 
     builder = _BUILDERS.get(model_type) or BUILDERS.get(model_type)
     for key, families in _FAMILY_FIELDS.items():
-        if f.has(key) and model_type not in families:
+        if f.cfg.get(key) not in (None, False, [], "") and model_type not in families:
             raise KvdashError(f"config field {key!r} changes the memory of a {', '.join(families)} model, and "
                               f"kvdash does not model it for model_type {model_type or 'unset'!r}")
     warnings = []
@@ -238,11 +252,11 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     if isinstance(quant, dict):
         warnings.append(f"quantization_config ({_show(quant.get('quant_method', 'unknown'))}) is not read: "
                         "weights are sized at the chosen weights dtype")
-    mtp = f.int("num_nextn_predict_layers", default=0, lo=0, hi=LIMITS["n_layers"])
+    mtp = f.int("num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0, hi=LIMITS["n_layers"])
     if mtp:
         warnings.append(f"{mtp} multi-token-prediction layer(s) are not counted (engines load them only for "
                         "speculative decoding)")
-    return replace(spec, encoder_params=spec.encoder_params + encoder, warnings=tuple(warnings))
+    return replace(spec, encoder_params=spec.encoder_params + encoder, warnings=(*spec.warnings, *warnings))
 
 
 def _vision_tower(v: dict, text_hidden: int) -> tuple[int, str | None]:
@@ -573,4 +587,13 @@ _BUILDERS = {
     "opt": _opt,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,
+    # vision-language models whose language model is one of the above (read under its own name)
+    "qwen2_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),
+    "qwen2_5_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),
+    "qwen2_5_vl_text": lambda f, name, mt: _qwen(f, name, "qwen2"),
+    "qwen3_vl_text": lambda f, name, mt: _qwen(f, name, "qwen3"),
+    "qwen3_vl_moe_text": lambda f, name, mt: _qwen(f, name, "qwen3_moe"),
+    "mistral3": lambda f, name, mt: _llama(f, name, "mistral"),
+    "ministral3": lambda f, name, mt: _llama(f, name, "mistral"),
 }

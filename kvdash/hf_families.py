@@ -7,6 +7,8 @@ the rule each reader follows is quoted in its docstring. Registered in kvdash.hf
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kvdash.errors import KvdashError
 from kvdash.hf_config import _common, _Fields, _heads, _layers, _show
 from kvdash.layers import (
@@ -19,6 +21,7 @@ from kvdash.layers import (
     mamba1,
     mamba2,
     rg_lru,
+    short_conv,
 )
 from kvdash.model import LIMITS, ModelSpec
 from kvdash.units import cdiv
@@ -27,7 +30,7 @@ _BIG = 1 << 40
 
 
 def _attention(f: _Fields, bias: bool = False, **kw) -> FullAttention:
-    hidden, heads, kv, hd = _heads(f)
+    _, heads, kv, hd = _heads(f)
     return FullAttention(n_heads=heads, n_kv_heads=kv, head_dim=hd, qkv_bias=bias, o_bias=bias, **kw)
 
 
@@ -42,6 +45,11 @@ def _pattern_list(f: _Fields, key: str, n: int, allowed: dict) -> list:
             raise KvdashError(f"config field '{key}[{i}]' = {_show(t)} is not a known layer type "
                               f"({', '.join(sorted(allowed))})")
     return [allowed[t] for t in raw]
+
+
+def _ssm_fp32(f: _Fields) -> bool:
+    """Whether the config asks for the recurrent state in fp32 (vLLM honours these fields)."""
+    return "float32" in (f.str("mamba_ssm_dtype") or "", f.str("mamba_ssm_cache_dtype") or "")
 
 
 def _with_specs(f: _Fields, name: str, specs: list, **kw) -> ModelSpec:
@@ -78,20 +86,22 @@ def _jamba(f: _Fields, name: str, mt: str) -> ModelSpec:
 
 
 _NEMOTRON_H = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
+_NEMOTRON_H_NAMES = {v: k for k, v in _NEMOTRON_H.items()}
 
 
 def _nemotron_h(f: _Fields, name: str, mt: str) -> ModelSpec:
     """Nemotron-H (modeling_nemotron_h.py): `hybrid_override_pattern` has one character per block:
     M Mamba-2, * attention, - MLP, E mixture of experts. Each block is one RMSNorm and one mixer."""
     n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
-    pattern = f.str("hybrid_override_pattern")
+    blocks = _pattern_list(f, "layers_block_type", n, _NEMOTRON_H_NAMES)  # the newer list form
+    pattern = "".join(blocks) if blocks else f.str("hybrid_override_pattern")
     if pattern is None or len(pattern) != n or set(pattern) - set(_NEMOTRON_H):
         raise KvdashError(f"config field 'hybrid_override_pattern' must have one of M * - E for each of the {n} "
                           f"layers, not {_show(pattern)}")
     heads, head_dim = f.int("mamba_num_heads"), f.int("mamba_head_dim")
     mamba = mamba2(hidden, heads * head_dim, f.int("ssm_state_size"), f.int("conv_kernel", default=4), heads,
                    f.int("n_groups", default=1), conv_bias=f.bool("use_conv_bias", True),
-                   proj_bias=f.bool("use_bias", False))
+                   proj_bias=f.bool("use_bias", False), recurrent_fp32=_ssm_fp32(f))
     cfg = dict(f.cfg)
     if f.has("attention_head_dim") and not f.has("head_dim"):
         cfg["head_dim"] = f.int("attention_head_dim")
@@ -106,7 +116,50 @@ def _nemotron_h(f: _Fields, name: str, mt: str) -> ModelSpec:
                   expert_intermediate_size=moe, moe_layers=tuple(c == "E" for c in pattern),
                   n_shared_experts=shared, router_bias=True,
                   shared_expert_intermediate_size=shared * f.int("moe_shared_expert_intermediate_size", default=moe))
-    return _with_specs(_Fields(cfg), name, specs, **kw)
+    spec = _with_specs(_Fields(cfg), name, specs, **kw)
+    if f.has("moe_latent_size"):  # Nemotron-3 Super's latent MoE: experts work in a narrower space
+        spec = replace(spec, warnings=(f"moe_latent_size ({f.int('moe_latent_size')}) is not modelled: the routed "
+                                       "experts' weights are counted at the full hidden width, an overestimate",))
+    return spec
+
+
+def _mamba2_fields(f: _Fields, hidden: int):
+    """The Mamba-2 mixer of Bamba and Granite-4.0-H (mamba_n_heads, mamba_d_head, mamba_d_state, ...)."""
+    heads = f.int("mamba_n_heads")
+    d_inner = f.int("mamba_expand", default=2) * hidden
+    return mamba2(hidden, d_inner, f.int("mamba_d_state"), f.int("mamba_d_conv", default=4), heads,
+                  f.int("mamba_n_groups", default=1), conv_bias=f.bool("mamba_conv_bias", True),
+                  proj_bias=f.bool("mamba_proj_bias", False), recurrent_fp32=_ssm_fp32(f))
+
+
+def _granite_hybrid(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Granite-4.0-H (modeling_granitemoehybrid.py): `layer_types` names each layer mamba (Mamba-2) or
+    attention; every layer has a gated shared MLP of `shared_intermediate_size` and, with
+    num_local_experts > 0, gated experts of `intermediate_size` behind a bias-free router."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    specs = _pattern_list(f, "layer_types", n, {"mamba": _mamba2_fields(f, hidden), "attention": _attention(f)})
+    if specs is None:
+        raise KvdashError("config is missing 'layer_types' (mamba / attention per layer)")
+    shared = f.int("shared_intermediate_size", hi=LIMITS["intermediate_size"])
+    experts = f.int("num_local_experts", default=0, lo=0)
+    cfg = dict(f.cfg, intermediate_size=shared)
+    kw: dict = {}
+    if experts:
+        kw = dict(n_experts=experts, experts_per_token=f.int("num_experts_per_tok"),
+                  expert_intermediate_size=f.int("intermediate_size"), n_shared_experts=1,
+                  shared_expert_intermediate_size=shared)
+    return _with_specs(_Fields(cfg), name, specs, tie_word_embeddings=f.bool("tie_word_embeddings", True), **kw)
+
+
+def _bamba(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Bamba (modeling_bamba.py): attention at the layers in `attn_layer_indices`, Mamba-2 elsewhere;
+    a dense gated MLP in every layer."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    at = f.list("attn_layer_indices") or []
+    if any(type(i) is not int or not 0 <= i < n for i in at):
+        raise KvdashError("config field 'attn_layer_indices' must list layer indices")
+    mamba, attn = _mamba2_fields(f, hidden), _attention(f)
+    return _with_specs(f, name, [attn if i in at else mamba for i in range(n)])
 
 
 def _mamba(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -140,8 +193,8 @@ def _qwen3_next(f: _Fields, name: str, mt: str) -> ModelSpec:
     n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
     gdn = gated_deltanet(hidden, f.int("linear_num_key_heads"), f.int("linear_num_value_heads"),
                          f.int("linear_key_head_dim"), f.int("linear_value_head_dim"),
-                         f.int("linear_conv_kernel_dim", default=4))
-    attn = _attention(f, qk_norm=True, gated_q=True)
+                         f.int("linear_conv_kernel_dim", default=4), recurrent_fp32=_ssm_fp32(f))
+    attn = _attention(f, qk_norm=True, gated_q=f.bool("attn_output_gate", True))
     kinds = _pattern_list(f, "layer_types", n, {"full_attention": attn, "linear_attention": gdn})
     if kinds is None:
         interval = f.int("full_attention_interval", default=4)
@@ -157,6 +210,26 @@ def _qwen3_next(f: _Fields, name: str, mt: str) -> ModelSpec:
                   n_shared_experts=1 if shared else 0, shared_expert_intermediate_size=shared,
                   shared_expert_gate=bool(shared))
     return _with_specs(f, name, kinds, **kw)
+
+
+def _lfm2(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """LFM2 (modeling_lfm2.py): `layer_types` names each layer conv (a gated short convolution of
+    conv_L_cache taps) or full_attention (with q/k norms); SwiGLU MLP whose width is auto-adjusted like
+    Llama's (2/3 of block_ff_dim, times the multiplier, rounded up to block_multiple_of)."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    conv = short_conv(hidden, f.int("conv_L_cache", default=3), bias=f.bool("conv_bias", False))
+    specs = _pattern_list(f, "layer_types", n, {"conv": conv, "full_attention": _attention(f, qk_norm=True)})
+    if specs is None:
+        raise KvdashError("config is missing 'layer_types' (conv / full_attention per layer)")
+    ff = f.int("block_ff_dim", "intermediate_size", hi=LIMITS["intermediate_size"])
+    if f.bool("block_auto_adjust_ff_dim", False):
+        mult = f.cfg.get("block_ffn_dim_multiplier") or 1.0
+        if not isinstance(mult, (int, float)) or not 0 < mult < 1000:
+            raise KvdashError(f"config field 'block_ffn_dim_multiplier' must be a positive number, not {_show(mult)}")
+        step = f.int("block_multiple_of", default=256)
+        ff = cdiv(int(mult * int(2 * ff / 3)), step) * step
+    cfg = dict(f.cfg, intermediate_size=ff)
+    return _with_specs(_Fields(cfg), name, specs, tie_word_embeddings=f.bool("tie_word_embeddings", True))
 
 
 def _recurrent_gemma(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -272,6 +345,54 @@ def _mpt(f: _Fields, name: str, mt: str) -> ModelSpec:
                    tie_word_embeddings=f.bool("tie_word_embeddings", True))
 
 
+def _gptj(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """GPT-J (modeling_gptj.py): bias-free q/k/v/out, one LayerNorm per block (attention and MLP in
+    parallel), a 4h GELU MLP with biases, an untied LM head with a bias."""
+    hidden = f.int("n_embd", hi=LIMITS["hidden_size"])
+    vocab = f.int("vocab_size", hi=LIMITS["vocab_size"])
+    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=f.int("n_head"), num_hidden_layers=f.int("n_layer"),
+               intermediate_size=f.int("n_inner", default=4 * hidden))
+    return _common(_Fields(cfg), name, gated_mlp=False, norm="layer", norms_per_layer=1, mlp_bias=True,
+                   tie_word_embeddings=f.bool("tie_word_embeddings", False), extra_params=vocab)
+
+
+def _gpt_bigcode(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """GPT-BigCode / SantaCoder / StarCoder (modeling_gpt_bigcode.py): `multi_query` keeps one K/V head;
+    biases everywhere, LayerNorms, a 4h GELU MLP, learned positions, tied head."""
+    hidden = f.int("n_embd", "hidden_size", hi=LIMITS["hidden_size"])
+    heads = f.int("n_head", "num_attention_heads")
+    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=heads, num_hidden_layers=f.int("n_layer"),
+               num_key_value_heads=1 if f.bool("multi_query", True) else heads,
+               intermediate_size=f.int("n_inner", default=4 * hidden))
+    return _common(_Fields(cfg), name, gated_mlp=False, norm="layer", qkv_bias=True, o_bias=True, mlp_bias=True,
+                   learned_pos_embeddings=f.int("n_positions"), tie_word_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _starcoder2(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """StarCoder2 (modeling_starcoder2.py): grouped-query attention with biases (`use_bias`), a GELU MLP
+    with biases, LayerNorms, `sliding_window` on every layer, tied head."""
+    bias = f.bool("use_bias", True)
+    n = _layers(f)
+    w = f.int("sliding_window", default=0, lo=0, hi=LIMITS["sliding_window"])
+    return _common(f, name, gated_mlp=False, norm="layer", qkv_bias=bias, o_bias=bias, mlp_bias=bias,
+                   layer_types=("sliding",) * n if w else (), sliding_window=w,
+                   tie_word_embeddings=f.bool("tie_word_embeddings", True))
+
+
+def _gpt_oss(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """gpt-oss (modeling_gpt_oss.py): `layer_types` alternates sliding (window 128) and full attention,
+    with q/k/v/o biases and one learned attention sink per head; every layer is a mixture of gated experts
+    with biases (gate_up 2 x intermediate, down hidden) behind a router with a bias."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    experts, inter = f.int("num_local_experts"), f.int("intermediate_size")
+    heads = f.int("num_attention_heads")
+    cfg = dict(f.cfg)
+    return _common(_Fields(cfg), name, qkv_bias=True, o_bias=True, n_experts=experts,
+                   experts_per_token=f.int("num_experts_per_tok", "experts_per_token"),
+                   expert_intermediate_size=inter, router_bias=True,
+                   extra_params=n * (heads + experts * (2 * inter + hidden)))
+
+
 # ---- encoder-decoders: the decoder's layers, each split into a self-attention and a cross-attention
 # sub-layer (the MLP on the second); the encoder's weights as their own component -------------------------
 def _t5(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -325,13 +446,47 @@ def _whisper(f: _Fields, name: str, mt: str) -> ModelSpec:
                    encoder_params=encoder)
 
 
+def _bart(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """BART / mBART (modeling_bart.py, modeling_mbart.py): decoder blocks of self-attention,
+    cross-attention over the encoder's output (at most `max_position_embeddings` tokens) and a GELU MLP,
+    biases everywhere, LayerNorms; learned positions with 2 offset rows and a LayerNorm after the
+    embeddings in each stack; mBART adds a final LayerNorm to each stack; tied head."""
+    d, ff, heads = f.int("d_model"), f.int("decoder_ffn_dim"), f.int("decoder_attention_heads")
+    dec_layers, enc_layers = f.int("decoder_layers"), f.int("encoder_layers")
+    enc_ff = f.int("encoder_ffn_dim", default=ff)
+    positions = f.int("max_position_embeddings", default=1024)
+    final = mt == "mbart"
+    if d % heads:
+        raise KvdashError(f"d_model ({d}) must be divisible by decoder_attention_heads ({heads})")
+    encoder = ((positions + 2) * d + 2 * d + enc_layers * (4 * d * d + 4 * d + 2 * d * enc_ff + enc_ff + d + 4 * d)
+               + (2 * d if final else 0))
+    hd = d // heads
+    self_attn = FullAttention(n_heads=heads, n_kv_heads=heads, head_dim=hd, qkv_bias=True, o_bias=True)
+    cross = CrossAttention(n_heads=heads, n_kv_heads=heads, head_dim=hd, qkv_bias=True, o_bias=True,
+                           source_len=positions)
+    cfg = dict(f.cfg, hidden_size=d, num_attention_heads=heads, num_hidden_layers=2 * dec_layers,
+               intermediate_size=ff)
+    # the third LayerNorm of each block (one per sub-layer is counted) and the embedding LayerNorm
+    return _common(_Fields(cfg), name, layer_specs=(self_attn, cross) * dec_layers, gated_mlp=False,
+                   mlp_layers=(False, True) * dec_layers, norm="layer", norms_per_layer=1, mlp_bias=True,
+                   learned_pos_embeddings=positions + 2, final_norm=final, tie_word_embeddings=True,
+                   extra_params=dec_layers * 2 * d + 2 * d, encoder_params=encoder)
+
+
 BUILDERS = {
     "jamba": _jamba,
+    "granitemoehybrid": _granite_hybrid,
+    "bamba": _bamba,
     "nemotron_h": _nemotron_h,
     "mamba": _mamba,
     "falcon_mamba": _mamba,
     "mamba2": _mamba2,
     "qwen3_next": _qwen3_next,
+    "qwen3_5": _qwen3_next,
+    "qwen3_5_text": _qwen3_next,
+    "qwen3_5_moe": _qwen3_next,
+    "qwen3_5_moe_text": _qwen3_next,
+    "lfm2": _lfm2,
     "recurrent_gemma": _recurrent_gemma,
     "llama4": _llama4,
     "llama4_text": _llama4,
@@ -345,4 +500,10 @@ BUILDERS = {
     "mt5": _t5,
     "umt5": _t5,
     "whisper": _whisper,
+    "bart": _bart,
+    "mbart": _bart,
+    "gptj": _gptj,
+    "gpt_bigcode": _gpt_bigcode,
+    "starcoder2": _starcoder2,
+    "gpt_oss": _gpt_oss,
 }

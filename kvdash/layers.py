@@ -195,6 +195,10 @@ class LayerSpec:
     def vllm_request_blocks(self, max_len: int, block_size: int, max_num_batched_tokens: int) -> int:
         return 0
 
+    def vllm_page(self, block_size: int, kv: DType, act: DType, tp: int = 1) -> int:
+        """Bytes of one vLLM block of this layer (the KV cache spec's page_size_bytes)."""
+        return block_size * self.bytes_per_token(kv, tp)
+
     # the dashboard's what-if variants; kinds without heads keep themselves
     def with_kv_heads(self, n: int | None) -> LayerSpec:
         return self
@@ -605,6 +609,16 @@ class StateLayer(LayerSpec):
     def short(self):
         return self.mixer
 
+    # vLLM's MambaSpec: one page holds a sequence's whole state (conv + recurrent), in the model's dtype
+    def vllm_group(self):
+        return "state"
+
+    def vllm_page(self, block_size, kv, act, tp=1):
+        return self.bytes_per_seq(kv, act, tp)
+
+    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
+        return 1  # mamba_cache_mode "none" (prefix caching off), no speculative blocks
+
 
 @dataclass(frozen=True)
 class NoCache(LayerSpec):
@@ -640,7 +654,8 @@ def mamba1(hidden: int, d_inner: int, d_state: int, d_conv: int, dt_rank: int, c
 
 
 def mamba2(hidden: int, d_inner: int, d_state: int, d_conv: int, n_heads: int, n_groups: int,
-           conv_bias: bool = True, proj_bias: bool = False, gated_norm: bool = True) -> StateLayer:
+           conv_bias: bool = True, proj_bias: bool = False, gated_norm: bool = True,
+           recurrent_fp32: bool = False) -> StateLayer:
     """Mamba-2 (Nemotron-H, Bamba, Zamba2, Granite-4.0-H): in_proj makes z, x, B, C and dt in one matrix."""
     conv_dim = d_inner + 2 * n_groups * d_state
     proj_out = d_inner + conv_dim + n_heads
@@ -650,7 +665,8 @@ def mamba2(hidden: int, d_inner: int, d_state: int, d_conv: int, n_heads: int, n
              + (d_inner if gated_norm else 0)
              + (proj_out + hidden if proj_bias else 0))
     return StateLayer("Mamba-2", conv_dim=conv_dim, conv_kernel=d_conv, heads=n_heads, head_state=d_inner // n_heads
-                      * d_state, mixer_params=linear + other, mixer_other=other, in_width=proj_out)
+                      * d_state, mixer_params=linear + other, mixer_other=other, in_width=proj_out,
+                      recurrent_fp32=recurrent_fp32)
 
 
 def legacy_layer(m, kind: str) -> LayerSpec:
@@ -671,7 +687,8 @@ def legacy_layer(m, kind: str) -> LayerSpec:
     return makers[kind]()
 
 
-def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int, conv_kernel: int) -> StateLayer:
+def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int, conv_kernel: int,
+                   recurrent_fp32: bool = False) -> StateLayer:
     """Gated DeltaNet (Qwen3-Next, Qwen3.5): in_proj_qkvz and in_proj_ba, a bias-free depthwise conv over
     q, k and v, dt_bias and A_log per value head, a gated RMSNorm of one value head, out_proj."""
     key, value = k_heads * k_dim, v_heads * v_dim
@@ -680,7 +697,7 @@ def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: i
     other = conv_dim * conv_kernel + 2 * v_heads + v_dim
     return StateLayer("Gated DeltaNet", conv_dim=conv_dim, conv_kernel=conv_kernel, heads=v_heads,
                       head_state=k_dim * v_dim, mixer_params=linear + other, mixer_other=other,
-                      in_width=2 * key + 2 * value)
+                      in_width=2 * key + 2 * value, recurrent_fp32=recurrent_fp32)
 
 
 def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateLayer:
@@ -691,3 +708,12 @@ def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateL
     other = 2 * lru_width + hidden + lru_width * conv_width + lru_width + 2 * lru_width + lru_width
     return StateLayer("RG-LRU", conv_dim=lru_width, conv_kernel=conv_width, heads=lru_width, head_state=1,
                       mixer_params=linear + other, mixer_other=other, in_width=2 * lru_width)
+
+
+def short_conv(hidden: int, l_cache: int, bias: bool = False) -> StateLayer:
+    """LFM2's gated short convolution: in_proj to 3 x hidden (B, C, x), a depthwise conv of `l_cache`
+    taps, out_proj; its state is the last l_cache - 1 inputs."""
+    linear = hidden * 3 * hidden + hidden * hidden
+    other = hidden * l_cache + (3 * hidden + hidden + hidden if bias else 0)
+    return StateLayer("short conv", conv_dim=hidden, conv_kernel=l_cache, heads=0, head_state=0,
+                      mixer_params=linear + other, mixer_other=other, in_width=3 * hidden)
