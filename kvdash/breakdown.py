@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from kvdash.dtypes import DTYPES, WEIGHT_GROUP, DType, get_dtype, high_precision
+from kvdash.dtypes import DTYPES, DType, get_dtype, high_precision
 from kvdash.layers import LayerSpec, held_full, held_sliding  # noqa: F401  (held_*: the public formulas)
 from kvdash.model import ModelSpec
-from kvdash.params import embedding_params, layer_params
+from kvdash.params import embedding_params, embedding_tensors, layer_params, layer_tensors
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import cdiv
+from kvdash.weights import layer_weight_bytes, table_bytes
 
 LOGIT_BYTES = 4  # logits are upcast to fp32 before sampling
 SCORE_EXTRA_BYTES = 4  # eager softmax runs in fp32 beside the scores in the activation dtype
@@ -55,10 +56,12 @@ class Stage:
     index: int
     layers: range
     groups: tuple[tuple[LayerSpec, int], ...]  # (layer spec, number of layers) in this stage
-    linear_params: int
+    linear_params: int  # matrices, routed experts included
     other_params: int  # norms, biases, routers, embeddings, LM head
     encoder_params: int  # vision tower / audio encoder (first stage)
     weight_bytes: int  # the language model's weights on this GPU
+    expert_bytes: int  # of which routed experts (the speed model reads only the experts a step touches)
+    expert_params: int
     encoder_bytes: int  # the encoder's weights, kept in 16-bit
     caches: tuple[tuple[LayerSpec, int], ...]  # (spec, cache bytes per held token, all its layers)
     state_bytes: int  # fixed bytes per sequence: recurrent state, cross-attention K/V
@@ -83,13 +86,16 @@ class Stage:
 
 
 @lru_cache(maxsize=512)
-def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, block_size: int = 0
-           ) -> tuple[Stage, ...]:
+def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, block_size: int = 0,
+           experts_dtype: str = "") -> tuple[Stage, ...]:
     w, kv = get_dtype(weights_dtype), get_dtype(kv_dtype)
     hp, act = high_precision(w), activation_dtype(w)
+    experts_dtype = experts_dtype or weights_dtype
     a = act.nbytes(1, 1)
     per_layer = layer_params(m, tp)
     emb = embedding_params(m, tp)
+    table = embedding_tensors(m)
+    embed_formats = {"vector": hp, "embed": hp}
     mats = 3 if m.gated_mlp else 2
     dense_pt = mats * cdiv(m.intermediate_size, tp) * a
     moe_pt = (
@@ -105,14 +111,20 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
         groups = tuple(counts.items())
         linear = sum(per_layer[j].linear for j in layers)
         other = sum(per_layer[j].other for j in layers)
+        layer_bytes = [layer_weight_bytes(m, j, tp, weights_dtype, experts_dtype) for j in layers]
+        weight_bytes = sum(b for b, _ in layer_bytes)
         first, last = i == 0, i == pp - 1
+        outside = []  # embedding, LM head, final norm: where the pipeline puts them
         if first:
             other += emb.embed + m.extra_params
+            outside += table["first"]
         if last:
             other += emb.final_norm
+            outside += table["final_norm"]
             # A tied head shares the embedding's storage only when both sit on the same GPU.
             if not (m.tie_word_embeddings and first):
                 other += emb.head
+                outside += table["head"]
         encoder = m.encoder_params if first else 0
         ffn = [(m.mlp_mask[j], m.moe_mask[j]) for j in layers]
         out.append(
@@ -123,7 +135,10 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 linear_params=linear,
                 other_params=other,
                 encoder_params=encoder,
-                weight_bytes=w.nbytes(linear, WEIGHT_GROUP) + hp.nbytes(other, 1),
+                weight_bytes=weight_bytes + table_bytes(outside, tp, embed_formats),
+                expert_bytes=sum(e for _, e in layer_bytes),
+                expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j)
+                                  if t.role == "expert"),
                 encoder_bytes=hp.nbytes(encoder, 1),
                 caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in groups if spec.grows),
                 state_bytes=sum(n * spec.bytes_per_seq(kv, act, tp, block_size) for spec, n in groups),
@@ -269,16 +284,16 @@ class Breakdown:
         return out
 
 
-def _dtype_term(n: int, d: DType, group: int) -> str:
+def _dtype_term(n: int, d: DType) -> str:
     if d.scale_bytes:
-        return f"{n:,} × {d.bits}/8 B + ⌈{n:,}/{group}⌉ × {d.scale_bytes} B scales ({d.name})"
-    return f"{n:,} × {d.bits // 8} B ({d.name})"
+        return f"{n:,} × {d.bits}/8 B ({d.name}: {d.formula()})"
+    return f"{n:,} × {d.bits // 8} B ({d.name})" if d.bits % 8 == 0 else f"{n:,} × {d.bits}/8 B ({d.name})"
 
 
 def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
     """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
     check_parallel(m, s)
-    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size)
+    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype)
     B, P, T, S, bs = s.batch, s.prompt_tokens, s.context, s.shared_prefix_tokens, s.block_size
     chunk, eager = s.prefill_chunk, s.attention == "eager"
     reserve = 0
@@ -311,14 +326,19 @@ class _Explainer:
     prefill_peak: bool
 
     def weights(self) -> str:
-        w = get_dtype(self.s.weights_dtype)
-        return (f"{_dtype_term(self.st.linear_params, w, WEIGHT_GROUP)} + "
-                f"{_dtype_term(self.st.other_params, high_precision(w), 1)} [embeddings, norms, biases, routers]")
+        w, st = get_dtype(self.s.weights_dtype), self.st
+        parts = [_dtype_term(st.linear_params - st.expert_params, w)]
+        if st.expert_params:
+            parts.append(_dtype_term(st.expert_params, get_dtype(self.s.experts_dtype)) + " [routed experts]")
+        parts.append(_dtype_term(st.other_params, high_precision(w)) + " [embeddings, norms, biases, routers]")
+        return " + ".join(parts) + (" (scales per weight matrix, see the weight table)"
+                                    if any(get_dtype(d).scale_bytes for d in (self.s.weights_dtype,
+                                                                               self.s.experts_dtype)) else "")
 
     def encoder(self) -> str:
         if not self.st.encoder_bytes:
             return "no vision or audio encoder" + (" on this pipeline stage" if self.m.encoder_params else "")
-        return (f"{_dtype_term(self.st.encoder_params, high_precision(get_dtype(self.s.weights_dtype)), 1)} "
+        return (f"{_dtype_term(self.st.encoder_params, high_precision(get_dtype(self.s.weights_dtype)))} "
                 "[vision tower / audio encoder and projector, replicated, kept in 16-bit]")
 
     def kv_cache(self) -> str:

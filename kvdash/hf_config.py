@@ -18,6 +18,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+from kvdash.dtypes import with_group
 from kvdash.errors import KvdashError
 from kvdash.model import FULL, LIMITS, LINEAR, MLA, SLIDING, ModelSpec
 
@@ -248,15 +249,58 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     encoder, note = _vision_tower(vision, spec.hidden_size) if isinstance(vision, dict) else (0, None)
     if note:
         warnings.append(note)
-    quant = cfg.get("quantization_config")
-    if isinstance(quant, dict):
-        warnings.append(f"quantization_config ({_show(quant.get('quant_method', 'unknown'))}) is not read: "
-                        "weights are sized at the chosen weights dtype")
+    weights, experts = _quantization(cfg.get("quantization_config"), warnings)
     mtp = f.int("num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0, hi=LIMITS["n_layers"])
     if mtp:
         warnings.append(f"{mtp} multi-token-prediction layer(s) are not counted (engines load them only for "
                         "speculative decoding)")
-    return replace(spec, encoder_params=spec.encoder_params + encoder, warnings=(*spec.warnings, *warnings))
+    return replace(spec, encoder_params=spec.encoder_params + encoder, weights_format=weights,
+                   experts_format=experts, warnings=(*spec.warnings, *warnings))
+
+
+# Module names a checkpoint may leave unquantized that kvdash keeps in 16-bit anyway.
+_ALWAYS_16BIT = ("lm_head", "embed", "router", "gate", "norm", "vision", "visual", "multi_modal", "mm_projector",
+                 "audio", "shared_expert_gate")
+
+
+def _quantization(q, warnings: list) -> tuple[str, str]:
+    """(matrices' format, routed experts' format) of a checkpoint from its quantization_config.
+
+    gpt-oss (mxfp4) quantizes only the experts (its modules_to_not_convert lists the attention);
+    DeepSeek's fp8 has 128 x 128 block scales (weight_block_size); AWQ and GPTQ store int4 with fp16
+    scales and packed zeros per group_size inputs; NVFP4 (modelopt, compressed-tensors)."""
+    if q is None:
+        return "", ""
+    if not isinstance(q, dict):
+        raise KvdashError(f"config field 'quantization_config' must be an object, not {_show(q)}")
+    g = _Fields(q, "quantization_config.")
+    method = (g.str("quant_method") or "").lower()
+    fmt = None
+    if method == "mxfp4":
+        fmt = "mxfp4"
+    elif method == "fp8":
+        block = g.list("weight_block_size")
+        fmt = "fp8-block" if block == [128, 128] else "fp8" if block is None else None
+    elif method in ("awq", "gptq"):
+        bits, group = g.int("bits", default=4), g.int("group_size", default=128, lo=-1)
+        if bits == 4 and (method == "gptq" or g.bool("zero_point", True)):
+            fmt = with_group(f"{method}-int4", group if group > 0 else 1 << 20)
+    elif method == "modelopt":
+        fmt = {"nvfp4": "nvfp4", "fp8": "fp8"}.get((g.str("quant_algo") or "").lower())
+    elif method == "compressed-tensors":
+        fmt = {"nvfp4-pack-quantized": "nvfp4", "float-quantized": "fp8"}.get((g.str("format") or "").lower())
+    if fmt is None:
+        warnings.append(f"quantization_config ({_show(q.get('quant_method', 'unknown'))}, {_show(q.get('bits'))} bits) "
+                        "is not modelled: weights are sized at the chosen weights dtype")
+        return "", ""
+    skipped = [x for x in (g.list("modules_to_not_convert") or g.list("ignore") or []) if isinstance(x, str)]
+    dense_skipped = any("attn" in x for x in skipped)
+    unknown = [x for x in skipped if "attn" not in x and not any(k in x for k in _ALWAYS_16BIT)]
+    if unknown:
+        warnings.append(f"quantization_config leaves {', '.join(unknown[:3])} unquantized; kvdash sizes them as "
+                        f"{fmt}")
+    return ("" if dense_skipped else fmt), fmt
+
 
 
 def _vision_tower(v: dict, text_hidden: int) -> tuple[int, str | None]:

@@ -39,6 +39,48 @@ class LayerParams:
         return self.linear + self.other
 
 
+@dataclass(frozen=True)
+class Tensor:
+    """One weight tensor of a layer (llm.c-style table row): [rows, cols] with cols the input features
+    (a vector has cols = 1), how tensor parallelism shards it, and its role, which decides its dtype:
+    "linear" matrices take the weights' format, "expert" matrices the experts' format, "vector"
+    (norms, biases, convolutions, gates) and "embed" stay in 16-bit."""
+
+    name: str
+    rows: int
+    cols: int = 1
+    split: str | None = None  # "rows" (column-parallel), "cols" (row-parallel) or None (replicated)
+    unit: int = 1  # rows never shard below this (one K/V head: replicated when tp exceeds the heads)
+    role: str = "linear"
+
+    def shard(self, tp: int) -> tuple[int, int]:
+        """[rows, cols] on one GPU of a tp-way group."""
+        if self.split == "rows":
+            return max(self.unit, cdiv(self.rows, tp)), self.cols
+        if self.split == "cols":
+            return self.rows, cdiv(self.cols, tp)
+        return self.rows, self.cols
+
+    def numel(self, tp: int = 1) -> int:
+        r, c = self.shard(tp)
+        return r * c
+
+    @property
+    def matrix(self) -> bool:
+        return self.role in ("linear", "expert")
+
+
+def params_of(tensors, tp: int) -> LayerParams:
+    """Parameters per GPU of a list of tensors: matrices (quantizable) and the small rest."""
+    linear = other = 0
+    for t in tensors:
+        if t.matrix:
+            linear += t.numel(tp)
+        else:
+            other += t.numel(tp)
+    return LayerParams(linear, other)
+
+
 # ---- token slots held, for ints or numpy arrays --------------------------------------------------
 def held_full(B, T, S: int, bs: int):
     """Token slots per full/latent layer: a shared prefix once, the rest per sequence.
@@ -151,8 +193,12 @@ class LayerSpec:
     def flops_per_pair(self, tp: int) -> int:
         return 0
 
+    def tensors(self, hidden: int) -> tuple[Tensor, ...]:
+        """The mixer's weight tensors (unsharded)."""
+        return ()
+
     def params(self, hidden: int, tp: int) -> LayerParams:
-        return LayerParams(0, 0)
+        return params_of(self.tensors(hidden), tp)
 
     def act_width(self, tp: int) -> int:
         return 0
@@ -260,13 +306,21 @@ class FullAttention(LayerSpec):
     def flops_per_pair(self, tp):
         return 2 * (self.n_heads // tp) * (self.head_dim + self.v_dim)  # QK^T and PV
 
-    def params(self, hidden, tp):
-        nh, kvh = self.n_heads // tp, self.kv_heads(tp)
-        q, k, v = nh * self.head_dim, kvh * self.head_dim, kvh * self.v_dim
-        q_out = 2 * q if self.gated_q else q
-        linear = hidden * (q_out + k + v) + nh * self.v_dim * hidden
-        other = (q_out + k + v if self.qkv_bias else 0) + (hidden if self.o_bias else 0)
-        return LayerParams(linear, other + (2 * self.head_dim if self.qk_norm else 0))
+    def tensors(self, hidden):
+        q = self.n_heads * self.head_dim * (2 if self.gated_q else 1)
+        k, v = self.n_kv_heads * self.head_dim, self.n_kv_heads * self.v_dim
+        out = [Tensor("q_proj", q, hidden, "rows"), Tensor("k_proj", k, hidden, "rows", self.head_dim),
+               Tensor("v_proj", v, hidden, "rows", self.v_dim),
+               Tensor("o_proj", hidden, self.n_heads * self.v_dim, "cols")]
+        if self.qkv_bias:
+            out += [Tensor("q_bias", q, split="rows", role="vector"),
+                    Tensor("k_bias", k, split="rows", unit=self.head_dim, role="vector"),
+                    Tensor("v_bias", v, split="rows", unit=self.v_dim, role="vector")]
+        if self.o_bias:
+            out.append(Tensor("o_bias", hidden, role="vector"))
+        if self.qk_norm:
+            out += [Tensor("q_norm", self.head_dim, role="vector"), Tensor("k_norm", self.head_dim, role="vector")]
+        return tuple(out)
 
     def act_width(self, tp):
         nh, kvh = self.n_heads // tp, self.kv_heads(tp)
@@ -500,18 +554,18 @@ class LatentAttention(LayerSpec):
     def flops_per_pair(self, tp):
         return 2 * (self.n_heads // tp) * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
 
-    def params(self, hidden, tp):
-        nh = self.n_heads // tp
-        q_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
+    def tensors(self, hidden):
+        nh, q_dim = self.n_heads, self.qk_nope_head_dim + self.qk_rope_head_dim
         if self.q_lora_rank:  # q_a (replicated) -> norm -> q_b (split by heads)
-            linear = hidden * self.q_lora_rank + self.q_lora_rank * nh * q_dim
-            other = self.q_lora_rank
+            out = [Tensor("q_a_proj", self.q_lora_rank, hidden), Tensor("q_a_norm", self.q_lora_rank, role="vector"),
+                   Tensor("q_b_proj", nh * q_dim, self.q_lora_rank, "rows")]
         else:
-            linear, other = hidden * nh * q_dim, 0
-        linear += hidden * self.latent_width  # kv_a with the shared rope key
-        linear += self.kv_lora_rank * nh * (self.qk_nope_head_dim + self.v_head_dim)  # kv_b up-projection
-        linear += nh * self.v_head_dim * hidden  # o_proj
-        return LayerParams(linear, other + self.kv_lora_rank)
+            out = [Tensor("q_proj", nh * q_dim, hidden, "rows")]
+        return (*out,
+                Tensor("kv_a_proj_with_mqa", self.latent_width, hidden),  # latent + shared rope key, replicated
+                Tensor("kv_a_norm", self.kv_lora_rank, role="vector"),
+                Tensor("kv_b_proj", nh * (self.qk_nope_head_dim + self.v_head_dim), self.kv_lora_rank, "rows"),
+                Tensor("o_proj", hidden, nh * self.v_head_dim, "cols"))
 
     @property
     def replicated_linear(self):
@@ -553,15 +607,14 @@ class StateLayer(LayerSpec):
     lightning/linear attention, short convolutions. Two parts, as vLLM's MambaSpec holds them:
     a convolution window (`conv_dim` channels x (`conv_kernel` - 1) past inputs) and a recurrent
     state (`heads` x `head_state` values). Tensor parallelism splits channels and heads.
-    `mixer_params`: the mixer's parameters, counted by the family's factory below."""
+    `weights`: the mixer's tensors, listed by the family's factory below."""
 
     mixer: str  # e.g. "Mamba-2"
     conv_dim: int
     conv_kernel: int
     heads: int
     head_state: int  # recurrent values per head
-    mixer_params: int = 0
-    mixer_other: int = 0  # of those, small vectors (biases, A, D, norms) kept in 16-bit
+    weights: tuple[Tensor, ...] = ()  # the mixer's tensors, from the family's factory below
     in_width: int = 0  # activation values per token inside the mixer (its widest projection)
     recurrent_fp32: bool = False  # the recurrent state is kept in fp32 whatever the model dtype
 
@@ -571,12 +624,10 @@ class StateLayer(LayerSpec):
     def __post_init__(self):
         if not isinstance(self.mixer, str) or not self.mixer:
             raise KvdashError("a state layer needs a mixer name")
-        for name in ("conv_dim", "conv_kernel", "heads", "head_state", "mixer_params", "mixer_other", "in_width"):
+        for name in ("conv_dim", "conv_kernel", "heads", "head_state", "in_width"):
             v = getattr(self, name)
             if type(v) is not int or not 0 <= v <= 1 << 40:
                 raise KvdashError(f"{self.mixer} layers: {name} must be an integer from 0 to {1 << 40:,}, not {v!r}")
-        if self.mixer_other > self.mixer_params:
-            raise KvdashError(f"{self.mixer} layers: mixer_other exceeds mixer_params")
         if not (self.conv_dim and self.conv_kernel > 1) and not (self.heads and self.head_state):
             raise KvdashError(f"{self.mixer} layers need a convolution window or a recurrent state")
 
@@ -590,8 +641,8 @@ class StateLayer(LayerSpec):
         rec = 4 if self.recurrent_fp32 else act.nbytes(1, 1)
         return act.nbytes(self.conv_elems(tp), 1) + self.recurrent_elems(tp) * rec
 
-    def params(self, hidden, tp):
-        return LayerParams(cdiv(self.mixer_params - self.mixer_other, tp), cdiv(self.mixer_other, tp))
+    def tensors(self, hidden):
+        return self.weights
 
     def act_width(self, tp):
         return cdiv(self.in_width, tp)
@@ -637,36 +688,89 @@ KINDS: tuple[type[LayerSpec], ...] = (FullAttention, SlidingWindow, ChunkedLocal
                                       StateLayer, NoCache)
 
 
-# ---- state-layer families: element counts as vLLM's MambaStateShapeCalculator, parameters as the
-# reference modelling code ----------------------------------------------------------------------------
+# ---- state-layer families: element counts as vLLM's MambaStateShapeCalculator, tensors as the
+# reference modelling code; tensor parallelism splits channels and heads, never the state size ---------
+def _v(name: str, n: int, split: bool = True) -> Tensor:
+    return Tensor(name, n, split="rows" if split else None, role="vector")
+
+
 def mamba1(hidden: int, d_inner: int, d_state: int, d_conv: int, dt_rank: int, conv_bias: bool = True,
            proj_bias: bool = False, bcdt_norms: bool = False) -> StateLayer:
     """Mamba-1 (Mamba, Falcon-Mamba, Jamba): in_proj -> conv1d -> x_proj (dt, B, C) -> dt_proj -> scan ->
-    out_proj. `bcdt_norms`: Jamba's RMSNorms on dt, B and C (weights of dt_rank + 2 x d_state)."""
-    linear = (hidden * 2 * d_inner + d_inner * (dt_rank + 2 * d_state) + dt_rank * d_inner + d_inner * hidden)
-    other = (d_inner * d_conv + (d_inner if conv_bias else 0)  # depthwise conv weights are small
-             + d_inner  # dt_proj bias
-             + d_inner * d_state + d_inner  # A_log, D
-             + (2 * d_inner + hidden if proj_bias else 0)
-             + (dt_rank + 2 * d_state if bcdt_norms else 0))
+    out_proj. `bcdt_norms`: Jamba's RMSNorms on dt, B and C."""
+    w = [Tensor("in_proj", 2 * d_inner, hidden, "rows"), Tensor("x_proj", dt_rank + 2 * d_state, d_inner, "cols"),
+         Tensor("dt_proj", d_inner, dt_rank, "rows"), Tensor("out_proj", hidden, d_inner, "cols"),
+         Tensor("conv1d", d_inner, d_conv, "rows", role="vector"), _v("dt_proj_bias", d_inner),
+         Tensor("A_log", d_inner, d_state, "rows", role="vector"), _v("D", d_inner)]
+    if conv_bias:
+        w.append(_v("conv1d_bias", d_inner))
+    if proj_bias:
+        w += [_v("in_proj_bias", 2 * d_inner), _v("out_proj_bias", hidden, split=False)]
+    if bcdt_norms:
+        w += [_v("dt_layernorm", dt_rank, False), _v("b_layernorm", d_state, False), _v("c_layernorm", d_state, False)]
     return StateLayer("Mamba", conv_dim=d_inner, conv_kernel=d_conv, heads=d_inner, head_state=d_state,
-                      mixer_params=linear + other, mixer_other=other, in_width=2 * d_inner)
+                      weights=tuple(w), in_width=2 * d_inner)
 
 
 def mamba2(hidden: int, d_inner: int, d_state: int, d_conv: int, n_heads: int, n_groups: int,
            conv_bias: bool = True, proj_bias: bool = False, gated_norm: bool = True,
            recurrent_fp32: bool = False) -> StateLayer:
-    """Mamba-2 (Nemotron-H, Bamba, Zamba2, Granite-4.0-H): in_proj makes z, x, B, C and dt in one matrix."""
+    """Mamba-2 (Nemotron-H, Bamba, Codestral Mamba, Granite-4.0-H): in_proj makes z, x, B, C and dt in one
+    matrix; a depthwise conv over x, B and C; dt_bias, A_log and D per head; a gated RMSNorm; out_proj."""
     conv_dim = d_inner + 2 * n_groups * d_state
     proj_out = d_inner + conv_dim + n_heads
-    linear = hidden * proj_out + d_inner * hidden
-    other = (conv_dim * d_conv + (conv_dim if conv_bias else 0)
-             + 3 * n_heads  # dt_bias, A_log, D
-             + (d_inner if gated_norm else 0)
-             + (proj_out + hidden if proj_bias else 0))
-    return StateLayer("Mamba-2", conv_dim=conv_dim, conv_kernel=d_conv, heads=n_heads, head_state=d_inner // n_heads
-                      * d_state, mixer_params=linear + other, mixer_other=other, in_width=proj_out,
+    w = [Tensor("in_proj", proj_out, hidden, "rows"), Tensor("out_proj", hidden, d_inner, "cols"),
+         Tensor("conv1d", conv_dim, d_conv, "rows", role="vector"),
+         _v("dt_bias", n_heads), _v("A_log", n_heads), _v("D", n_heads)]
+    if conv_bias:
+        w.append(_v("conv1d_bias", conv_dim))
+    if gated_norm:
+        w.append(_v("norm", d_inner))
+    if proj_bias:
+        w += [_v("in_proj_bias", proj_out), _v("out_proj_bias", hidden, split=False)]
+    return StateLayer("Mamba-2", conv_dim=conv_dim, conv_kernel=d_conv, heads=n_heads,
+                      head_state=d_inner // n_heads * d_state, weights=tuple(w), in_width=proj_out,
                       recurrent_fp32=recurrent_fp32)
+
+
+def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int, conv_kernel: int,
+                   recurrent_fp32: bool = False) -> StateLayer:
+    """Gated DeltaNet (Qwen3-Next, Qwen3.5): in_proj_qkvz and in_proj_ba, a bias-free depthwise conv over
+    q, k and v, dt_bias and A_log per value head, a gated RMSNorm of one value head, out_proj."""
+    key, value = k_heads * k_dim, v_heads * v_dim
+    conv_dim = 2 * key + value
+    w = (Tensor("in_proj_qkvz", 2 * key + 2 * value, hidden, "rows"), Tensor("in_proj_ba", 2 * v_heads, hidden, "rows"),
+         Tensor("out_proj", hidden, value, "cols"), Tensor("conv1d", conv_dim, conv_kernel, "rows", role="vector"),
+         _v("dt_bias", v_heads), _v("A_log", v_heads), _v("norm", v_dim, False))
+    return StateLayer("Gated DeltaNet", conv_dim=conv_dim, conv_kernel=conv_kernel, heads=v_heads,
+                      head_state=k_dim * v_dim, weights=w, in_width=2 * key + 2 * value,
+                      recurrent_fp32=recurrent_fp32)
+
+
+def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateLayer:
+    """RecurrentGemma's recurrent block: linear_x and linear_y (with biases) -> conv1d (with bias) ->
+    RG-LRU (block-diagonal input and recurrence gates per head, a recurrent parameter) -> linear_out."""
+    block = lru_width // n_heads
+    w = (Tensor("linear_x", lru_width, hidden, "rows"), Tensor("linear_y", lru_width, hidden, "rows"),
+         Tensor("linear_out", hidden, lru_width, "cols"),
+         Tensor("input_gate_weight", n_heads * block, block, "rows"),
+         Tensor("recurrent_gate_weight", n_heads * block, block, "rows"),
+         _v("linear_x_bias", lru_width), _v("linear_y_bias", lru_width), _v("linear_out_bias", hidden, False),
+         Tensor("conv_1d", lru_width, conv_width, "rows", role="vector"), _v("conv_1d_bias", lru_width),
+         _v("input_gate_bias", lru_width), _v("recurrent_gate_bias", lru_width), _v("recurrent_param", lru_width))
+    return StateLayer("RG-LRU", conv_dim=lru_width, conv_kernel=conv_width, heads=lru_width, head_state=1,
+                      weights=w, in_width=2 * lru_width)
+
+
+def short_conv(hidden: int, l_cache: int, bias: bool = False) -> StateLayer:
+    """LFM2's gated short convolution: in_proj to 3 x hidden (B, C, x), a depthwise conv of `l_cache`
+    taps, out_proj; its state is the last l_cache - 1 inputs."""
+    w = [Tensor("in_proj", 3 * hidden, hidden, "rows"), Tensor("out_proj", hidden, hidden, "cols"),
+         Tensor("conv", hidden, l_cache, "rows", role="vector")]
+    if bias:
+        w += [_v("in_proj_bias", 3 * hidden), _v("conv_bias", hidden), _v("out_proj_bias", hidden, False)]
+    return StateLayer("short conv", conv_dim=hidden, conv_kernel=l_cache, heads=0, head_state=0,
+                      weights=tuple(w), in_width=3 * hidden)
 
 
 def legacy_layer(m, kind: str) -> LayerSpec:
@@ -682,38 +786,8 @@ def legacy_layer(m, kind: str) -> LayerSpec:
                                        v_head_dim=m.v_dim, q_lora_rank=m.q_lora_rank),
         # a generic recurrent layer: its state as one split dimension, its parameters as one matrix
         "linear": lambda: StateLayer("linear", conv_dim=0, conv_kernel=0, heads=m.linear_state_elems, head_state=1,
-                                     mixer_params=m.linear_layer_params),
+                                     weights=(Tensor("mixer", 1, m.linear_layer_params, "cols"),)),
     }
     return makers[kind]()
 
 
-def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int, conv_kernel: int,
-                   recurrent_fp32: bool = False) -> StateLayer:
-    """Gated DeltaNet (Qwen3-Next, Qwen3.5): in_proj_qkvz and in_proj_ba, a bias-free depthwise conv over
-    q, k and v, dt_bias and A_log per value head, a gated RMSNorm of one value head, out_proj."""
-    key, value = k_heads * k_dim, v_heads * v_dim
-    conv_dim = 2 * key + value
-    linear = hidden * (2 * key + 2 * value) + hidden * 2 * v_heads + value * hidden
-    other = conv_dim * conv_kernel + 2 * v_heads + v_dim
-    return StateLayer("Gated DeltaNet", conv_dim=conv_dim, conv_kernel=conv_kernel, heads=v_heads,
-                      head_state=k_dim * v_dim, mixer_params=linear + other, mixer_other=other,
-                      in_width=2 * key + 2 * value, recurrent_fp32=recurrent_fp32)
-
-
-def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateLayer:
-    """RecurrentGemma's recurrent block: linear_x and linear_y (with biases) -> conv1d (with bias) ->
-    RG-LRU (block-diagonal input and recurrence gates per head, a recurrent parameter) -> linear_out."""
-    block = lru_width // n_heads
-    linear = 2 * hidden * lru_width + lru_width * hidden + 2 * n_heads * block * block
-    other = 2 * lru_width + hidden + lru_width * conv_width + lru_width + 2 * lru_width + lru_width
-    return StateLayer("RG-LRU", conv_dim=lru_width, conv_kernel=conv_width, heads=lru_width, head_state=1,
-                      mixer_params=linear + other, mixer_other=other, in_width=2 * lru_width)
-
-
-def short_conv(hidden: int, l_cache: int, bias: bool = False) -> StateLayer:
-    """LFM2's gated short convolution: in_proj to 3 x hidden (B, C, x), a depthwise conv of `l_cache`
-    taps, out_proj; its state is the last l_cache - 1 inputs."""
-    linear = hidden * 3 * hidden + hidden * hidden
-    other = hidden * l_cache + (3 * hidden + hidden + hidden if bias else 0)
-    return StateLayer("short conv", conv_dim=hidden, conv_kernel=l_cache, heads=0, head_state=0,
-                      mixer_params=linear + other, mixer_other=other, in_width=3 * hidden)

@@ -99,6 +99,8 @@ class ModelSpec:
     extra_params: int = 0  # parameters outside this schema, stated by the importer
     encoder_params: int = 0  # a vision tower / audio encoder and its projector: weights, no cache
     default_dtype: str = "bf16"
+    weights_format: str = ""  # how the checkpoint stores its matrices (quantization_config); "" = 16-bit
+    experts_format: str = ""  # ... and its routed experts, when they differ (gpt-oss: mxfp4)
     notes: str = field(default="", compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)  # what the importer could not model
 

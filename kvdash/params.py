@@ -14,43 +14,84 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kvdash.layers import LayerParams
+from kvdash.layers import LayerParams, Tensor
 from kvdash.model import ModelSpec
-from kvdash.units import cdiv
 
-__all__ = ["EmbeddingParams", "LayerParams", "embedding_params", "layer_params", "total_params"]
-
-
-def _norm(m: ModelSpec, dim: int) -> int:
-    return dim * (2 if m.norm == "layer" else 1)
+__all__ = ["EmbeddingParams", "LayerParams", "embedding_params", "ffn_tensors", "layer_params", "layer_tensors",
+           "total_params"]
 
 
-def _mlp(m: ModelSpec, moe: bool, tp: int, active_only: bool) -> LayerParams:
+def _norms(m: ModelSpec, name: str) -> list[tuple[Tensor, int]]:
+    parts = ("weight", "bias") if m.norm == "layer" else ("weight",)
+    return [(Tensor(f"{name}.{p}", m.hidden_size, role="vector"), 1) for p in parts]
+
+
+def _matrices(m: ModelSpec, prefix: str, inter: int, role: str, count: int) -> list[tuple[Tensor, int]]:
     h = m.hidden_size
-    mats = 3 if m.gated_mlp else 2
+    gate = [(Tensor(f"{prefix}.gate_proj", inter, h, "rows", role=role), count)] if m.gated_mlp else []
+    return [*gate, (Tensor(f"{prefix}.up_proj", inter, h, "rows", role=role), count),
+            (Tensor(f"{prefix}.down_proj", h, inter, "cols", role=role), count)]
+
+
+@lru_cache(maxsize=1024)
+def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False) -> tuple[tuple[Tensor, int], ...]:
+    """(tensor, how many) of one feed-forward block: a dense MLP, or a router, routed experts (all of
+    them, or the ones a token uses) and shared experts."""
+    h = m.hidden_size
     if not moe:
-        inter = cdiv(m.intermediate_size, tp)
-        bias = (mats - 1) * inter + h if m.mlp_bias else 0
-        return LayerParams(mats * h * inter, bias)
-    experts = m.experts_per_token if active_only else m.n_experts
-    linear = experts * mats * h * cdiv(m.expert_intermediate_size, tp)
-    other = h * m.n_experts + (m.n_experts if m.router_bias else 0)
+        out = _matrices(m, "mlp", m.intermediate_size, "linear", 1)
+        if m.mlp_bias:
+            ups = ["gate", "up"] if m.gated_mlp else ["up"]
+            out += [(Tensor(f"mlp.{u}_bias", m.intermediate_size, split="rows", role="vector"), 1) for u in ups]
+            out.append((Tensor("mlp.down_bias", h, role="vector"), 1))
+        return tuple(out)
+    out = [(Tensor("router", m.n_experts, h, role="vector"), 1)]
+    if m.router_bias:
+        out.append((Tensor("router.bias", m.n_experts, role="vector"), 1))
+    out += _matrices(m, "experts", m.expert_intermediate_size, "expert",
+                     m.experts_per_token if active_only else m.n_experts)
     if m.shared_expert_intermediate_size:
-        linear += mats * h * cdiv(m.shared_expert_intermediate_size, tp)
-        other += h if m.shared_expert_gate else 0
+        out += _matrices(m, "shared_expert", m.shared_expert_intermediate_size, "linear", 1)
+        if m.shared_expert_gate:
+            out.append((Tensor("shared_expert_gate", 1, h, role="vector"), 1))
+    return tuple(out)
+
+
+def layer_tensors(m: ModelSpec, i: int, active_only: bool = False) -> tuple[tuple[Tensor, int], ...]:
+    """The weight table of layer i: its mixer's tensors, its feed-forward block, its norms."""
+    mixer = [(t, 1) for t in m.layers[i].tensors(m.hidden_size)]
+    ffn = list(ffn_tensors(m, m.moe_mask[i], active_only)) if m.mlp_mask[i] else []
+    norms = [row for k in range(m.norms_per_layer) for row in _norms(m, f"norm{k + 1}")]
+    return (*mixer, *ffn, *norms)
+
+
+def embedding_tensors(m: ModelSpec) -> dict[str, tuple[tuple[Tensor, int], ...]]:
+    """The tensors outside the layers, by where a pipeline places them: first stage, last stage."""
+    h = m.hidden_size
+    first = [(Tensor("embed_tokens", m.vocab_size, h, "rows", role="embed"), 1)]
+    if m.learned_pos_embeddings:
+        first.append((Tensor("embed_positions", m.learned_pos_embeddings, h, role="embed"), 1))
+    if m.extra_params:
+        first.append((Tensor("other (stated by the config reader)", m.extra_params, role="vector"), 1))
+    last = [(Tensor("lm_head", m.vocab_size, h, "rows", role="embed"), 1)]
+    return {"first": tuple(first), "head": tuple(last),
+            "final_norm": tuple(_norms(m, "final_norm")) if m.final_norm else ()}
+
+
+def _params(rows, tp: int) -> LayerParams:
+    linear = other = 0
+    for t, n in rows:
+        if t.matrix:
+            linear += n * t.numel(tp)
+        else:
+            other += n * t.numel(tp)
     return LayerParams(linear, other)
 
 
 @lru_cache(maxsize=256)
 def layer_params(m: ModelSpec, tp: int = 1, active_only: bool = False) -> tuple[LayerParams, ...]:
     """Per-layer parameters held by one GPU of a tp-way tensor-parallel group."""
-    norms = m.norms_per_layer * _norm(m, m.hidden_size)
-    out = []
-    for spec, mlp, moe in zip(m.layers, m.mlp_mask, m.moe_mask, strict=True):
-        a = spec.params(m.hidden_size, tp)
-        f = _mlp(m, moe, tp, active_only) if mlp else LayerParams(0, 0)
-        out.append(LayerParams(a.linear + f.linear, a.other + f.other + norms))
-    return tuple(out)
+    return tuple(_params(layer_tensors(m, i, active_only), tp) for i in range(m.n_layers))
 
 
 @dataclass(frozen=True)
@@ -61,12 +102,10 @@ class EmbeddingParams:
 
 
 def embedding_params(m: ModelSpec, tp: int = 1) -> EmbeddingParams:
-    vocab = cdiv(m.vocab_size, tp) * m.hidden_size
-    return EmbeddingParams(
-        embed=vocab + m.learned_pos_embeddings * m.hidden_size,
-        head=vocab,
-        final_norm=_norm(m, m.hidden_size) if m.final_norm else 0,
-    )
+    t = embedding_tensors(m)
+    first = sum(n * x.numel(tp) for x, n in t["first"]) - m.extra_params
+    return EmbeddingParams(embed=first, head=sum(n * x.numel(tp) for x, n in t["head"]),
+                           final_norm=sum(n * x.numel(tp) for x, n in t["final_norm"]))
 
 
 def total_params(m: ModelSpec, active_only: bool = False) -> int:

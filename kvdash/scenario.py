@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from kvdash.dtypes import get_dtype
+from kvdash.dtypes import KV_DTYPES, get_dtype
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.units import MiB
@@ -25,6 +25,7 @@ class Scenario:
     prompt_tokens: int = 1024
     new_tokens: int = 0  # generated tokens per sequence
     weights_dtype: str = "bf16"
+    moe_weights_dtype: str = ""  # the routed experts' format; "" = as weights_dtype (gpt-oss: mxfp4 experts)
     kv_dtype: str = "bf16"
     tp: int = 1  # tensor-parallel degree
     pp: int = 1  # pipeline-parallel degree
@@ -53,7 +54,10 @@ class Scenario:
             if not lo <= v <= hi:
                 raise KvdashError(f"{name} = {v:,} is out of range ({lo:,} to {hi:,})")
         get_dtype(self.weights_dtype)
-        get_dtype(self.kv_dtype)
+        if self.moe_weights_dtype:
+            get_dtype(self.moe_weights_dtype)
+        if not get_dtype(self.kv_dtype).kv:
+            raise KvdashError(f"{self.kv_dtype} is a weight format; the KV cache takes one of {', '.join(KV_DTYPES)}")
         if self.attention not in ATTENTION_KERNELS:
             raise KvdashError(f"attention must be one of {ATTENTION_KERNELS}, not {self.attention!r}")
         if self.shared_prefix_tokens > self.prompt_tokens:
@@ -69,6 +73,10 @@ class Scenario:
     def context(self) -> int:
         """Tokens each sequence holds at the end: prompt plus generated."""
         return self.prompt_tokens + self.new_tokens
+
+    @property
+    def experts_dtype(self) -> str:
+        return self.moe_weights_dtype or self.weights_dtype
 
     def with_(self, **changes) -> Scenario:
         return replace(self, **changes)

@@ -121,7 +121,7 @@ def step_work(m: ModelSpec, s: Scenario, queries: int, context: int) -> tuple[in
     weights = b["weights"]
     if m.n_experts:  # only the experts the step's tokens are routed to are read (uniform routing)
         touched = m.n_experts * (1 - (1 - m.experts_per_token / m.n_experts) ** tokens)
-        weights = round(weights * (1 - (m.n_experts - touched) * one_expert / m.params))
+        weights -= round(b.stage.expert_bytes * (m.n_experts - touched) / m.n_experts)
     flops = (2 * (shared + m.experts_per_token * one_expert) * tokens // tp  # the layers' matrices
              + 2 * m.vocab_size * m.hidden_size * B // tp  # LM head, last position only
              + B * _score_flops(m, queries, context, tp))  # QK^T and PV

@@ -17,6 +17,7 @@ from kvdash.layers import (
     NoCache,
     SlidingWindow,
     StateLayer,
+    Tensor,
     held_chunked,
     mamba2,
 )
@@ -128,12 +129,14 @@ def test_mamba2_state_and_tensor_parallel_split():
 
 
 def test_pure_state_model_has_no_kv_cache():
-    mixer = StateLayer("test", conv_dim=100, conv_kernel=4, heads=10, head_state=50, mixer_params=1000)
+    mixer = StateLayer("test", conv_dim=100, conv_kernel=4, heads=10, head_state=50,
+                       weights=(Tensor("proj", 10, 100, "rows"),))
     m = _model([mixer, NoCache(), mixer], mlp_layers=(False, True, False))
     b = breakdown(m, Scenario(batch=2, prompt_tokens=100_000))
     assert b.kv_bytes_per_token == 0
     assert b["kv_cache"] == 2 * 2 * (100 * 3 + 10 * 50) * 2
-    # parameters: 2 mixers, one dense MLP (3 x 1024 x 4096), 2 RMSNorms per layer, embedding + head + final norm
+    # parameters: 2 mixers of 10 x 100, one dense MLP (3 x 1024 x 4096), 2 RMSNorms per layer, embedding +
+    # head + final norm
     assert m.params == 2 * 1000 + 3 * 1024 * 4096 + 3 * 2 * 1024 + 2 * 1000 * 1024 + 1024
 
 

@@ -1,0 +1,68 @@
+"""Weight bytes from the per-tensor table (kvdash.params): each tensor stored in its role's format.
+
+Matrices take the weights' format (scales, zeros and indices counted per matrix, `DType.matrix_bytes`),
+routed experts the experts' format (gpt-oss keeps attention in bf16 and experts in MXFP4), and vectors,
+embeddings and the LM head 16-bit. `weight_table` is the same arithmetic as rows a person can read.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from kvdash.dtypes import DType, get_dtype, high_precision
+from kvdash.model import ModelSpec
+from kvdash.params import embedding_tensors, layer_tensors
+
+
+def formats(weights_dtype: str, experts_dtype: str = "") -> dict[str, DType]:
+    w = get_dtype(weights_dtype)
+    hp = high_precision(w)
+    return {"linear": w, "expert": get_dtype(experts_dtype or weights_dtype), "vector": hp, "embed": hp}
+
+
+def tensor_bytes(t, tp: int, fmt: dict[str, DType]) -> int:
+    r, c = t.shard(tp)
+    return fmt[t.role].matrix_bytes(r, c) if t.matrix else fmt["vector"].nbytes(r * c, 1)
+
+
+def table_bytes(rows, tp: int, fmt: dict[str, DType]) -> int:
+    """Bytes of (tensor, count) rows on one GPU."""
+    return sum(n * tensor_bytes(t, tp, fmt) for t, n in rows)
+
+
+@lru_cache(maxsize=4096)
+def layer_weight_bytes(m: ModelSpec, i: int, tp: int, weights_dtype: str, experts_dtype: str) -> tuple[int, int]:
+    """(all bytes, routed-expert bytes) of layer i on one GPU."""
+    fmt = formats(weights_dtype, experts_dtype)
+    rows = layer_tensors(m, i)
+    return table_bytes(rows, tp, fmt), table_bytes([(t, n) for t, n in rows if t.role == "expert"], tp, fmt)
+
+
+def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts_dtype: str = "") -> list[dict]:
+    """One row per distinct tensor: the layers it sits in (grouped by layer kind), its shape and shard
+    on one GPU, how many the model holds, its format and bytes (whole model, one GPU's shards)."""
+    fmt = formats(weights_dtype, experts_dtype)
+    rows: dict[tuple, dict] = {}
+
+    def add(group: str, t, n: int) -> None:
+        key = (group, t)
+        if key not in rows:
+            r, c = t.shard(tp)
+            rows[key] = {"group": group, "tensor": t.name, "shape": [t.rows, t.cols] if t.cols > 1 else [t.rows],
+                         "shard": [r, c] if t.cols > 1 else [r], "count": 0, "role": t.role,
+                         "format": fmt[t.role].name if t.matrix else fmt["vector"].name,
+                         "bytes_each": tensor_bytes(t, tp, fmt)}
+        rows[key]["count"] += n
+
+    for i, spec in enumerate(m.layers):
+        ffn = "MoE" if m.moe_mask[i] else "MLP" if m.mlp_mask[i] else "no MLP"
+        for t, n in layer_tensors(m, i):
+            add(f"{spec.short} layers ({ffn})", t, n)
+    table = embedding_tensors(m)
+    for part in ("first", "final_norm", *(() if m.tie_word_embeddings else ("head",))):
+        for t, n in table[part]:
+            add("embeddings and head", t, n)
+    out = list(rows.values())
+    for r in out:
+        r["bytes"] = r["count"] * r["bytes_each"]
+    return out

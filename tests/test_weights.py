@@ -1,0 +1,120 @@
+"""Mixed-precision weights from the per-tensor table, against hand calculations and published sizes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kvdash.breakdown import breakdown
+from kvdash.dtypes import get_dtype
+from kvdash.errors import KvdashError
+from kvdash.hf_config import model_from_config
+from kvdash.presets import get_preset, preset_model
+from kvdash.scenario import Scenario
+from kvdash.weights import weight_table
+
+CONFIGS = Path(__file__).parent / "data" / "configs"
+
+
+def corpus(rid: str) -> dict:
+    return json.loads((CONFIGS / f"{rid}.json").read_text())["config"]
+
+
+def test_gpt_oss_120b_reads_mxfp4_experts_and_matches_its_checkpoint():
+    m = model_from_config(corpus("gpt-oss-120b"))
+    # quantization_config: mxfp4, with the attention, router, embeddings and head left in bf16
+    assert (m.weights_format, m.experts_format) == ("", "mxfp4")
+    # experts: 36 layers x 128 x 3 x 2880 x 2880 values, 4 bits each + one byte per 32 values
+    experts = 36 * 128 * 3 * 2880 * 2880
+    expected = experts // 2 + experts // 32 + 2 * (m.params - experts)
+    b = breakdown(m, Scenario(weights_dtype="bf16", moe_weights_dtype="mxfp4"))
+    assert b["weights"] == expected == 65_248_815_744
+    # the model card: "60.8 GiB" for the 120b checkpoint
+    assert abs(b["weights"] / (60.8 * 2**30) - 1) < 0.01
+
+
+def test_gpt_oss_20b_matches_its_checkpoint_files():
+    m = model_from_config(corpus("gpt-oss-20b"))
+    experts = 24 * 32 * 3 * 2880 * 2880
+    b = breakdown(m, Scenario(moe_weights_dtype="mxfp4"))
+    assert b["weights"] == experts // 2 + experts // 32 + 2 * (m.params - experts) == 13_761_264_768
+    # the three safetensors files of openai/gpt-oss-20b add up to 13,761,316,904 bytes (their git-LFS
+    # pointers); the difference is the files' JSON headers
+    assert abs(b["weights"] / 13_761_316_904 - 1) < 0.01
+
+
+def test_deepseek_fp8_counts_one_fp32_scale_per_128_by_128_block():
+    m = model_from_config(corpus("deepseek-r1-0528"))
+    assert (m.weights_format, m.experts_format) == ("fp8-block", "fp8-block")
+
+    def fp8(rows, cols):  # 1 B per value + 4 B per started 128 x 128 tile
+        return rows * cols + -(-rows // 128) * -(-cols // 128) * 4
+
+    # DeepSeek-V3's checkpoint shapes: MLA (q_lora 1536, kv_lora 512, rope 64, 128 heads of 128 + 64 / 128),
+    # 3 dense layers (18,432), 58 MoE layers of 256 routed experts + 1 shared (2,048 each)
+    attn = fp8(1536, 7168) + fp8(128 * 192, 1536) + fp8(576, 7168) + fp8(128 * 256, 512) + fp8(7168, 128 * 128)
+    dense = 2 * fp8(18432, 7168) + fp8(7168, 18432)
+    expert = 2 * fp8(2048, 7168) + fp8(7168, 2048)
+    assert fp8(576, 7168) == 576 * 7168 + 5 * 56 * 4  # the latent projection: 576 rows start 5 row-blocks
+    matrices = 61 * attn + 3 * dense + 58 * 257 * expert
+    vectors = (61 * (1536 + 512 + 2 * 7168)  # q_a and kv_a norms, two layer norms
+               + 58 * (256 * 7168 + 256)  # routers and their correction biases
+               + 2 * 129280 * 7168 + 7168)  # embedding, head, final norm
+    b = breakdown(m, Scenario(weights_dtype="fp8-block"))
+    assert b["weights"] == matrices + 2 * vectors
+
+
+def test_awq_int4_counts_scales_and_zeros():
+    # Llama-3.1-8B as an AWQ checkpoint (quant_method awq, 4 bits, group 128, zero_point): every matrix
+    # stores 4-bit values, an fp16 scale and a packed 4-bit zero per 128 inputs of each output row.
+    cfg = dict(get_preset("llama-3.1-8b").config,
+               quantization_config={"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True,
+                                    "version": "gemm"})
+    m = model_from_config(cfg)
+    assert m.weights_format == "awq-int4"
+    linear = 6_979_321_856  # 32 x (2 x 4096^2 + 2 x 4096 x 1024 + 3 x 4096 x 14336)
+    other = 2 * 128_256 * 4096 + 65 * 4096
+    groups = linear // 128  # every input dimension (4096, 14336) is a multiple of 128
+    b = breakdown(m, Scenario(weights_dtype="awq-int4"))
+    assert b["weights"] == linear // 2 + groups * 2 + groups // 2 + 2 * other == 5_727_854_592
+
+
+def test_gptq_adds_a_group_index_per_input_and_reads_its_group_size():
+    cfg = dict(get_preset("llama-3.1-8b").config,
+               quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": True})
+    m = model_from_config(cfg)
+    assert m.weights_format == "gptq-int4-g32"
+    d = get_dtype(m.weights_format)
+    # q_proj 4096 x 4096: 8,388,608 B of values, 4096 x 128 groups of (2 B scale + 0.5 B zero), 4096 x 4 B g_idx
+    assert d.matrix_bytes(4096, 4096) == 4096 * 4096 // 2 + 4096 * 128 * 2 + 4096 * 128 // 2 + 4096 * 4
+
+
+def test_nvfp4_scales_and_per_tensor_scalars():
+    d = get_dtype("nvfp4")
+    # 4-bit values, one fp8 scale per 16 inputs, an fp32 global scale and an fp32 input scale
+    assert d.matrix_bytes(4096, 14336) == 4096 * 14336 // 2 + 4096 * 14336 // 16 + 8
+
+
+def test_experts_take_their_own_format():
+    m = preset_model("mixtral-8x7b")
+    experts = 32 * 8 * 3 * 4096 * 14336
+    both = breakdown(m, Scenario(weights_dtype="bf16"))["weights"]
+    mixed = breakdown(m, Scenario(weights_dtype="bf16", moe_weights_dtype="int4"))["weights"]
+    assert both - mixed == 2 * experts - (experts // 2 + experts // 128 * 2)
+
+
+def test_weight_formats_are_not_kv_formats():
+    with pytest.raises(KvdashError, match="weight format"):
+        Scenario(kv_dtype="mxfp4")
+    with pytest.raises(KvdashError, match="unknown dtype"):
+        Scenario(weights_dtype="mxfp4-g0")
+
+
+def test_weight_table_adds_up_to_the_breakdown():
+    m = preset_model("qwen3-30b-a3b")
+    s = Scenario(weights_dtype="fp8", moe_weights_dtype="int4")
+    rows = weight_table(m, 1, "fp8", "int4")
+    assert sum(r["bytes"] for r in rows) == breakdown(m, s)["weights"]
+    assert sum(r["count"] * (r["shape"][0] * (r["shape"][1] if len(r["shape"]) > 1 else 1)) for r in rows) == m.params
+    experts = [r for r in rows if r["role"] == "expert"]
+    assert {r["format"] for r in experts} == {"int4"} and all(r["count"] == 48 * 128 for r in experts)
