@@ -70,14 +70,19 @@ st.plotly_chart(growth_animation(48 * per_layer / 2**20), width="stretch", key="
 
 st.header(f"The same steps for {model.name}")
 b = breakdown(model, scenario.with_(new_tokens=0))
-kinds = ", ".join(f"{n} {short}" for short, n in b.stage.counts.items())
 kv = get_dtype(scenario.kv_dtype)
-st.markdown(
-    f"<div class='big'><ul><li>Layers: {model.n_layers} ({kinds})</li>"
-    f"<li>Bytes per token, all layers: <b>{b.kv_bytes_per_token:,} B</b> ({scenario.kv_dtype}, {kv.bits} bits per "
-    f"value{', per GPU' if scenario.tp > 1 else ''})</li>"
-    f"<li>× {scenario.context:,} tokens × {scenario.batch:,} sequences = <b>{b['kv_cache']:,} B</b></li>"
-    f"<li>Weights: {b['weights']:,} B — the cache is {b['kv_cache'] / max(1, b['weights']):.1%} of them</li>"
-    "</ul></div>",
-    unsafe_allow_html=True)
+B, T, S, bs = scenario.batch, scenario.prompt_tokens, scenario.shared_prefix_tokens, scenario.block_size
+counts = dict(b.stage.groups)
+steps = [f"<li>Layers: {model.n_layers} ({', '.join(f'{n} {short}' for short, n in b.stage.counts.items())})</li>"]
+for spec, bpt in b.stage.caches:  # each kind holds its own tokens: every token, a window, a chunk
+    held = spec.held(B, T, S, bs)
+    steps.append(f"<li>{counts[spec]} {spec.short} layers: {held:,} token slots ({spec.held_rule(bs)}) × "
+                 f"{bpt:,} B per token ({counts[spec]} × {spec.describe(kv, scenario.tp)}) = "
+                 f"<b>{held * bpt:,} B</b></li>")
+if b.state_bytes_per_seq:
+    steps.append(f"<li>Fixed per sequence (recurrent state, cross-attention): {B:,} × {b.state_bytes_per_seq:,} B = "
+                 f"<b>{B * b.state_bytes_per_seq:,} B</b></li>")
+steps.append(f"<li>KV cache in all: <b>{b['kv_cache']:,} B</b>; weights {b['weights']:,} B — the cache is "
+             f"{b['kv_cache'] / max(1, b['weights']):.1%} of them</li>")
+st.markdown(f"<div class='big'><ul>{''.join(steps)}</ul></div>", unsafe_allow_html=True)
 st.caption(next(c.formula for c in b.components if c.key == "kv_cache"))

@@ -10,8 +10,27 @@ from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.solvers import max_batch, max_context
 from kvdash.units import fmt_bytes, to_unit
+from kvdash.weights import weight_table
 from ui.sidebar import BOUND, require
-from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS
+from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS
+
+
+def layer_strip(m, b) -> go.Figure:
+    """The layer stack as a strip of cells coloured by kind: which layers hold what."""
+    fig = go.Figure()
+    rows = {r["label"]: r for r in b.layer_summary()}
+    for spec, _ in m.layer_groups:
+        at = [i for i, x in enumerate(m.layers) if x == spec]
+        r = rows.get(spec.short)
+        per = f"{r['kv_bytes_per_token'] // max(1, r['layers']):,} B/token" if r and r["kv_bytes_per_token"] else (
+            f"{r['state_bytes_per_seq'] // max(1, r['layers']):,} B per sequence" if r and r["state_bytes_per_seq"]
+            else "no cache")
+        fig.add_bar(x=at, y=[1] * len(at), name=f"{len(at)} × {spec.short}", marker_color=KIND_COLOURS[spec.kind],
+                    hovertemplate=f"layer %{{x}}: {spec.short}, {per}<extra></extra>")
+    fig.update_layout(barmode="overlay", bargap=0.05, height=170, title=f"The {m.n_layers} layers by kind",
+                      xaxis=dict(title="layer", range=[-0.5, m.n_layers - 0.5]), yaxis=dict(visible=False),
+                      legend=dict(orientation="h", y=-0.6), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
 
 model, scenario, gpu, unit = require()
 st.title(f"{model.name}: where the memory goes")
@@ -23,12 +42,16 @@ try:
 except KvdashError as e:
     st.error(str(e))
     st.stop()
+for w in model.warnings:
+    st.warning(w, icon="⚠️")
 
 cols = st.columns(5)
 cols[0].metric(f"Total ({unit})", fmt_bytes(b.total, unit))
 cols[1].metric(f"Weights ({unit})", fmt_bytes(b["weights"], unit))
 cols[2].metric(f"KV cache ({unit})", fmt_bytes(b["kv_cache"], unit))
-cols[3].metric("KV per token", f"{b.kv_bytes_per_token:,} B")
+cols[3].metric("KV per token", f"{b.kv_bytes_per_token:,} B",
+               f"+ {fmt_bytes(b.state_bytes_per_seq, unit)} fixed per sequence" if b.state_bytes_per_seq else None,
+               delta_color="off")
 cols[4].metric(f"On {gpu.name}", "fits" if b.fits else "does not fit",
                f"headroom {fmt_bytes(b.headroom, unit)}", delta_color="normal" if b.fits else "inverse")
 
@@ -53,6 +76,8 @@ tree = go.Figure(go.Treemap(
 tree.update_layout(height=320, title=f"Composition ({unit})", margin=dict(l=10, r=10, t=60, b=10))
 right.plotly_chart(tree, width="stretch", key="memory_treemap")
 
+st.plotly_chart(layer_strip(model, b), width="stretch", key="memory_layers")
+
 table = pd.DataFrame(
     [{"component": c.label, "bytes": c.bytes, unit: round(to_unit(c.bytes, unit), 3), "formula": c.formula,
       "basis": c.basis} for c in b.components]
@@ -66,6 +91,16 @@ st.write(
     f"(model trained to {model.max_position_embeddings:,}) · usable memory {fmt_bytes(gpu.usable_bytes, unit)} "
     f"({gpu.usable_basis})"
 )
+
+with st.expander("Weight table: every tensor, grouped by layer kind"):
+    rows = weight_table(model, scenario.tp, scenario.weights_dtype, scenario.experts_dtype)
+    st.caption(f"Per GPU of {scenario.tp} (tensor-parallel shards), all layers; matrices in their format with "
+               "their scales, vectors and embeddings in 16-bit. The total is the weights row above when the "
+               "model sits on one pipeline stage.")
+    st.dataframe(pd.DataFrame([{"layers": r["group"], "tensor": r["tensor"], "shape": " × ".join(map(str, r["shape"])),
+                                "shard": " × ".join(map(str, r["shard"])), "count": r["count"], "format": r["format"],
+                                "bytes": f"{r['bytes']:,}"} for r in rows]),
+                 hide_index=True, width="stretch", key="weight_table")
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Breakdown as CSV", table.to_csv(index=False), "kvdash-breakdown.csv", "text/csv",

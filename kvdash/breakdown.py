@@ -140,7 +140,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j)
                                   if t.role == "expert"),
                 encoder_bytes=hp.nbytes(encoder, 1),
-                caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in groups if spec.grows),
+                caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in groups
+                             if spec.grows and spec.bytes_per_token(kv, tp)),
                 state_bytes=sum(n * spec.bytes_per_seq(kv, act, tp, block_size) for spec, n in groups),
                 act_bytes=a,
                 hidden_pt=2 * m.hidden_size * a,
@@ -284,12 +285,6 @@ class Breakdown:
         return out
 
 
-def _dtype_term(n: int, d: DType) -> str:
-    if d.scale_bytes:
-        return f"{n:,} × {d.bits}/8 B ({d.name}: {d.formula()})"
-    return f"{n:,} × {d.bits // 8} B ({d.name})" if d.bits % 8 == 0 else f"{n:,} × {d.bits}/8 B ({d.name})"
-
-
 def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
     """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
     check_parallel(m, s)
@@ -326,19 +321,24 @@ class _Explainer:
     prefill_peak: bool
 
     def weights(self) -> str:
-        w, st = get_dtype(self.s.weights_dtype), self.st
-        parts = [_dtype_term(st.linear_params - st.expert_params, w)]
-        if st.expert_params:
-            parts.append(_dtype_term(st.expert_params, get_dtype(self.s.experts_dtype)) + " [routed experts]")
-        parts.append(_dtype_term(st.other_params, high_precision(w)) + " [embeddings, norms, biases, routers]")
-        return " + ".join(parts) + (" (scales per weight matrix, see the weight table)"
-                                    if any(get_dtype(d).scale_bytes for d in (self.s.weights_dtype,
-                                                                               self.s.experts_dtype)) else "")
+        st = self.st
+        w, e = get_dtype(self.s.weights_dtype), get_dtype(self.s.experts_dtype)
+        hp = high_precision(w)
+        terms = [(st.linear_params - st.expert_params, w, ""), (st.expert_params, e, " [routed experts]"),
+                 (st.other_params, hp, " [embeddings, norms, biases, routers]")]
+        parts = [f"{n:,} × {d.bits // 8 if d.bits % 8 == 0 else f'{d.bits}/8'} B ({d.name}){label}"
+                 for n, d, label in terms if n]
+        scales = st.weight_bytes - sum(-(-n * d.bits // 8) for n, d, _ in terms)
+        if scales:
+            how = "; ".join(sorted({f"{d.name}: {d.formula()}" for n, d, _ in terms if n and d.scale_bytes}))
+            parts.append(f"{scales:,} B of scales, zeros and indices, matrix by matrix [{how}]")
+        return " + ".join(parts)
 
     def encoder(self) -> str:
         if not self.st.encoder_bytes:
             return "no vision or audio encoder" + (" on this pipeline stage" if self.m.encoder_params else "")
-        return (f"{_dtype_term(self.st.encoder_params, high_precision(get_dtype(self.s.weights_dtype)))} "
+        hp = high_precision(get_dtype(self.s.weights_dtype))
+        return (f"{self.st.encoder_params:,} × {hp.bits // 8} B ({hp.name}) "
                 "[vision tower / audio encoder and projector, replicated, kept in 16-bit]")
 
     def kv_cache(self) -> str:

@@ -93,7 +93,7 @@ def vllm_capacity(
 
     # Hybrid alignment: one attention page must hold the largest state page.
     state_page = max((spec.vllm_page(1, kv, act, tp) for spec, _ in m.layer_groups if not spec.grows), default=0)
-    attn_token = {spec.vllm_page(1, kv, act, tp) for spec, _ in m.layer_groups if spec.grows}
+    attn_token = {spec.vllm_page(1, kv, act, tp) for spec, _ in m.layer_groups if spec.grows and spec.vllm_group()}
     requested = 0
     if state_page and attn_token:
         if len(attn_token) > 1:
@@ -119,6 +119,9 @@ def _stage_capacity(layers: list[LayerSpec], budget: int, block_size: int, max_l
     # specs in vLLM) share a block table; one page size for all after the state padding.
     counts: dict[str, int] = {}
     first: dict[str, LayerSpec] = {}
+    layers = [spec for spec in layers if spec.vllm_group()]  # "": holds nothing (MLP-only, shared K/V)
+    if not layers:
+        raise KvdashError("no layer on this GPU holds a cache")
     for spec in layers:
         key = spec.vllm_group()
         counts[key] = counts.get(key, 0) + 1

@@ -19,7 +19,7 @@ import sys
 
 from kvdash.breakdown import breakdown
 from kvdash.capacity import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_NUM_BATCHED_TOKENS, gib_to_bytes, vllm_capacity
-from kvdash.dtypes import DTYPES
+from kvdash.dtypes import DTYPES, KV_DTYPES
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu, load_gpus
 from kvdash.hf_config import load_config_file, model_from_config
@@ -46,8 +46,23 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--preset", metavar="NAME", help="a preset id (see `kvdash presets`)")
     src.add_argument("--config", metavar="FILE", help="a Hugging Face config.json")
     p.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel degree (default 1)")
-    p.add_argument("--kv-dtype", default="bf16", choices=list(DTYPES), help="KV-cache dtype (default bf16)")
+    p.add_argument("--kv-dtype", default="bf16", choices=list(KV_DTYPES), help="KV-cache dtype (default bf16)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _weights_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights-dtype", metavar="D", help="format of the weight matrices: " + ", ".join(DTYPES)
+                   + " (grouped formats take -gN); default: as the checkpoint stores them (its "
+                   "quantization_config), else bf16")
+    p.add_argument("--moe-weights-dtype", metavar="D", help="format of the routed experts (default: as the "
+                   "checkpoint, else as --weights-dtype)")
+
+
+def _weight_formats(args, m: ModelSpec) -> dict:
+    """--weights-dtype / --moe-weights-dtype, falling back to the checkpoint's formats."""
+    w = args.weights_dtype or m.weights_format or "bf16"
+    e = args.moe_weights_dtype or ("" if args.weights_dtype else m.experts_format)
+    return {"weights_dtype": w, "moe_weights_dtype": "" if e == w else e}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--batch", type=int, default=1, metavar="B", help="concurrent sequences (default 1)")
     size.add_argument("--context", type=int, default=1024, metavar="T",
                       help="tokens held per sequence (default 1024)")
-    size.add_argument("--weights-dtype", default="bf16", choices=list(DTYPES), help="default bf16")
+    _weights_args(size)
     size.add_argument("--pp", type=int, default=1, metavar="N", help="pipeline-parallel degree (default 1)")
     size.add_argument("--gpu", metavar="ID", help="a GPU id (see `kvdash gpus`): adds fit and headroom")
     size.add_argument("--block-size", type=int, default=0, metavar="N",
@@ -85,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     spd.add_argument("--batch", type=int, default=1, metavar="B", help="concurrent sequences (default 1)")
     spd.add_argument("--context", type=int, default=1024, metavar="T", help="prompt tokens (default 1024)")
     spd.add_argument("--new-tokens", type=int, default=256, metavar="N", help="generated tokens (default 256)")
-    spd.add_argument("--weights-dtype", default="bf16", choices=list(DTYPES), help="default bf16")
+    _weights_args(spd)
     spd.add_argument("--runtime", default="engine", choices=list(RUNTIMES),
                      help="overhead model: engine (CUDA graphs, default) or eager PyTorch")
 
@@ -102,7 +117,7 @@ def _load_model(args) -> ModelSpec:
 
 def _cmd_size(args) -> int:
     m = _load_model(args)
-    s = Scenario(batch=args.batch, prompt_tokens=args.context, weights_dtype=args.weights_dtype,
+    s = Scenario(batch=args.batch, prompt_tokens=args.context, **_weight_formats(args, m),
                  kv_dtype=args.kv_dtype, tp=args.tp, pp=args.pp, block_size=args.block_size,
                  shared_prefix_tokens=args.shared_prefix, attention=args.attention,
                  prefill_chunk=args.prefill_chunk)
@@ -118,7 +133,9 @@ def _cmd_size(args) -> int:
     u = args.units
     where = f"per GPU ({s.tp} x tensor, {s.pp} x pipeline; stage {b.stage.index})" if b.n_gpus > 1 else "one GPU"
     print(f"{m.name}: {m.params:,} parameters ({m.attention_label})")
-    print(f"batch {s.batch:,} x {s.context:,} tokens, weights {s.weights_dtype}, KV cache {s.kv_dtype}, {where}")
+    experts = f", experts {s.experts_dtype}" if s.experts_dtype != s.weights_dtype else ""
+    print(f"batch {s.batch:,} x {s.context:,} tokens, weights {s.weights_dtype}{experts}, KV cache {s.kv_dtype}, "
+          f"{where}")
     print(f"KV cache per token: {b.kv_bytes_per_token:,} B; fixed per sequence: {b.state_bytes_per_seq:,} B")
     for row in b.layer_summary():
         print(f"  {row['layers']:>4} x {row['label']:<28} {row['formula']}")
@@ -157,7 +174,7 @@ def _cmd_capacity(args) -> int:
 def _cmd_speed(args) -> int:
     m = _load_model(args)
     s = Scenario(batch=args.batch, prompt_tokens=args.context, new_tokens=args.new_tokens,
-                 weights_dtype=args.weights_dtype, kv_dtype=args.kv_dtype, tp=args.tp)
+                 **_weight_formats(args, m), kv_dtype=args.kv_dtype, tp=args.tp)
     gpu = get_gpu(args.gpu)
     params = RUNTIMES[args.runtime]
     r = speed(m, s, gpu, params)

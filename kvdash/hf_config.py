@@ -188,6 +188,10 @@ _NESTED_DEFAULTS = {
     "mistral": dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                     num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096 * 32,
                     sliding_window=4096),
+    # configuration_gemma3.py (Gemma3TextConfig): the sparse Gemma-3 4B/12B/27B text_config relies on these
+    "gemma3_text": dict(vocab_size=262_208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                        num_attention_heads=8, num_key_value_heads=4, head_dim=256, max_position_embeddings=131_072,
+                        sliding_window=4096, sliding_window_pattern=6),
 }
 
 # Fields that change memory, and the model types whose reader models them. Anywhere else they are
@@ -249,6 +253,8 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     encoder, note = _vision_tower(vision, spec.hidden_size) if isinstance(vision, dict) else (0, None)
     if note:
         warnings.append(note)
+    if isinstance(cfg.get("audio_config"), dict):
+        warnings.append("the audio encoder (audio_config) is not counted in the weights")
     weights, experts = _quantization(cfg.get("quantization_config"), warnings)
     mtp = f.int("num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0, hi=LIMITS["n_layers"])
     if mtp:
@@ -303,15 +309,22 @@ def _quantization(q, warnings: list) -> tuple[str, str]:
 
 
 
+# Sub-config defaults for vision towers saved sparsely (configuration_qwen2_vl.py, Qwen2VLVisionConfig).
+_VISION_DEFAULTS = {"qwen2_vl": dict(depth=32, embed_dim=1280, mlp_ratio=4, patch_size=14)}
+
+
 def _vision_tower(v: dict, text_hidden: int) -> tuple[int, str | None]:
     """Parameters of a vision tower and its projector, counted as a standard ViT (patch embedding,
     positions, pre-norm blocks with biased attention and MLP, final norm) plus a two-layer projector.
     Families differ in details (merger layers, tile embeddings), so the count is labelled an estimate."""
-    g = _Fields(v, "vision_config.")
+    kind = v.get("model_type")
+    g = _Fields({**_VISION_DEFAULTS.get(kind if isinstance(kind, str) else "", {}), **v}, "vision_config.")
     try:
-        h = g.int("hidden_size", "embed_dim", "width", hi=LIMITS["hidden_size"])
+        # embed_dim first: Qwen2-VL's vision hidden_size is the language model's width after the merger
+        h = g.int("embed_dim", "hidden_size", "width", hi=LIMITS["hidden_size"])
         layers = g.int("num_hidden_layers", "depth", "num_layers", hi=LIMITS["n_layers"])
-        inter = g.int("intermediate_size", default=4 * h, hi=LIMITS["intermediate_size"])
+        ratio = g.int("mlp_ratio", default=4, hi=64)
+        inter = g.int("intermediate_size", default=ratio * h, hi=LIMITS["intermediate_size"])
         patch = g.int("patch_size", default=14, hi=1 << 12)
         side = g.int("image_size", default=224, hi=1 << 16) // patch
     except KvdashError as e:
@@ -555,8 +568,11 @@ def _opt(f: _Fields, name: str, mt: str) -> ModelSpec:
 
 
 def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """DeepSeek-V2/V3, Kimi-K2 (latent attention); DeepSeek-MoE v1 (`deepseek`: standard attention) shares
+    the expert layout: the first `first_k_dense_replace` layers dense, then every `moe_layer_freq`-th MoE."""
     n = _layers(f)
     experts = f.int("n_routed_experts", default=0, lo=0, hi=LIMITS["n_experts"])
+    latent = mt != "deepseek"
     kw: dict = dict(
         layer_types=(MLA,) * n,
         kv_lora_rank=f.int("kv_lora_rank", hi=LIMITS["kv_lora_rank"]),
@@ -564,7 +580,7 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
         qk_rope_head_dim=f.int("qk_rope_head_dim", hi=LIMITS["qk_rope_head_dim"]),
         qk_nope_head_dim=f.int("qk_nope_head_dim", hi=LIMITS["qk_nope_head_dim"]),
         v_head_dim=f.int("v_head_dim", hi=LIMITS["v_head_dim"]),
-    )
+    ) if latent else {}
     if experts:
         first_dense = f.int("first_k_dense_replace", default=0, lo=0, hi=LIMITS["n_layers"])
         freq = f.int("moe_layer_freq", default=1, hi=LIMITS["n_layers"])
@@ -579,6 +595,8 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
             router_bias=f.str("topk_method", "") == "noaux_tc",
             moe_layers=tuple(i >= first_dense and i % freq == 0 for i in range(n)),
         )
+    if not latent:
+        return _common(f, name, **kw)
     hidden = f.int("hidden_size", hi=LIMITS["hidden_size"])
     heads = f.int("num_attention_heads", hi=LIMITS["n_heads"])
     # MLA caches a latent, not per-head K/V: the kv-head count and head_dim only shape queries.
@@ -639,5 +657,9 @@ _BUILDERS = {
     "qwen3_vl_text": lambda f, name, mt: _qwen(f, name, "qwen3"),
     "qwen3_vl_moe_text": lambda f, name, mt: _qwen(f, name, "qwen3_moe"),
     "mistral3": lambda f, name, mt: _llama(f, name, "mistral"),
+    "internlm2": _llama,
+    "granite": _llama,
+    "granitemoe": _mixtral,
+    "deepseek": _deepseek,
     "ministral3": lambda f, name, mt: _llama(f, name, "mistral"),
 }

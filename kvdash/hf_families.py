@@ -295,6 +295,54 @@ def _mllama(f: _Fields, name: str, mt: str) -> ModelSpec:
 
 
 # ---- older dialects ------------------------------------------------------------------------------------
+def _gemma4(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Gemma-4 text (modeling_gemma4.py): `layer_types` sliding / full; full layers use `global_head_dim`
+    (and `num_global_key_value_heads`) when set; the last `num_kv_shared_layers` layers read the K/V of
+    the last earlier layer of their type and hold none; per-layer input embeddings (PLE) of
+    `hidden_size_per_layer_input` per layer; q/k norms, four norms per layer; optional MoE block."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    if f.bool("attention_k_eq_v", False):
+        raise KvdashError("config field 'attention_k_eq_v' (keys reused as values) is not modelled")
+    _, heads, kv, hd = _heads(f)
+    g_hd = f.int("global_head_dim", default=hd)
+    g_kv = f.int("num_global_key_value_heads", default=kv)
+    window = f.int("sliding_window", default=512)
+    first_shared = n - f.int("num_kv_shared_layers", default=0, lo=0, hi=n)
+    names = _pattern_list(f, "layer_types", n, {"sliding_attention": "s", "full_attention": "f"})
+    if names is None:
+        raise KvdashError("config is missing 'layer_types' (sliding_attention / full_attention per layer)")
+    specs = []
+    for i, t in enumerate(names):
+        shared = i >= first_shared
+        specs.append(SlidingWindow(n_heads=heads, n_kv_heads=kv, head_dim=hd, qk_norm=True, window=window,
+                                   kv_shared=shared) if t == "s" else
+                     FullAttention(n_heads=heads, n_kv_heads=g_kv, head_dim=g_hd, qk_norm=True, kv_shared=shared))
+    ple = f.int("hidden_size_per_layer_input", default=0, lo=0)
+    vocab_ple = f.int("vocab_size_per_layer_input", default=f.int("vocab_size"))
+    # PLE: one table of n x ple per token, a projection from the hidden state, and per layer a gate,
+    # a projection back and a norm
+    extra = (vocab_ple * n * ple + hidden * n * ple + ple + n * (2 * hidden * ple + hidden)) if ple else 0
+    kw: dict = dict(norms_per_layer=4, gated_mlp=True, tie_word_embeddings=f.bool("tie_word_embeddings", True),
+                    extra_params=extra)
+    warnings = ["Gemma-4 per-layer input embeddings are counted from the config's sizes (table, projections, "
+                "gates); small scalars are not"] if ple else []
+    if f.bool("enable_moe_block", False):
+        kw.update(n_experts=f.int("num_experts"), experts_per_token=f.int("top_k_experts"),
+                  expert_intermediate_size=f.int("expert_intermediate_size"), n_shared_experts=1,
+                  shared_expert_intermediate_size=f.int("intermediate_size"))
+        warnings.append("Gemma-4's dense MLP beside the experts is counted as a shared expert")
+    spec = _with_specs(f, name, specs, **kw)
+    return replace(spec, warnings=tuple(warnings))
+
+
+def _cohere(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Cohere Command-R / Aya (modeling_cohere.py): attention and MLP in parallel after one bias-free
+    LayerNorm per layer; optional q/k LayerNorms (`use_qk_norm`); tied head by default."""
+    return _common(f, name, norms_per_layer=1, qk_norm=f.bool("use_qk_norm", False),
+                   qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
+                   tie_word_embeddings=f.bool("tie_word_embeddings", True))
+
+
 def _chatglm(f: _Fields, name: str, mt: str) -> ModelSpec:
     """ChatGLM2/3, GLM-4 (modeling_chatglm.py): `multi_query_group_num` K/V groups of `kv_channels`,
     fused QKV with bias (`add_qkv_bias`), SwiGLU of `ffn_hidden_size`, untied `output_layer`."""
@@ -500,6 +548,10 @@ BUILDERS = {
     "mt5": _t5,
     "umt5": _t5,
     "whisper": _whisper,
+    "gemma4": _gemma4,
+    "gemma4_text": _gemma4,
+    "cohere": _cohere,
+    "cohere2": _cohere,
     "bart": _bart,
     "mbart": _bart,
     "gptj": _gptj,

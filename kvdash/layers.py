@@ -235,7 +235,8 @@ class LayerSpec:
 
     # vLLM (vllm/v1/kv_cache_interface.py)
     def vllm_group(self) -> str | None:
-        """Layers with equal keys share a KV-cache group in vLLM; None: vLLM capacity not modelled."""
+        """Layers with equal keys share a KV-cache group in vLLM; "": the layer holds no cache there;
+        None: vLLM capacity is not modelled for this kind."""
         return None
 
     def vllm_request_blocks(self, max_len: int, block_size: int, max_num_batched_tokens: int) -> int:
@@ -268,6 +269,7 @@ class FullAttention(LayerSpec):
     o_bias: bool = False
     qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3, Gemma-3)
     gated_q: bool = False  # q_proj also makes a sigmoid output gate per head (Qwen3-Next): twice as wide
+    kv_shared: bool = False  # reads an earlier layer's K/V (Gemma-3n/4's last layers): no cache, no k/v weights
 
     kind: ClassVar[str] = "full"
     label: ClassVar[str] = "full attention"
@@ -292,6 +294,8 @@ class FullAttention(LayerSpec):
         return max(1, self.n_kv_heads // tp)
 
     def bytes_per_token(self, kv, tp=1):
+        if self.kv_shared:
+            return 0
         return self.kv_heads(tp) * (kv.nbytes(self.head_dim, self.head_dim) + kv.nbytes(self.v_dim, self.v_dim))
 
     def held(self, B, T, S, bs, mn=min, mx=max):
@@ -312,10 +316,14 @@ class FullAttention(LayerSpec):
         out = [Tensor("q_proj", q, hidden, "rows"), Tensor("k_proj", k, hidden, "rows", self.head_dim),
                Tensor("v_proj", v, hidden, "rows", self.v_dim),
                Tensor("o_proj", hidden, self.n_heads * self.v_dim, "cols")]
+        if self.kv_shared:
+            k = v = 0
+            del out[1:3]
         if self.qkv_bias:
-            out += [Tensor("q_bias", q, split="rows", role="vector"),
-                    Tensor("k_bias", k, split="rows", unit=self.head_dim, role="vector"),
-                    Tensor("v_bias", v, split="rows", unit=self.v_dim, role="vector")]
+            out.append(Tensor("q_bias", q, split="rows", role="vector"))
+            if k:
+                out += [Tensor("k_bias", k, split="rows", unit=self.head_dim, role="vector"),
+                        Tensor("v_bias", v, split="rows", unit=self.v_dim, role="vector")]
         if self.o_bias:
             out.append(Tensor("o_bias", hidden, role="vector"))
         if self.qk_norm:
@@ -347,6 +355,10 @@ class FullAttention(LayerSpec):
         return f"{heads} KV heads × ({self.head_dim} + {self.v_dim}) × {_bytes_text(kv)}{scale}"
 
     @property
+    def short(self):
+        return f"{self.kind} (shares KV)" if self.kv_shared else self.kind
+
+    @property
     def heads_label(self) -> str:
         if self.n_kv_heads == self.n_heads:
             return "MHA"
@@ -355,7 +367,7 @@ class FullAttention(LayerSpec):
         return f"GQA ({self.n_heads // self.n_kv_heads} queries per KV head)"
 
     def vllm_group(self):
-        return "full"
+        return "" if self.kv_shared else "full"
 
     def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
         return cdiv(max_len, block_size)
@@ -365,7 +377,7 @@ class FullAttention(LayerSpec):
 
     def as_full(self):
         return FullAttention(self.n_heads, self.n_kv_heads, self.head_dim, self.v_head_dim, self.qkv_bias,
-                             self.o_bias, self.qk_norm, self.gated_q)
+                             self.o_bias, self.qk_norm, self.gated_q, self.kv_shared)
 
     def as_latent(self, kv_lora_rank, qk_rope_head_dim):
         return LatentAttention(n_heads=self.n_heads, kv_lora_rank=kv_lora_rank, qk_rope_head_dim=qk_rope_head_dim,
@@ -402,10 +414,10 @@ class SlidingWindow(FullAttention):
 
     @property
     def short(self):
-        return f"sliding {self.window:,}"
+        return f"sliding {self.window:,}" + (" (shares KV)" if self.kv_shared else "")
 
     def vllm_group(self):
-        return f"sliding {self.window}"
+        return "" if self.kv_shared else f"sliding {self.window}"
 
     def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
         held = min(self.window - 1 + max_num_batched_tokens, max_len)
@@ -678,10 +690,12 @@ class NoCache(LayerSpec):
     kind: ClassVar[str] = "none"
     label: ClassVar[str] = "no mixer (MLP only)"
 
-
     @property
     def short(self):
         return "MLP only"
+
+    def vllm_group(self):
+        return ""  # holds nothing in vLLM either
 
 
 KINDS: tuple[type[LayerSpec], ...] = (FullAttention, SlidingWindow, ChunkedLocal, LatentAttention, CrossAttention,

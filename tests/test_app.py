@@ -157,7 +157,7 @@ def test_fit_button_calibrates_and_feeds_the_speed_page():
 
 def test_memory_page_charts_and_exports():
     at = run_app()
-    assert len(at.get("plotly_chart")) == 2  # stacked bar against the GPU, treemap
+    assert len(at.get("plotly_chart")) == 3  # stacked bar against the GPU, treemap, layer strip
     assert {b.label for b in at.get("download_button")} >= {"Breakdown as CSV", "Scenario as JSON"}
 
 
@@ -178,6 +178,25 @@ def test_pasted_config_and_malformed_config():
     bad = run_app(source="config.json", cfg_text='{"model_type": "llama", "hidden_size": "huge"')
     assert not bad.exception
     assert any("not valid JSON" in e.value for e in bad.error)
+
+
+def test_hybrid_config_shows_state_layers_and_checkpoint_formats():
+    # gpt-oss-120b's real config: experts in mxfp4 by its quantization_config, sliding and full layers
+    corpus = Path(__file__).parent / "data" / "configs"
+    cfg = json.loads((corpus / "gpt-oss-120b.json").read_text())["config"]
+    at = run_app(source="config.json", cfg_text=json.dumps(cfg), context=8192)
+    assert not at.exception and not at.error
+    strip = next(c for c in at.get("plotly_chart") if c.key == "memory_layers")
+    assert strip is not None
+    table = next(d.value for d in at.dataframe if "tensor" in d.value.columns)
+    assert set(table[table.tensor.str.startswith("experts.")]["format"]) == {"mxfp4"}
+    assert set(table[table.tensor == "q_proj"]["format"]) == {"bf16"}
+    # Qwen3-Next: 36 Gated DeltaNet layers hold a fixed state per sequence (39,518,208 B by hand, see the corpus)
+    cfg = json.loads((corpus / "qwen3-next-80b-a3b-thinking.json").read_text())["config"]
+    at = run_app(source="config.json", cfg_text=json.dumps(cfg), context=1000)
+    assert not at.exception
+    assert metrics(at)["KV per token"] == "24,576 B"
+    assert "fixed per sequence" in next(m.proto.delta for m in at.metric if m.label == "KV per token")
 
 
 def test_malformed_link_falls_back_with_a_notice():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kvdash.dtypes import DTYPES
+from kvdash.dtypes import DTYPES, KV_DTYPES
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
@@ -18,13 +18,24 @@ from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
 
 Q = "query-params"
+WEIGHT_CHOICES = ["checkpoint", *DTYPES]
+EXPERTS_CHOICES = ["as the weights", *DTYPES]
 SOURCES = ["preset", "config.json", "custom"]
 # Widgets whose values travel in the URL, with the type their query parameter must parse as.
-BOUND = {"source": str, "model": str, "batch": int, "context": int, "new": int, "wdtype": str, "kvdtype": str,
+BOUND = {"source": str, "model": str, "batch": int, "context": int, "new": int, "wdtype": str, "edtype": str,
+         "kvdtype": str,
          "tp": int, "pp": int, "block": int, "prefix": int, "gpu": str, "unit": str, "c_layers": int,
          "c_hidden": int, "c_heads": int, "c_kv": int, "c_hd": int, "c_inter": int, "c_vocab": int,
          "c_attn": str, "c_window": int, "c_latent": int, "c_rope": int, "c_experts": int, "c_topk": int,
          "c_expert_inter": int}
+
+
+def weight_formats(model: ModelSpec, wdtype: str, edtype: str) -> dict:
+    """The scenario's weight formats from the sidebar's choices ('checkpoint': as the config stores them)."""
+    checkpoint = wdtype == WEIGHT_CHOICES[0]
+    w = (model.weights_format or "bf16") if checkpoint else wdtype
+    e = edtype if edtype != EXPERTS_CHOICES[0] else (model.experts_format if checkpoint else "")
+    return {"weights_dtype": w, "moe_weights_dtype": "" if e == w else e}
 
 
 def _custom_model() -> ModelSpec:
@@ -96,8 +107,14 @@ def render_sidebar() -> None:
         context = st.number_input("Prompt tokens per sequence", 1, 1 << 30, 8192, step=1024, key="context", bind=Q)
         new = st.number_input("Generated tokens per sequence", 0, 1 << 30, 0, step=256, key="new", bind=Q)
         c1, c2 = st.columns(2)
-        wdtype = c1.selectbox("Weights", list(DTYPES), index=list(DTYPES).index("bf16"), key="wdtype", bind=Q)
-        kvdtype = c2.selectbox("KV cache", list(DTYPES), index=list(DTYPES).index("bf16"), key="kvdtype", bind=Q)
+        wdtype = c1.selectbox("Weights", WEIGHT_CHOICES, key="wdtype", bind=Q,
+                              help="checkpoint: as the config's quantization_config stores them (else bf16)")
+        kvdtype = c2.selectbox("KV cache", list(KV_DTYPES), index=list(KV_DTYPES).index("bf16"), key="kvdtype",
+                               bind=Q)
+        edtype = EXPERTS_CHOICES[0]
+        if model is not None and model.n_experts:
+            edtype = st.selectbox("Routed experts' weights", EXPERTS_CHOICES, key="edtype", bind=Q,
+                                  help="gpt-oss ships its experts in mxfp4 and the rest in bf16")
         c1, c2 = st.columns(2)
         tp = c1.number_input("Tensor parallel", 1, 1024, 1, key="tp", bind=Q)
         pp = c2.number_input("Pipeline parallel", 1, 1024, 1, key="pp", bind=Q)
@@ -125,8 +142,9 @@ def render_sidebar() -> None:
         if model_error:
             raise KvdashError(model_error)
         st.session_state["sel_scenario"] = Scenario(
-            batch=int(batch), prompt_tokens=int(context), new_tokens=int(new), weights_dtype=wdtype,
-            kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block), shared_prefix_tokens=int(prefix))
+            batch=int(batch), prompt_tokens=int(context), new_tokens=int(new),
+            **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
+            shared_prefix_tokens=int(prefix))
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None
