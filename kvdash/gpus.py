@@ -22,6 +22,7 @@ class Gpu:
     id: str
     vendor: str
     name: str
+    cuda_name: str  # the device name the runtime reports (torch.cuda.get_device_name); "" if unknown
     memory_gb: float  # marketed capacity, 10^9 B
     usable_bytes: int
     usable_basis: str
@@ -49,6 +50,7 @@ def load_gpus(path: str | None = None) -> dict[str, Gpu]:
                 id=row["id"],
                 vendor=row["vendor"],
                 name=row["name"],
+                cuda_name=row.get("cuda_name", ""),
                 memory_gb=float(row["memory_gb"]),
                 usable_bytes=int(row["usable_bytes"]),
                 usable_basis=row["usable_basis"],
@@ -74,12 +76,9 @@ def get_gpu(gpu_id: str) -> Gpu:
 
 
 def gpu_for_device_name(name: str) -> Gpu | None:
-    """The catalog row for a device name such as 'NVIDIA H100 80GB HBM3' (None if unknown)."""
-    n = name.lower()
-    rules = [("h200", "nvidia-h200-sxm"), ("h100 nvl", "nvidia-h100-nvl"), ("h100 pcie", "nvidia-h100-pcie"),
-             ("h100", "nvidia-h100-sxm5"), ("a100-sxm4-80gb", "nvidia-a100-sxm4-80gb"),
-             ("a100 80gb pcie", "nvidia-a100-pcie-80gb"), ("a100", "nvidia-a100-sxm4-40gb"), ("l40s", "nvidia-l40s"),
-             ("l4", "nvidia-l4"), ("a10g", "nvidia-a10g"), ("rtx 4090", "nvidia-rtx-4090"),
-             ("rtx 3090", "nvidia-rtx-3090"), ("t4", "nvidia-t4")]
-    gpus = load_gpus()
-    return next((gpus[g] for key, g in rules if key in n), None)
+    """The catalog row whose `cuda_name` is exactly this device name, e.g. 'NVIDIA H100 80GB HBM3'
+    (case and spacing aside); None if no row has it. Exact, because substrings mislead: 'NVIDIA L40'
+    contains 'L4', 'NVIDIA H200 NVL' contains 'H200'."""
+    key = " ".join(name.split()).lower()
+    return next((g for g in load_gpus().values() if g.cuda_name and " ".join(g.cuda_name.split()).lower() == key),
+                None)

@@ -26,11 +26,6 @@ MAX_CONFIG_BYTES = 1 << 20  # real config.json files are a few KiB
 MAX_DEPTH = 32
 _MISSING = object()
 
-SUPPORTED_TYPES = (
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
-    "gemma3", "gemma3_text", "phi3", "falcon", "gpt2", "gpt_neox", "opt", "deepseek_v2",
-    "deepseek_v3",
-)
 
 _LAYER_TYPE_NAMES = {
     "full_attention": FULL,
@@ -311,6 +306,13 @@ def _quantization(q, warnings: list) -> tuple[str, str]:
 
 # Sub-config defaults for vision towers saved sparsely (configuration_qwen2_vl.py, Qwen2VLVisionConfig).
 _VISION_DEFAULTS = {"qwen2_vl": dict(depth=32, embed_dim=1280, mlp_ratio=4, patch_size=14)}
+
+
+def supported_types() -> tuple[str, ...]:
+    """Every model_type with a reader of its own (the rest are read as generic decoders, with a warning)."""
+    from kvdash.hf_families import BUILDERS  # here, not at the top: it imports this module's helpers
+
+    return (*_BUILDERS, *BUILDERS)
 
 
 def _vision_tower(v: dict, text_hidden: int) -> tuple[int, str | None]:

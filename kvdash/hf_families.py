@@ -244,7 +244,7 @@ def _recurrent_gemma(f: _Fields, name: str, mt: str) -> ModelSpec:
                           head_dim=f.int("head_dim", default=hidden // heads), o_bias=True,
                           window=f.int("attention_window_size", default=2048))
     names = {"recurrent": lru, "attention": local}
-    if not blocks or any(b not in names for b in blocks):
+    if not blocks or any(not isinstance(b, str) or b not in names for b in blocks):
         raise KvdashError(f"config field 'block_types' must list recurrent/attention, not {_show(blocks)}")
     specs = [names[blocks[i % len(blocks)]] for i in range(n)]
     cfg = dict(f.cfg, intermediate_size=f.int("intermediate_size") // 2)
@@ -283,7 +283,8 @@ def _mllama(f: _Fields, name: str, mt: str) -> ModelSpec:
     cross = f.list("cross_attention_layers") or []
     if any(type(i) is not int or not 0 <= i < n for i in cross):
         raise KvdashError("config field 'cross_attention_layers' must list layer indices")
-    vision = _Fields(f.cfg.get("_vision_config") or {}, "vision_config.")
+    v = f.cfg.get("_vision_config")
+    vision = _Fields(v if isinstance(v, dict) else {}, "vision_config.")
     tiles = vision.int("max_num_tiles", default=4)
     side = vision.int("image_size", default=560) // vision.int("patch_size", default=14)
     self_attn = _attention(f)

@@ -2,19 +2,27 @@
 model or raise KvdashError with a one-line message, never another exception."""
 
 import json
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
-from kvdash.hf_config import SUPPORTED_TYPES, model_from_config, parse_config_text
+from kvdash.hf_config import model_from_config, parse_config_text, supported_types
 from kvdash.model import ModelSpec
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
 
-BASES = [p.config for p in load_presets().values()]
-KEYS = sorted({k for c in BASES for k in c} | {"text_config", "layer_types", "head_dim", "num_experts"})
+# Presets and the real configs of the corpus (hybrid, state-space, chunked, cross-attention, encoder-decoder,
+# multimodal wrappers, quantized checkpoints), so every reader is fuzzed.
+CORPUS = Path(__file__).parent / "data" / "configs"
+BASES = [p.config for p in load_presets().values()] + [json.loads(f.read_text())["config"]
+                                                       for f in sorted(CORPUS.glob("*.json"))]
+KEYS = sorted({k for c in BASES for k in c} | {"text_config", "llm_config", "layer_types", "head_dim", "num_experts",
+                                                "quantization_config", "vision_config", "hybrid_override_pattern",
+                                                "layers_block_type", "no_rope_layers", "cross_attention_layers"})
+TYPES = supported_types()
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.integers(-3, 70_000)
@@ -34,7 +42,7 @@ def mutated_configs(draw):
         elif op == "delete" and cfg:
             cfg.pop(draw(st.sampled_from(sorted(cfg))))
         elif op == "type":
-            cfg["model_type"] = draw(st.sampled_from([*SUPPORTED_TYPES, "unknown", "", 7]))
+            cfg["model_type"] = draw(st.sampled_from([*TYPES, "unknown", "", 7]))
         else:
             cfg = {"model_type": "gemma3", "text_config": cfg}
     return cfg

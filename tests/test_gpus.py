@@ -34,3 +34,18 @@ def test_catalog_agrees_with_the_measured_h200():
     totals = {json.loads(p.read_text())["measured"]["memory"]["device_total"] for p in runs.glob("*.json")}
     assert len(totals) == 1
     assert abs(totals.pop() - load_gpus()["nvidia-h200-sxm"].usable_bytes) < 2**20
+
+
+def test_device_names_match_exactly():
+    from kvdash.gpus import gpu_for_device_name
+
+    # the names torch.cuda.get_device_name() reports; substrings must not match the wrong card
+    assert gpu_for_device_name("NVIDIA L40").id == "nvidia-l40"
+    assert gpu_for_device_name("NVIDIA L4").id == "nvidia-l4"
+    assert gpu_for_device_name("NVIDIA H200 NVL").id == "nvidia-h200-nvl"
+    assert gpu_for_device_name("NVIDIA H200").id == "nvidia-h200-sxm"  # the measured reference runs' device
+    assert gpu_for_device_name("NVIDIA H100 80GB HBM3").id == "nvidia-h100-sxm5"
+    assert gpu_for_device_name("nvidia  a100-sxm4-80gb").id == "nvidia-a100-sxm4-80gb"
+    assert gpu_for_device_name("NVIDIA H20") is None and gpu_for_device_name("NVIDIA L40S").id == "nvidia-l40s"
+    names = [g.cuda_name for g in load_gpus().values() if g.cuda_name]
+    assert len(names) == len(set(names)) >= 30
