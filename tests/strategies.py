@@ -53,3 +53,28 @@ def scenarios(draw, max_tp: int = 1) -> Scenario:
         attention=draw(st.sampled_from(["fused", "eager"])),
         prefill_chunk=draw(st.sampled_from([0, 512, 2048])),
     )
+
+
+@st.composite
+def hybrid_models(draw) -> ModelSpec:
+    """Stacks mixing every layer kind: full, sliding, chunked, latent, cross-attention, state, none."""
+    from kvdash.layers import (ChunkedLocal, CrossAttention, FullAttention, LatentAttention, NoCache,
+                               SlidingWindow, mamba2)
+
+    kv = draw(st.sampled_from([1, 2, 4]))
+    heads, hd = 2 * kv * draw(st.sampled_from([1, 2])), draw(st.sampled_from([32, 64]))
+    hidden = 512
+    attn = dict(n_heads=heads, n_kv_heads=kv, head_dim=hd)
+    pool = [
+        FullAttention(**attn),
+        SlidingWindow(**attn, window=draw(st.integers(1, 3000))),
+        ChunkedLocal(**attn, chunk=draw(st.sampled_from([64, 256, 1024]))),
+        CrossAttention(**attn, source_len=draw(st.integers(1, 2000))),
+        LatentAttention(n_heads=heads, kv_lora_rank=64, qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32),
+        mamba2(hidden, 1024, 16, 4, 16, 2),
+        NoCache(),
+    ]
+    n = draw(st.integers(1, 8))
+    specs = tuple(draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n)))
+    return ModelSpec(name="hybrid", n_layers=n, hidden_size=hidden, n_heads=heads, n_kv_heads=kv, head_dim=hd,
+                     vocab_size=1000, intermediate_size=1024, layer_specs=specs)

@@ -185,3 +185,27 @@ def test_pipeline_capacity_splits_the_layers():
     c = vllm_capacity(preset_model("llama-3.1-8b"), 10 * 2**30, max_model_len=8192, pp=2)
     assert c.gpu_blocks == 10 * 2**30 // 65_536 // 16 == 10_240
     assert c.kv_cache_tokens == 10_240 * 16
+
+
+def _simulated_chunk_slots(B, T, S, C, bs):
+    """Independent check: walk t = 1..T and count the slots of the current chunk (whole blocks when paged),
+    the prefix's whole blocks (or tokens) stored once."""
+    peak = 0
+    for t in range(1, T + 1):
+        start = (t - 1) // C * C
+        if bs:
+            blocks = range(start // bs, (t - 1) // bs + 1)
+            shared = sum(1 for blk in blocks if blk < S // bs)
+            peak = max(peak, (shared + B * (len(blocks) - shared)) * bs)
+        else:
+            shared = max(0, min(t, S) - start)
+            peak = max(peak, shared + B * (t - start - shared))
+    return peak
+
+
+def test_chunked_peak_matches_a_token_by_token_walk():
+    import itertools
+
+    for B, T, S, C, bs in itertools.product((1, 3), (1, 7, 16, 33, 64, 100), (0, 5, 16, 40), (8, 16, 32), (0, 4, 8)):
+        if S <= T and (not bs or C % bs == 0):
+            assert held_chunked(B, T, S, C, bs) == _simulated_chunk_slots(B, T, S, C, bs), (B, T, S, C, bs)

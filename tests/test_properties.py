@@ -13,7 +13,7 @@ from kvdash.scenario import MAX_BATCH, MAX_TOKENS
 from kvdash.solvers import max_batch, max_context, total_bytes_fn
 from kvdash.sweep import total_grid
 
-from .strategies import models, scenarios
+from .strategies import hybrid_models, models, scenarios
 
 SETTINGS = settings(max_examples=150, deadline=None)
 
@@ -92,3 +92,27 @@ def test_solvers_find_the_boundary(m, s, gpu_id):
         p = t - s.new_tokens
         assert total(s.batch, p) <= gpu.usable_bytes
         assert p == MAX_TOKENS or gpu.usable_bytes < total(s.batch, p + 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hybrid_models(), scenarios(), st.integers(1, 50), st.integers(1, 5000))
+def test_hybrid_memory_grows_with_batch_and_context(m, s, extra_batch, extra_tokens):
+    s = s.with_(block_size=s.block_size if s.block_size in (0, 16, 32) else 0)
+    base = breakdown(m, s)
+    assert breakdown(m, s.with_(batch=s.batch + extra_batch))["kv_cache"] >= base["kv_cache"]
+    assert breakdown(m, s.with_(prompt_tokens=s.prompt_tokens + extra_tokens))["kv_cache"] >= base["kv_cache"]
+    # never more than if every attention layer held every token (state and sources aside)
+    full = m.map_layers(lambda spec: spec.as_full())
+    assert base["kv_cache"] - base.state_bytes_per_seq * s.batch <= breakdown(full, s)["kv_cache"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(hybrid_models(), scenarios(), st.data())
+def test_hybrid_sweep_equals_breakdown(m, s, data):
+    batches = sorted(set(data.draw(st.lists(st.integers(1, 64), min_size=1, max_size=4))))
+    prompts = sorted(set(data.draw(st.lists(st.integers(s.shared_prefix_tokens or 1, 30_000), min_size=1,
+                                            max_size=4))))
+    grid = total_grid(m, s, batches, prompts)
+    for i, b in enumerate(batches):
+        for j, p in enumerate(prompts):
+            assert int(grid[i, j]) == breakdown(m, s.with_(batch=b, prompt_tokens=p)).total
