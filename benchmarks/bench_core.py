@@ -7,22 +7,38 @@ BENCHMARKS.md.
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import sys
 import time
 import timeit
+from pathlib import Path
 
 import numpy as np
 
 from kvdash.breakdown import breakdown
 from kvdash.gpus import load_gpus
+from kvdash.hf_config import model_from_config
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
 from kvdash.sweep import fit_grid, total_grid
 
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "configs"
+
+
+def model(name: str):
+    """A preset, or a real config from the test corpus (hybrid and chunked stacks)."""
+    path = CORPUS / f"{name}.json"
+    return model_from_config(json.loads(path.read_text())["config"]) if path.exists() else preset_model(name)
+
+
 CASES = [
     ("llama-3.1-8b", Scenario(batch=8, prompt_tokens=4096)),
+    ("qwen3-next-80b-a3b-thinking", Scenario(batch=16, prompt_tokens=32768, block_size=16, tp=4)),
+    ("llama-4-scout-17b-16e-instruct", Scenario(batch=8, prompt_tokens=65536, block_size=16,
+                                                shared_prefix_tokens=1024)),
+    ("gpt-oss-120b", Scenario(batch=32, prompt_tokens=8192, moe_weights_dtype="mxfp4")),
     ("llama-3.1-405b", Scenario(batch=4, prompt_tokens=32768, tp=8, kv_dtype="fp8")),
     ("gemma-3-27b", Scenario(batch=16, prompt_tokens=8192, block_size=16, shared_prefix_tokens=1024)),
     ("deepseek-v3", Scenario(batch=32, prompt_tokens=16384, tp=8, pp=2, weights_dtype="fp8")),
@@ -41,7 +57,7 @@ def main() -> None:
     print("\n| scenario | breakdown(), µs | breakdown() + every formula's text, µs |")
     print("|---|---|---|")
     for preset, s in CASES:
-        m = preset_model(preset)
+        m = model(preset)
         breakdown(m, s)  # warm the per-model caches, as a dashboard session would
 
         def with_text(m=m, s=s):
@@ -56,7 +72,7 @@ def main() -> None:
     print("\n| sweep (1,000 batches x 1,000 context lengths = 1,000,000 points) | seconds (median of 5) |")
     print("|---|---|")
     for preset, s in CASES:
-        m = preset_model(preset)
+        m = model(preset)
         times = []
         for _ in range(5):
             t0 = time.perf_counter()

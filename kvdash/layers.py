@@ -161,6 +161,12 @@ def _chunk_pairs_upto(n: int, C: int) -> int:
     return n // C * (C * (C + 1) // 2) + r * (r + 1) // 2
 
 
+def _require(value, lo: int, hi: int, what: str) -> None:
+    """An integer in [lo, hi], or a KvdashError that names `what`."""
+    if type(value) is not int or not lo <= value <= hi:
+        raise KvdashError(f"{what} must be an integer from {lo:,} to {hi:,}, not {value!r}")
+
+
 def _bytes_text(kv: DType) -> str:
     return f"{kv.bits // 8} B" if kv.bits % 8 == 0 else f"{kv.bits}/8 B"
 
@@ -277,11 +283,8 @@ class FullAttention(LayerSpec):
 
     def __post_init__(self):
         for name in ("n_heads", "n_kv_heads", "head_dim"):
-            v = getattr(self, name)
-            if type(v) is not int or not 1 <= v <= 1 << 20:
-                raise KvdashError(f"{self.label}: {name} must be an integer from 1 to {1 << 20:,}, not {v!r}")
-        if type(self.v_head_dim) is not int or not 0 <= self.v_head_dim <= 1 << 20:
-            raise KvdashError(f"{self.label}: v_head_dim must be an integer from 0 to {1 << 20:,}")
+            _require(getattr(self, name), 1, 1 << 20, f"{self.label}: {name}")
+        _require(self.v_head_dim, 0, 1 << 20, f"{self.label}: v_head_dim")
         if self.n_heads % self.n_kv_heads:
             raise KvdashError(f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
 
@@ -395,8 +398,7 @@ class SlidingWindow(FullAttention):
 
     def __post_init__(self):
         super().__post_init__()
-        if type(self.window) is not int or not 1 <= self.window <= 1 << 34:
-            raise KvdashError(f"sliding layers need a window from 1 to {1 << 34:,} tokens, not {self.window!r}")
+        _require(self.window, 1, 1 << 34, "a sliding layer's window (tokens)")
 
     def held(self, B, T, S, bs, mn=min, mx=max):
         return held_sliding(B, T, S, self.window, bs, mn, mx)
@@ -436,8 +438,7 @@ class ChunkedLocal(FullAttention):
 
     def __post_init__(self):
         super().__post_init__()
-        if type(self.chunk) is not int or not 1 <= self.chunk <= 1 << 34:
-            raise KvdashError(f"chunked layers need a chunk from 1 to {1 << 34:,} tokens, not {self.chunk!r}")
+        _require(self.chunk, 1, 1 << 34, "a chunked layer's chunk (tokens)")
 
     def held(self, B, T, S, bs, mn=min, mx=max):
         if bs and self.chunk % bs:
@@ -479,8 +480,7 @@ class CrossAttention(FullAttention):
 
     def __post_init__(self):
         super().__post_init__()
-        if type(self.source_len) is not int or not 1 <= self.source_len <= 1 << 30:
-            raise KvdashError(f"cross-attention needs a source length from 1 to {1 << 30:,}, not {self.source_len!r}")
+        _require(self.source_len, 1, 1 << 30, "a cross-attention layer's source length (tokens)")
 
     def bytes_per_token(self, kv, tp=1):
         return 0
@@ -541,11 +541,8 @@ class LatentAttention(LayerSpec):
 
     def __post_init__(self):
         for name in ("n_heads", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
-            v = getattr(self, name)
-            if type(v) is not int or not 1 <= v <= 1 << 20:
-                raise KvdashError(f"latent (MLA) layers need {name} from 1 to {1 << 20:,}, not {v!r}")
-        if type(self.q_lora_rank) is not int or not 0 <= self.q_lora_rank <= 1 << 20:
-            raise KvdashError("q_lora_rank must be an integer from 0 to 1,048,576")
+            _require(getattr(self, name), 1, 1 << 20, f"latent (MLA) layers: {name}")
+        _require(self.q_lora_rank, 0, 1 << 20, "latent (MLA) layers: q_lora_rank")
 
     @property
     def latent_width(self) -> int:
@@ -637,9 +634,7 @@ class StateLayer(LayerSpec):
         if not isinstance(self.mixer, str) or not self.mixer:
             raise KvdashError("a state layer needs a mixer name")
         for name in ("conv_dim", "conv_kernel", "heads", "head_state", "in_width"):
-            v = getattr(self, name)
-            if type(v) is not int or not 0 <= v <= 1 << 40:
-                raise KvdashError(f"{self.mixer} layers: {name} must be an integer from 0 to {1 << 40:,}, not {v!r}")
+            _require(getattr(self, name), 0, 1 << 40, f"{self.mixer} layers: {name}")
         if not (self.conv_dim and self.conv_kernel > 1) and not (self.heads and self.head_state):
             raise KvdashError(f"{self.mixer} layers need a convolution window or a recurrent state")
 

@@ -58,8 +58,15 @@ def scenarios(draw, max_tp: int = 1) -> Scenario:
 @st.composite
 def hybrid_models(draw) -> ModelSpec:
     """Stacks mixing every layer kind: full, sliding, chunked, latent, cross-attention, state, none."""
-    from kvdash.layers import (ChunkedLocal, CrossAttention, FullAttention, LatentAttention, NoCache,
-                               SlidingWindow, mamba2)
+    from kvdash.layers import (
+        ChunkedLocal,
+        CrossAttention,
+        FullAttention,
+        LatentAttention,
+        NoCache,
+        SlidingWindow,
+        mamba2,
+    )
 
     kv = draw(st.sampled_from([1, 2, 4]))
     heads, hd = 2 * kv * draw(st.sampled_from([1, 2])), draw(st.sampled_from([32, 64]))

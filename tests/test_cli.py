@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,40 @@ def test_python_dash_m_entry_point():
     bad = subprocess.run([sys.executable, "-m", "kvdash", "size", "--preset", "gpt2", "--tp", "0"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"hybrid_override_pattern": "M*M*"}, "'hybrid_override_pattern' changes the memory of a nemotron_h model"),
+        ({"attention_chunk_size": 8192}, "'attention_chunk_size'"),
+        ({"quantization_config": "fp8"}, "'quantization_config' must be an object"),
+        ({"model_type": "nemotron_h", "hybrid_override_pattern": "MX"}, "'hybrid_override_pattern' must have"),
+        ({"model_type": "jamba", "attn_layer_period": 0}, "'attn_layer_period' = 0 is out of range"),
+        ({"model_type": "qwen3_next", "layer_types": ["mamba"] * 32, "linear_num_key_heads": 16,
+          "linear_num_value_heads": 32, "linear_key_head_dim": 128, "linear_value_head_dim": 128},
+         "not a known layer type"),
+        ({"model_type": "mllama", "cross_attention_layers": [99]}, "must list layer indices"),
+        ({"model_type": "gemma4_text", "attention_k_eq_v": True}, "'attention_k_eq_v'"),
+    ],
+)
+def test_hostile_hybrid_configs_exit_2_with_one_line(capsys, tmp_path, change, needle):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(get_preset("llama-3.1-8b").config | change))
+    rc, out, err = run(capsys, "size", "--config", str(path))
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and needle in err
+
+
+def test_size_json_reports_state_layers_and_warnings(capsys, tmp_path):
+    corpus = Path(__file__).parent / "data" / "configs"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(json.loads((corpus / "ai21-jamba-1-5-mini.json").read_text())["config"]))
+    rc, out, _ = run(capsys, "size", "--config", str(path), "--context", "65536", "--json")
+    d = json.loads(out)
+    # Jamba-1.5-Mini by hand (see the corpus record): 4 attention layers x 8 KV heads x 256 x 2 B per token;
+    # 28 Mamba layers x (8,192 x 3 conv + 8,192 x 16 recurrent) x 2 B per sequence
+    assert rc == 0 and d["kv_bytes_per_token"] == 4 * 8 * 256 * 2 == 16_384
+    assert d["state_bytes_per_seq"] == 28 * (8192 * 3 + 8192 * 16) * 2 == 8_716_288
+    assert {(r["label"], r["layers"]) for r in d["layers"]} == {("full", 4), ("Mamba", 28)}
+    assert d["warnings"] == []
