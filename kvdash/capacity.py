@@ -115,45 +115,52 @@ KERNEL_BLOCK = 16  # the smallest block the default attention kernels take (Flas
 
 def _stage_capacity(layers: list[LayerSpec], budget: int, block_size: int, max_len: int, tp: int, kv, act,
                     max_num_batched_tokens: int, stage: int) -> Capacity:
-    # Layers whose specs share a vLLM group key (full and latent attention are both full-attention
-    # specs in vLLM) share a block table; one page size for all after the state padding.
-    counts: dict[str, int] = {}
-    first: dict[str, LayerSpec] = {}
+    # Layers with the same vLLM spec (group key and page) form a bucket. Pages are then unified as
+    # vLLM's unify_kv_cache_spec_page_size does: an attention bucket whose page divides the largest
+    # takes proportionally more tokens per block (Gemma-4: sliding layers of head size 256 get blocks of
+    # 32 tokens beside full layers of 512 in blocks of 16); state pages were already padded to it.
     layers = [spec for spec in layers if spec.vllm_group()]  # "": holds nothing (MLP-only, shared K/V)
     if not layers:
         raise KvdashError("no layer on this GPU holds a cache")
+    counts: dict[tuple, int] = {}
+    first: dict[tuple, LayerSpec] = {}
     for spec in layers:
-        key = spec.vllm_group()
+        key = (spec.vllm_group(), spec.vllm_page(block_size, kv, act, tp) if spec.grows else 0)
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, spec)
-    attention_pages = {spec.vllm_page(block_size, kv, act, tp) for spec in layers if spec.grows}
-    if len(attention_pages) > 1:
-        raise KvdashError("models whose attention layers differ in page size (e.g. latent and standard "
-                          "attention together) are not modelled")
-    page = next(iter(attention_pages), None) or max(spec.vllm_page(block_size, kv, act, tp) for spec in layers)
+    attention = [key for key in counts if first[key].grows]
+    page = max((p for _, p in attention), default=0) or max(spec.vllm_page(block_size, kv, act, tp)
+                                                            for spec in layers)
+    blocks_of: dict[tuple, int] = {}
+    for key in counts:
+        if not first[key].grows:
+            blocks_of[key] = max_len  # a state block stands for a whole sequence (mamba_block_size)
+        elif page % key[1]:
+            raise KvdashError("attention layers whose pages do not divide each other are not modelled "
+                              f"({key[1]:,} B and {page:,} B per block)")
+        else:
+            blocks_of[key] = block_size * (page // key[1])
 
     if len(counts) == 1:
         (key, n), = counts.items()
         group_size, groups = n, {key: 1}
-    else:  # vLLM: one group per kind when the counts are close, else groups of the smallest count
+    else:  # vLLM: one group per bucket when the counts are close, else groups of the smallest count
         lo, hi = min(counts.values()), max(counts.values())
         group_size = hi if hi < GROUPING_RATIO * lo else lo
         groups = {key: cdiv(n, group_size) for key, n in counts.items()}
     n_groups = sum(groups.values())
     blocks = budget // page // group_size
-    per_request = sum(g * first[key].vllm_request_blocks(max_len, block_size, max_num_batched_tokens)
+    per_request = sum(g * first[key].vllm_request_blocks(max_len, blocks_of[key], max_num_batched_tokens)
                       for key, g in groups.items())
-    # "GPU KV cache size" (v0.20's report): blocks per group x the smallest group block, where a state
-    # group's block stands for a whole sequence (mamba_block_size = max_model_len).
-    smallest = min(block_size if first[key].grows else max_len for key in groups)
     return Capacity(
         kv_budget_bytes=budget,
-        block_size=block_size,
+        block_size=min(blocks_of[key] for key in attention) if attention else block_size,
         page_bytes=page,
         group_size=group_size,
         n_groups=n_groups,
         gpu_blocks=blocks,
-        kv_cache_tokens=blocks // n_groups * smallest,
+        # "GPU KV cache size" (v0.20's report): blocks per group x the smallest group block
+        kv_cache_tokens=blocks // n_groups * min(blocks_of[key] for key in groups),
         max_model_len=max_len,
         blocks_per_request=per_request,
         max_concurrency=blocks / per_request,

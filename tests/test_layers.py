@@ -209,3 +209,21 @@ def test_chunked_peak_matches_a_token_by_token_walk():
     for B, T, S, C, bs in itertools.product((1, 3), (1, 7, 16, 33, 64, 100), (0, 5, 16, 40), (8, 16, 32), (0, 4, 8)):
         if S <= T and (not bs or C % bs == 0):
             assert held_chunked(B, T, S, C, bs) == _simulated_chunk_slots(B, T, S, C, bs), (B, T, S, C, bs)
+
+
+def test_capacity_unifies_pages_of_different_head_sizes():
+    # Gemma-4-E4B (real config, corpus): 24 layers hold K/V (the last 18 share them): 20 sliding layers
+    # of 2 KV heads x 256 (window 512) and 4 full layers of 2 x 512. At blocks of 16 a full page is
+    # 16 x 2 x 1,024 x 2 B = 65,536 B and a sliding page 32,768 B, so vLLM gives sliding layers blocks of
+    # 32 tokens. Buckets 20 and 4: 20 >= 1.5 x 4, groups of 4: 5 sliding + 1 full group.
+    import json
+
+    from kvdash.hf_config import model_from_config
+
+    cfg = json.loads((ROOT / "tests/data/configs/gemma-4-e4b-it.json").read_text())["config"]
+    c = vllm_capacity(model_from_config(cfg), 10 * 2**30, max_model_len=8192)
+    assert (c.page_bytes, c.group_size, c.n_groups) == (65_536, 4, 6)
+    assert c.gpu_blocks == 10 * 2**30 // 65_536 // 4 == 40_960
+    # per request: full ceil(8,192 / 16) = 512; each sliding group ceil(min(511 + 8,192, 8,192) / 32) + 1 = 257
+    assert c.blocks_per_request == 512 + 5 * 257
+    assert c.kv_cache_tokens == 40_960 // 6 * 16

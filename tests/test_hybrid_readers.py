@@ -1,0 +1,43 @@
+"""Readers for families without a verbatim config in the corpus, checked by hand from their reference code."""
+
+from kvdash.breakdown import breakdown
+from kvdash.hf_config import model_from_config
+from kvdash.scenario import Scenario
+
+
+def test_recurrentgemma_2b():
+    # Fields as transformers' RecurrentGemmaConfig documents google/recurrentgemma-2b (its defaults; the
+    # Hub config sets num_key_value_heads 1 and intermediate_size 15,360). block_types repeat over the
+    # 26 layers, so layers 2, 5, ..., 23 (8) are local attention (window 2,048), the other 18 RG-LRU.
+    cfg = {"model_type": "recurrent_gemma", "num_hidden_layers": 26, "vocab_size": 256000, "hidden_size": 2560,
+           "intermediate_size": 15360, "num_attention_heads": 10, "num_key_value_heads": 1, "lru_width": 2560,
+           "attention_window_size": 2048, "conv1d_width": 4,
+           "block_types": ["recurrent", "recurrent", "attention"]}
+    m = model_from_config(cfg)
+    one = breakdown(m, Scenario(prompt_tokens=1))
+    assert one.kv_bytes_per_token == 8 * 1 * (256 + 256) * 2 == 8192  # not 26 x 1,024 = 26,624
+    # RG-LRU state: conv 2,560 x (4 - 1) + recurrent 2,560 values, 2 B each, in 18 layers
+    assert one.state_bytes_per_seq == 18 * (2560 * 3 + 2560) * 2 == 368_640
+    assert breakdown(m, Scenario(prompt_tokens=65_536))["kv_cache"] == 8192 * 2048 + 368_640
+
+
+def test_recurrentgemma_9b_attention_layers():
+    # 38 layers: attention at i % 3 == 2, 12 layers; 1 KV head of 256: 12,288 B per token (the issue's
+    # hand number), not 38 x 1,024 = 38,912.
+    cfg = {"model_type": "recurrent_gemma", "num_hidden_layers": 38, "vocab_size": 256000, "hidden_size": 4096,
+           "intermediate_size": 24576, "num_attention_heads": 16, "num_key_value_heads": 1, "lru_width": 4096,
+           "attention_window_size": 2048, "conv1d_width": 4}
+    assert breakdown(model_from_config(cfg), Scenario(prompt_tokens=1)).kv_bytes_per_token == 12_288
+
+
+def test_jamba_v01_pattern():
+    # Jamba-v0.1: 32 layers, attention where i % 8 == 4 (4 layers), 8 KV heads x 128: 16,384 B per token
+    # (the issue's hand number), not 32 x 4,096 = 131,072. Mamba-1: d_inner 2 x 4096, d_state 16, d_conv 4.
+    cfg = {"model_type": "jamba", "num_hidden_layers": 32, "hidden_size": 4096, "intermediate_size": 14336,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 65536, "attn_layer_period": 8,
+           "attn_layer_offset": 4, "expert_layer_period": 2, "expert_layer_offset": 1, "num_experts": 16,
+           "num_experts_per_tok": 2, "mamba_d_state": 16, "mamba_d_conv": 4, "mamba_expand": 2,
+           "mamba_dt_rank": 256}
+    one = breakdown(model_from_config(cfg), Scenario(prompt_tokens=1))
+    assert one.kv_bytes_per_token == 4 * 8 * 256 * 2 == 16_384
+    assert one.state_bytes_per_seq == 28 * (8192 * 3 + 8192 * 16) * 2
