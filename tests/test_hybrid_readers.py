@@ -41,3 +41,25 @@ def test_jamba_v01_pattern():
     one = breakdown(model_from_config(cfg), Scenario(prompt_tokens=1))
     assert one.kv_bytes_per_token == 4 * 8 * 256 * 2 == 16_384
     assert one.state_bytes_per_seq == 28 * (8192 * 3 + 8192 * 16) * 2
+
+
+def test_llava_next_mistral_sparse_text_config():
+    # llava-hf/llava-v1.6-mistral-7b-hf as TensorRT-LLM's test copies it (its vision tower cut to 2 layers
+    # there, 24 in the model): the text_config names only what differs from MistralConfig's defaults, so
+    # 32 layers, 32 heads, 8 KV heads of 128 come from configuration_mistral.py; sliding_window is null.
+    cfg = {"architectures": ["LlavaNextForConditionalGeneration"], "image_token_index": 32000,
+           "model_type": "llava_next", "projector_hidden_act": "gelu",
+           "text_config": {"_name_or_path": "mistralai/Mistral-7B-Instruct-v0.2",
+                           "architectures": ["MistralForCausalLM"], "intermediate_size": 14336,
+                           "max_position_embeddings": 32768, "model_type": "mistral",
+                           "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 1000000.0,
+                           "sliding_window": None, "torch_dtype": "bfloat16", "vocab_size": 32064},
+           "torch_dtype": "float16", "vision_config": {"hidden_size": 1024, "image_size": 336,
+                                                       "intermediate_size": 4096, "model_type": "clip_vision_model",
+                                                       "num_attention_heads": 16, "num_hidden_layers": 24,
+                                                       "patch_size": 14, "projection_dim": 768}}
+    m = model_from_config(cfg)
+    assert (m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim, m.hidden_size) == (32, 32, 8, 128, 4096)
+    assert breakdown(m, Scenario(prompt_tokens=65_536))["kv_cache"] == 32 * 8 * 256 * 2 * 65_536 == 8 * 2**30
+    # the vision tower is a weights component of its own, labelled an estimate
+    assert m.encoder_params > 300_000_000 and any("vision tower" in w for w in m.warnings)
