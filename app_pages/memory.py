@@ -93,7 +93,7 @@ st.write(
 )
 
 with st.expander("Weight table: every tensor, grouped by layer kind"):
-    rows = weight_table(model, scenario.tp, scenario.weights_dtype, scenario.experts_dtype)
+    rows = weight_table(model, scenario.tp, scenario.weights_dtype, scenario.experts_dtype, scenario.ep)
     st.caption(f"Per GPU of {scenario.tp} (tensor-parallel shards), all layers; matrices in their format with "
                "their scales, vectors and embeddings in 16-bit. The total is the weights row above when the "
                "model sits on one pipeline stage.")

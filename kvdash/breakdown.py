@@ -87,12 +87,12 @@ class Stage:
 
 @lru_cache(maxsize=512)
 def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, block_size: int = 0,
-           experts_dtype: str = "") -> tuple[Stage, ...]:
+           experts_dtype: str = "", ep: int = 1) -> tuple[Stage, ...]:
     w, kv = get_dtype(weights_dtype), get_dtype(kv_dtype)
     hp, act = high_precision(w), activation_dtype(w)
     experts_dtype = experts_dtype or weights_dtype
     a = act.nbytes(1, 1)
-    per_layer = layer_params(m, tp)
+    per_layer = layer_params(m, tp, ep=ep)
     emb = embedding_params(m, tp)
     table = embedding_tensors(m)
     embed_formats = {"vector": hp, "embed": hp}
@@ -111,7 +111,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
         groups = tuple(counts.items())
         linear = sum(per_layer[j].linear for j in layers)
         other = sum(per_layer[j].other for j in layers)
-        layer_bytes = [layer_weight_bytes(m, j, tp, weights_dtype, experts_dtype) for j in layers]
+        layer_bytes = [layer_weight_bytes(m, j, tp, weights_dtype, experts_dtype, ep) for j in layers]
         weight_bytes = sum(b for b, _ in layer_bytes)
         first, last = i == 0, i == pp - 1
         outside = []  # embedding, LM head, final norm: where the pipeline puts them
@@ -137,7 +137,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 encoder_params=encoder,
                 weight_bytes=weight_bytes + table_bytes(outside, tp, embed_formats),
                 expert_bytes=sum(e for _, e in layer_bytes),
-                expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j)
+                expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
                                   if t.role == "expert"),
                 encoder_bytes=hp.nbytes(encoder, 1),
                 caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in groups
@@ -269,6 +269,9 @@ class Breakdown:
             "pipeline_stage": self.stage.index,
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "state_bytes_per_seq": self.state_bytes_per_seq,
+            "weights_dtype": self.scenario.weights_dtype,
+            "experts_dtype": self.scenario.experts_dtype,
+            "expert_parallel": self.scenario.expert_parallel,
             "layers": self.layer_summary(),
             "warnings": list(self.model.warnings),
             "total_bytes": self.total,
@@ -288,7 +291,7 @@ class Breakdown:
 def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
     """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
     check_parallel(m, s)
-    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype)
+    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype, s.ep)
     B, P, T, S, bs = s.batch, s.prompt_tokens, s.context, s.shared_prefix_tokens, s.block_size
     chunk, eager = s.prefill_chunk, s.attention == "eager"
     reserve = 0

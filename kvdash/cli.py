@@ -56,13 +56,15 @@ def _weights_args(p: argparse.ArgumentParser) -> None:
                    "quantization_config), else bf16")
     p.add_argument("--moe-weights-dtype", metavar="D", help="format of the routed experts (default: as the "
                    "checkpoint, else as --weights-dtype)")
+    p.add_argument("--expert-parallel", action="store_true",
+                   help="split the routed experts whole across the --tp GPUs (vLLM's --enable-expert-parallel)")
 
 
 def _weight_formats(args, m: ModelSpec) -> dict:
     """--weights-dtype / --moe-weights-dtype, falling back to the checkpoint's formats."""
     w = args.weights_dtype or m.weights_format or "bf16"
     e = args.moe_weights_dtype or ("" if args.weights_dtype else m.experts_format)
-    return {"weights_dtype": w, "moe_weights_dtype": "" if e == w else e}
+    return {"weights_dtype": w, "moe_weights_dtype": "" if e == w else e, "expert_parallel": args.expert_parallel}
 
 
 def build_parser() -> argparse.ArgumentParser:

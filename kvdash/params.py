@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from kvdash.layers import LayerParams, Tensor
 from kvdash.model import ModelSpec
+from kvdash.units import cdiv
 
 __all__ = ["EmbeddingParams", "LayerParams", "embedding_params", "ffn_tensors", "layer_params", "layer_tensors",
            "total_params"]
@@ -26,17 +27,21 @@ def _norms(m: ModelSpec, name: str) -> list[tuple[Tensor, int]]:
     return [(Tensor(f"{name}.{p}", m.hidden_size, role="vector"), 1) for p in parts]
 
 
-def _matrices(m: ModelSpec, prefix: str, inter: int, role: str, count: int) -> list[tuple[Tensor, int]]:
+def _matrices(m: ModelSpec, prefix: str, inter: int, role: str, count: int, whole: bool = False
+              ) -> list[tuple[Tensor, int]]:
+    """Gate (if gated), up and down projections; `whole`: not sharded by tensor parallelism."""
     h = m.hidden_size
-    gate = [(Tensor(f"{prefix}.gate_proj", inter, h, "rows", role=role), count)] if m.gated_mlp else []
-    return [*gate, (Tensor(f"{prefix}.up_proj", inter, h, "rows", role=role), count),
-            (Tensor(f"{prefix}.down_proj", h, inter, "cols", role=role), count)]
+    up, down = (None, None) if whole else ("rows", "cols")
+    gate = [(Tensor(f"{prefix}.gate_proj", inter, h, up, role=role), count)] if m.gated_mlp else []
+    return [*gate, (Tensor(f"{prefix}.up_proj", inter, h, up, role=role), count),
+            (Tensor(f"{prefix}.down_proj", h, inter, down, role=role), count)]
 
 
 @lru_cache(maxsize=1024)
-def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False) -> tuple[tuple[Tensor, int], ...]:
+def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False, ep: int = 1) -> tuple[tuple[Tensor, int], ...]:
     """(tensor, how many) of one feed-forward block: a dense MLP, or a router, routed experts (all of
-    them, or the ones a token uses) and shared experts."""
+    them, or the ones a token uses) and shared experts. With expert parallelism over `ep` GPUs each
+    holds E / ep whole experts instead of a 1/tp shard of every expert."""
     h = m.hidden_size
     if not moe:
         out = _matrices(m, "mlp", m.intermediate_size, "linear", 1)
@@ -48,8 +53,8 @@ def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False) -> tuple[tup
     out = [(Tensor("router", m.n_experts, h, role="vector"), 1)]
     if m.router_bias:
         out.append((Tensor("router.bias", m.n_experts, role="vector"), 1))
-    out += _matrices(m, "experts", m.expert_intermediate_size, "expert",
-                     m.experts_per_token if active_only else m.n_experts)
+    experts = m.experts_per_token if active_only else m.n_experts
+    out += _matrices(m, "experts", m.expert_intermediate_size, "expert", cdiv(experts, ep), whole=ep > 1)
     if m.shared_expert_intermediate_size:
         out += _matrices(m, "shared_expert", m.shared_expert_intermediate_size, "linear", 1)
         if m.shared_expert_gate:
@@ -57,10 +62,11 @@ def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False) -> tuple[tup
     return tuple(out)
 
 
-def layer_tensors(m: ModelSpec, i: int, active_only: bool = False) -> tuple[tuple[Tensor, int], ...]:
-    """The weight table of layer i: its mixer's tensors, its feed-forward block, its norms."""
+def layer_tensors(m: ModelSpec, i: int, active_only: bool = False, ep: int = 1) -> tuple[tuple[Tensor, int], ...]:
+    """The weight table of layer i: its mixer's tensors, its feed-forward block, its norms (per GPU of an
+    ep-way expert-parallel group for the routed experts)."""
     mixer = [(t, 1) for t in m.layers[i].tensors(m.hidden_size)]
-    ffn = list(ffn_tensors(m, m.moe_mask[i], active_only)) if m.mlp_mask[i] else []
+    ffn = list(ffn_tensors(m, m.moe_mask[i], active_only, ep)) if m.mlp_mask[i] else []
     norms = [row for k in range(m.norms_per_layer) for row in _norms(m, f"norm{k + 1}")]
     return (*mixer, *ffn, *norms)
 
@@ -89,9 +95,9 @@ def _params(rows, tp: int) -> LayerParams:
 
 
 @lru_cache(maxsize=256)
-def layer_params(m: ModelSpec, tp: int = 1, active_only: bool = False) -> tuple[LayerParams, ...]:
+def layer_params(m: ModelSpec, tp: int = 1, active_only: bool = False, ep: int = 1) -> tuple[LayerParams, ...]:
     """Per-layer parameters held by one GPU of a tp-way tensor-parallel group."""
-    return tuple(_params(layer_tensors(m, i, active_only), tp) for i in range(m.n_layers))
+    return tuple(_params(layer_tensors(m, i, active_only, ep), tp) for i in range(m.n_layers))
 
 
 @dataclass(frozen=True)

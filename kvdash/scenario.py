@@ -29,6 +29,7 @@ class Scenario:
     kv_dtype: str = "bf16"
     tp: int = 1  # tensor-parallel degree
     pp: int = 1  # pipeline-parallel degree
+    expert_parallel: bool = False  # routed experts split whole across the tp GPUs (vLLM's --enable-expert-parallel)
     block_size: int = 0  # paged KV blocks of this many tokens; 0 = contiguous, no rounding
     shared_prefix_tokens: int = 0  # prompt tokens common to every sequence, cached once
     attention: str = "fused"  # fused (flash/SDPA) never stores scores; eager materialises them
@@ -65,6 +66,8 @@ class Scenario:
                 f"shared_prefix_tokens ({self.shared_prefix_tokens:,}) cannot exceed "
                 f"prompt_tokens ({self.prompt_tokens:,})"
             )
+        if type(self.expert_parallel) is not bool:
+            raise KvdashError(f"expert_parallel must be true or false, not {self.expert_parallel!r}")
         u = self.gpu_memory_utilization
         if not isinstance(u, (int, float)) or isinstance(u, bool) or not 0 <= u <= 1:
             raise KvdashError(f"gpu_memory_utilization must be between 0 and 1, not {u!r}")
@@ -73,6 +76,11 @@ class Scenario:
     def context(self) -> int:
         """Tokens each sequence holds at the end: prompt plus generated."""
         return self.prompt_tokens + self.new_tokens
+
+    @property
+    def ep(self) -> int:
+        """GPUs the routed experts are split across, whole: the tensor-parallel group under expert parallelism."""
+        return self.tp if self.expert_parallel else 1
 
     @property
     def experts_dtype(self) -> str:
@@ -86,5 +94,8 @@ def check_parallel(m: ModelSpec, s: Scenario) -> None:
     """Reject tensor/pipeline degrees the engines refuse (vLLM's rules, each layer kind its own)."""
     for spec, _ in m.layer_groups:
         spec.check_tp(s.tp)
+    if s.expert_parallel and (not m.n_experts or m.n_experts % s.tp):
+        raise KvdashError(f"expert parallelism splits the routed experts across the {s.tp} GPUs: it needs a "
+                          f"mixture-of-experts model whose expert count ({m.n_experts}) tp divides")
     if s.pp > m.n_layers:
         raise KvdashError(f"pp = {s.pp} exceeds the {m.n_layers} layers")

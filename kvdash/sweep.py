@@ -37,7 +37,7 @@ def total_grid(m: ModelSpec, s: Scenario, batches, prompts) -> np.ndarray:
     if total_bytes_fn(m, s)(int(B.max()), int(P.max())) >= _INT64_SAFE:
         raise KvdashError("sweep range too large for exact 64-bit arithmetic")
     out = None
-    for st in stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype):
+    for st in stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype, s.ep):
         t = stage_bytes(st, s, B, P, np.minimum, np.maximum)
         out = t if out is None else np.maximum(out, t)
     return np.broadcast_to(out, (B.shape[0], P.shape[1])) + s.runtime_overhead_bytes

@@ -31,16 +31,19 @@ def table_bytes(rows, tp: int, fmt: dict[str, DType]) -> int:
 
 
 @lru_cache(maxsize=4096)
-def layer_weight_bytes(m: ModelSpec, i: int, tp: int, weights_dtype: str, experts_dtype: str) -> tuple[int, int]:
+def layer_weight_bytes(m: ModelSpec, i: int, tp: int, weights_dtype: str, experts_dtype: str, ep: int = 1
+                       ) -> tuple[int, int]:
     """(all bytes, routed-expert bytes) of layer i on one GPU."""
     fmt = formats(weights_dtype, experts_dtype)
-    rows = layer_tensors(m, i)
+    rows = layer_tensors(m, i, ep=ep)
     return table_bytes(rows, tp, fmt), table_bytes([(t, n) for t, n in rows if t.role == "expert"], tp, fmt)
 
 
-def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts_dtype: str = "") -> list[dict]:
+def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts_dtype: str = "", ep: int = 1
+                 ) -> list[dict]:
     """One row per distinct tensor: the layers it sits in (grouped by layer kind), its shape and shard
-    on one GPU, how many the model holds, its format and bytes (whole model, one GPU's shards)."""
+    on one GPU, how many one GPU holds (routed experts: E / ep under expert parallelism), its format and
+    bytes (one GPU's shards, all layers)."""
     fmt = formats(weights_dtype, experts_dtype)
     rows: dict[tuple, dict] = {}
 
@@ -56,7 +59,7 @@ def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts
 
     for i, spec in enumerate(m.layers):
         ffn = "MoE" if m.moe_mask[i] else "MLP" if m.mlp_mask[i] else "no MLP"
-        for t, n in layer_tensors(m, i):
+        for t, n in layer_tensors(m, i, ep=ep):
             add(f"{spec.short} layers ({ffn})", t, n)
     table = embedding_tensors(m)
     for part in ("first", "final_norm", *(() if m.tie_word_embeddings else ("head",))):

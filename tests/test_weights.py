@@ -118,3 +118,26 @@ def test_weight_table_adds_up_to_the_breakdown():
     assert sum(r["count"] * (r["shape"][0] * (r["shape"][1] if len(r["shape"]) > 1 else 1)) for r in rows) == m.params
     experts = [r for r in rows if r["role"] == "expert"]
     assert {r["format"] for r in experts} == {"int4"} and all(r["count"] == 48 * 128 for r in experts)
+
+
+def test_expert_parallel_holds_whole_experts():
+    # Qwen3-30B-A3B on 4 GPUs: 48 MoE layers of 128 experts (2048 <-> 768, gated). Sharded, each GPU holds a
+    # quarter of every expert; with expert parallelism 32 whole experts per layer: the same bf16 bytes.
+    m = preset_model("qwen3-30b-a3b")
+    per_gpu = 48 * 32 * 3 * 2048 * 768
+    sharded = breakdown(m, Scenario(tp=4)).stage
+    whole = breakdown(m, Scenario(tp=4, expert_parallel=True)).stage
+    assert sharded.expert_bytes == whole.expert_bytes == 2 * per_gpu
+    # In int4 they differ: a sharded down_proj row keeps 768 / 4 = 192 inputs, 2 groups of 128 (one partial),
+    # so 4 shards hold 8 scales where the whole row holds 768 / 128 = 6.
+    def int4(rows, cols):
+        return rows * cols // 2 + rows * -(-cols // 128) * 2
+    shard = 48 * 128 * (2 * int4(768 // 4, 2048) + int4(2048, 768 // 4))
+    full = 48 * 32 * (2 * int4(768, 2048) + int4(2048, 768))
+    assert breakdown(m, Scenario(tp=4, weights_dtype="int4")).stage.expert_bytes == shard
+    assert breakdown(m, Scenario(tp=4, weights_dtype="int4", expert_parallel=True)).stage.expert_bytes == full
+    assert shard > full  # partial groups cost scales
+    with pytest.raises(KvdashError, match="expert count"):  # 8 experts cannot split over 16 GPUs
+        breakdown(preset_model("mixtral-8x7b"), Scenario(tp=16, expert_parallel=True))
+    with pytest.raises(KvdashError, match="mixture-of-experts"):
+        breakdown(preset_model("llama-3.1-8b"), Scenario(tp=2, expert_parallel=True))

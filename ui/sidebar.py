@@ -20,9 +20,10 @@ from kvdash.scenario import Scenario
 Q = "query-params"
 WEIGHT_CHOICES = ["checkpoint", *DTYPES]
 EXPERTS_CHOICES = ["as the weights", *DTYPES]
+EXPERT_SPLITS = ["sharded", "whole (EP)"]
 SOURCES = ["preset", "config.json", "custom"]
 # Widgets whose values travel in the URL, with the type their query parameter must parse as.
-BOUND = {"source": str, "model": str, "batch": int, "context": int, "new": int, "wdtype": str, "edtype": str,
+BOUND = {"source": str, "model": str, "batch": int, "context": int, "new": int, "wdtype": str, "edtype": str, "ep": str,
          "kvdtype": str,
          "tp": int, "pp": int, "block": int, "prefix": int, "gpu": str, "unit": str, "c_layers": int,
          "c_hidden": int, "c_heads": int, "c_kv": int, "c_hd": int, "c_inter": int, "c_vocab": int,
@@ -111,7 +112,7 @@ def render_sidebar() -> None:
                               help="checkpoint: as the config's quantization_config stores them (else bf16)")
         kvdtype = c2.selectbox("KV cache", list(KV_DTYPES), index=list(KV_DTYPES).index("bf16"), key="kvdtype",
                                bind=Q)
-        edtype = EXPERTS_CHOICES[0]
+        edtype, ep = EXPERTS_CHOICES[0], False
         if model is not None and model.n_experts:
             edtype = st.selectbox("Routed experts' weights", EXPERTS_CHOICES, key="edtype", bind=Q,
                                   help="gpt-oss ships its experts in mxfp4 and the rest in bf16")
@@ -123,6 +124,10 @@ def render_sidebar() -> None:
                              help="0: a contiguous cache without block rounding")
         prefix = c2.number_input("Shared prefix", 0, 1 << 30, 0, key="prefix", bind=Q,
                                  help="prompt tokens common to every sequence, cached once")
+        if model is not None and model.n_experts:
+            ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
+                          help="sharded: every expert split tp ways; whole: each GPU holds E / tp whole experts, "
+                               "as vLLM's --enable-expert-parallel does") == EXPERT_SPLITS[1]
         st.header("Hardware")
         gpu_id = st.selectbox("GPU", list(gpus), index=list(gpus).index("nvidia-h100-sxm5"), key="gpu", bind=Q,
                               help="usable memory as the runtime sees it (data/gpus.csv)")
@@ -144,7 +149,7 @@ def render_sidebar() -> None:
         st.session_state["sel_scenario"] = Scenario(
             batch=int(batch), prompt_tokens=int(context), new_tokens=int(new),
             **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
-            shared_prefix_tokens=int(prefix))
+            shared_prefix_tokens=int(prefix), expert_parallel=bool(ep))
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None
