@@ -220,11 +220,6 @@ class LayerSpec:
         """The attention window the live decoder runs this layer with (0: full); None: it cannot."""
         return None
 
-    @property
-    def replicated_linear(self) -> int:
-        """Linear parameters per layer that every tensor-parallel GPU holds whole (per unit hidden size)."""
-        return 0
-
     def describe(self, kv: DType, tp: int) -> str:
         """The per-token (or per-sequence) cache formula of one layer, in words and numbers."""
         return "no cache"
@@ -575,10 +570,6 @@ class LatentAttention(LayerSpec):
                 Tensor("kv_a_norm", self.kv_lora_rank, role="vector"),
                 Tensor("kv_b_proj", nh * (self.qk_nope_head_dim + self.v_head_dim), self.kv_lora_rank, "rows"),
                 Tensor("o_proj", hidden, nh * self.v_head_dim, "cols"))
-
-    @property
-    def replicated_linear(self):
-        return self.q_lora_rank + self.kv_lora_rank + self.qk_rope_head_dim
 
     def act_width(self, tp):
         nh = self.n_heads // tp
