@@ -25,8 +25,8 @@ def layer_strip(m, b) -> go.Figure:
         per = f"{r['kv_bytes_per_token'] // max(1, r['layers']):,} B/token" if r and r["kv_bytes_per_token"] else (
             f"{r['state_bytes_per_seq'] // max(1, r['layers']):,} B per sequence" if r and r["state_bytes_per_seq"]
             else "no cache")
-        fig.add_bar(x=at, y=[1] * len(at), name=f"{len(at)} × {spec.short}", marker_color=KIND_COLOURS.get(spec.kind, "#999999"),
-                    hovertemplate=f"layer %{{x}}: {spec.short}, {per}<extra></extra>")
+        fig.add_bar(x=at, y=[1] * len(at), name=f"{len(at)} × {spec.short}",
+                    marker_color=KIND_COLOURS.get(spec.kind, "#999999"), hovertemplate=f"layer %{{x}}: {spec.short}, {per}<extra></extra>")
     fig.update_layout(barmode="overlay", bargap=0.05, height=170, title=f"The {m.n_layers} layers by kind",
                       xaxis=dict(title="layer", range=[-0.5, m.n_layers - 0.5]), yaxis=dict(visible=False),
                       legend=dict(orientation="h", y=-0.6), margin=dict(l=10, r=10, t=40, b=10))
