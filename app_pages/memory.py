@@ -6,7 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from kvdash.breakdown import breakdown
+from kvdash.breakdown import activation_dtype, breakdown
+from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
 from kvdash.solvers import max_batch, max_context
 from kvdash.units import fmt_bytes, to_unit
@@ -15,18 +16,18 @@ from ui.sidebar import BOUND, require
 from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS
 
 
-def layer_strip(m, b) -> go.Figure:
+def layer_strip(m, s) -> go.Figure:
     """The layer stack as a strip of cells coloured by kind: which layers hold what."""
+    kv, act = get_dtype(s.kv_dtype), activation_dtype(get_dtype(s.weights_dtype))
     fig = go.Figure()
-    rows = {r["label"]: r for r in b.layer_summary()}
     for spec, _ in m.layer_groups:
         at = [i for i, x in enumerate(m.layers) if x == spec]
-        r = rows.get(spec.short)
-        per = f"{r['kv_bytes_per_token'] // max(1, r['layers']):,} B/token" if r and r["kv_bytes_per_token"] else (
-            f"{r['state_bytes_per_seq'] // max(1, r['layers']):,} B per sequence" if r and r["state_bytes_per_seq"]
-            else "no cache")
+        per_token, per_seq = spec.bytes_per_token(kv, s.tp), spec.bytes_per_seq(kv, act, s.tp, s.block_size)
+        holds = (f"{per_token:,} B per token" if per_token else f"{per_seq:,} B per sequence" if per_seq
+                 else "no cache")
         fig.add_bar(x=at, y=[1] * len(at), name=f"{len(at)} × {spec.short}",
-                    marker_color=KIND_COLOURS.get(spec.kind, "#999999"), hovertemplate=f"layer %{{x}}: {spec.short}, {per}<extra></extra>")
+                    marker_color=KIND_COLOURS.get(spec.kind, "#999999"),
+                    hovertemplate=f"layer %{{x}}: {spec.short}, {holds}<extra></extra>")
     fig.update_layout(barmode="overlay", bargap=0.05, height=170, title=f"The {m.n_layers} layers by kind",
                       xaxis=dict(title="layer", range=[-0.5, m.n_layers - 0.5]), yaxis=dict(visible=False),
                       legend=dict(orientation="h", y=-0.6), margin=dict(l=10, r=10, t=40, b=10))
@@ -76,7 +77,7 @@ tree = go.Figure(go.Treemap(
 tree.update_layout(height=320, title=f"Composition ({unit})", margin=dict(l=10, r=10, t=60, b=10))
 right.plotly_chart(tree, width="stretch", key="memory_treemap")
 
-st.plotly_chart(layer_strip(model, b), width="stretch", key="memory_layers")
+st.plotly_chart(layer_strip(model, scenario), width="stretch", key="memory_layers")
 
 table = pd.DataFrame(
     [{"component": c.label, "bytes": c.bytes, unit: round(to_unit(c.bytes, unit), 3), "formula": c.formula,
