@@ -10,6 +10,7 @@ import time
 
 import streamlit as st
 
+from ui.guard import run_guarded
 from ui.sidebar import render_sidebar
 
 started = time.perf_counter()
@@ -26,6 +27,6 @@ page = st.navigation([
     st.Page("app_pages/live.py", title="Live run", url_path="live"),
     st.Page("app_pages/learn.py", title="Learn", url_path="learn"),
 ])
-page.run()
+run_guarded(page)  # errors become an error box; the sidebar and navigation stay
 # Server time of this redraw, read by benchmarks/bench_app.py (a page that stops early skips it).
 st.session_state["_redraw_ms"] = (time.perf_counter() - started) * 1e3

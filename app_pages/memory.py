@@ -15,6 +15,8 @@ from kvdash.weights import weight_table
 from ui.sidebar import BOUND, require
 from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS
 
+INT64_LIMIT = 1 << 63
+
 
 def layer_strip(m, s) -> go.Figure:
     """The layer stack as a strip of cells coloured by kind: which layers hold what."""
@@ -43,7 +45,7 @@ try:
 except KvdashError as e:
     st.error(str(e))
     st.stop()
-for w in model.warnings:
+for w in b.warnings:
     st.warning(w, icon="⚠️")
 
 cols = st.columns(5)
@@ -85,11 +87,14 @@ table = pd.DataFrame(
     + [{"component": "Total", "bytes": b.total, unit: round(to_unit(b.total, unit), 3), "formula": "sum of the above",
         "basis": "formula"}]
 )
+if table["bytes"].map(lambda v: v >= INT64_LIMIT).any():  # beyond Arrow's int64: exact, as text
+    table["bytes"] = table["bytes"].map(str)
 st.dataframe(table, hide_index=True, width="stretch", key="breakdown")
+trained = f"{model.max_position_embeddings:,}" if model.max_position_embeddings else "an unknown length"
 st.write(
     f"Largest batch at {scenario.context:,} tokens: **{max_batch(model, scenario, gpu):,}** · "
     f"longest context at batch {scenario.batch:,}: **{max_context(model, scenario, gpu):,} tokens** "
-    f"(model trained to {model.max_position_embeddings:,}) · usable memory {fmt_bytes(gpu.usable_bytes, unit)} "
+    f"(model trained to {trained}) · usable memory {fmt_bytes(gpu.usable_bytes, unit)} "
     f"({gpu.usable_basis})"
 )
 

@@ -19,7 +19,7 @@ from kvdash.layers import LayerSpec, held_full, held_sliding  # noqa: F401  (hel
 from kvdash.model import ModelSpec
 from kvdash.params import embedding_params, embedding_tensors, layer_params, layer_tensors
 from kvdash.scenario import Scenario, check_parallel
-from kvdash.units import cdiv
+from kvdash.units import GiB, cdiv
 from kvdash.weights import layer_weight_bytes, table_bytes
 
 LOGIT_BYTES = 4  # logits are upcast to fp32 before sampling
@@ -259,6 +259,25 @@ class Breakdown:
     def fits(self) -> bool | None:
         return None if self.gpu is None else self.headroom >= 0
 
+    @property
+    def warnings(self) -> list[str]:
+        """Where these numbers stop holding, or hold only with care: the importer's notes on the model,
+        a context beyond what the model was trained for, caches copied by tensor parallelism, a fit
+        without room for what kvdash does not model."""
+        m, s = self.model, self.scenario
+        out = list(m.warnings)
+        if not m.max_position_embeddings:
+            out.append("the config does not say how long a context the model was trained for "
+                       "(no max_position_embeddings): whether it works at this length is unknown")
+        elif s.context > m.max_position_embeddings:
+            out.append(f"{s.context:,} tokens per sequence exceed the {m.max_position_embeddings:,} the model "
+                       "was trained for: the memory is as computed, but the model may not work that far")
+        out += dict.fromkeys(note for spec, _ in self.stage.groups if (note := spec.tp_note(s.tp)))
+        if self.fits and self.headroom < max(GiB, self.gpu.usable_bytes // 20):
+            out.append(f"it fits with {self.headroom / GiB:.2f} GiB to spare: CUDA-graph capture and allocator "
+                       "fragmentation, which kvdash does not model, commonly take about that much")
+        return out
+
     def to_dict(self) -> dict:
         out = {
             "model": self.model.name,
@@ -273,7 +292,7 @@ class Breakdown:
             "experts_dtype": self.scenario.experts_dtype,
             "expert_parallel": self.scenario.expert_parallel,
             "layers": self.layer_summary(),
-            "warnings": list(self.model.warnings),
+            "warnings": self.warnings,
             "total_bytes": self.total,
             "components": [
                 {"key": c.key, "label": c.label, "bytes": c.bytes, "formula": c.formula, "basis": c.basis}

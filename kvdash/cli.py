@@ -141,7 +141,7 @@ def _cmd_size(args) -> int:
     print(f"KV cache per token: {b.kv_bytes_per_token:,} B; fixed per sequence: {b.state_bytes_per_seq:,} B")
     for row in b.layer_summary():
         print(f"  {row['layers']:>4} x {row['label']:<28} {row['formula']}")
-    for w in m.warnings:
+    for w in b.warnings:
         print(f"warning: {w}")
     print()
     width = max(len(c.label) for c in b.components)

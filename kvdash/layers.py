@@ -215,6 +215,10 @@ class LayerSpec:
     def check_tp(self, tp: int) -> None:
         return None
 
+    def tp_note(self, tp: int) -> str | None:
+        """A sentence when tensor parallelism copies this layer's cache instead of splitting it."""
+        return None
+
     @property
     def live_window(self) -> int | None:
         """The attention window the live decoder runs this layer with (0: full); None: it cannot."""
@@ -342,6 +346,12 @@ class FullAttention(LayerSpec):
             raise KvdashError(f"tp = {tp} must divide the {self.n_kv_heads} KV heads")
         if tp > self.n_kv_heads and tp % self.n_kv_heads:
             raise KvdashError(f"tp = {tp} exceeds the {self.n_kv_heads} KV heads and is not a multiple of them")
+
+    def tp_note(self, tp):
+        if tp > self.n_kv_heads and not self.kv_shared:
+            return (f"tp = {tp} exceeds the {self.n_kv_heads} KV heads of the {self.label} layers: each GPU holds "
+                    f"one KV head, so each head's cache is stored on {tp // self.n_kv_heads} GPUs")
+        return None
 
     @property
     def live_window(self):
@@ -581,6 +591,11 @@ class LatentAttention(LayerSpec):
     def check_tp(self, tp):
         if self.n_heads % tp:
             raise KvdashError(f"tp = {tp} must divide the {self.n_heads} attention heads")
+
+    def tp_note(self, tp):
+        if tp > 1:
+            return f"the latent (MLA) cache is not split by tensor parallelism: each of the {tp} GPUs holds all of it"
+        return None
 
     @property
     def short(self):

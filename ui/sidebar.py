@@ -1,34 +1,58 @@
 """The shared sidebar: model, scenario, GPU and units, stored in session state for every page.
 
 app.py draws it on every run, before st.navigation runs the page; pages call `selection()`.
-Every input is bound to the URL (`bind="query-params"`), so a link reproduces the scenario;
-invalid values in a link are dropped by Streamlit and reported here in a notice.
+Every input is bound to the URL (`bind="query-params"`), so a link reproduces the scenario. A link's
+values are parsed first (ui/links.py, the same table the widgets take their ranges from): an invalid
+one is removed before any widget reads it, and the notice names it.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from kvdash.dtypes import DTYPES, KV_DTYPES
+from kvdash.dtypes import KV_DTYPES
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
 from kvdash.model import MLA, SLIDING, ModelSpec
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
+from ui.links import (
+    ATTENTION_CHOICES,
+    BLOCK_CHOICES,
+    EXPERT_SPLITS,
+    EXPERTS_CHOICES,
+    FIELDS,
+    SOURCES,
+    UNITS,
+    WEIGHT_CHOICES,
+    clean_link,
+    notice,
+)
 
 Q = "query-params"
-WEIGHT_CHOICES = ["checkpoint", *DTYPES]
-EXPERTS_CHOICES = ["as the weights", *DTYPES]
-EXPERT_SPLITS = ["sharded", "whole (EP)"]
-SOURCES = ["preset", "config.json", "custom"]
-# Widgets whose values travel in the URL, with the type their query parameter must parse as.
-BOUND = {"source": str, "model": str, "batch": int, "context": int, "new": int, "wdtype": str, "edtype": str, "ep": str,
-         "kvdtype": str,
-         "tp": int, "pp": int, "block": int, "prefix": int, "gpu": str, "unit": str, "c_layers": int,
-         "c_hidden": int, "c_heads": int, "c_kv": int, "c_hd": int, "c_inter": int, "c_vocab": int,
-         "c_attn": str, "c_window": int, "c_latent": int, "c_rope": int, "c_experts": int, "c_topk": int,
-         "c_expert_inter": int}
+# Widgets whose values travel in the URL, with the type their value must have (a loaded scenario file).
+BOUND = {k: str if f.choices is not None and k != "block" else int for k, f in FIELDS.items()}
+
+
+def _drop_from_link(keys) -> None:
+    """Remove invalid values from the link before any widget reads them, so each widget shows its default.
+
+    Streamlit (1.67, pinned) seeds a bound widget from the query string as it was when the page loaded
+    (QueryParams._initial_query_params), which st.query_params cannot edit: a value like batch=1e309
+    then raises inside the widget. This clears it there and in the address bar (remove_param), as
+    Streamlit itself does for values its widgets reject. tests/test_app.py covers it."""
+    from streamlit.runtime.state import get_session_state
+
+    with get_session_state().query_params() as qp:
+        for key in keys:
+            qp._initial_query_params.pop(key, None)
+            qp.remove_param(key)
+
+
+def _number(label: str, key: str, default: int, where=st, **kw) -> int:
+    """A URL-bound number input whose range is the link parser's (and the core's) for `key`."""
+    return int(where.number_input(label, FIELDS[key].lo, FIELDS[key].hi, default, key=key, bind=Q, **kw))
 
 
 def weight_formats(model: ModelSpec, wdtype: str, edtype: str) -> dict:
@@ -41,28 +65,27 @@ def weight_formats(model: ModelSpec, wdtype: str, edtype: str) -> dict:
 
 def _custom_model() -> ModelSpec:
     """The 'custom' architecture from number inputs (defaults: a Llama-3.1-8B-like shape)."""
-    n = st.number_input("Layers", 1, 10_000, 32, key="c_layers", bind=Q)
-    hidden = st.number_input("Hidden size", 1, 1_000_000, 4096, key="c_hidden", bind=Q)
-    heads = st.number_input("Attention heads", 1, 100_000, 32, key="c_heads", bind=Q)
-    kv = st.number_input("KV heads", 1, 100_000, 8, key="c_kv", bind=Q)
-    hd = st.number_input("Head dim", 1, 65_536, 128, key="c_hd", bind=Q)
-    inter = st.number_input("MLP intermediate size", 1, 10_000_000, 14336, key="c_inter", bind=Q)
-    vocab = st.number_input("Vocabulary", 1, 100_000_000, 128256, key="c_vocab", bind=Q)
-    attn = st.selectbox("Attention", ["full", "sliding", "latent (MLA)"], key="c_attn", bind=Q)
+    n = _number("Layers", "c_layers", 32)
+    hidden = _number("Hidden size", "c_hidden", 4096)
+    heads = _number("Attention heads", "c_heads", 32)
+    kv = _number("KV heads", "c_kv", 8)
+    hd = _number("Head dim", "c_hd", 128)
+    inter = _number("MLP intermediate size", "c_inter", 14336)
+    vocab = _number("Vocabulary", "c_vocab", 128256)
+    attn = st.selectbox("Attention", ATTENTION_CHOICES, key="c_attn", bind=Q)
     kw: dict = {}
     if attn == "sliding":
         kw.update(layer_types=(SLIDING,) * int(n),
-                  sliding_window=int(st.number_input("Window (tokens)", 1, 1 << 30, 4096, key="c_window", bind=Q)))
+                  sliding_window=_number("Window (tokens)", "c_window", 4096))
     elif attn.startswith("latent"):
         kw.update(layer_types=(MLA,) * int(n), qk_nope_head_dim=int(hd),
-                  kv_lora_rank=int(st.number_input("kv_lora_rank", 1, 1_000_000, 512, key="c_latent", bind=Q)),
-                  qk_rope_head_dim=int(st.number_input("qk_rope_head_dim", 1, 65_536, 64, key="c_rope", bind=Q)))
-    experts = st.number_input("Routed experts (0: dense)", 0, 100_000, 0, key="c_experts", bind=Q)
+                  kv_lora_rank=_number("kv_lora_rank", "c_latent", 512),
+                  qk_rope_head_dim=_number("qk_rope_head_dim", "c_rope", 64))
+    experts = _number("Routed experts (0: dense)", "c_experts", 0)
     if experts:
         kw.update(n_experts=int(experts),
-                  experts_per_token=int(st.number_input("Experts per token", 1, 100_000, 2, key="c_topk", bind=Q)),
-                  expert_intermediate_size=int(st.number_input("Expert FFN size", 1, 10_000_000, 14336,
-                                                               key="c_expert_inter", bind=Q)))
+                  experts_per_token=_number("Experts per token", "c_topk", 2),
+                  expert_intermediate_size=_number("Expert FFN size", "c_expert_inter", 14336))
     return ModelSpec(name="custom", n_layers=int(n), hidden_size=int(hidden), n_heads=int(heads),
                      n_kv_heads=int(kv), head_dim=int(hd), vocab_size=int(vocab), intermediate_size=int(inter),
                      **kw)
@@ -86,7 +109,9 @@ def render_sidebar() -> None:
     for k, v in st.session_state.pop("_pending_scenario", {}).items():  # a loaded scenario file
         st.session_state[k] = v
     first_run = "_link_checked" not in st.session_state
-    link = {k: st.query_params.get(k) for k in BOUND if first_run and k in st.query_params}
+    link = {k: st.query_params.get(k) for k in FIELDS if first_run and k in st.query_params}
+    _, rejected = clean_link(link)
+    _drop_from_link(rejected)
     model, model_error = None, None
     with st.sidebar:
         st.header("Model")
@@ -104,9 +129,9 @@ def render_sidebar() -> None:
             model_error = str(e)
             st.error(model_error)
         st.header("Scenario")
-        batch = st.number_input("Batch (concurrent sequences)", 1, 1 << 24, 1, key="batch", bind=Q)
-        context = st.number_input("Prompt tokens per sequence", 1, 1 << 30, 8192, step=1024, key="context", bind=Q)
-        new = st.number_input("Generated tokens per sequence", 0, 1 << 30, 0, step=256, key="new", bind=Q)
+        batch = _number("Batch (concurrent sequences)", "batch", 1)
+        context = _number("Prompt tokens per sequence", "context", 8192, step=1024)
+        new = _number("Generated tokens per sequence", "new", 0, step=256)
         c1, c2 = st.columns(2)
         wdtype = c1.selectbox("Weights", WEIGHT_CHOICES, key="wdtype", bind=Q,
                               help="checkpoint: as the config's quantization_config stores them (else bf16)")
@@ -117,12 +142,12 @@ def render_sidebar() -> None:
             edtype = st.selectbox("Routed experts' weights", EXPERTS_CHOICES, key="edtype", bind=Q,
                                   help="gpt-oss ships its experts in mxfp4 and the rest in bf16")
         c1, c2 = st.columns(2)
-        tp = c1.number_input("Tensor parallel", 1, 1024, 1, key="tp", bind=Q)
-        pp = c2.number_input("Pipeline parallel", 1, 1024, 1, key="pp", bind=Q)
+        tp = _number("Tensor parallel", "tp", 1, where=c1)
+        pp = _number("Pipeline parallel", "pp", 1, where=c2)
         c1, c2 = st.columns(2)
-        block = c1.selectbox("Paged blocks", [0, 16, 32, 64, 128], key="block", bind=Q,
+        block = c1.selectbox("Paged blocks", BLOCK_CHOICES, key="block", bind=Q,
                              help="0: a contiguous cache without block rounding")
-        prefix = c2.number_input("Shared prefix", 0, 1 << 30, 0, key="prefix", bind=Q,
+        prefix = _number("Shared prefix", "prefix", 0, where=c2,
                                  help="prompt tokens common to every sequence, cached once")
         if model is not None and model.n_experts:
             ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
@@ -131,15 +156,17 @@ def render_sidebar() -> None:
         st.header("Hardware")
         gpu_id = st.selectbox("GPU", list(gpus), index=list(gpus).index("nvidia-h100-sxm5"), key="gpu", bind=Q,
                               help="usable memory as the runtime sees it (data/gpus.csv)")
-        unit = st.radio("Units", ["GiB", "GB"], horizontal=True, key="unit", bind=Q,
+        unit = st.radio("Units", UNITS, horizontal=True, key="unit", bind=Q,
                         help="GiB = 2^30 bytes, GB = 10^9 bytes")
     if first_run:
         st.session_state["_link_checked"] = True
-        bad = [k for k, raw in link.items() if str(st.session_state.get(k)) != raw]
-        if bad:
-            st.session_state["_link_notice"] = (
-                "Some values in the link were not valid and were replaced by defaults: "
-                + ", ".join(f"{k}={link[k]!r}" for k in bad))
+        # a value the parser let through but a widget still did not take (e.g. a model missing from a list
+        # shown only for another source) is reported too, so the notice is always true
+        for k, raw in link.items():
+            if k not in rejected and k in st.session_state and str(st.session_state[k]) != raw:
+                rejected[k] = "not applied"
+        if rejected:
+            st.session_state["_link_notice"] = notice(link, rejected)
     st.session_state["sel_model"] = model
     st.session_state["sel_gpu"] = gpus[gpu_id]
     st.session_state["sel_unit"] = unit

@@ -1,0 +1,51 @@
+"""The link parser: every URL-bound input type, hostile values, and the notice's wording."""
+
+import pytest
+
+from ui.links import BLOCK_CHOICES, FIELDS, clean_link, notice
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("batch", "8", 8), ("batch", "+8", 8), ("context", "1073741824", 1 << 30), ("new", "0", 0),
+        ("tp", "1024", 1024), ("block", "16", 16), ("block", "0", 0), ("kvdtype", "fp8", "fp8"),
+        ("wdtype", "checkpoint", "checkpoint"), ("source", "custom", "custom"), ("unit", "GB", "GB"),
+        ("model", "llama-3.1-8b", "llama-3.1-8b"), ("gpu", "nvidia-h200-nvl", "nvidia-h200-nvl"),
+        ("c_attn", "latent (MLA)", "latent (MLA)"), ("ep", "whole (EP)", "whole (EP)"), ("c_experts", "0", 0),
+    ],
+)
+def test_valid_values_parse(key, raw, value):
+    assert clean_link({key: raw}) == ({key: value}, {})
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "why"),
+    [
+        ("batch", "1e309", "whole number"), ("batch", "inf", "whole number"), ("batch", "nan", "whole number"),
+        ("batch", "1" * 400, "whole number"), ("batch", "1.5", "whole number"), ("batch", "", "whole number"),
+        ("context", "1e9", "whole number"),  # applied as 1,000,000,000 before, while the notice said "defaults"
+        ("context", "1e400", "whole number"), ("tp", "1e309", "whole number"), ("tp", "0", "outside 1 to 1,024"),
+        ("pp", "-3", "outside"), ("batch", str(1 << 24 + 1), "outside"), ("block", "17", "choices"),
+        ("kvdtype", "mxfp4", "choices"),  # a weight-only format is not a KV cache choice
+        ("model", "no-such-model", "choices"), ("gpu", "nvidia-h300", "choices"), ("source", "url", "choices"),
+        ("unit", "gib", "choices"), ("c_layers", "10001", "outside"),
+    ],
+)
+def test_hostile_values_are_rejected_with_a_reason(key, raw, why):
+    valid, rejected = clean_link({key: raw})
+    assert valid == {} and why in rejected[key]
+
+
+def test_unbound_keys_are_ignored_and_the_notice_names_each_value():
+    params = {"batch": "1e309", "tp": "3", "utm_source": "mail", "kvdtype": "int3"}
+    valid, rejected = clean_link(params)
+    assert valid == {"tp": 3} and set(rejected) == {"batch", "kvdtype"}
+    text = notice(params, rejected)
+    assert "batch='1e309' (not a whole number)" in text and "kvdtype='int3' (not one of the choices)" in text
+
+
+def test_every_field_has_a_range_or_choices():
+    for key, f in FIELDS.items():
+        assert f.options() or (f.lo <= f.hi and f.hi > 0), key
+    assert FIELDS["block"].options() == BLOCK_CHOICES

@@ -1,0 +1,125 @@
+"""What a shared link may carry: every URL-bound input with its type, range or choices, parsed before
+any widget reads it. Pure (no streamlit): the sidebar uses the same table for the widgets' ranges.
+
+A link is someone else's text: `batch=1e309`, `tp=inf`, a 400-digit number or an unknown choice must
+not reach a widget (Streamlit would raise, or silently apply something else). Each invalid value is
+dropped, the widget shows its default, and the notice names exactly what was dropped and why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from kvdash.dtypes import DTYPES, KV_DTYPES
+from kvdash.scenario import MAX_BATCH, MAX_TOKENS
+
+WEIGHT_CHOICES = ("checkpoint", *DTYPES)
+EXPERTS_CHOICES = ("as the weights", *DTYPES)
+EXPERT_SPLITS = ("sharded", "whole (EP)")
+SOURCES = ("preset", "config.json", "custom")
+ATTENTION_CHOICES = ("full", "sliding", "latent (MLA)")
+BLOCK_CHOICES = (0, 16, 32, 64, 128)
+UNITS = ("GiB", "GB")
+
+_INTEGER = re.compile(r"[+-]?\d{1,19}")  # plain decimal integers only: no 1e9, inf, nan, 1.5, 400 digits
+
+
+@dataclass(frozen=True)
+class Field:
+    """One URL-bound input: an integer in [lo, hi], or one of `choices` (a tuple, or a function
+    returning one for choices read from data, like the preset ids)."""
+
+    lo: int = 0
+    hi: int = 0
+    choices: tuple | Callable[[], tuple] | None = None
+
+    def options(self) -> tuple:
+        return self.choices() if callable(self.choices) else self.choices
+
+    def parse(self, raw: str):
+        """The value `raw` stands for, or ValueError with the reason."""
+        if self.choices is not None:
+            opts = self.options()
+            for o in opts:
+                if str(o) == raw:
+                    return o
+            raise ValueError("not one of the choices")
+        if not _INTEGER.fullmatch(raw.strip()):
+            raise ValueError("not a whole number")
+        v = int(raw)
+        if not self.lo <= v <= self.hi:
+            raise ValueError(f"outside {self.lo:,} to {self.hi:,}")
+        return v
+
+
+def _presets() -> tuple:
+    from kvdash.presets import load_presets
+
+    return tuple(load_presets())
+
+
+def _gpus() -> tuple:
+    from kvdash.gpus import load_gpus
+
+    return tuple(load_gpus())
+
+
+FIELDS: dict[str, Field] = {
+    "source": Field(choices=SOURCES),
+    "model": Field(choices=_presets),
+    "batch": Field(1, MAX_BATCH),
+    "context": Field(1, MAX_TOKENS),
+    "new": Field(0, MAX_TOKENS),
+    "wdtype": Field(choices=WEIGHT_CHOICES),
+    "edtype": Field(choices=EXPERTS_CHOICES),
+    "ep": Field(choices=EXPERT_SPLITS),
+    "kvdtype": Field(choices=KV_DTYPES),
+    "tp": Field(1, 1024),
+    "pp": Field(1, 1024),
+    "block": Field(choices=BLOCK_CHOICES),
+    "prefix": Field(0, MAX_TOKENS),
+    "gpu": Field(choices=_gpus),
+    "unit": Field(choices=UNITS),
+    # the custom architecture (bounds of kvdash.model.LIMITS)
+    "c_layers": Field(1, 10_000),
+    "c_hidden": Field(1, 1_000_000),
+    "c_heads": Field(1, 100_000),
+    "c_kv": Field(1, 100_000),
+    "c_hd": Field(1, 65_536),
+    "c_inter": Field(1, 10_000_000),
+    "c_vocab": Field(1, 100_000_000),
+    "c_attn": Field(choices=ATTENTION_CHOICES),
+    "c_window": Field(1, MAX_TOKENS),
+    "c_latent": Field(1, 1_000_000),
+    "c_rope": Field(1, 65_536),
+    "c_experts": Field(0, 100_000),
+    "c_topk": Field(1, 100_000),
+    "c_expert_inter": Field(1, 10_000_000),
+}
+
+
+def clean_link(params: Mapping[str, str]) -> tuple[dict, dict[str, str]]:
+    """(the valid bound values, {key: why} for each invalid one). Keys the app does not bind are ignored."""
+    valid, rejected = {}, {}
+    for key, raw in params.items():
+        field = FIELDS.get(key)
+        if field is None:
+            continue
+        try:
+            valid[key] = field.parse(str(raw)[:200])
+        except ValueError as e:
+            rejected[key] = str(e)
+    return valid, rejected
+
+
+def notice(params: Mapping[str, str], rejected: dict[str, str]) -> str:
+    """The sentence the page shows: exactly which values were replaced, and why."""
+    parts = [f"{k}={_short(params[k])!r} ({why})" for k, why in rejected.items()]
+    return "Some values in the link were not valid and were replaced by defaults: " + "; ".join(parts)
+
+
+def _short(raw: str) -> str:
+    raw = str(raw)
+    return raw if len(raw) <= 24 else raw[:21] + "..."
