@@ -145,3 +145,37 @@ def test_uploading_a_config(page, server, tmp_path):
     uploader.wait_for(state="attached")
     uploader.set_input_files(str(path))
     wait_for_metric(page, "KV per token", "147,456 B")
+
+
+# Hostile or unusual links: (query string, what the page must say). "notice": a value was replaced and the
+# notice says so; "error": the scenario is refused in an error box; None: it must simply draw.
+HOSTILE_LINKS = [
+    ("batch=1e309", "notice"), ("tp=inf", "notice"), ("context=nan", "notice"), ("batch=" + "9" * 400, "notice"),
+    ("context=1e400", "notice"), ("tp=1e309", "notice"), ("kvdtype=int3&gpu=nvidia-h300", "notice"),
+    ("tp=3", "error"), ("pp=33", "error"), ("prefix=5000&context=1000", "error"), ("source=config.json", "error"),
+    ("batch=16777216&context=1073741824", None), ("prefix=150000&context=200000", None),
+]
+
+
+def open_any(page, url: str) -> None:
+    """Open a page that may refuse its inputs (then it has an error box and no title)."""
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    page.locator('[data-testid="stMain"] h1, [data-testid="stMain"] [data-testid="stAlert"]').first.wait_for()
+    page.wait_for_timeout(300)
+
+
+@pytest.mark.parametrize(("query", "expect"), HOSTILE_LINKS)
+def test_hostile_links_never_break_a_page(page, server, query, expect):
+    for path in PAGES.values():
+        open_any(page, f"{server}/{path}?{query}")
+        where = f"/{path}?{query[:40]}"
+        assert page.locator('[data-testid="stException"]').count() == 0, where
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 1, where  # the navigation stays
+        assert page.locator('[data-testid="stSidebar"]').get_by_text("Batch (concurrent sequences)").count(), where
+        alerts = page.locator('[data-testid="stMain"] [data-testid="stAlert"]').all_inner_texts()
+        if expect == "notice":
+            assert any("not valid and were replaced by defaults" in a for a in alerts), (where, alerts)
+        elif expect == "error":
+            assert alerts, where
+        assert not any("Traceback" in a or "File \"/" in a for a in alerts), where
