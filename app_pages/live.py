@@ -11,9 +11,11 @@ import streamlit as st
 from kvdash.calibration import default_params, errors, fit, from_run, mode_of, predicted_tpot, predicted_ttft
 from kvdash.errors import KvdashError
 from kvdash.gpus import gpu_for_device_name
+from kvdash.live.device import MAX_SECONDS, available_ram, check_cpu_run, cpu_row
 from kvdash.live.runner import run_exclusive, torch_status
 from kvdash.live.shapes import SHAPES, estimate_run_seconds, scaled_copy
 from kvdash.live.store import RunStore
+from kvdash.units import fmt_bytes
 from ui.sidebar import selection
 
 MEASUREMENTS = Path(__file__).resolve().parent.parent / "data" / "measurements"
@@ -101,7 +103,7 @@ def show_result(r: dict) -> None:
 
 
 selected_model = selection()[0]
-st.title("Live run: predictions meet a real GPU")
+st.title("Live run: predictions meet a real device")
 st.write("A compact Llama-style decoder with a static KV cache runs here with random weights, and what the "
          "device allocated and how long each step took are shown beside kvdash's predictions.")
 status = device_status()
@@ -138,13 +140,22 @@ if status["torch"]:
         from kvdash.live.bench import LiveConfig
 
         cfg = LiveConfig(spec=spec, batch=batch, prompt_tokens=prompt, new_tokens=new, graph=graph and cuda)
-        device_row = gpu_for_device_name(status["device"]) if cuda else None
-        if device_row is not None:  # keep a run under 30 s, as the speed model sees it
-            eta = estimate_run_seconds(spec, batch, prompt, new, device_row)
-            st.caption(f"Estimated run time on {device_row.name}: {eta:,.0f} s (speed model, eager overhead)")
-            if eta > 30:
-                raise KvdashError(f"this run would take about {eta:,.0f} s on {device_row.name}; "
-                                  "make it smaller (fewer layers, tokens or sequences) to stay under 30 s")
+        # keep a run under 30 s as the speed model sees it, on a GPU from its catalog row, on the CPU from
+        # its measured roofs; on the CPU also under half the free memory
+        device_row = gpu_for_device_name(status["device"]) if cuda else cpu_row()
+        if device_row is not None:
+            eta = estimate_run_seconds(spec, batch, prompt, new, device_row, dtype="bf16" if cuda else "fp32")
+            if cuda:
+                if eta > MAX_SECONDS:
+                    raise KvdashError(f"this run would take about {eta:,.0f} s on {device_row.name}; make it "
+                                      f"smaller (fewer layers, tokens or sequences) to stay under {MAX_SECONDS} s")
+                need = None
+            else:
+                need = check_cpu_run(spec, batch, prompt, new, eta, available_ram())
+            st.caption(f"Estimated run time on {device_row.name}: {eta:,.0f} s (speed model, eager overhead"
+                       + (f"; the CPU's roofs measured here: {device_row.bandwidth_gbps:,.1f} GB/s, "
+                          f"{device_row.fp32_tflops * 1e3:,.0f} GFLOP/s fp32" if not cuda else "") + ")"
+                       + (f"; about {fmt_bytes(need, 'GiB')} of memory" if need else ""))
     except KvdashError as e:
         st.error(str(e))
         cfg = None
@@ -154,7 +165,8 @@ if status["torch"]:
         waiting = st.empty()
         try:
             result = run_exclusive(cfg, progress=lambda f, msg: bar.progress(f, text=msg),
-                                   on_wait=lambda: waiting.info("Waiting for the GPU: another run is in progress."))
+                                   on_wait=lambda: waiting.info("Waiting for the device: another run is in "
+                                                                "progress."))
             RunStore().add(result)
             st.session_state["live_result"] = result
             bar.progress(1.0, text="done")

@@ -190,3 +190,13 @@ def test_run_time_estimate_bounds_the_page():
     huge = estimate_run_seconds(scaled_copy(preset_model("llama-3.1-405b"), 16), 32, 8192, 256, h200)
     assert 2 < small < 30  # each H200 reference run of this shape took 10-20 s, Python start-up included
     assert huge > 30 and huge > 10 * small
+
+
+def test_any_failure_releases_the_lock(monkeypatch):
+    def broken(cfg, progress=None):
+        raise RuntimeError("something unexpected in the run")
+
+    monkeypatch.setattr(bench, "run_benchmark", broken)
+    with pytest.raises(RuntimeError):
+        runner.run_exclusive(None)
+    assert not runner.RUN_LOCK.locked()

@@ -32,7 +32,7 @@ def run_exclusive(cfg, progress=None, on_wait: Callable[[], None] | None = None,
         if on_wait is not None:
             on_wait()
         if not RUN_LOCK.acquire(timeout=timeout):
-            raise KvdashError(f"the GPU stayed busy with another run for {timeout:.0f} s; try again")
+            raise KvdashError(f"the device stayed busy with another run for {timeout:.0f} s; try again")
     try:
         return run_benchmark(cfg, progress)
     finally:

@@ -53,7 +53,7 @@ def nocache_positions(prompt: int, new: int, n: int) -> list[int]:
 
 
 def estimate_run_seconds(spec: ModelSpec, batch: int, prompt: int, new: int, gpu, repeats: int = 5,
-                         nocache_points: int = 6) -> float:
+                         nocache_points: int = 6, dtype: str = "bf16") -> float:
     """Roughly how long a live run of this shape takes on `gpu` (a catalog row), from the speed model
     with the eager-PyTorch overhead (conservative): warm-up and timed prefills, the decode steps, and
     three cacheless forwards at each sampled position. The page uses it to keep runs under 30 s."""
@@ -61,7 +61,7 @@ def estimate_run_seconds(spec: ModelSpec, batch: int, prompt: int, new: int, gpu
     from kvdash.speed import RUNTIMES, decode_step, prefill_step
 
     p = RUNTIMES["eager"]
-    s = Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new)
+    s = Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, weights_dtype=dtype, kv_dtype=dtype)
     prefill = prefill_step(spec, s, gpu, p).seconds
     decode = decode_step(spec, s, gpu, p).seconds
     nocache = sum(4 * prefill_step(spec, s, gpu, p, tokens=pos + 1).seconds
