@@ -95,7 +95,7 @@ async def session(url: str, page: str, think: float, deadline: float, rng: rando
                 err, _ = await until_finished(ws, found)
                 out["rerun"].append(time.perf_counter() - t0)
                 out["errors"] += err
-    except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as e:
+    except (TimeoutError, OSError, websockets.WebSocketException) as e:
         out["errors"] += 1
         out["failures"].append(f"{type(e).__name__}: {e}"[:200])
 
@@ -110,7 +110,7 @@ async def drive(url: str, page: str, sessions: int, think: float, duration: floa
     deadline = time.perf_counter() + duration
     rng = random.Random(seed)
     tasks = []
-    for i in range(sessions):  # arrivals spread over the first second, as a class opening a link
+    for _i in range(sessions):  # arrivals spread over the first second, as a class opening a link
         tasks.append(asyncio.create_task(session(url, page, think, deadline, random.Random(rng.random()), out)))
         await asyncio.sleep(1 / max(1, sessions))
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration + 300)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     r = out["rerun"]
     print(f"sessions {args.sessions}, think {args.think} s, {len(r)} reruns in {wall:.1f} s "
           f"({len(r) / wall:.1f} per second), page {args.page!r}")
-    print(f"| page load p50 / p95 / max, s | rerun p50 / p95 / max, s | errors | server RSS before / peak / "
+    print("| page load p50 / p95 / max, s | rerun p50 / p95 / max, s | errors | server RSS before / peak / "
           "after, MiB |")
     print(f"| {pct(out['load'], .5):.2f} / {pct(out['load'], .95):.2f} / {max(out['load'], default=0):.2f} | "
           f"{pct(r, .5):.2f} / {pct(r, .95):.2f} / {max(r, default=0):.2f} | {out['errors']} | "
