@@ -18,22 +18,49 @@ from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS
 INT64_LIMIT = 1 << 63
 
 
+# Figures are built as one dict each, not trace by trace: plotly validates every add_bar, add_vline and
+# update_layout call, which cost a rerun 5x the time of one dict (benchmarks/load.py).
 def layer_strip(m, s) -> go.Figure:
     """The layer stack as a strip of cells coloured by kind: which layers hold what."""
     kv, act = get_dtype(s.kv_dtype), activation_dtype(get_dtype(s.weights_dtype))
-    fig = go.Figure()
+    data = []
     for spec, _ in m.layer_groups:
         at = [i for i, x in enumerate(m.layers) if x == spec]
         per_token, per_seq = spec.bytes_per_token(kv, s.tp), spec.bytes_per_seq(kv, act, s.tp, s.block_size)
         holds = (f"{per_token:,} B per token" if per_token else f"{per_seq:,} B per sequence" if per_seq
                  else "no cache")
-        fig.add_bar(x=at, y=[1] * len(at), name=f"{len(at)} × {spec.short}",
-                    marker_color=KIND_COLOURS.get(spec.kind, "#999999"),
-                    hovertemplate=f"layer %{{x}}: {spec.short}, {holds}<extra></extra>")
-    fig.update_layout(barmode="overlay", bargap=0.05, height=170, title=f"The {m.n_layers} layers by kind",
-                      xaxis=dict(title="layer", range=[-0.5, m.n_layers - 0.5]), yaxis=dict(visible=False),
-                      legend=dict(orientation="h", y=-0.6), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+        data.append(dict(type="bar", x=at, y=[1] * len(at), name=f"{len(at)} × {spec.short}",
+                         marker=dict(color=KIND_COLOURS.get(spec.kind, "#999999")),
+                         hovertemplate=f"layer %{{x}}: {spec.short}, {holds}<extra></extra>"))
+    return go.Figure(dict(data=data, layout=dict(
+        barmode="overlay", bargap=0.05, height=170, title=dict(text=f"The {m.n_layers} layers by kind"),
+        xaxis=dict(title=dict(text="layer"), range=[-0.5, m.n_layers - 0.5]), yaxis=dict(visible=False),
+        legend=dict(orientation="h", y=-0.6), margin=dict(l=10, r=10, t=40, b=10))))
+
+
+def breakdown_bar(b, gpu, unit: str) -> go.Figure:
+    """The components stacked against the GPU's usable memory (a dashed line)."""
+    usable = to_unit(gpu.usable_bytes, unit)
+    data = [dict(type="bar", name=c.label, x=[to_unit(c.bytes, unit)], y=["this scenario"], orientation="h",
+                 marker=dict(color=COMPONENT_COLOURS[c.key], pattern=dict(shape=COMPONENT_PATTERNS[c.key])),
+                 hovertemplate=f"{c.label}: {c.bytes:,} B<extra></extra>") for c in b.components if c.bytes]
+    return go.Figure(dict(data=data, layout=dict(
+        barmode="stack", height=320, title=dict(text=f"Breakdown against the GPU ({unit})"),
+        xaxis=dict(title=dict(text=unit)), legend=dict(orientation="h", y=-0.45), margin=dict(l=10, r=10, t=60, b=10),
+        shapes=[dict(type="line", x0=usable, x1=usable, y0=0, y1=1, yref="paper",
+                     line=dict(dash="dash", color="black"))],
+        annotations=[dict(x=usable, y=1, yref="paper", yanchor="bottom", showarrow=False,
+                          text=f"{gpu.name}: {fmt_bytes(gpu.usable_bytes, unit)} usable")])))
+
+
+def composition(b, unit: str) -> go.Figure:
+    shown = [c for c in b.components if c.bytes]
+    return go.Figure(dict(data=[dict(
+        type="treemap", labels=[c.label for c in shown], parents=[""] * len(shown),
+        values=[to_unit(c.bytes, unit) for c in shown], marker=dict(colors=[COMPONENT_COLOURS[c.key] for c in shown]),
+        texttemplate="%{label}<br>%{value:.2f} " + unit + "<br>%{percentRoot:.1%}")],
+        layout=dict(height=320, title=dict(text=f"Composition ({unit})"), margin=dict(l=10, r=10, t=60, b=10))))
+
 
 model, scenario, gpu, unit = require()
 st.title(f"{model.name}: where the memory goes")
@@ -59,25 +86,8 @@ cols[4].metric(f"On {gpu.name}", "fits" if b.fits else "does not fit",
                f"headroom {fmt_bytes(b.headroom, unit)}", delta_color="normal" if b.fits else "inverse")
 
 left, right = st.columns([3, 2])
-bar = go.Figure()
-for c in b.components:
-    if c.bytes:
-        bar.add_bar(name=c.label, x=[to_unit(c.bytes, unit)], y=["this scenario"], orientation="h",
-                    marker_color=COMPONENT_COLOURS[c.key], marker_pattern_shape=COMPONENT_PATTERNS[c.key],
-                    hovertemplate=f"{c.label}: {c.bytes:,} B<extra></extra>")
-usable = to_unit(gpu.usable_bytes, unit)
-bar.add_vline(x=usable, line_dash="dash", line_color="black",
-              annotation_text=f"{gpu.name}: {fmt_bytes(gpu.usable_bytes, unit)} usable", annotation_position="top")
-bar.update_layout(barmode="stack", height=320, title=f"Breakdown against the GPU ({unit})", xaxis_title=unit,
-                  legend=dict(orientation="h", y=-0.45), margin=dict(l=10, r=10, t=60, b=10))
-left.plotly_chart(bar, width="stretch", key="memory_bar")
-tree = go.Figure(go.Treemap(
-    labels=[c.label for c in b.components if c.bytes], parents=["" for c in b.components if c.bytes],
-    values=[to_unit(c.bytes, unit) for c in b.components if c.bytes],
-    marker_colors=[COMPONENT_COLOURS[c.key] for c in b.components if c.bytes],
-    texttemplate="%{label}<br>%{value:.2f} " + unit + "<br>%{percentRoot:.1%}"))
-tree.update_layout(height=320, title=f"Composition ({unit})", margin=dict(l=10, r=10, t=60, b=10))
-right.plotly_chart(tree, width="stretch", key="memory_treemap")
+left.plotly_chart(breakdown_bar(b, gpu, unit), width="stretch", key="memory_bar")
+right.plotly_chart(composition(b, unit), width="stretch", key="memory_treemap")
 
 st.plotly_chart(layer_strip(model, scenario), width="stretch", key="memory_layers")
 
