@@ -263,7 +263,24 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
-class FullAttention(LayerSpec):
+class _EveryToken(LayerSpec):
+    """What full and latent attention share: each sequence keeps every token; a query sees its whole prefix."""
+
+    def held(self, B, T, S, bs, mn=min, mx=max):
+        return held_full(B, T, S, bs)
+
+    def held_rule(self, bs):
+        return "every token" + (", each sequence rounded up to whole blocks" if bs else "")
+
+    def attention_pairs(self, queries, context):
+        return _growing_pairs(queries, context, context)
+
+    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
+        return cdiv(max_len, block_size)
+
+
+@dataclass(frozen=True)
+class FullAttention(_EveryToken):
     """Causal self-attention over every earlier token (MHA, GQA, MQA by the K/V head count)."""
 
     n_heads: int
@@ -299,15 +316,6 @@ class FullAttention(LayerSpec):
         if self.kv_shared:
             return 0
         return self.kv_heads(tp) * (kv.nbytes(self.head_dim, self.head_dim) + kv.nbytes(self.v_dim, self.v_dim))
-
-    def held(self, B, T, S, bs, mn=min, mx=max):
-        return held_full(B, T, S, bs)
-
-    def held_rule(self, bs):
-        return "every token" + (", each sequence rounded up to whole blocks" if bs else "")
-
-    def attention_pairs(self, queries, context):
-        return _growing_pairs(queries, context, context)
 
     def flops_per_pair(self, tp):
         return 2 * (self.n_heads // tp) * (self.head_dim + self.v_dim)  # QK^T and PV
@@ -376,9 +384,6 @@ class FullAttention(LayerSpec):
 
     def vllm_group(self):
         return "" if self.kv_shared else "full"
-
-    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
-        return cdiv(max_len, block_size)
 
     def with_kv_heads(self, n):
         return replace(self, n_kv_heads=n or self.n_heads)
@@ -529,7 +534,7 @@ class CrossAttention(FullAttention):
 
 
 @dataclass(frozen=True)
-class LatentAttention(LayerSpec):
+class LatentAttention(_EveryToken):
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): the cache holds one compressed latent and
     a shared rotary key per token, replicated on every tensor-parallel GPU."""
 
@@ -555,15 +560,6 @@ class LatentAttention(LayerSpec):
 
     def bytes_per_token(self, kv, tp=1):
         return kv.nbytes(self.latent_width, self.latent_width)
-
-    def held(self, B, T, S, bs, mn=min, mx=max):
-        return held_full(B, T, S, bs)
-
-    def held_rule(self, bs):
-        return "every token" + (", each sequence rounded up to whole blocks" if bs else "")
-
-    def attention_pairs(self, queries, context):
-        return _growing_pairs(queries, context, context)
 
     def flops_per_pair(self, tp):
         return 2 * (self.n_heads // tp) * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
@@ -611,9 +607,6 @@ class LatentAttention(LayerSpec):
 
     def vllm_group(self):
         return "full"
-
-    def vllm_request_blocks(self, max_len, block_size, max_num_batched_tokens):
-        return cdiv(max_len, block_size)
 
 
 @dataclass(frozen=True)
