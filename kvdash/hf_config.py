@@ -195,6 +195,7 @@ _FAMILY_FIELDS = {
     "hybrid_override_pattern": ("nemotron_h",),
     "attn_layer_period": ("jamba",),
     "block_types": ("recurrent_gemma",),
+    "_block_types": ("recurrent_gemma",),
     "linear_num_value_heads": ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"),
     "conv_L_cache": ("lfm2",),
     "mamba_d_state": ("jamba", "granitemoehybrid", "bamba"),

@@ -237,7 +237,8 @@ def _recurrent_gemma(f: _Fields, name: str, mt: str) -> ModelSpec:
     blocks are RG-LRU, attention blocks are local (window `attention_window_size`). The MLP is gated with
     intermediate_size // 2 per branch, with biases."""
     n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
-    blocks = f.list("block_types") or ["recurrent", "recurrent", "attention"]
+    # the Hub's config.json stores the pattern as "_block_types" (the config class's private attribute)
+    blocks = f.list("block_types") or f.list("_block_types") or ["recurrent", "recurrent", "attention"]
     heads = f.int("num_attention_heads")
     lru = rg_lru(hidden, f.int("lru_width", default=hidden), heads, f.int("conv1d_width", default=4))
     local = SlidingWindow(n_heads=heads, n_kv_heads=f.int("num_key_value_heads", default=heads),

@@ -6,19 +6,25 @@ from kvdash.scenario import Scenario
 
 
 def test_recurrentgemma_2b():
-    # Fields as transformers' RecurrentGemmaConfig documents google/recurrentgemma-2b (its defaults; the
-    # Hub config sets num_key_value_heads 1 and intermediate_size 15,360). block_types repeat over the
-    # 26 layers, so layers 2, 5, ..., 23 (8) are local attention (window 2,048), the other 18 RG-LRU.
-    cfg = {"model_type": "recurrent_gemma", "num_hidden_layers": 26, "vocab_size": 256000, "hidden_size": 2560,
-           "intermediate_size": 15360, "num_attention_heads": 10, "num_key_value_heads": 1, "lru_width": 2560,
-           "attention_window_size": 2048, "conv1d_width": 4,
-           "block_types": ["recurrent", "recurrent", "attention"]}
+    # google/recurrentgemma-2b's config.json as a public repository's test quotes it (the search index did
+    # not name that repository, so it is not in the corpus). Its pattern is stored as "_block_types" and
+    # repeats over the 26 layers: layers 2, 5, ..., 23 (8) are local attention (window 2,048), 18 RG-LRU.
+    cfg = {"_block_types": ["recurrent", "recurrent", "attention"], "architectures": ["RecurrentGemmaForCausalLM"],
+           "attention_bias": False, "attention_dropout": 0.0, "attention_window_size": 2048, "conv1d_width": 4,
+           "embeddings_scale_by_sqrt_dim": True, "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+           "hidden_size": 2560, "intermediate_size": 15360, "logits_soft_cap": 30.0, "lru_width": 2560,
+           "model_type": "recurrent_gemma", "num_attention_heads": 10, "num_hidden_layers": 26,
+           "num_key_value_heads": 1, "partial_rotary_factor": 0.5, "rms_norm_eps": 1e-06, "rope_theta": 10000.0,
+           "vocab_size": 256000}
     m = model_from_config(cfg)
     one = breakdown(m, Scenario(prompt_tokens=1))
     assert one.kv_bytes_per_token == 8 * 1 * (256 + 256) * 2 == 8192  # not 26 x 1,024 = 26,624
     # RG-LRU state: conv 2,560 x (4 - 1) + recurrent 2,560 values, 2 B each, in 18 layers
     assert one.state_bytes_per_seq == 18 * (2560 * 3 + 2560) * 2 == 368_640
     assert breakdown(m, Scenario(prompt_tokens=65_536))["kv_cache"] == 8192 * 2048 + 368_640
+    # a different stored pattern is read, not replaced by the default
+    attention_first = dict(cfg, _block_types=["attention", "recurrent"])
+    assert breakdown(model_from_config(attention_first), Scenario(prompt_tokens=1)).kv_bytes_per_token == 13 * 1024
 
 
 def test_recurrentgemma_9b_attention_layers():
