@@ -6,6 +6,9 @@
         [--max-model-len L] [--tp N] [--kv-dtype D] [--json]
     kvdash speed (--preset NAME | --config FILE) --gpu ID [--batch B] [--context T] [--new-tokens N]
         [--tp N] [--runtime engine|eager] [--json]
+    kvdash serving (--preset NAME | --config FILE) --gpu ID --concurrency C --isl I --osl O [--tp N] [--ep N]
+        [--weights-dtype D] [--moe-weights-dtype D] [--kv-dtype D] [--engine vllm|sglang|trtllm]
+        [--max-num-batched-tokens N] [--json]
     kvdash presets | kvdash gpus
 
 Bad input exits with status 2 and one line on stderr naming the problem.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from kvdash.breakdown import breakdown
 from kvdash.capacity import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_NUM_BATCHED_TOKENS, gib_to_bytes, vllm_capacity
@@ -26,6 +30,7 @@ from kvdash.hf_config import load_config_file, model_from_config
 from kvdash.model import ModelSpec
 from kvdash.presets import load_presets, preset_model
 from kvdash.scenario import Scenario
+from kvdash.serving import ENGINES, engine_profile, serving
 from kvdash.solvers import max_batch, max_context
 from kvdash.speed import RUNTIMES, speed
 from kvdash.units import fmt_bytes
@@ -105,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_args(spd)
     spd.add_argument("--runtime", default="engine", choices=list(RUNTIMES),
                      help="overhead model: engine (CUDA graphs, default) or eager PyTorch")
+
+    srv = sub.add_parser("serving", help="TTFT, TPOT and throughput of an engine at a concurrency")
+    _model_args(srv)
+    _weights_args(srv)
+    srv.add_argument("--gpu", required=True, metavar="ID", help="a GPU id (see `kvdash gpus`)")
+    srv.add_argument("--concurrency", type=int, required=True, metavar="C", help="requests in flight at all times")
+    srv.add_argument("--isl", type=int, required=True, metavar="I", help="prompt tokens per request")
+    srv.add_argument("--osl", type=int, required=True, metavar="O", help="output tokens per request")
+    srv.add_argument("--ep", type=int, default=1, metavar="N",
+                     help="expert parallelism: split the routed experts over N GPUs (N = --tp; default 1)")
+    srv.add_argument("--engine", default="vllm", choices=list(ENGINES), help="engine profile (default vllm)")
+    srv.add_argument("--max-num-batched-tokens", type=int, metavar="N",
+                     help="tokens one step may process (default: the engine profile's)")
 
     sub.add_parser("presets", help="list the preset models")
     sub.add_parser("gpus", help="list the GPU catalog")
@@ -200,6 +218,37 @@ def _cmd_speed(args) -> int:
     return 0
 
 
+def _cmd_serving(args) -> int:
+    m = _load_model(args)
+    if args.ep not in (1, args.tp):
+        raise KvdashError(f"--ep {args.ep}: expert parallelism splits the experts over the --tp GPUs "
+                          "(data-parallel attention is not modelled), so N must be 1 or the --tp degree")
+    args.expert_parallel = args.ep > 1
+    s = Scenario(batch=args.concurrency, prompt_tokens=args.isl, new_tokens=args.osl, **_weight_formats(args, m),
+                 kv_dtype=args.kv_dtype, tp=args.tp)
+    gpu = get_gpu(args.gpu)
+    profile = engine_profile(args.engine)
+    if args.max_num_batched_tokens is not None:
+        profile = replace(profile, max_num_batched_tokens=args.max_num_batched_tokens)
+    r = serving(m, s, gpu, args.concurrency, args.isl, args.osl, profile)
+    mem = breakdown(m, s, gpu)
+    fits = {"fits": bool(mem.fits), "max_concurrency_that_fits": max_batch(m, s, gpu)}
+    if args.json:
+        print(json.dumps(r.to_dict() | fits | {"gpu": gpu.id, "n_gpus": r.n_gpus}, indent=2))
+        return 0
+    print(f"{m.name} on {r.n_gpus} x {gpu.name}, {args.engine} ({profile.source}): {args.concurrency:,} requests of "
+          f"{args.isl:,} + {args.osl:,} tokens in flight")
+    print(f"one step: {r.decode_tokens_per_step:,.1f} decode + {r.prefill_tokens_per_step:,.1f} prompt tokens, "
+          f"{r.step.seconds * 1e3:.3f} ms ({r.step.bound}-bound); {r.steps_per_cycle:,.1f} steps per request")
+    for name, sec, text in r.terms():
+        print(f"  {name:<12} {sec * 1e3:>10.3f} ms  {text}")
+    print(f"TTFT {r.ttft_s * 1e3:,.1f} ms; TPOT {r.tpot_s * 1e3:,.2f} ms; request {r.request_latency_s:,.2f} s; "
+          f"{r.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {r.tokens_per_s_per_user:,.1f} per user")
+    if not mem.fits:
+        print(f"does NOT fit in memory at this concurrency: at most {fits['max_concurrency_that_fits']:,} requests")
+    return 0
+
+
 def _cmd_presets(args) -> int:
     for p in load_presets().values():
         m = p.model
@@ -213,7 +262,8 @@ def _cmd_gpus(args) -> int:
     return 0
 
 
-_COMMANDS = {"size": _cmd_size, "capacity": _cmd_capacity, "speed": _cmd_speed, "presets": _cmd_presets,
+_COMMANDS = {"size": _cmd_size, "capacity": _cmd_capacity, "speed": _cmd_speed, "serving": _cmd_serving,
+             "presets": _cmd_presets,
              "gpus": _cmd_gpus}
 
 

@@ -1,0 +1,141 @@
+"""Fit the serving model's engine profiles to measured runs, and report how well they hold.
+
+Reads ../shared/reference/serving_h100.csv (784 runs of vLLM, SGLang and TensorRT-LLM on H100 SXM,
+from the public AIConfigurator repository; see its README) and the model configs beside it. For each
+engine it fits memory and compute efficiency and the per-step and per-layer overheads to the measured
+TPOT (least |log error|, coordinate descent over log grids), then the queueing steps to TTFT, and
+writes data/engines/ENGINE.json. It prints the median and 90th-percentile |error| per engine and
+model, in sample and leave-one-model-out (refitted without that model's rows).
+
+    python benchmarks/fit_serving.py [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import statistics
+import sys
+from datetime import date
+from pathlib import Path
+
+from kvdash.errors import KvdashError
+from kvdash.gpus import get_gpu
+from kvdash.hf_config import load_config_file, model_from_config
+from kvdash.scenario import Scenario
+from kvdash.serving import ENGINES, ENGINES_DIR, EngineProfile, serving
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = ROOT.parent / "shared" / "reference"
+CONFIGS = {
+    "Qwen/Qwen3-32B": "Qwen--Qwen3-32B.json", "Qwen/Qwen3-235B-A22B-FP8": "Qwen--Qwen3-235B-A22B.json",
+    "meta-llama/Llama-3.1-8B-Instruct": "meta-llama--Meta-Llama-3.1-8B.json",
+    "meta-llama/Llama-3.1-70B": "meta-llama--Meta-Llama-3.1-70B.json",
+    "openai/gpt-oss-120b": "openai--gpt-oss-120b.json", "MiniMaxAI/MiniMax-M2.5": "MiniMaxAI--MiniMax-M2.5.json",
+}
+FORMATS = {"": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
+TUNED = ("memory_eff", "compute_eff", "step_overhead_s", "layer_overhead_s")
+GRIDS = {"memory_eff": [0.3 + 0.05 * i for i in range(15)], "compute_eff": [0.15 + 0.05 * i for i in range(18)],
+         "step_overhead_s": [0.0] + [1e-4 * 1.5**i for i in range(18)],
+         "layer_overhead_s": [0.0] + [1e-6 * 1.5**i for i in range(16)],
+         "queue_steps": [0.5 * i for i in range(81)], "queue_share": [0.05 * i for i in range(21)]}
+
+
+def load_rows() -> list[dict]:
+    models = {k: model_from_config(load_config_file(REF / "serving_configs" / v)) for k, v in CONFIGS.items()}
+    gpu = get_gpu("nvidia-h100-sxm5")
+    rows = []
+    with open(REF / "serving_h100.csv", newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            m = models[r["model_path"]]
+            tp, ep = int(r["tp_size"]), int(r["moe_ep_size"])
+            w, e = FORMATS[r["gemm_quant_mode"]], FORMATS[r["moe_quant_mode"]]
+            s = Scenario(tp=tp, weights_dtype=w, moe_weights_dtype=e if m.n_experts and e != w else "",
+                         expert_parallel=ep > 1)
+            rows.append(dict(engine=r["backend"], model=r["model_path"], m=m, s=s, gpu=gpu, c=int(r["batch_size"]),
+                             isl=int(r["isl"]), osl=int(r["osl"]), tpot=float(r["silicon_tpot_ms"]) / 1e3,
+                             ttft=float(r["silicon_ttft_ms"]) / 1e3))
+    return rows
+
+
+def predict(row: dict, p: EngineProfile):
+    return serving(row["m"], row["s"], row["gpu"], row["c"], row["isl"], row["osl"], p)
+
+
+def errors(rows: list[dict], p: EngineProfile, what: str) -> list[float]:
+    out = []
+    for r in rows:
+        try:
+            rep = predict(r, p)
+        except KvdashError:
+            out.append(float("inf"))
+            continue
+        out.append(getattr(rep, f"{what}_s") / r[what] - 1)
+    return out
+
+
+def loss(rows, p, what) -> float:
+    return statistics.fmean(min(5.0, abs(math.log1p(max(-0.99, e)))) for e in errors(rows, p, what))
+
+
+def fit(rows: list[dict], engine: str) -> EngineProfile:
+    p = EngineProfile(engine)
+    for _ in range(4):  # coordinate descent over the TPOT parameters
+        for name in TUNED:
+            p = min((dataclasses.replace(p, **{name: v}) for v in GRIDS[name]), key=lambda q: loss(rows, q, "tpot"))
+    for _ in range(2):  # then the TTFT parameters
+        for name in ("queue_share", "queue_steps"):
+            p = min((dataclasses.replace(p, **{name: v}) for v in GRIDS[name]), key=lambda q: loss(rows, q, "ttft"))
+    return p
+
+
+def summary(errs: list[float]) -> str:
+    a = sorted(abs(e) for e in errs)
+    if not a:
+        return "—"
+    return f"{statistics.median(a):.0%} / {a[min(len(a) - 1, int(0.9 * len(a)))]:.0%}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="fit the serving engine profiles")
+    ap.add_argument("--write", action="store_true", help="write data/engines/ENGINE.json")
+    args = ap.parse_args(argv)
+    rows = load_rows()
+    print(f"{len(rows)} measured runs; median / 90th percentile of |predicted / measured - 1|\n")
+    print("| engine | model | runs | TPOT in sample | TTFT in sample | TPOT leave-one-model-out | TTFT LOMO |")
+    print("|---|---|---|---|---|---|---|")
+    profiles = {}
+    for engine in ENGINES:
+        er = [r for r in rows if r["engine"] == engine]
+        p = profiles[engine] = fit(er, engine)
+        all_in = {"tpot": [], "ttft": []}
+        all_out = {"tpot": [], "ttft": []}
+        for model in sorted({r["model"] for r in er}):
+            mine = [r for r in er if r["model"] == model]
+            rest = [r for r in er if r["model"] != model]
+            ins = {w: errors(mine, p, w) for w in ("tpot", "ttft")}
+            q = fit(rest, engine) if rest else None
+            outs = {w: errors(mine, q, w) if q else [] for w in ("tpot", "ttft")}
+            for w in ("tpot", "ttft"):
+                all_in[w] += ins[w]
+                all_out[w] += outs[w]
+            print(f"| {engine} | {model} | {len(mine)} | {summary(ins['tpot'])} | {summary(ins['ttft'])} | "
+                  f"{summary(outs['tpot'])} | {summary(outs['ttft'])} |")
+        print(f"| **{engine}** | all | {len(er)} | {summary(all_in['tpot'])} | {summary(all_in['ttft'])} | "
+              f"{summary(all_out['tpot'])} | {summary(all_out['ttft'])} |")
+    print()
+    for engine, p in profiles.items():
+        print(engine, {k: round(v, 6) if isinstance(v, float) else v for k, v in dataclasses.asdict(p).items()})
+        if args.write:
+            ENGINES_DIR.mkdir(parents=True, exist_ok=True)
+            data = dataclasses.asdict(p) | {"source": f"fitted by benchmarks/fit_serving.py on the {engine} rows "
+                                                      f"of serving_h100.csv, {date.today().isoformat()}"}
+            (ENGINES_DIR / f"{engine}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Serving speed at a concurrency: TTFT, TPOT and throughput of an aggregated engine in steady state.
+
+C requests of `isl` prompt and `osl` output tokens are in flight at all times (a finished request is
+replaced at once), as in the measured benchmarks. Every request needs its `isl` prompt tokens and its
+`osl` output tokens processed; output tokens need one engine step each, and a step processes at most
+`max_num_batched_tokens` tokens (chunked prefill: prompt chunks ride along with the running decodes).
+So a cycle of all C requests takes
+
+    S = max(osl, C x (isl + osl) / budget) steps,  each carrying  d = C osl / S decode tokens
+                                                         and    p = C isl / S prompt tokens,
+
+and one step on one GPU takes (each term printed by `ServingReport.terms`)
+
+    max(FLOPs / (rate x compute_eff), bytes / (bandwidth x memory_eff))
+      + step overhead + layers x layer overhead + 2 all-reduces per layer (latency + bytes / link)
+
+with the FLOPs and bytes of the step's tokens: weights read once per step (routed experts: only those
+the step's tokens hit, uniform routing), every decode sequence's cache read at its mean length,
+prompt chunks attending to their prefix. TPOT = S x step / osl; a new request's prompt is processed
+in ceil(isl / (budget - d)) steps after waiting `queue_steps` steps and for `queue_share` of the other
+requests' prompts (benchmarks start their requests in a burst): TTFT. The engine
+profile's efficiencies and overheads are fitted to measured runs (benchmarks/fit_serving.py), not
+guessed; its numbers live in data/engines/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+
+from kvdash.breakdown import breakdown
+from kvdash.errors import KvdashError
+from kvdash.gpus import Gpu
+from kvdash.model import ModelSpec
+from kvdash.scenario import Scenario
+from kvdash.speed import _matrix_params
+
+ENGINES_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
+ENGINES = ("vllm", "sglang", "trtllm")
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    name: str
+    memory_eff: float = 0.8  # fraction of peak bandwidth reached
+    compute_eff: float = 0.6  # fraction of peak dense FLOP/s reached
+    step_overhead_s: float = 1e-3  # scheduling, sampling, launch per step
+    layer_overhead_s: float = 10e-6  # per layer per step
+    queue_steps: float = 1.0  # steps a new request waits on average before its prompt runs
+    queue_share: float = 0.0  # share of the other requests' prompts queued ahead of a new one (bursts)
+    allreduce_latency_s: float = 10e-6
+    max_num_batched_tokens: int = 8192
+    source: str = "defaults, not fitted"
+
+    def __post_init__(self):
+        for f in ("memory_eff", "compute_eff"):
+            if not 0.01 <= getattr(self, f) <= 1.0:
+                raise KvdashError(f"{f} must be between 0.01 and 1, not {getattr(self, f)!r}")
+        for f in ("step_overhead_s", "layer_overhead_s", "queue_steps", "queue_share", "allreduce_latency_s"):
+            if not 0 <= getattr(self, f) <= 100:
+                raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")
+
+
+@lru_cache(maxsize=8)
+def engine_profile(name: str) -> EngineProfile:
+    """The fitted profile of an engine (data/engines/NAME.json), or its defaults when none is stored."""
+    if name not in ENGINES:
+        raise KvdashError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    path = ENGINES_DIR / f"{name}.json"
+    if not path.exists():
+        return EngineProfile(name)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(EngineProfile)}
+    return EngineProfile(**{k: v for k, v in data.items() if k in known})
+
+
+def matmul_rate(gpu: Gpu, weights_dtype: str) -> float:
+    """Peak dense FLOP/s the step's matrix products run at: fp8 formats on fp8 tensor cores; weight-only
+    int4/fp4 formats dequantize to bf16 where the GPU has no fp4 path (Hopper)."""
+    fp8 = weights_dtype.startswith("fp8")
+    rate = (gpu.fp8_tflops if fp8 else None) or gpu.bf16_tflops
+    if weights_dtype == "fp32":
+        rate = gpu.fp32_tflops
+    if not rate:
+        raise KvdashError(f"the catalog has no matrix rate for {weights_dtype} on {gpu.name}")
+    return rate * 1e12
+
+
+def link_bytes_per_s(gpu: Gpu) -> float:
+    """One direction of the GPU-to-GPU link. The catalog quotes NVLink as the two-way total (H100:
+    900 GB/s = 450 each way); PCIe figures are per direction."""
+    from kvdash.speed import _link_gbps
+
+    gbps = _link_gbps(gpu)
+    return gbps * 1e9 / (2 if "NVLink" in gpu.interconnect.split(";")[0] else 1)
+
+
+@dataclass(frozen=True)
+class StepWork:
+    flops: float
+    bytes: float
+    allreduce_bytes: float  # per all-reduce, per GPU
+
+
+def step_work(m: ModelSpec, s: Scenario, decode: float, prefill: float, decode_ctx: float, prefill_ctx: float
+              ) -> StepWork:
+    """FLOPs and bytes on one GPU for a step of `decode` decode tokens (each at mean context decode_ctx)
+    and `prefill` prompt tokens (attending to a mean prefix of prefill_ctx)."""
+    b = breakdown(m, s.with_(batch=1, prompt_tokens=1, new_tokens=0))
+    st, tp = b.stage, s.tp
+    tokens = decode + prefill
+    shared, one_expert = _matrix_params(m)
+    weights = st.weight_bytes
+    if m.n_experts:  # distinct experts the step's tokens hit, per layer (uniform routing)
+        untouched = m.n_experts * (1 - m.experts_per_token / m.n_experts) ** tokens
+        weights -= st.expert_bytes * untouched / m.n_experts
+    flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
+    flops += 2 * m.vocab_size * m.hidden_size * (decode + (prefill > 0)) / tp  # logits: decodes + last prompt token
+    # attention per layer kind: the keys a query at that context sees (windows and chunks stop early)
+    dc, pc = max(1, round(decode_ctx)), max(1, round(prefill_ctx))
+    flops += sum(n * spec.flops_per_pair(tp) * (decode * spec.attention_pairs(1, dc)
+                                                 + prefill * spec.attention_pairs(1, pc))
+                 for spec, n in m.layer_groups)
+    # a decode token reads its sequence's whole cache; a prompt token's K/V is written once and read back
+    # about once (flash attention reads the prefix once per query tile, not once per query)
+    cache = sum(bpt * (decode * spec.held(1, dc, 0, 0) + 2 * prefill) for spec, bpt in st.caches)
+    cache += st.state_bytes * decode
+    return StepWork(flops=flops, bytes=weights + cache, allreduce_bytes=tokens * m.hidden_size * 2)
+
+
+@dataclass(frozen=True)
+class Step:
+    seconds: float
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+    comm_s: float
+    work: StepWork
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+
+def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: float, prefill: float,
+              decode_ctx: float, prefill_ctx: float) -> Step:
+    w = step_work(m, s, decode, prefill, decode_ctx, prefill_ctx)
+    compute = w.flops / (matmul_rate(gpu, s.weights_dtype) * p.compute_eff)
+    memory = w.bytes / (gpu.bandwidth_gbps * 1e9 * p.memory_eff)
+    overhead = p.step_overhead_s + m.n_layers * p.layer_overhead_s
+    comm = 0.0
+    if s.tp > 1:  # two ring all-reduces of the step's hidden states per layer
+        ring = 2 * (s.tp - 1) / s.tp * w.allreduce_bytes
+        comm = 2 * m.n_layers * (p.allreduce_latency_s + ring / link_bytes_per_s(gpu))
+    return Step(max(compute, memory) + overhead + comm, compute, memory, overhead, comm, w)
+
+
+@dataclass(frozen=True)
+class ServingReport:
+    concurrency: int
+    isl: int
+    osl: int
+    n_gpus: int
+    steps_per_cycle: float
+    decode_tokens_per_step: float
+    prefill_tokens_per_step: float
+    step: Step
+    prefill_steps: int
+    ttft_s: float
+    tpot_s: float
+    profile: EngineProfile
+
+    @property
+    def request_latency_s(self) -> float:
+        return self.ttft_s + (self.osl - 1) * self.tpot_s
+
+    @property
+    def tokens_per_s_per_user(self) -> float:
+        return 1 / self.tpot_s
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.concurrency * self.osl / (self.steps_per_cycle * self.step.seconds) / self.n_gpus
+
+    def terms(self) -> list[tuple[str, float, str]]:
+        """(term, seconds, formula) of one step, for the page and the CLI."""
+        st, w, p = self.step, self.step.work, self.profile
+        return [
+            ("compute", st.compute_s, f"{w.flops:,.0f} FLOP / (peak x {p.compute_eff:.2f})"),
+            ("memory", st.memory_s, f"{w.bytes:,.0f} B / (bandwidth x {p.memory_eff:.2f})"),
+            ("overheads", st.overhead_s, f"{p.step_overhead_s * 1e3:.3f} ms per step + layers x "
+                                         f"{p.layer_overhead_s * 1e6:.1f} µs"),
+            ("all-reduces", st.comm_s, "2 per layer: latency + 2 (tp - 1) / tp x hidden states / link"),
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "request_latency_s": self.request_latency_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu, "tokens_per_s_per_user": self.tokens_per_s_per_user,
+            "decode_step_s": self.step.seconds, "steps_per_cycle": self.steps_per_cycle,
+            "decode_tokens_per_step": self.decode_tokens_per_step,
+            "prefill_tokens_per_step": self.prefill_tokens_per_step, "prefill_steps": self.prefill_steps,
+            "bound": self.step.bound, "engine": self.profile.name,
+            "terms": {name: {"seconds": sec, "formula": text} for name, sec, text in self.terms()},
+        }
+
+
+def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl: int,
+            profile: EngineProfile) -> ServingReport:
+    """Steady-state serving of `concurrency` requests of isl prompt and osl output tokens (module docstring)."""
+    for name, v, hi in (("concurrency", concurrency, 1 << 20), ("isl", isl, 1 << 30), ("osl", osl, 1 << 30)):
+        if type(v) is not int or not 1 <= v <= hi:
+            raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
+    budget = profile.max_num_batched_tokens
+    if budget <= concurrency:
+        raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the concurrency ({concurrency:,})")
+    C = concurrency
+    S = max(osl, C * (isl + osl) / budget)
+    d, pf = C * osl / S, C * isl / S
+    # decodes see the prompt plus half the output on average; a prompt chunk half its prompt
+    step = step_time(m, s, gpu, profile, d, pf, isl + osl / 2, isl / 2)
+    # a new request waits for the step in progress and for the prompts queued ahead of it, then its own
+    # prompt runs in full-budget chunks beside the decodes
+    room = max(1.0, budget - d)
+    prefill_steps = math.ceil(isl / room)
+    ahead = profile.queue_share * (C - 1) * isl / room
+    first = step_time(m, s, gpu, profile, d, min(isl, room), isl + osl / 2, isl / 2)
+    ttft = profile.queue_steps * step.seconds + (ahead + prefill_steps) * first.seconds
+    tpot = S * step.seconds / osl
+    return ServingReport(C, isl, osl, s.tp * s.pp, S, d, pf, step, prefill_steps, ttft, tpot, profile)

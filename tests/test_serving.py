@@ -1,0 +1,109 @@
+"""The serving model's structure, by hand: a pure decode step, a pure prefill, the experts a step reads,
+the all-reduce term, and the steady-state bookkeeping. (The fitted efficiencies are not tested here:
+BENCHMARKS.md reports how they hold on measured runs.)"""
+
+import math
+
+import pytest
+
+from kvdash.gpus import get_gpu
+from kvdash.presets import preset_model
+from kvdash.scenario import Scenario
+from kvdash.serving import EngineProfile, engine_profile, link_bytes_per_s, serving, step_time, step_work
+
+H100 = get_gpu("nvidia-h100-sxm5")  # 3,350 GB/s, 989.5 dense bf16 TFLOP/s, NVLink 900 GB/s two-way
+PEAK = EngineProfile("test", memory_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
+                     queue_steps=0.0, allreduce_latency_s=0.0)
+# Llama-3.1-8B: matrices and layer norms 6,979,584,000 parameters; embedding and head 128,256 x 4,096 each;
+# a full layer's attention does 2 x 32 heads x (128 + 128) = 16,384 FLOP per query-key pair, 32 layers.
+BODY, VOCAB_H, PAIR = 6_979_584_000, 128_256 * 4096, 32 * 16_384
+WEIGHTS, KV = 16_060_522_496, 131_072  # bf16 weights (B), cache per token (B)
+
+
+def test_a_pure_decode_step():
+    m = preset_model("llama-3.1-8b")
+    st = step_time(m, Scenario(), H100, PEAK, decode=8, prefill=0, decode_ctx=1000, prefill_ctx=0)
+    assert st.work.bytes == WEIGHTS + 8 * 1000 * KV
+    assert st.memory_s == pytest.approx((WEIGHTS + 8 * 1000 * KV) / 3350e9)
+    flops = 2 * BODY * 8 + 2 * VOCAB_H * 8 + 8 * 1000 * PAIR
+    assert st.work.flops == pytest.approx(flops) and st.compute_s == pytest.approx(flops / 989.5e12)
+    assert st.bound == "memory" and st.seconds == pytest.approx(st.memory_s)
+
+
+def test_a_pure_prefill_step():
+    m = preset_model("llama-3.1-8b")
+    w = step_work(m, Scenario(), decode=0, prefill=1024, decode_ctx=0, prefill_ctx=512)
+    # each prompt token's K/V written once and read back once; the logits of the last prompt token only
+    assert w.bytes == WEIGHTS + 2 * 1024 * KV
+    assert w.flops == pytest.approx(2 * BODY * 1024 + 2 * VOCAB_H + 1024 * 512 * PAIR)
+
+
+def test_a_step_reads_only_the_experts_its_tokens_hit():
+    m = preset_model("mixtral-8x7b")  # 8 experts, 2 per token
+    one = step_work(m, Scenario(), 1, 0, 100, 0)
+    three = step_work(m, Scenario(), 3, 0, 100, 0)
+    from kvdash.breakdown import breakdown
+
+    st = breakdown(m, Scenario(prompt_tokens=1)).stage
+    cache = 32 * 8 * 256 * 2 * 100  # 32 layers x 8 KV heads x (128 + 128) x 2 B x 100 tokens
+    # one token hits 2 experts per layer: 6 of 8 unread; three tokens leave 8 x (6/8)^3 = 3.375 unread
+    assert one.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 6 / 8 + cache)
+    assert three.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 3.375 / 8 + 3 * cache)
+
+
+def test_the_all_reduce_term():
+    m = preset_model("llama-3.1-8b")
+    p = EngineProfile("test", memory_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
+                      allreduce_latency_s=5e-6)
+    st = step_time(m, Scenario(tp=2), H100, p, decode=4, prefill=0, decode_ctx=10, prefill_ctx=0)
+    assert link_bytes_per_s(H100) == 450e9  # NVLink4's 900 GB/s is the two-way total
+    # 2 all-reduces per layer; a ring moves 2 (tp - 1) / tp of the 4 tokens' bf16 hidden states
+    assert st.comm_s == pytest.approx(2 * 32 * (5e-6 + 2 * 1 / 2 * 4 * 4096 * 2 / 450e9))
+
+
+def test_steady_state_bookkeeping():
+    m = preset_model("llama-3.1-8b")
+    r = serving(m, Scenario(), H100, 32, 1024, 256, PEAK)
+    # 32 x (1,024 + 256) tokens per cycle fit the 8,192-token budget in 256 steps: output-bound
+    assert (r.steps_per_cycle, r.decode_tokens_per_step, r.prefill_tokens_per_step) == (256, 32, 128)
+    assert r.tpot_s == pytest.approx(r.step.seconds)
+    assert r.tokens_per_s_per_gpu == pytest.approx(32 / r.step.seconds)
+    long = serving(m, Scenario(), H100, 64, 8192, 16, PEAK)
+    S = 64 * (8192 + 16) / 8192  # prompt-bound: more steps than output tokens
+    assert long.steps_per_cycle == pytest.approx(S) and long.tpot_s == pytest.approx(S * long.step.seconds / 16)
+    # a new prompt of 8,192 tokens needs ceil(8,192 / (8,192 - d)) steps beside d decodes
+    assert long.prefill_steps == math.ceil(8192 / (8192 - 64 * 16 / S))
+
+
+def test_profiles_load_and_refuse_nonsense():
+    from kvdash.errors import KvdashError
+
+    for name in ("vllm", "sglang", "trtllm"):
+        assert engine_profile(name).name == name
+    with pytest.raises(KvdashError, match="unknown engine"):
+        engine_profile("tgi")
+    with pytest.raises(KvdashError, match="must exceed the concurrency"):
+        serving(preset_model("llama-3.1-8b"), Scenario(), H100, 9000, 10, 10, PEAK)
+
+
+def test_cli_serving_json_and_refusals(capsys):
+    import json
+
+    from kvdash.cli import main
+
+    rc = main(["serving", "--preset", "llama-3.1-8b", "--gpu", "nvidia-h100-sxm5", "--concurrency", "32", "--isl",
+               "1024", "--osl", "256", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["fits"] is True
+    for key in ("ttft_s", "tpot_s", "request_latency_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
+                "decode_step_s", "terms"):
+        assert key in out
+    assert set(out["terms"]) == {"compute", "memory", "overheads", "all-reduces"}
+    # 4,096 requests of 128k tokens cannot fit one H100: said, with the largest concurrency that does
+    rc = main(["serving", "--preset", "llama-3.1-8b", "--gpu", "nvidia-h100-sxm5", "--concurrency", "4096",
+               "--isl", "131072", "--osl", "16", "--max-num-batched-tokens", "16384", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["fits"] is False and 0 <= out["max_concurrency_that_fits"] < 4096
+    assert main(["serving", "--preset", "mixtral-8x7b", "--gpu", "nvidia-h100-sxm5", "--concurrency", "8",
+                 "--isl", "100", "--osl", "10", "--tp", "2", "--ep", "4"]) == 2
+    assert "--ep 4" in capsys.readouterr().err
