@@ -128,11 +128,11 @@ def main(argv=None) -> int:
               f"{summary(all_out['tpot'])} | {summary(all_out['ttft'])} |")
     print()
     for engine, p in profiles.items():
-        print(engine, {k: round(v, 6) if isinstance(v, float) else v for k, v in dataclasses.asdict(p).items()})
+        data = dataclasses.asdict(p) | {"source": f"fitted by benchmarks/fit_serving.py on the {engine} rows "
+                                                  f"of serving_h100.csv, {date.today().isoformat()}"}
+        print(engine, {k: round(v, 6) if isinstance(v, float) else v for k, v in data.items()})
         if args.write:
             ENGINES_DIR.mkdir(parents=True, exist_ok=True)
-            data = dataclasses.asdict(p) | {"source": f"fitted by benchmarks/fit_serving.py on the {engine} rows "
-                                                      f"of serving_h100.csv, {date.today().isoformat()}"}
             (ENGINES_DIR / f"{engine}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return 0
 
