@@ -36,7 +36,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
-from kvdash.speed import _matrix_params
+from kvdash.speed import _matrix_params, refuse_pipeline, weights_read
 
 ENGINES_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
 ENGINES = ("vllm", "sglang", "trtllm")
@@ -113,10 +113,7 @@ def step_work(m: ModelSpec, s: Scenario, decode: float, prefill: float, decode_c
     st, tp = b.stage, s.tp
     tokens = decode + prefill
     shared, one_expert = _matrix_params(m)
-    weights = st.weight_bytes
-    if m.n_experts:  # distinct experts the step's tokens hit, per layer (uniform routing)
-        untouched = m.n_experts * (1 - m.experts_per_token / m.n_experts) ** tokens
-        weights -= st.expert_bytes * untouched / m.n_experts
+    weights = weights_read(m, s, st, tokens)
     flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
     flops += 2 * m.vocab_size * m.hidden_size * (decode + (prefill > 0)) / tp  # logits: decodes + last prompt token
     # attention per layer kind: the keys a query at that context sees (windows and chunks stop early)
@@ -211,6 +208,7 @@ class ServingReport:
 def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl: int,
             profile: EngineProfile) -> ServingReport:
     """Steady-state serving of `concurrency` requests of isl prompt and osl output tokens (module docstring)."""
+    refuse_pipeline(s)
     for name, v, hi in (("concurrency", concurrency, 1 << 20), ("isl", isl, 1 << 30), ("osl", osl, 1 << 30)):
         if type(v) is not int or not 1 <= v <= hi:
             raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")

@@ -23,10 +23,12 @@ import re
 from dataclasses import dataclass, replace
 
 from kvdash.breakdown import breakdown
+from kvdash.dtypes import get_dtype, high_precision
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.params import embedding_params
 from kvdash.scenario import Scenario, check_parallel
+from kvdash.units import cdiv
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ def _attention_pairs(m: ModelSpec, queries: int, context: int) -> int:
     return sum(n * spec.attention_pairs(queries, context) for spec, n in m.layer_groups)
 
 
+def refuse_pipeline(s: Scenario) -> None:
+    """Step times are for one GPU holding every layer's share: pipeline stages are not modelled yet."""
+    if s.pp > 1:
+        raise KvdashError(f"the speed model does not model pipeline parallelism (pp = {s.pp}); use tensor "
+                          "parallelism, or pp = 1")
+
+
 def _score_flops(m: ModelSpec, queries: int, context: int, tp: int) -> int:
     """FLOPs of QK^T and PV per sequence when `queries` new tokens end at position `context`, summed
     over the layers (each kind says how many keys a query sees)."""
@@ -110,18 +119,31 @@ def _matrix_params(m: ModelSpec) -> tuple[int, int]:
     return body - m.n_experts * one_expert, one_expert
 
 
+def weights_read(m: ModelSpec, s: Scenario, st, tokens: float) -> float:
+    """Weight bytes one step reads on this GPU for `tokens` tokens: every matrix once, but of the routed
+    experts only those the tokens hit (uniform routing), and of an untied input embedding only the
+    tokens' rows (the LM head, or a tied embedding, is read whole)."""
+    out = st.weight_bytes
+    if m.n_experts:
+        untouched = m.n_experts * (1 - m.experts_per_token / m.n_experts) ** tokens
+        out -= st.expert_bytes * untouched / m.n_experts
+    if st.index == 0 and not m.tie_word_embeddings:
+        table = cdiv(m.vocab_size, s.tp) * m.hidden_size
+        rows = min(tokens, cdiv(m.vocab_size, s.tp)) * m.hidden_size
+        out -= (table - rows) * high_precision(get_dtype(s.weights_dtype)).nbytes(1, 1)
+    return out
+
+
 def step_work(m: ModelSpec, s: Scenario, queries: int, context: int) -> tuple[int, int]:
     """(FLOPs, bytes moved) on one GPU for a step in which each of `s.batch` sequences adds `queries`
     tokens ending at position `context`: a prefill has queries == context, a decode step queries == 1."""
     check_parallel(m, s)
+    refuse_pipeline(s)
     B, tp = s.batch, s.tp
     b = breakdown(m, s.with_(prompt_tokens=max(context, s.shared_prefix_tokens, 1), new_tokens=0))
     tokens = B * queries
     shared, one_expert = _matrix_params(m)
-    weights = b["weights"]
-    if m.n_experts:  # only the experts the step's tokens are routed to are read (uniform routing)
-        touched = m.n_experts * (1 - (1 - m.experts_per_token / m.n_experts) ** tokens)
-        weights -= round(b.stage.expert_bytes * (m.n_experts - touched) / m.n_experts)
+    weights = round(weights_read(m, s, b.stage, tokens))
     flops = (2 * (shared + m.experts_per_token * one_expert) * tokens // tp  # the layers' matrices
              + 2 * m.vocab_size * m.hidden_size * B // tp  # LM head, last position only
              + B * _score_flops(m, queries, context, tp))  # QK^T and PV

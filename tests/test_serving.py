@@ -18,13 +18,15 @@ PEAK = EngineProfile("test", memory_eff=1.0, compute_eff=1.0, step_overhead_s=0.
 # a full layer's attention does 2 x 32 heads x (128 + 128) = 16,384 FLOP per query-key pair, 32 layers.
 BODY, VOCAB_H, PAIR = 6_979_584_000, 128_256 * 4096, 32 * 16_384
 WEIGHTS, KV = 16_060_522_496, 131_072  # bf16 weights (B), cache per token (B)
+EMBED = 2 * VOCAB_H  # the untied input embedding (B): a step reads only its tokens' rows of it
 
 
 def test_a_pure_decode_step():
     m = preset_model("llama-3.1-8b")
     st = step_time(m, Scenario(), H100, PEAK, decode=8, prefill=0, decode_ctx=1000, prefill_ctx=0)
-    assert st.work.bytes == WEIGHTS + 8 * 1000 * KV
-    assert st.memory_s == pytest.approx((WEIGHTS + 8 * 1000 * KV) / 3350e9)
+    read = WEIGHTS - EMBED + 8 * 4096 * 2 + 8 * 1000 * KV
+    assert st.work.bytes == read
+    assert st.memory_s == pytest.approx(read / 3350e9)
     flops = 2 * BODY * 8 + 2 * VOCAB_H * 8 + 8 * 1000 * PAIR
     assert st.work.flops == pytest.approx(flops) and st.compute_s == pytest.approx(flops / 989.5e12)
     assert st.bound == "memory" and st.seconds == pytest.approx(st.memory_s)
@@ -34,7 +36,7 @@ def test_a_pure_prefill_step():
     m = preset_model("llama-3.1-8b")
     w = step_work(m, Scenario(), decode=0, prefill=1024, decode_ctx=0, prefill_ctx=512)
     # each prompt token's K/V written once and read back once; the logits of the last prompt token only
-    assert w.bytes == WEIGHTS + 2 * 1024 * KV
+    assert w.bytes == WEIGHTS - EMBED + 1024 * 4096 * 2 + 2 * 1024 * KV
     assert w.flops == pytest.approx(2 * BODY * 1024 + 2 * VOCAB_H + 1024 * 512 * PAIR)
 
 
@@ -46,9 +48,11 @@ def test_a_step_reads_only_the_experts_its_tokens_hit():
 
     st = breakdown(m, Scenario(prompt_tokens=1)).stage
     cache = 32 * 8 * 256 * 2 * 100  # 32 layers x 8 KV heads x (128 + 128) x 2 B x 100 tokens
+    rows = 32_000 * 4096 * 2 - 4096 * 2  # of the untied input embedding, the tokens' rows only
     # one token hits 2 experts per layer: 6 of 8 unread; three tokens leave 8 x (6/8)^3 = 3.375 unread
-    assert one.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 6 / 8 + cache)
-    assert three.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 3.375 / 8 + 3 * cache)
+    assert one.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 6 / 8 - rows + cache)
+    assert three.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 3.375 / 8 - rows - 2 * 4096 * 2
+                                        + 3 * cache)
 
 
 def test_the_all_reduce_term():
@@ -73,6 +77,13 @@ def test_steady_state_bookkeeping():
     assert long.steps_per_cycle == pytest.approx(S) and long.tpot_s == pytest.approx(S * long.step.seconds / 16)
     # a new prompt of 8,192 tokens needs ceil(8,192 / (8,192 - d)) steps beside d decodes
     assert long.prefill_steps == math.ceil(8192 / (8192 - 64 * 16 / S))
+
+
+def test_pipeline_parallelism_is_refused_not_guessed():
+    from kvdash.errors import KvdashError
+
+    with pytest.raises(KvdashError, match="pipeline parallelism"):
+        serving(preset_model("llama-3.1-8b"), Scenario(pp=2), H100, 8, 100, 10, PEAK)
 
 
 def test_profiles_load_and_refuse_nonsense():
