@@ -7,6 +7,7 @@ import streamlit as st
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
+from kvdash.serving import ENGINES, engine_profile, serving
 from kvdash.speed import RUNTIMES, generation_seconds, speed
 from ui.sidebar import require
 
@@ -118,3 +119,49 @@ g2.add_scatter(x=gen["new tokens"], y=gen["without a cache"], name="without a ca
 g2.update_layout(title=f"Time to generate after a {s.prompt_tokens:,}-token prompt (predicted)",
                  xaxis=dict(type="log", title="new tokens"), yaxis=dict(type="log", title="seconds"))
 st.plotly_chart(g2, width="stretch")
+
+# A serving engine at a concurrency (kvdash.serving): the steady state of C requests in flight.
+st.header("Serving at a concurrency")
+st.caption("C requests of the sidebar's prompt and output lengths are in flight at all times; each engine step "
+           "runs every request's next token beside chunks of new prompts. The engine's efficiencies and "
+           "overheads are fitted to 784 measured H100 runs (BENCHMARKS.md reports the error: TPOT about 15 % "
+           "in sample, 20–22 % on models left out; TTFT 22–33 %).")
+c1, c2 = st.columns(2)
+engine = c1.radio("Engine", list(ENGINES), horizontal=True, key="serving_engine")
+concurrency = c2.select_slider("Concurrency (requests in flight)", [2**i for i in range(10)], value=32,
+                               key="serving_concurrency")
+profile = engine_profile(engine)
+try:
+    srv = serving(model, s.with_(batch=1), gpu, int(concurrency), s.prompt_tokens, int(new_tokens), profile)
+    sweep = [(c, serving(model, s.with_(batch=1), gpu, c, s.prompt_tokens, int(new_tokens), profile),
+              breakdown(model, s.with_(batch=c), gpu).fits) for c in (2**i for i in range(10))]
+except KvdashError as e:
+    st.error(str(e))
+    st.stop()
+cols = st.columns(4)
+cols[0].metric(f"TTFT at {concurrency} in flight", f"{srv.ttft_s * 1e3:,.1f} ms")
+cols[1].metric(f"TPOT at {concurrency} in flight", f"{srv.tpot_s * 1e3:,.2f} ms", srv.step.bound + "-bound",
+               delta_color="off")
+cols[2].metric("Tokens/s per GPU", f"{srv.tokens_per_s_per_gpu:,.0f}")
+cols[3].metric("Tokens/s per user", f"{srv.tokens_per_s_per_user:,.1f}")
+st.dataframe(pd.DataFrame([{"term of one step": name, "ms": round(sec * 1e3, 3), "formula": text}
+                           for name, sec, text in srv.terms()]), hide_index=True, width="stretch",
+             key="serving_terms")
+st.caption(f"One step: {srv.decode_tokens_per_step:,.1f} decode + {srv.prefill_tokens_per_step:,.1f} prompt tokens "
+           f"({profile.max_num_batched_tokens:,} at most), {srv.steps_per_cycle:,.1f} steps per request; engine "
+           f"profile: {profile.source}.")
+fit_pts = [(c, r) for c, r, fits in sweep if fits]
+no_pts = [(c, r) for c, r, fits in sweep if not fits]
+curve = go.Figure(dict(data=[
+    dict(type="scatter", mode="lines+markers+text", name="fits in memory",
+         x=[r.tokens_per_s_per_user for _, r in fit_pts], y=[r.tokens_per_s_per_gpu for _, r in fit_pts],
+         text=[f"C={c}" for c, _ in fit_pts], textposition="top right", marker=dict(color="#0072B2")),
+    dict(type="scatter", mode="markers+text", name="does not fit", x=[r.tokens_per_s_per_user for _, r in no_pts],
+         y=[r.tokens_per_s_per_gpu for _, r in no_pts], text=[f"C={c}" for c, _ in no_pts],
+         textposition="top right", marker=dict(color="#D55E00", symbol="x")),
+], layout=dict(title=dict(text=f"Throughput per GPU against speed per user, concurrency 1 to 512 ({engine}, "
+                               f"predicted)"),
+               xaxis=dict(title=dict(text="tokens/s per user (1 / TPOT)")),
+               yaxis=dict(title=dict(text="tokens/s per GPU"), rangemode="tozero"),
+               legend=dict(orientation="h", y=-0.25))))
+st.plotly_chart(curve, width="stretch", key="serving_curve")

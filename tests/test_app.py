@@ -138,7 +138,7 @@ def test_speed_page_shows_the_library_prediction():
     r = speed(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256),
               get_gpu("nvidia-h100-sxm5"), knee=False)
     assert metrics(at)["Time per output token"] == f"{r.tpot_s * 1e3:,.2f} ms"
-    assert len(at.get("plotly_chart")) == 3  # batch knee, GPU comparison, with/without cache
+    assert len(at.get("plotly_chart")) == 4  # batch knee, GPU comparison, with/without cache, serving curve
     gpus = at.dataframe[0].value
     # the scenario needs 17.25 GiB: it fits an 80 GB H100, not a 16 GB T4 (15 GiB usable)
     assert "H100 SXM5 80GB" in set(gpus.GPU) and "T4 16GB" not in set(gpus.GPU)
@@ -245,3 +245,17 @@ def test_scaling_compare_serving_learn_pages():
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "8,192 B = 8 KiB" in text and "201,326,592 B = 192 MiB" in text
+
+
+def test_speed_page_serves_at_a_concurrency():
+    from kvdash.serving import engine_profile, serving
+
+    at = run_app("app_pages/speed.py", serving_concurrency=64, serving_engine="sglang")
+    assert not at.exception and not at.error
+    shown = metrics(at)
+    r = serving(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256),
+                get_gpu("nvidia-h100-sxm5"), 64, 8192, 256, engine_profile("sglang"))
+    assert shown["TPOT at 64 in flight"] == f"{r.tpot_s * 1e3:,.2f} ms"  # the page shows the library's number
+    terms = next(d.value for d in at.dataframe if "term of one step" in d.value.columns)
+    assert list(terms["term of one step"]) == ["compute", "memory", "overheads", "all-reduces"]
+    assert any(c.key == "serving_curve" for c in at.get("plotly_chart"))
