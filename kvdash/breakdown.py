@@ -20,7 +20,7 @@ from kvdash.model import ModelSpec
 from kvdash.params import embedding_params, embedding_tensors, layer_params, layer_tensors
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import GiB, cdiv
-from kvdash.weights import layer_weight_bytes, table_bytes
+from kvdash.weights import formats, layer_weight_bytes, table_bytes
 
 LOGIT_BYTES = 4  # logits are upcast to fp32 before sampling
 SCORE_EXTRA_BYTES = 4  # eager softmax runs in fp32 beside the scores in the activation dtype
@@ -94,8 +94,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
     a = act.nbytes(1, 1)
     per_layer = layer_params(m, tp, ep=ep)
     emb = embedding_params(m, tp)
-    table = embedding_tensors(m)
-    embed_formats = {"vector": hp, "embed": hp}
+    table, fmt = embedding_tensors(m), formats(weights_dtype, experts_dtype)
     mats = 3 if m.gated_mlp else 2
     dense_pt = mats * cdiv(m.intermediate_size, tp) * a
     moe_pt = (
@@ -135,7 +134,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 linear_params=linear,
                 other_params=other,
                 encoder_params=encoder,
-                weight_bytes=weight_bytes + table_bytes(outside, tp, embed_formats),
+                weight_bytes=weight_bytes + table_bytes(outside, tp, fmt),
                 expert_bytes=sum(e for _, e in layer_bytes),
                 expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
                                   if t.role == "expert"),

@@ -12,7 +12,7 @@ Every answer is per GPU of a `tp`-way tensor-parallel group:
 - `bytes_per_seq(kv, act, tp, bs)`: fixed bytes per sequence (recurrent state, cross-attention K/V);
 - `vllm_*`: the page one block of this layer takes in vLLM and the blocks a request reserves;
 - `attention_pairs(queries, context)` and `flops_per_pair(tp)`: the score work of the speed model;
-- `params(hidden, tp)`: the mixer's parameters (linear matrices and the small rest);
+- `tensors(hidden)`: the mixer's weight tensors (kvdash.params counts and shards them);
 - `act_width(tp)`, `score_heads(tp)`: the activation terms;
 - `check_tp(tp)`: the tensor-parallel degrees engines accept.
 
@@ -27,16 +27,6 @@ from typing import ClassVar
 from kvdash.dtypes import DType
 from kvdash.errors import KvdashError
 from kvdash.units import cdiv
-
-
-@dataclass(frozen=True)
-class LayerParams:
-    linear: int  # weight matrices: what quantization shrinks
-    other: int  # norms, biases, small vectors: kept in 16-bit
-
-    @property
-    def total(self) -> int:
-        return self.linear + self.other
 
 
 @dataclass(frozen=True)
@@ -68,17 +58,6 @@ class Tensor:
     @property
     def matrix(self) -> bool:
         return self.role in ("linear", "expert")
-
-
-def params_of(tensors, tp: int) -> LayerParams:
-    """Parameters per GPU of a list of tensors: matrices (quantizable) and the small rest."""
-    linear = other = 0
-    for t in tensors:
-        if t.matrix:
-            linear += t.numel(tp)
-        else:
-            other += t.numel(tp)
-    return LayerParams(linear, other)
 
 
 # ---- token slots held, for ints or numpy arrays --------------------------------------------------
@@ -202,9 +181,6 @@ class LayerSpec:
     def tensors(self, hidden: int) -> tuple[Tensor, ...]:
         """The mixer's weight tensors (unsharded)."""
         return ()
-
-    def params(self, hidden: int, tp: int) -> LayerParams:
-        return params_of(self.tensors(hidden), tp)
 
     def act_width(self, tp: int) -> int:
         return 0

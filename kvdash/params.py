@@ -14,12 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kvdash.layers import LayerParams, Tensor
+from kvdash.layers import Tensor
 from kvdash.model import ModelSpec
 from kvdash.units import cdiv
 
 __all__ = ["EmbeddingParams", "LayerParams", "embedding_params", "ffn_tensors", "layer_params", "layer_tensors",
            "total_params"]
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    linear: int  # weight matrices: what quantization shrinks
+    other: int  # norms, biases, small vectors: kept in 16-bit
+
+    @property
+    def total(self) -> int:
+        return self.linear + self.other
 
 
 def _norms(m: ModelSpec, name: str) -> list[tuple[Tensor, int]]:
