@@ -36,7 +36,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
-from kvdash.speed import _matrix_params, refuse_pipeline, weights_read
+from kvdash.speed import _matrix_params, matrix_rate, refuse_pipeline, weights_read
 
 ENGINES_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
 ENGINES = ("vllm", "sglang", "trtllm")
@@ -75,18 +75,6 @@ def engine_profile(name: str) -> EngineProfile:
     data = json.loads(path.read_text(encoding="utf-8"))
     known = {f.name for f in fields(EngineProfile)}
     return EngineProfile(**{k: v for k, v in data.items() if k in known})
-
-
-def matmul_rate(gpu: Gpu, weights_dtype: str) -> float:
-    """Peak dense FLOP/s the step's matrix products run at: fp8 formats on fp8 tensor cores; weight-only
-    int4/fp4 formats dequantize to bf16 where the GPU has no fp4 path (Hopper)."""
-    fp8 = weights_dtype.startswith("fp8")
-    rate = (gpu.fp8_tflops if fp8 else None) or gpu.bf16_tflops
-    if weights_dtype == "fp32":
-        rate = gpu.fp32_tflops
-    if not rate:
-        raise KvdashError(f"the catalog has no matrix rate for {weights_dtype} on {gpu.name}")
-    return rate * 1e12
 
 
 def link_bytes_per_s(gpu: Gpu) -> float:
@@ -145,7 +133,7 @@ class Step:
 def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: float, prefill: float,
               decode_ctx: float, prefill_ctx: float) -> Step:
     w = step_work(m, s, decode, prefill, decode_ctx, prefill_ctx)
-    compute = w.flops / (matmul_rate(gpu, s.weights_dtype) * p.compute_eff)
+    compute = w.flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
     memory = w.bytes / (gpu.bandwidth_gbps * 1e9 * p.memory_eff)
     overhead = p.step_overhead_s + m.n_layers * p.layer_overhead_s
     comm = 0.0

@@ -68,8 +68,15 @@ def _link_gbps(gpu) -> float:
 
 
 def matrix_rate(gpu, weights_dtype: str) -> float:
-    """Peak dense FLOP/s for the dtype the matrix products run in."""
-    rate = {"fp32": gpu.fp32_tflops, "fp8": gpu.fp8_tflops or gpu.bf16_tflops}.get(weights_dtype, gpu.bf16_tflops)
+    """Peak dense FLOP/s the matrix products run at: fp8 formats (per-tensor or block-scaled) on fp8
+    tensor cores; fp32 at fp32; the rest in bf16 (weight-only int and fp4 formats dequantize to bf16 on
+    a GPU without an fp4 path, as Hopper)."""
+    if weights_dtype == "fp32":
+        rate = gpu.fp32_tflops
+    elif weights_dtype.startswith("fp8"):
+        rate = gpu.fp8_tflops or gpu.bf16_tflops
+    else:
+        rate = gpu.bf16_tflops
     if not rate:
         raise KvdashError(f"the catalog has no {weights_dtype} matrix rate for {gpu.name}")
     return rate * 1e12
