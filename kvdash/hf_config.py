@@ -260,9 +260,15 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
                    experts_format=experts, warnings=(*spec.warnings, *warnings))
 
 
-# Module names a checkpoint may leave unquantized that kvdash keeps in 16-bit anyway.
-_ALWAYS_16BIT = ("lm_head", "embed", "router", "gate", "norm", "vision", "visual", "multi_modal", "mm_projector",
-                 "audio", "shared_expert_gate")
+# Module names a checkpoint may leave unquantized that kvdash keeps in 16-bit anyway (matched per
+# dotted segment, so "mlp.gate_proj" is not mistaken for a router "gate").
+_ALWAYS_16BIT_PREFIXES = ("lm_head", "embed", "router", "vision", "visual", "multi_modal", "mm_projector", "audio",
+                          "e_score_correction_bias", "shared_expert_gate")
+
+
+def _kept_16bit(name: str) -> bool:
+    return any(seg == "gate" or seg.endswith("norm") or seg.startswith(_ALWAYS_16BIT_PREFIXES)
+               for seg in name.split("."))
 
 
 def _quantization(q, warnings: list) -> tuple[str, str]:
@@ -296,8 +302,10 @@ def _quantization(q, warnings: list) -> tuple[str, str]:
                         "is not modelled: weights are sized at the chosen weights dtype")
         return "", ""
     skipped = [x for x in (g.list("modules_to_not_convert") or g.list("ignore") or []) if isinstance(x, str)]
-    dense_skipped = any("attn" in x for x in skipped)
-    unknown = [x for x in skipped if "attn" not in x and not any(k in x for k in _ALWAYS_16BIT)]
+    # the attention of every layer left unquantized (gpt-oss: "model.layers.*.self_attn"): matrices in 16-bit
+    every_layer = [x for x in skipped if not any(seg.isdigit() for seg in x.split("."))]
+    dense_skipped = any("attn" in x for x in every_layer)
+    unknown = [x for x in skipped if not _kept_16bit(x) and not ("attn" in x and x in every_layer)]
     if unknown:
         warnings.append(f"quantization_config leaves {', '.join(unknown[:3])} unquantized; kvdash sizes them as "
                         f"{fmt}")

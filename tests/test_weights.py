@@ -141,3 +141,20 @@ def test_expert_parallel_holds_whole_experts():
         breakdown(preset_model("mixtral-8x7b"), Scenario(tp=16, expert_parallel=True))
     with pytest.raises(KvdashError, match="mixture-of-experts"):
         breakdown(preset_model("llama-3.1-8b"), Scenario(tp=2, expert_parallel=True))
+
+
+def test_modules_left_unquantized_in_some_layers_are_warned_not_guessed():
+    base = dict(get_preset("llama-3.1-8b").config)
+    # one layer's attention and an MLP projection left in 16-bit: kvdash cannot size that per layer, so it
+    # keeps the checkpoint's format for the matrices and says which modules it did not model
+    cfg = base | {"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True,
+                                          "modules_to_not_convert": ["model.layers.0.self_attn", "mlp.gate_proj",
+                                                                     "lm_head", "model.norm"]}}
+    m = model_from_config(cfg)
+    assert m.weights_format == "awq-int4"
+    assert any("model.layers.0.self_attn, mlp.gate_proj unquantized" in w for w in m.warnings)
+    # every layer's attention left unquantized (gpt-oss's pattern) is modelled: the matrices stay 16-bit
+    every = base | {"quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert":
+                                            ["model.layers.*.self_attn", "model.layers.*.mlp.router"]}}
+    m = model_from_config(every)
+    assert (m.weights_format, m.experts_format) == ("", "mxfp4") and not m.warnings
