@@ -49,3 +49,8 @@ def test_every_field_has_a_range_or_choices():
     for key, f in FIELDS.items():
         assert f.options() or (f.lo <= f.hi and f.hi > 0), key
     assert FIELDS["block"].options() == BLOCK_CHOICES
+
+
+def test_value_types_follow_the_choices():
+    assert FIELDS["block"].value_type is int and FIELDS["batch"].value_type is int
+    assert FIELDS["model"].value_type is str and FIELDS["kvdtype"].value_type is str

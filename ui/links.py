@@ -35,6 +35,12 @@ class Field:
     hi: int = 0
     choices: tuple | Callable[[], tuple] | None = None
 
+    @property
+    def value_type(self) -> type:
+        """int for numbers and integer choices (block sizes), str for named choices."""
+        fixed = self.choices if isinstance(self.choices, tuple) else ("",)
+        return int if self.choices is None or isinstance(fixed[0], int) else str
+
     def options(self) -> tuple:
         return self.choices() if callable(self.choices) else self.choices
 

@@ -32,7 +32,7 @@ from ui.links import (
 
 Q = "query-params"
 # Widgets whose values travel in the URL, with the type their value must have (a loaded scenario file).
-BOUND = {k: str if f.choices is not None and k != "block" else int for k, f in FIELDS.items()}
+BOUND = {k: f.value_type for k, f in FIELDS.items()}
 
 
 def _drop_from_link(keys) -> None:
