@@ -375,18 +375,25 @@ def _layers(f: _Fields) -> int:
     return f.int("num_hidden_layers", "n_layer", "num_layers", hi=LIMITS["n_layers"])
 
 
-def _explicit_layer_types(f: _Fields, n: int) -> tuple[str, ...] | None:
-    raw = f.list("layer_types")
+def _pattern_list(f: _Fields, key: str, n: int, allowed: dict) -> list | None:
+    """The config's per-layer list `key` mapped through `allowed` (None when absent); an unknown name or a
+    wrong length is refused, naming the field."""
+    raw = f.list(key)
     if raw is None:
         return None
     if len(raw) != n:
-        raise KvdashError(f"config field 'layer_types' lists {len(raw)} layers but num_hidden_layers is {n}")
-    out = []
+        raise KvdashError(f"config field {key!r} lists {len(raw)} layers but num_hidden_layers is {n}")
     for i, t in enumerate(raw):
-        if not isinstance(t, str) or t not in _LAYER_TYPE_NAMES:
-            raise KvdashError(f"config field 'layer_types[{i}]' = {_show(t)} is not a known layer type "
-                              f"({', '.join(sorted(_LAYER_TYPE_NAMES))})")
-        out.append(_LAYER_TYPE_NAMES[t])
+        if not isinstance(t, str) or t not in allowed:
+            raise KvdashError(f"config field '{key}[{i}]' = {_show(t)} is not a known layer type "
+                              f"({', '.join(sorted(allowed))})")
+    return [allowed[t] for t in raw]
+
+
+def _explicit_layer_types(f: _Fields, n: int) -> tuple[str, ...] | None:
+    out = _pattern_list(f, "layer_types", n, _LAYER_TYPE_NAMES)
+    if out is None:
+        return None
     if LINEAR in out:
         raise KvdashError("config has linear-attention/state-space layers; their state size is "
                           "architecture-specific: describe this model as a custom ModelSpec")

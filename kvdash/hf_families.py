@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kvdash.errors import KvdashError
-from kvdash.hf_config import _common, _Fields, _heads, _layers, _show
+from kvdash.hf_config import _common, _Fields, _heads, _layers, _pattern_list, _show
 from kvdash.layers import (
     ChunkedLocal,
     CrossAttention,
@@ -26,25 +26,10 @@ from kvdash.layers import (
 from kvdash.model import LIMITS, ModelSpec
 from kvdash.units import cdiv
 
-_BIG = 1 << 40
-
 
 def _attention(f: _Fields, bias: bool = False, **kw) -> FullAttention:
     _, heads, kv, hd = _heads(f)
     return FullAttention(n_heads=heads, n_kv_heads=kv, head_dim=hd, qkv_bias=bias, o_bias=bias, **kw)
-
-
-def _pattern_list(f: _Fields, key: str, n: int, allowed: dict) -> list:
-    raw = f.list(key)
-    if raw is None:
-        return None
-    if len(raw) != n:
-        raise KvdashError(f"config field {key!r} lists {len(raw)} layers but the model has {n}")
-    for i, t in enumerate(raw):
-        if not isinstance(t, str) or t not in allowed:
-            raise KvdashError(f"config field '{key}[{i}]' = {_show(t)} is not a known layer type "
-                              f"({', '.join(sorted(allowed))})")
-    return [allowed[t] for t in raw]
 
 
 def _ssm_fp32(f: _Fields) -> bool:
