@@ -31,7 +31,9 @@ class Gpu:
     fp32_tflops: float | None
     bf16_tflops: float | None  # dense
     fp8_tflops: float | None  # dense
+    fp4_tflops: float | None  # dense, where fp4 tensor cores exist (Blackwell)
     interconnect: str
+    link_gbps: float | None  # GB/s one way to another GPU of a TP group; None: no such link (data/README.md)
     year: int | None
     source: str
 
@@ -59,7 +61,9 @@ def load_gpus(path: str | None = None) -> dict[str, Gpu]:
                 fp32_tflops=_num(row["fp32_tflops"]),
                 bf16_tflops=_num(row["bf16_tflops"]),
                 fp8_tflops=_num(row["fp8_tflops"]),
+                fp4_tflops=_num(row.get("fp4_tflops", "")),
                 interconnect=row["interconnect"],
+                link_gbps=_num(row.get("link_gbps_one_way", "")),
                 year=int(row["year"]) if row["year"].strip() else None,
                 source=row["source"],
             )

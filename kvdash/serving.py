@@ -36,7 +36,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
-from kvdash.speed import _matrix_params, matrix_rate, refuse_pipeline, weights_read
+from kvdash.speed import _matrix_params, link_bytes_per_s, matrix_rate, refuse_pipeline, weights_read
 
 ENGINES_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
 ENGINES = ("vllm", "sglang", "trtllm")
@@ -75,15 +75,6 @@ def engine_profile(name: str) -> EngineProfile:
     data = json.loads(path.read_text(encoding="utf-8"))
     known = {f.name for f in fields(EngineProfile)}
     return EngineProfile(**{k: v for k, v in data.items() if k in known})
-
-
-def link_bytes_per_s(gpu: Gpu) -> float:
-    """One direction of the GPU-to-GPU link. The catalog quotes NVLink as the two-way total (H100:
-    900 GB/s = 450 each way); PCIe figures are per direction."""
-    from kvdash.speed import _link_gbps
-
-    gbps = _link_gbps(gpu)
-    return gbps * 1e9 / (2 if "NVLink" in gpu.interconnect.split(";")[0] else 1)
 
 
 @dataclass(frozen=True)

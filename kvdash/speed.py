@@ -19,7 +19,6 @@ kernel launches of ~10 µs). `calibrate()` fits them to measured runs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 from kvdash.breakdown import breakdown
@@ -57,24 +56,26 @@ RUNTIMES = {
 }
 
 
-def _link_gbps(gpu) -> float:
-    """GB/s per direction between GPUs, read from the catalog's interconnect text."""
-    text = gpu.interconnect
-    m = re.search(r"([\d.]+)\s*(GB|TB)/s", text)
-    if m and "PCIe" not in text[: m.start()].split(";")[-1]:
-        return float(m.group(1)) * (1000 if m.group(2) == "TB" else 1)
-    pcie = re.search(r"PCIe(\d)", text)
-    return {3: 16.0, 4: 32.0, 5: 64.0, 6: 128.0}.get(int(pcie.group(1)) if pcie else 4, 32.0)
+def link_bytes_per_s(gpu) -> float:
+    """Bytes/s one way to another GPU of the tensor-parallel group (the catalog's `link_gbps_one_way`:
+    NVLink's quoted two-way totals halved, else PCIe per direction)."""
+    if not gpu.link_gbps:
+        raise KvdashError(f"the catalog has no GPU-to-GPU link for {gpu.name}, so tensor parallelism "
+                          "cannot be timed on it; use tp = 1")
+    return gpu.link_gbps * 1e9
 
 
 def matrix_rate(gpu, weights_dtype: str) -> float:
     """Peak dense FLOP/s the matrix products run at: fp8 formats (per-tensor or block-scaled) on fp8
-    tensor cores; fp32 at fp32; the rest in bf16 (weight-only int and fp4 formats dequantize to bf16 on
-    a GPU without an fp4 path, as Hopper)."""
+    tensor cores; NVFP4/MXFP4 on fp4 tensor cores where the GPU has them (Blackwell); fp32 at fp32; the
+    rest in bf16 (weight-only int formats, and fp4 on GPUs without an fp4 path such as Hopper, dequantize
+    to bf16 in the kernel)."""
     if weights_dtype == "fp32":
         rate = gpu.fp32_tflops
     elif weights_dtype.startswith("fp8"):
         rate = gpu.fp8_tflops or gpu.bf16_tflops
+    elif weights_dtype in ("nvfp4", "mxfp4"):
+        rate = gpu.fp4_tflops or gpu.bf16_tflops
     else:
         rate = gpu.bf16_tflops
     if not rate:
@@ -164,7 +165,7 @@ def _step(m: ModelSpec, s: Scenario, gpu, p: SpeedParams, queries: int, context:
     overhead = (m.n_layers + 1) * p.layer_overhead_s
     if s.tp > 1:  # two all-reduces of the hidden state per layer; a ring moves 2 (t-1)/t of it
         per = s.batch * queries * m.hidden_size * 2 * 2 * (s.tp - 1) / s.tp
-        overhead += 2 * m.n_layers * (p.allreduce_latency_s + per / (_link_gbps(gpu) * 1e9))
+        overhead += 2 * m.n_layers * (p.allreduce_latency_s + per / link_bytes_per_s(gpu))
     return Step(flops, moved, max(compute_s, memory_s) + overhead, compute_s, memory_s, overhead)
 
 

@@ -9,7 +9,8 @@ import pytest
 from kvdash.gpus import get_gpu
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
-from kvdash.serving import EngineProfile, engine_profile, link_bytes_per_s, serving, step_time, step_work
+from kvdash.serving import EngineProfile, engine_profile, serving, step_time, step_work
+from kvdash.speed import link_bytes_per_s
 
 H100 = get_gpu("nvidia-h100-sxm5")  # 3,350 GB/s, 989.5 dense bf16 TFLOP/s, NVLink 900 GB/s two-way
 PEAK = EngineProfile("test", memory_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
@@ -63,6 +64,31 @@ def test_the_all_reduce_term():
     assert link_bytes_per_s(H100) == 450e9  # NVLink4's 900 GB/s is the two-way total
     # 2 all-reduces per layer; a ring moves 2 (tp - 1) / tp of the 4 tokens' bf16 hidden states
     assert st.comm_s == pytest.approx(2 * 32 * (5e-6 + 2 * 1 / 2 * 4 * 4096 * 2 / 450e9))
+
+
+def test_link_speeds_are_one_way_and_shared_with_the_speed_model():
+    from kvdash.errors import KvdashError
+    from kvdash.speed import speed
+
+    # vendors' two-way totals halved: B200 NVLink5 1.8 TB/s, MI300X 7 x 128 GB/s; PCIe Gen4 x16 per direction
+    assert link_bytes_per_s(get_gpu("nvidia-b200-hgx")) == 900e9
+    assert link_bytes_per_s(get_gpu("amd-mi300x")) == 448e9
+    assert link_bytes_per_s(get_gpu("nvidia-rtx-4090")) == 32e9
+    with pytest.raises(KvdashError, match="no GPU-to-GPU link"):
+        link_bytes_per_s(get_gpu("apple-m2-ultra"))
+    # the static-batch speed model's all-reduce uses the same one-way figure: a 70B decode at tp 8 on
+    # H100 moves 2 x 80 layers x 2 x 7/8 x 8,192 x 2 B per token over 450 GB/s (not 900)
+    m = preset_model("llama-3.1-70b")
+    r = speed(m, Scenario(batch=1, prompt_tokens=100, new_tokens=1, tp=8), H100)
+    assert r.decode.overhead_s >= 2 * 80 * 2 * 7 / 8 * 8192 * 2 / 450e9
+
+
+def test_fp4_matrices_run_on_fp4_tensor_cores_only_where_they_exist():
+    from kvdash.speed import matrix_rate
+
+    assert matrix_rate(get_gpu("nvidia-b200-hgx"), "nvfp4") == 9000e12  # B200: 9 PFLOP/s dense fp4
+    assert matrix_rate(H100, "nvfp4") == 989.5e12  # Hopper dequantizes to bf16
+    assert matrix_rate(H100, "fp8-block") == 1979e12
 
 
 def test_steady_state_bookkeeping():

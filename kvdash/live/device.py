@@ -43,7 +43,7 @@ def cpu_row() -> Gpu:
     return Gpu(id="this-cpu", vendor="CPU", name=f"this CPU ({os.cpu_count()} cores)", cuda_name="", memory_gb=0.0,
                usable_bytes=available_ram() or 0, usable_basis="measured: /proc/meminfo MemAvailable",
                memory_type="RAM", bandwidth_gbps=bandwidth / 1e9, fp32_tflops=tflops, bf16_tflops=tflops,
-               fp8_tflops=None, interconnect="", year=None,
+               fp8_tflops=None, fp4_tflops=None, interconnect="", link_gbps=None, year=None,
                source="measured with numpy when the live page first loads")
 
 
