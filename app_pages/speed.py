@@ -1,4 +1,6 @@
-"""Speed: roofline predictions of prefill and decode for the scenario in the sidebar."""
+"""Speed: a serving engine at a concurrency (kvdash.serving), then the static batch the Live run measures
+(kvdash.speed). Every number is predicted by a formula shown beside it; measured H100 runs are drawn where
+the scenario matches one."""
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -6,28 +8,130 @@ import streamlit as st
 
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
-from kvdash.gpus import load_gpus
+from kvdash.gpus import get_gpu, load_gpus
+from kvdash.presets import load_presets
 from kvdash.serving import ENGINES, engine_profile, serving
-from kvdash.speed import RUNTIMES, generation_seconds, speed
+from kvdash.serving_runs import matching_runs
+from kvdash.speed import RUNTIMES, generation_seconds, matrix_rate, speed
+from ui.links import CONCURRENCIES
 from ui.sidebar import require
 
 model, scenario, gpu, unit = require()
-st.title(f"{model.name}: how fast?")
-st.caption("Predicted by a roofline model (formulas below), not measured. The Live run page compares it "
-           "with real runs and calibrates it.")
+st.title(f"{model.name}: how fast does it serve?")
+st.caption("Predicted by the serving model (its terms below), fitted to 784 measured H100 runs of vLLM, SGLang "
+           "and TensorRT-LLM; BENCHMARKS.md reports its error on them. Measured runs are drawn where the "
+           "scenario matches one (H100 SXM, same model, engine, tp, lengths and weights).")
 
-c1, c2 = st.columns(2)
 if scenario.new_tokens:
     new_tokens = scenario.new_tokens
-    c1.write(f"Generating **{new_tokens:,}** tokens per request (from the sidebar).")
 else:
-    new_tokens = c1.number_input("New tokens per request (the sidebar says 0)", 1, 1 << 20, 256, key="speed_new")
+    new_tokens = st.number_input("New tokens per request (the sidebar says 0)", 1, 1 << 20, 256, key="speed_new",
+                                 bind="query-params")
+s = scenario.with_(new_tokens=int(new_tokens))
+c1, c2 = st.columns(2)
+engine = c1.radio("Engine", list(ENGINES), horizontal=True, key="serving_engine", bind="query-params")
+concurrency = c2.select_slider("Concurrency (requests in flight)", CONCURRENCIES, value=32,
+                               key="serving_concurrency", bind="query-params")
+profile = engine_profile(engine)
+isl, osl = s.prompt_tokens, int(new_tokens)
+
+
+def serve(g, c):
+    return serving(model, s.with_(batch=1), g, int(c), isl, osl, profile)
+
+
+try:
+    srv = serve(gpu, concurrency)
+    sweep = [(c, serve(gpu, c)) for c in CONCURRENCIES]
+except KvdashError as e:
+    st.error(str(e))
+    st.stop()
+cols = st.columns(4)
+cols[0].metric(f"TTFT at {concurrency} in flight", f"{srv.ttft_s * 1e3:,.1f} ms")
+cols[1].metric(f"TPOT at {concurrency} in flight", f"{srv.tpot_s * 1e3:,.2f} ms", srv.step.bound + "-bound",
+               delta_color="off")
+cols[2].metric("Tokens/s per GPU", f"{srv.tokens_per_s_per_gpu:,.0f}")
+cols[3].metric("Tokens/s per user", f"{srv.tokens_per_s_per_user:,.1f}")
+if not srv.fits:
+    st.warning(f"The KV pool ({srv.pool_bytes / 2**30:,.2f} GiB per GPU) holds {srv.running:,} of the "
+               f"{concurrency:,} requests ({srv.request_bytes / 2**20:,.1f} MiB each); the others queue for a "
+               f"slot, {srv.wait_s:,.2f} s on average, which the TTFT includes.")
+st.dataframe(pd.DataFrame([{"term of one step": name, "ms": round(sec * 1e3, 3), "formula": text}
+                           for name, sec, text in srv.terms()]), hide_index=True, width="stretch",
+             key="serving_terms")
+rate = matrix_rate(gpu, s.weights_dtype) / 1e12
+st.caption(f"One step: {srv.decode_tokens_per_step:,.1f} decode + {srv.prefill_tokens_per_step:,.1f} prompt tokens "
+           f"({profile.max_num_batched_tokens:,} at most), {srv.steps_per_cycle:,.1f} steps per request. Peak: "
+           f"{rate:,.1f} TFLOP/s for {s.weights_dtype} matrices on {gpu.name}, {gpu.bandwidth_gbps:,.0f} GB/s"
+           + (f"; all-reduces over {gpu.link_gbps:,.0f} GB/s one way between the {s.tp} GPUs" if s.tp > 1 else "")
+           + f". Engine profile: {profile.source}.")
+
+hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), "") or model.name
+runs = matching_runs(hf_id, gpu.id, engine, s.tp, isl, osl, s.weights_dtype)
+lat = go.Figure(dict(data=[
+    dict(type="scatter", mode="lines+markers", name="TPOT, predicted", x=[c for c, _ in sweep],
+         y=[r.tpot_s * 1e3 for _, r in sweep], line=dict(color="#0072B2")),
+    dict(type="scatter", mode="lines+markers", name="TTFT, predicted", x=[c for c, _ in sweep],
+         y=[r.ttft_s * 1e3 for _, r in sweep], line=dict(color="#D55E00", dash="dash")),
+    *([dict(type="scatter", mode="markers", name=f"TPOT, measured ({engine} {runs[0].version or ''})",
+            x=[r.concurrency for r in runs], y=[r.tpot_s * 1e3 for r in runs],
+            marker=dict(color="#0072B2", symbol="diamond-open", size=11)),
+       dict(type="scatter", mode="markers", name="TTFT, measured", x=[r.concurrency for r in runs],
+            y=[r.ttft_s * 1e3 for r in runs], marker=dict(color="#D55E00", symbol="square-open", size=11))]
+      if runs else []),
+], layout=dict(title=dict(text=f"Latency against concurrency ({engine}, {gpu.name})"),
+               xaxis=dict(type="log", title=dict(text="requests in flight")),
+               yaxis=dict(type="log", title=dict(text="ms")), legend=dict(orientation="h", y=-0.25))))
+st.plotly_chart(lat, width="stretch", key="serving_latency")
+if not runs:
+    st.caption("No measured run matches this scenario (the stored runs: H100 SXM; Llama-3.1-8B and 70B, "
+               "Qwen3-32B, Qwen3-235B-A22B, gpt-oss-120b, MiniMax-M2.5 at their measured lengths and tp).")
+
+# The curve serving teams pick a point on: throughput per GPU against speed per user, for a few GPUs.
+catalog = load_gpus()
+default = [g for g in dict.fromkeys([gpu.id, "nvidia-h100-sxm5", "nvidia-h200-sxm", "nvidia-b200-hgx"])][:3]
+chosen = st.multiselect("GPUs on the curve", list(catalog), default=default, key="serving_gpus",
+                        bind="query-params", format_func=lambda i: catalog[i].name, max_selections=6)
+curves = []
+for i, gid in enumerate(chosen):
+    g = get_gpu(gid)
+    try:
+        pts = [(c, serve(g, c)) for c in CONCURRENCIES]
+    except KvdashError as e:
+        st.caption(f"{g.name}: {e}")
+        continue
+    colour = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#000000"][i % 6]
+    held = [(c, r) for c, r in pts if r.fits]
+    over = [(c, r) for c, r in pts if not r.fits]
+    curves.append(dict(type="scatter", mode="lines+markers", name=f"{g.name}", x=[r.tokens_per_s_per_user
+                       for _, r in held], y=[r.tokens_per_s_per_gpu for _, r in held], marker=dict(color=colour),
+                       text=[f"C={c}" for c, _ in held], hovertemplate="%{text}: %{x:,.1f} tokens/s per user, "
+                       "%{y:,.0f} per GPU<extra></extra>"))
+    if over:
+        curves.append(dict(type="scatter", mode="markers", name=f"{g.name}: more than its KV pool holds",
+                           x=[r.tokens_per_s_per_user for _, r in over], y=[r.tokens_per_s_per_gpu for _, r in over],
+                           marker=dict(color=colour, symbol="x-open", size=10), text=[f"C={c}" for c, _ in over],
+                           hovertemplate="%{text}: the rest queue<extra></extra>"))
+if runs and gpu.id in chosen:
+    curves.append(dict(type="scatter", mode="markers", name="H100 SXM, measured (tokens/s from TPOT)",
+                       x=[1 / r.tpot_s for r in runs], y=[r.concurrency / r.tpot_s / s.tp for r in runs],
+                       marker=dict(color="#000000", symbol="diamond-open", size=11)))
+curve = go.Figure(dict(data=curves, layout=dict(
+    title=dict(text=f"Throughput per GPU against speed per user, {CONCURRENCIES[0]} to {CONCURRENCIES[-1]} "
+                    f"requests in flight ({engine}, predicted)"),
+    xaxis=dict(title=dict(text="tokens/s per user (1 / TPOT)"), rangemode="tozero"),
+    yaxis=dict(title=dict(text="tokens/s per GPU"), rangemode="tozero"), legend=dict(orientation="h", y=-0.25))))
+st.plotly_chart(curve, width="stretch", key="serving_curve")
+
+# The static batch: B sequences prefilled together, then decoded together (what the Live run measures).
+st.header("A static batch (the Live run's view)")
+st.caption("B sequences prefilled at once, then decoded together: a roofline model (formulas below), not "
+           "measured. The Live run page compares it with real runs and calibrates it.")
 choices = dict(RUNTIMES) | {f"fitted: {k}": v for k, v in st.session_state.get("calibrated", {}).items()}
-runtime = c2.radio("Runtime", list(choices), format_func=lambda k: choices[k].name, horizontal=True,
+runtime = st.radio("Runtime", list(choices), format_func=lambda k: choices[k].name, horizontal=True,
                    key="speed_runtime", help="fitted runtimes appear after 'Fit to the stored runs' on Live run")
 params = choices[runtime]
 try:
-    s = scenario.with_(new_tokens=int(new_tokens))
     report = speed(model, s, gpu, params)
 except KvdashError as e:
     st.error(str(e))
@@ -46,9 +150,11 @@ st.write(f"Decode turns compute-bound at batch **{knee:,}** on {gpu.name}." if k
          f"Decode stays memory-bound at any batch at {s.context:,} tokens: each sequence's cache read grows "
          "with the batch as fast as the work does.")
 st.caption(
-    f"time(step) = max(FLOPs / ({gpu.bf16_tflops} TFLOP/s × {params.compute_eff:.0%}), "
+    f"time(step) = max(FLOPs / ({rate:,.1f} TFLOP/s, the {s.weights_dtype} rate, × {params.compute_eff:.0%}), "
     f"bytes / ({gpu.bandwidth_gbps:,.0f} GB/s × {params.memory_eff:.0%})) + {model.n_layers + 1} × "
-    f"{params.layer_overhead_s * 1e6:.0f} µs. Decode step at {s.prompt_tokens + (s.new_tokens - 1) // 2 + 1:,} "
+    f"{params.layer_overhead_s * 1e6:.0f} µs"
+    + (f" + 2 all-reduces per layer over {gpu.link_gbps:,.0f} GB/s one way" if s.tp > 1 else "")
+    + f". Decode step at {s.prompt_tokens + (s.new_tokens - 1) // 2 + 1:,} "
     f"tokens (mid-generation): {report.decode.flops:,} FLOP, {report.decode.bytes:,} B. Prefill: "
     f"{report.prefill.flops:,} FLOP, {report.prefill.bytes:,} B.")
 
@@ -119,49 +225,3 @@ g2.add_scatter(x=gen["new tokens"], y=gen["without a cache"], name="without a ca
 g2.update_layout(title=f"Time to generate after a {s.prompt_tokens:,}-token prompt (predicted)",
                  xaxis=dict(type="log", title="new tokens"), yaxis=dict(type="log", title="seconds"))
 st.plotly_chart(g2, width="stretch")
-
-# A serving engine at a concurrency (kvdash.serving): the steady state of C requests in flight.
-st.header("Serving at a concurrency")
-st.caption("C requests of the sidebar's prompt and output lengths are in flight at all times; each engine step "
-           "runs every request's next token beside chunks of new prompts. The engine's efficiencies and "
-           "overheads are fitted to 784 measured H100 runs (BENCHMARKS.md reports the error: TPOT about 15 % "
-           "in sample, 20–22 % on models left out; TTFT 22–33 %).")
-c1, c2 = st.columns(2)
-engine = c1.radio("Engine", list(ENGINES), horizontal=True, key="serving_engine")
-concurrency = c2.select_slider("Concurrency (requests in flight)", [2**i for i in range(10)], value=32,
-                               key="serving_concurrency")
-profile = engine_profile(engine)
-try:
-    srv = serving(model, s.with_(batch=1), gpu, int(concurrency), s.prompt_tokens, int(new_tokens), profile)
-    sweep = [(c, serving(model, s.with_(batch=1), gpu, c, s.prompt_tokens, int(new_tokens), profile),
-              breakdown(model, s.with_(batch=c), gpu).fits) for c in (2**i for i in range(10))]
-except KvdashError as e:
-    st.error(str(e))
-    st.stop()
-cols = st.columns(4)
-cols[0].metric(f"TTFT at {concurrency} in flight", f"{srv.ttft_s * 1e3:,.1f} ms")
-cols[1].metric(f"TPOT at {concurrency} in flight", f"{srv.tpot_s * 1e3:,.2f} ms", srv.step.bound + "-bound",
-               delta_color="off")
-cols[2].metric("Tokens/s per GPU", f"{srv.tokens_per_s_per_gpu:,.0f}")
-cols[3].metric("Tokens/s per user", f"{srv.tokens_per_s_per_user:,.1f}")
-st.dataframe(pd.DataFrame([{"term of one step": name, "ms": round(sec * 1e3, 3), "formula": text}
-                           for name, sec, text in srv.terms()]), hide_index=True, width="stretch",
-             key="serving_terms")
-st.caption(f"One step: {srv.decode_tokens_per_step:,.1f} decode + {srv.prefill_tokens_per_step:,.1f} prompt tokens "
-           f"({profile.max_num_batched_tokens:,} at most), {srv.steps_per_cycle:,.1f} steps per request; engine "
-           f"profile: {profile.source}.")
-fit_pts = [(c, r) for c, r, fits in sweep if fits]
-no_pts = [(c, r) for c, r, fits in sweep if not fits]
-curve = go.Figure(dict(data=[
-    dict(type="scatter", mode="lines+markers+text", name="fits in memory",
-         x=[r.tokens_per_s_per_user for _, r in fit_pts], y=[r.tokens_per_s_per_gpu for _, r in fit_pts],
-         text=[f"C={c}" for c, _ in fit_pts], textposition="top right", marker=dict(color="#0072B2")),
-    dict(type="scatter", mode="markers+text", name="does not fit", x=[r.tokens_per_s_per_user for _, r in no_pts],
-         y=[r.tokens_per_s_per_gpu for _, r in no_pts], text=[f"C={c}" for c, _ in no_pts],
-         textposition="top right", marker=dict(color="#D55E00", symbol="x")),
-], layout=dict(title=dict(text=f"Throughput per GPU against speed per user, concurrency 1 to 512 ({engine}, "
-                               f"predicted)"),
-               xaxis=dict(title=dict(text="tokens/s per user (1 / TPOT)")),
-               yaxis=dict(title=dict(text="tokens/s per GPU"), rangemode="tozero"),
-               legend=dict(orientation="h", y=-0.25))))
-st.plotly_chart(curve, width="stretch", key="serving_curve")

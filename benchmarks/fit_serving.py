@@ -1,6 +1,6 @@
 """Fit the serving model's engine profiles to measured runs, and report how well they hold.
 
-Reads ../shared/reference/serving_h100.csv (784 runs of vLLM, SGLang and TensorRT-LLM on H100 SXM,
+Reads data/serving/h100.csv (784 runs of vLLM, SGLang and TensorRT-LLM on H100 SXM,
 from the public AIConfigurator repository; see its README) and the model configs beside it. For each
 engine it fits memory and compute efficiency and the per-step and per-layer overheads to the measured
 TPOT (least |log error|, coordinate descent over log grids), then the queueing steps to TTFT, and
@@ -29,7 +29,7 @@ from kvdash.scenario import Scenario
 from kvdash.serving import ENGINES, ENGINES_DIR, EngineProfile, serving
 
 ROOT = Path(__file__).resolve().parent.parent
-REF = ROOT.parent / "shared" / "reference"
+REF = ROOT / "data" / "serving"
 CONFIGS = {
     "Qwen/Qwen3-32B": "Qwen--Qwen3-32B.json", "Qwen/Qwen3-235B-A22B-FP8": "Qwen--Qwen3-235B-A22B.json",
     "meta-llama/Llama-3.1-8B-Instruct": "meta-llama--Meta-Llama-3.1-8B.json",
@@ -37,6 +37,11 @@ CONFIGS = {
     "openai/gpt-oss-120b": "openai--gpt-oss-120b.json", "MiniMaxAI/MiniMax-M2.5": "MiniMaxAI--MiniMax-M2.5.json",
 }
 FORMATS = {"": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
+# each engine's KV-pool rule at its defaults (not fitted): vLLM gpu_memory_utilization 0.9; SGLang
+# mem_fraction_static, which it derives from the GPU's memory and tp (0.79-0.88; 0.88 on one 80 GB GPU);
+# TensorRT-LLM free_gpu_memory_fraction 0.9 of what the weights leave, reserving isl + osl per request
+MEMORY = {"vllm": {}, "sglang": {"memory_fraction": 0.88},
+          "trtllm": {"fraction_of_free": True, "reserve_full_length": True}}
 TUNED = ("memory_eff", "compute_eff", "step_overhead_s", "layer_overhead_s")
 GRIDS = {"memory_eff": [0.3 + 0.05 * i for i in range(15)], "compute_eff": [0.15 + 0.05 * i for i in range(18)],
          "step_overhead_s": [0.0] + [1e-4 * 1.5**i for i in range(18)],
@@ -45,10 +50,10 @@ GRIDS = {"memory_eff": [0.3 + 0.05 * i for i in range(15)], "compute_eff": [0.15
 
 
 def load_rows() -> list[dict]:
-    models = {k: model_from_config(load_config_file(REF / "serving_configs" / v)) for k, v in CONFIGS.items()}
+    models = {k: model_from_config(load_config_file(REF / "configs" / v)) for k, v in CONFIGS.items()}
     gpu = get_gpu("nvidia-h100-sxm5")
     rows = []
-    with open(REF / "serving_h100.csv", newline="", encoding="utf-8") as f:
+    with open(REF / "h100.csv", newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
             m = models[r["model_path"]]
             tp, ep = int(r["tp_size"]), int(r["moe_ep_size"])
@@ -82,7 +87,7 @@ def loss(rows, p, what) -> float:
 
 
 def fit(rows: list[dict], engine: str) -> EngineProfile:
-    p = EngineProfile(engine)
+    p = EngineProfile(engine, **MEMORY[engine])
     for _ in range(4):  # coordinate descent over the TPOT parameters
         for name in TUNED:
             p = min((dataclasses.replace(p, **{name: v}) for v in GRIDS[name]), key=lambda q: loss(rows, q, "tpot"))

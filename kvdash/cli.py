@@ -231,21 +231,23 @@ def _cmd_serving(args) -> int:
     if args.max_num_batched_tokens is not None:
         profile = replace(profile, max_num_batched_tokens=args.max_num_batched_tokens)
     r = serving(m, s, gpu, args.concurrency, args.isl, args.osl, profile)
-    mem = breakdown(m, s, gpu)
-    fits = {"fits": bool(mem.fits), "max_concurrency_that_fits": max_batch(m, s, gpu)}
+    fits = {"fits": r.fits, "max_concurrency_that_fits": r.running if not r.fits else None}
     if args.json:
         print(json.dumps(r.to_dict() | fits | {"gpu": gpu.id, "n_gpus": r.n_gpus}, indent=2))
         return 0
     print(f"{m.name} on {r.n_gpus} x {gpu.name}, {args.engine} ({profile.source}): {args.concurrency:,} requests of "
           f"{args.isl:,} + {args.osl:,} tokens in flight")
+    print(f"KV pool {fmt_bytes(r.pool_bytes, 'GiB')} per GPU holds {r.running:,} requests at once "
+          f"({fmt_bytes(r.request_bytes, 'MiB')} each)")
     print(f"one step: {r.decode_tokens_per_step:,.1f} decode + {r.prefill_tokens_per_step:,.1f} prompt tokens, "
           f"{r.step.seconds * 1e3:.3f} ms ({r.step.bound}-bound); {r.steps_per_cycle:,.1f} steps per request")
     for name, sec, text in r.terms():
         print(f"  {name:<12} {sec * 1e3:>10.3f} ms  {text}")
     print(f"TTFT {r.ttft_s * 1e3:,.1f} ms; TPOT {r.tpot_s * 1e3:,.2f} ms; request {r.request_latency_s:,.2f} s; "
           f"{r.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {r.tokens_per_s_per_user:,.1f} per user")
-    if not mem.fits:
-        print(f"does NOT fit in memory at this concurrency: at most {fits['max_concurrency_that_fits']:,} requests")
+    if not r.fits:
+        print(f"does NOT fit: the KV pool holds {r.running:,} of the {args.concurrency:,} requests; the others "
+              f"queue, {r.wait_s:,.1f} s each on average (in the TTFT)")
     return 0
 
 

@@ -26,7 +26,6 @@ guessed; its numbers live in data/engines/.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -53,10 +52,17 @@ class EngineProfile:
     queue_share: float = 0.0  # share of the other requests' prompts queued ahead of a new one (bursts)
     allreduce_latency_s: float = 10e-6
     max_num_batched_tokens: int = 8192
+    # the KV pool: `memory_fraction` of the GPU's usable memory minus weights and the profile forward
+    # (vLLM's gpu_memory_utilization, SGLang's mem_fraction_static), or of the memory left free after
+    # them (TensorRT-LLM's free_gpu_memory_fraction); TensorRT-LLM also reserves each request's whole
+    # isl + osl up front (GUARANTEED_NO_EVICT), the others allocate blocks as tokens arrive
+    memory_fraction: float = 0.9
+    fraction_of_free: bool = False
+    reserve_full_length: bool = False
     source: str = "defaults, not fitted"
 
     def __post_init__(self):
-        for f in ("memory_eff", "compute_eff"):
+        for f in ("memory_eff", "compute_eff", "memory_fraction"):
             if not 0.01 <= getattr(self, f) <= 1.0:
                 raise KvdashError(f"{f} must be between 0.01 and 1, not {getattr(self, f)!r}")
         for f in ("step_overhead_s", "layer_overhead_s", "queue_steps", "queue_share", "allreduce_latency_s"):
@@ -134,9 +140,30 @@ def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: flo
     return Step(max(compute, memory) + overhead + comm, compute, memory, overhead, comm, w)
 
 
+def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile) -> int:
+    """Bytes of KV pool per GPU the engine is left with: its memory fraction, less the weights, a
+    `max_num_batched_tokens` forward's activation peak and logits, and the CUDA context."""
+    b = breakdown(m, s.with_(batch=1, prompt_tokens=p.max_num_batched_tokens, new_tokens=0, prefill_chunk=0,
+                             gpu_memory_utilization=0.0), gpu)
+    used = b["weights"] + b["activation"] + b["logits"] + b["overhead"]
+    if p.fraction_of_free:
+        return max(0, int(p.memory_fraction * (gpu.usable_bytes - used)))
+    return max(0, int(p.memory_fraction * gpu.usable_bytes) - used)
+
+
+def requests_held(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, isl: int, osl: int) -> tuple[int, int, int]:
+    """(requests the KV pool holds at once, pool bytes, bytes one request holds): a request holds its
+    prompt and, on average, half its output (all of it where the engine reserves the full length)."""
+    pool = kv_pool_bytes(m, s, gpu, p)
+    held = osl if p.reserve_full_length else osl // 2
+    one = breakdown(m, s.with_(batch=1, prompt_tokens=isl, new_tokens=held, prefill_chunk=0), gpu)["kv_cache"]
+    return (pool // one if one else 1 << 30), pool, one
+
+
 @dataclass(frozen=True)
 class ServingReport:
     concurrency: int
+    running: int  # requests the KV pool holds at once; the rest wait for a slot
     isl: int
     osl: int
     n_gpus: int
@@ -146,8 +173,11 @@ class ServingReport:
     step: Step
     prefill_steps: int
     ttft_s: float
+    wait_s: float  # of ttft_s, the wait for a free slot in the KV pool
     tpot_s: float
     profile: EngineProfile
+    pool_bytes: int
+    request_bytes: int
 
     @property
     def request_latency_s(self) -> float:
@@ -159,7 +189,11 @@ class ServingReport:
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
-        return self.concurrency * self.osl / (self.steps_per_cycle * self.step.seconds) / self.n_gpus
+        return self.running * self.osl / (self.steps_per_cycle * self.step.seconds) / self.n_gpus
+
+    @property
+    def fits(self) -> bool:
+        return self.running >= self.concurrency
 
     def terms(self) -> list[tuple[str, float, str]]:
         """(term, seconds, formula) of one step, for the page and the CLI."""
@@ -179,7 +213,8 @@ class ServingReport:
             "decode_step_s": self.step.seconds, "steps_per_cycle": self.steps_per_cycle,
             "decode_tokens_per_step": self.decode_tokens_per_step,
             "prefill_tokens_per_step": self.prefill_tokens_per_step, "prefill_steps": self.prefill_steps,
-            "bound": self.step.bound, "engine": self.profile.name,
+            "bound": self.step.bound, "engine": self.profile.name, "running": self.running,
+            "wait_s": self.wait_s, "kv_pool_bytes": self.pool_bytes, "request_kv_bytes": self.request_bytes,
             "terms": {name: {"seconds": sec, "formula": text} for name, sec, text in self.terms()},
         }
 
@@ -192,19 +227,30 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
         if type(v) is not int or not 1 <= v <= hi:
             raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
     budget = profile.max_num_batched_tokens
-    if budget <= concurrency:
-        raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the concurrency ({concurrency:,})")
-    C = concurrency
+    cap, pool, one = requests_held(m, s, gpu, profile, isl, osl)
+    if cap < 1:
+        raise KvdashError(f"one request of {isl:,} + {osl:,} tokens holds {one:,} B of cache per GPU, more than "
+                          f"the {pool:,} B the engine leaves for its KV pool on {gpu.name}")
+    C = min(concurrency, cap)
+    if budget <= C:
+        raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the requests running at once ({C:,})")
     S = max(osl, C * (isl + osl) / budget)
     d, pf = C * osl / S, C * isl / S
     # decodes see the prompt plus half the output on average; a prompt chunk half its prompt
     step = step_time(m, s, gpu, profile, d, pf, isl + osl / 2, isl / 2)
-    # a new request waits for the step in progress and for the prompts queued ahead of it, then its own
-    # prompt runs in full-budget chunks beside the decodes
+    # a new request waits for the step in progress and for the prompts queued ahead of it
     room = max(1.0, budget - d)
-    prefill_steps = math.ceil(isl / room)
+    full, rest = divmod(isl, room)
+    prefill_steps = int(full) + (rest > 0)
     ahead = profile.queue_share * (C - 1) * isl / room
     first = step_time(m, s, gpu, profile, d, min(isl, room), isl + osl / 2, isl / 2)
-    ttft = profile.queue_steps * step.seconds + (ahead + prefill_steps) * first.seconds
+    last = step_time(m, s, gpu, profile, d, rest, isl + osl / 2, isl - rest / 2).seconds if rest and full else 0.0
+    # its own prompt: full-budget chunks, then the remainder in a smaller step (or one step if it fits)
+    own = max(1, full) * first.seconds + last
+    ttft = profile.queue_steps * step.seconds + ahead * first.seconds + own
     tpot = S * step.seconds / osl
-    return ServingReport(C, isl, osl, s.tp * s.pp, S, d, pf, step, prefill_steps, ttft, tpot, profile)
+    # more requests than the pool holds: the other concurrency - C wait, and slots free at C per
+    # request lifetime, so (Little's law) each waits (concurrency - C) / C lifetimes
+    wait = (concurrency - C) / C * (ttft + (osl - 1) * tpot)
+    return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, S, d, pf, step, prefill_steps, ttft + wait, wait, tpot,
+                         profile, pool, one)

@@ -138,8 +138,9 @@ def test_speed_page_shows_the_library_prediction():
     r = speed(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256),
               get_gpu("nvidia-h100-sxm5"), knee=False)
     assert metrics(at)["Time per output token"] == f"{r.tpot_s * 1e3:,.2f} ms"
-    assert len(at.get("plotly_chart")) == 4  # batch knee, GPU comparison, with/without cache, serving curve
-    gpus = at.dataframe[0].value
+    # serving latency and curve, then the static batch's knee, GPU comparison, with/without cache
+    assert len(at.get("plotly_chart")) == 5
+    gpus = next(d.value for d in at.dataframe if "GPU" in d.value.columns)
     # the scenario needs 17.25 GiB: it fits an 80 GB H100, not a 16 GB T4 (15 GiB usable)
     assert "H100 SXM5 80GB" in set(gpus.GPU) and "T4 16GB" not in set(gpus.GPU)
     at.number_input(key="batch").set_value(64).run()
@@ -259,3 +260,28 @@ def test_speed_page_serves_at_a_concurrency():
     terms = next(d.value for d in at.dataframe if "term of one step" in d.value.columns)
     assert list(terms["term of one step"]) == ["compute", "memory", "overheads", "all-reduces"]
     assert any(c.key == "serving_curve" for c in at.get("plotly_chart"))
+
+
+def chart_traces(at, key: str) -> list[str]:
+    chart = next(c for c in at.get("plotly_chart") if c.key == key)
+    return [t.get("name", "") for t in json.loads(chart.proto.spec)["data"]]
+
+
+def test_speed_page_draws_measured_runs_where_the_scenario_matches():
+    # Llama-3.1-70B in fp8 on 4 x H100 with vLLM, 1,024 + 1,024 tokens: measured at 4 to 64 in flight
+    state = dict(model="llama-3.1-70b", wdtype="fp8", tp=4, context=1024, new=1024, serving_engine="vllm")
+    at = run_app("app_pages/speed.py", **state)
+    assert not at.exception and not at.error
+    assert any(n.startswith("TPOT, measured") for n in chart_traces(at, "serving_latency"))
+    assert "TTFT, measured" in chart_traces(at, "serving_latency")
+    at = run_app("app_pages/speed.py", **(state | {"new": 512}))  # never measured at 512 output tokens
+    assert not any("measured" in n for n in chart_traces(at, "serving_latency"))
+    assert any("No measured run matches" in c.value for c in at.caption)
+
+
+def test_speed_page_says_when_requests_queue_for_the_kv_pool():
+    # Llama-3.1-8B on one H100 at 512 requests of 8,192 + 256 tokens: about 1.06 GiB of cache each, far
+    # more than the ~60 GiB pool holds at once
+    at = run_app("app_pages/speed.py", serving_concurrency=512, serving_engine="vllm")
+    assert not at.exception
+    assert any("others queue for a slot" in w.value for w in at.warning)

@@ -3,6 +3,7 @@ the all-reduce term, and the steady-state bookkeeping. (The fitted efficiencies 
 BENCHMARKS.md reports how they hold on measured runs.)"""
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -98,11 +99,30 @@ def test_steady_state_bookkeeping():
     assert (r.steps_per_cycle, r.decode_tokens_per_step, r.prefill_tokens_per_step) == (256, 32, 128)
     assert r.tpot_s == pytest.approx(r.step.seconds)
     assert r.tokens_per_s_per_gpu == pytest.approx(32 / r.step.seconds)
-    long = serving(m, Scenario(), H100, 64, 8192, 16, PEAK)
-    S = 64 * (8192 + 16) / 8192  # prompt-bound: more steps than output tokens
+    long = serving(m, Scenario(), H100, 32, 8192, 16, PEAK)
+    S = 32 * (8192 + 16) / 8192  # prompt-bound: more steps than output tokens
     assert long.steps_per_cycle == pytest.approx(S) and long.tpot_s == pytest.approx(S * long.step.seconds / 16)
     # a new prompt of 8,192 tokens needs ceil(8,192 / (8,192 - d)) steps beside d decodes
-    assert long.prefill_steps == math.ceil(8192 / (8192 - 64 * 16 / S))
+    assert long.prefill_steps == math.ceil(8192 / (8192 - 32 * 16 / S))
+
+
+def test_requests_beyond_the_kv_pool_queue_for_a_slot():
+    m = preset_model("llama-3.1-8b")
+    r = serving(m, Scenario(), H100, 4096, 1024, 256, PEAK)
+    # a request holds its prompt and half its output on average: 1,152 tokens x 128 KiB
+    assert r.request_bytes == 1152 * KV
+    assert r.running == r.pool_bytes // (1152 * KV) < 4096 and not r.fits
+    # Little's law: 4,096 - R requests wait while R slots each free once per request lifetime
+    run = r.ttft_s - r.wait_s
+    assert r.wait_s == pytest.approx((4096 - r.running) / r.running * (run + 255 * r.tpot_s))
+    assert r.tokens_per_s_per_gpu == pytest.approx(r.running / r.step.seconds)  # only R decode
+    # TensorRT-LLM's rule: a fraction of the memory the weights and the profile forward leave free, and
+    # each request reserves its whole isl + osl
+    trt = replace(PEAK, fraction_of_free=True, reserve_full_length=True)
+    t = serving(m, Scenario(), H100, 32, 1024, 256, trt)
+    used = 0.9 * H100.usable_bytes - r.pool_bytes  # weights, forward, logits and context, from vLLM's rule
+    assert t.pool_bytes == pytest.approx(0.9 * (H100.usable_bytes - used), abs=2)
+    assert t.request_bytes == 1280 * KV
 
 
 def test_pipeline_parallelism_is_refused_not_guessed():
@@ -119,7 +139,7 @@ def test_profiles_load_and_refuse_nonsense():
         assert engine_profile(name).name == name
     with pytest.raises(KvdashError, match="unknown engine"):
         engine_profile("tgi")
-    with pytest.raises(KvdashError, match="must exceed the concurrency"):
+    with pytest.raises(KvdashError, match="must exceed the requests running at once"):
         serving(preset_model("llama-3.1-8b"), Scenario(), H100, 9000, 10, 10, PEAK)
 
 

@@ -22,6 +22,7 @@ SOURCES = ("preset", "config.json", "custom")
 ATTENTION_CHOICES = ("full", "sliding", "latent (MLA)")
 BLOCK_CHOICES = (0, 16, 32, 64, 128)
 UNITS = ("GiB", "GB")
+CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
 
 _INTEGER = re.compile(r"[+-]?\d{1,19}")  # plain decimal integers only: no 1e9, inf, nan, 1.5, 400 digits
 
@@ -72,6 +73,12 @@ def _gpus() -> tuple:
     return tuple(load_gpus())
 
 
+def _engines() -> tuple:
+    from kvdash.serving import ENGINES
+
+    return ENGINES
+
+
 FIELDS: dict[str, Field] = {
     "source": Field(choices=SOURCES),
     "model": Field(choices=_presets),
@@ -88,6 +95,11 @@ FIELDS: dict[str, Field] = {
     "prefix": Field(0, MAX_TOKENS),
     "gpu": Field(choices=_gpus),
     "unit": Field(choices=UNITS),
+    # the Speed page (the GPUs on its curve, a multiselect, are checked by Streamlit against the catalog;
+    # the static-batch runtime is not bound: fitted runtimes exist only in the session that fitted them)
+    "serving_engine": Field(choices=_engines),
+    "serving_concurrency": Field(choices=CONCURRENCIES),
+    "speed_new": Field(1, 1 << 20),
     # the custom architecture (bounds of kvdash.model.LIMITS)
     "c_layers": Field(1, 10_000),
     "c_hidden": Field(1, 1_000_000),
