@@ -1,9 +1,12 @@
 # Two commands do everything on a fresh clone with Python 3.11+:
-#   make run   - create .venv, install requirements.txt, start the dashboard
+#   make run   - create .venv, install requirements.txt (+ torch for the Live run page where an NVIDIA
+#                GPU is present, or with LIVE=1), start the dashboard
 #   make test  - create/update .venv, install requirements + dev requirements, run lint and tests
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# torch (several GB) only where the Live run page can use a GPU, or on request: make run LIVE=1
+LIVE ?= $(if $(shell command -v nvidia-smi 2>/dev/null),1,)
 
 .PHONY: run test lint bench clean
 
@@ -16,12 +19,17 @@ $(VENV)/.run-deps: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev-deps: requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
+$(VENV)/.live-deps: requirements-live.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-live.txt
+	@touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-live.txt requirements-dev.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
-	@touch $@ $(VENV)/.run-deps
+	@touch $@ $(VENV)/.run-deps $(VENV)/.live-deps
 
-run: $(VENV)/.run-deps
+run: $(VENV)/.run-deps $(if $(LIVE),$(VENV)/.live-deps)
+	$(if $(LIVE),,@echo "no NVIDIA GPU found: torch is not installed and the Live run page shows stored runs (make run LIVE=1 installs it)")
 	$(BIN)/streamlit run app.py
 
 lint: $(VENV)/.dev-deps

@@ -18,7 +18,8 @@ started = time.perf_counter()
 st.set_page_config(page_title="kvdash: inference memory", layout="wide")
 render_sidebar()
 page = st.navigation([
-    st.Page("app_pages/memory.py", title="Memory", url_path="memory", default=True),
+    # the default page is served at "/" (its url_path is only reserved); a hidden alias serves /memory
+    st.Page("app_pages/memory.py", title="Memory", url_path="home", default=True),
     st.Page("app_pages/gpus.py", title="GPUs", url_path="gpus"),
     st.Page("app_pages/scaling.py", title="Scaling", url_path="scaling"),
     st.Page("app_pages/compare.py", title="Compare", url_path="compare"),
@@ -26,6 +27,7 @@ page = st.navigation([
     st.Page("app_pages/speed.py", title="Speed", url_path="speed"),
     st.Page("app_pages/live.py", title="Live run", url_path="live"),
     st.Page("app_pages/learn.py", title="Learn", url_path="learn"),
+    st.Page("app_pages/memory.py", title="Memory", url_path="memory", visibility="hidden"),
 ])
 run_guarded(page)  # errors become an error box; the sidebar and navigation stay
 # Server time of this redraw, read by benchmarks/bench_app.py (a page that stops early skips it).

@@ -108,8 +108,8 @@ st.write("A compact Llama-style decoder with a static KV cache runs here with ra
          "device allocated and how long each step took are shown beside kvdash's predictions.")
 status = device_status()
 if not status["torch"]:
-    st.warning("PyTorch is not installed, so nothing can run here. Install it with "
-               "`pip install torch==2.13.0` (see requirements.txt). Reference runs from real GPUs are below.")
+    st.warning("PyTorch is not installed, so nothing can run here. Install it with `make run LIVE=1` (or "
+               "`pip install -r requirements-live.txt`). Reference runs from real GPUs are below.")
 elif not status["cuda"]:
     st.info("No GPU is attached: runs use the CPU in fp32 with small shapes. Reference runs from real GPUs "
             "are below.")

@@ -104,12 +104,21 @@ def test_every_page_opens_and_is_saved(page, server, name):
     open_page(page, f"{server}/{PAGES[name]}")
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_text("Deploy", exact=True).count() == 0  # no developer toolbar for viewers
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(2000)
     if page.locator('[data-testid="stPlotlyChart"]').count():  # let the charts draw
         page.locator(".main-svg").first.wait_for()
         page.wait_for_timeout(1000)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_memory_opens_at_its_own_path_too(page, server):
+    open_page(page, f"{server}/memory")
+    assert page.get_by_text("Page not found").count() == 0
+    wait_for_metric(page, "KV cache", "1.00 GiB")  # the Memory page's default scenario
+    # the navigation lists Memory once (the alias is hidden)
+    assert page.locator('[data-testid="stSidebarNav"]').get_by_text("Memory", exact=True).count() == 1
 
 
 def test_changing_an_input_changes_the_numbers_and_the_url(page, server):
