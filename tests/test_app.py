@@ -45,7 +45,7 @@ def test_default_page_shows_the_library_numbers():
 
 
 def test_inputs_change_the_numbers():
-    at = run_app()
+    at = run_app(precise=True)  # number boxes, for a prompt of exactly 1,000 tokens
     at.selectbox(key="model").set_value("deepseek-v3")
     at.number_input(key="batch").set_value(4)
     at.number_input(key="context").set_value(1000)
@@ -64,12 +64,34 @@ def test_tensor_parallel_input():
 
 
 def test_bad_parallel_degree_shows_an_error_and_the_app_recovers():
-    at = run_app()
+    at = run_app(precise=True)
     at.number_input(key="tp").set_value(3).run()
     assert not at.exception
     assert "must divide the 32 attention heads" in at.error[0].value
     at.number_input(key="tp").set_value(2).run()
     assert not at.error and metrics(at)["KV per token"] == "65,536 B"
+
+
+def test_dimension_sliders_take_exact_values_and_edit_a_preset():
+    at = run_app()
+    assert at.select_slider(key="batch").options[:4] == ["1", "2", "4", "8"]  # powers of two to drag
+    at.select_slider(key="batch").set_value(4).run()
+    assert kv_bytes_in_table(at) == 4 * 8192 * 131_072
+    # an exact value typed with "Precise values" stays exact when the slider comes back (it becomes a stop)
+    at.toggle(key="precise").set_value(True).run()
+    at.number_input(key="context").set_value(1000).run()
+    at.toggle(key="precise").set_value(False).run()
+    assert at.select_slider(key="context").value == 1000 and kv_bytes_in_table(at) == 4 * 1000 * 131_072
+    # "Edit this model": Llama-3.1-8B's dimensions as a custom architecture, then drag its KV heads 8 -> 32 -> 1
+    at.button(key="edit_preset").click().run()
+    assert at.radio(key="source").value == "custom"
+    assert (at.select_slider(key="c_layers").value, at.select_slider(key="c_kv").value,
+            at.select_slider(key="c_inter").value) == (32, 8, 14336)
+    assert kv_bytes_in_table(at) == 4 * 1000 * 131_072  # the same model, the same cache
+    at.select_slider(key="c_kv").set_value(32).run()
+    assert kv_bytes_in_table(at) == 4 * 1000 * 32 * 2 * 32 * 128 * 2  # 4x the heads: 512 KiB per token
+    at.select_slider(key="c_kv").set_value(1).run()
+    assert kv_bytes_in_table(at) == 4 * 1000 * 32 * 2 * 1 * 128 * 2  # MQA: 16 KiB per token
 
 
 def test_preset_state_reaches_the_page():
@@ -143,7 +165,7 @@ def test_speed_page_shows_the_library_prediction():
     gpus = next(d.value for d in at.dataframe if "GPU" in d.value.columns)
     # the scenario needs 17.25 GiB: it fits an 80 GB H100, not a 16 GB T4 (15 GiB usable)
     assert "H100 SXM5 80GB" in set(gpus.GPU) and "T4 16GB" not in set(gpus.GPU)
-    at.number_input(key="batch").set_value(64).run()
+    at.select_slider(key="batch").set_value(64).run()
     assert metrics(at)["Time per output token"] != f"{r.tpot_s * 1e3:,.2f} ms"
 
 
@@ -257,8 +279,9 @@ def test_speed_page_serves_at_a_concurrency():
     r = serving(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256),
                 get_gpu("nvidia-h100-sxm5"), 64, 8192, 256, engine_profile("sglang"))
     assert shown["TPOT at 64 in flight"] == f"{r.tpot_s * 1e3:,.2f} ms"  # the page shows the library's number
-    terms = next(d.value for d in at.dataframe if "term of one step" in d.value.columns)
-    assert list(terms["term of one step"]) == ["compute", "memory", "overheads", "all-reduces"]
+    terms = next(d.value for d in at.dataframe if "step with a prompt chunk, ms" in d.value.columns)
+    assert list(terms["term"]) == ["compute", "memory", "overheads", "all-reduces", "step"]
+    assert terms["decode-only step, ms"].iloc[-1] == round(r.step.seconds * 1e3, 3)
     assert any(c.key == "serving_curve" for c in at.get("plotly_chart"))
 
 

@@ -124,11 +124,32 @@ def test_memory_opens_at_its_own_path_too(page, server):
 def test_changing_an_input_changes_the_numbers_and_the_url(page, server):
     open_page(page, f"{server}/")
     wait_for_metric(page, "KV cache", "1.00 GiB")
-    box = page.get_by_label("Batch (concurrent sequences)")
-    box.fill("4")
-    box.press("Enter")
+    bar = page.locator('[data-testid="stPlotlyChart"]').first.inner_text()
+    # drag the batch slider two stops to the right with the keyboard: 1 -> 2 -> 4
+    thumb = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').filter(
+        has_text="Batch (concurrent sequences)").get_by_role("slider")
+    thumb.focus()
+    thumb.press("ArrowRight")
+    thumb.press("ArrowRight")
     wait_for_metric(page, "KV cache", "4.00 GiB")  # 4 x 8,192 tokens x 131,072 B
     page.wait_for_function("() => window.location.search.includes('batch=4')")
+    page.wait_for_function("(before) => document.querySelector('[data-testid=\"stPlotlyChart\"]').innerText "
+                           "!== before", arg=bar)  # the chart redrew with the new total
+
+
+def test_precise_values_and_edit_this_model(page, server):
+    open_page(page, f"{server}/")
+    page.get_by_text("Precise values").click()
+    box = page.locator('[data-testid="stNumberInput"]').filter(has_text="Batch (concurrent sequences)").locator("input")
+    box.fill("3")
+    box.press("Enter")
+    wait_for_metric(page, "KV cache", "3.00 GiB")
+    page.get_by_role("button", name="Edit this model").click()
+    page.wait_for_function("() => window.location.search.includes('source=custom')")
+    box = page.locator('[data-testid="stNumberInput"]').filter(has_text="KV heads").locator("input")
+    box.fill("32")  # Llama-3.1-8B with MHA: 4x the cache
+    box.press("Enter")
+    wait_for_metric(page, "KV cache", "12.00 GiB")
 
 
 def test_a_shared_link_reproduces_the_scenario(page, server):

@@ -27,8 +27,8 @@ def test_a_failing_core_call_shows_an_error_box_and_keeps_the_sidebar(monkeypatc
     errors = [e.value for e in at.error]
     assert any("unexpected problem (reference" in e for e in errors)
     assert not any("/some/server/path" in e for e in errors)  # the message and traceback stay on the server
-    assert at.sidebar.number_input(key="batch").value == 1  # the sidebar is still there and works
-    at.sidebar.number_input(key="batch").set_value(2).run()
+    assert at.sidebar.select_slider(key="batch").value == 1  # the sidebar is still there and works
+    at.sidebar.select_slider(key="batch").set_value(2).run()
     assert not at.exception
 
 

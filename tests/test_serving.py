@@ -2,7 +2,6 @@
 the all-reduce term, and the steady-state bookkeeping. (The fitted efficiencies are not tested here:
 BENCHMARKS.md reports how they hold on measured runs.)"""
 
-import math
 from dataclasses import replace
 
 import pytest
@@ -95,15 +94,24 @@ def test_fp4_matrices_run_on_fp4_tensor_cores_only_where_they_exist():
 def test_steady_state_bookkeeping():
     m = preset_model("llama-3.1-8b")
     r = serving(m, Scenario(), H100, 32, 1024, 256, PEAK)
-    # 32 x (1,024 + 256) tokens per cycle fit the 8,192-token budget in 256 steps: output-bound
-    assert (r.steps_per_cycle, r.decode_tokens_per_step, r.prefill_tokens_per_step) == (256, 32, 128)
-    assert r.tpot_s == pytest.approx(r.step.seconds)
-    assert r.tokens_per_s_per_gpu == pytest.approx(32 / r.step.seconds)
+    # each prompt fits one chunk beside the 32 decodes (k = 1), so a request lives 1 + 255 = 256 steps; the
+    # 32 requests' prompts arrive spread over them and ride in 32 separate steps of 1,024 prompt tokens
+    assert (r.steps_per_cycle, r.mixed_steps_per_cycle, r.decode_tokens_per_step) == (256, 32, 32)
+    assert (r.prompt_tokens_per_mixed_step, r.prefill_steps) == (1024, 1)
+    assert r.mixed.work.flops > r.step.work.flops  # the chunk's 1,024 tokens of work
+    assert r.cycle_s == pytest.approx(32 * r.mixed.seconds + 224 * r.step.seconds)
+    # TPOT: the request's lifetime after its own prompt step, over its 255 later tokens
+    assert r.tpot_s == pytest.approx((31 * r.mixed.seconds + 224 * r.step.seconds) / 255)
+    assert r.tokens_per_s_per_gpu == pytest.approx(32 * 256 / r.cycle_s)
     long = serving(m, Scenario(), H100, 32, 8192, 16, PEAK)
-    S = 32 * (8192 + 16) / 8192  # prompt-bound: more steps than output tokens
-    assert long.steps_per_cycle == pytest.approx(S) and long.tpot_s == pytest.approx(S * long.step.seconds / 16)
-    # a new prompt of 8,192 tokens needs ceil(8,192 / (8,192 - d)) steps beside d decodes
-    assert long.prefill_steps == math.ceil(8192 / (8192 - 32 * 16 / S))
+    # prompt-bound: 32 x (8,192 + 15) tokens need 32.06 full steps, more than a lifetime of 2 + 15
+    S = 32 * 8207 / 8192
+    assert long.steps_per_cycle == pytest.approx(S) and long.prefill_steps == 2  # 8,192 > 8,192 - 32
+    assert long.mixed_steps_per_cycle == pytest.approx(S)  # every step carries a chunk
+    d = 32 * 16 / S
+    assert long.decode_tokens_per_step == pytest.approx(d)
+    assert long.prompt_tokens_per_mixed_step == pytest.approx(8192 - d)  # the budget caps the chunk
+    assert long.tpot_s == pytest.approx((S - 2) * long.mixed.seconds / 15)
 
 
 def test_requests_beyond_the_kv_pool_queue_for_a_slot():
@@ -115,7 +123,7 @@ def test_requests_beyond_the_kv_pool_queue_for_a_slot():
     # Little's law: 4,096 - R requests wait while R slots each free once per request lifetime
     run = r.ttft_s - r.wait_s
     assert r.wait_s == pytest.approx((4096 - r.running) / r.running * (run + 255 * r.tpot_s))
-    assert r.tokens_per_s_per_gpu == pytest.approx(r.running / r.step.seconds)  # only R decode
+    assert r.tokens_per_s_per_gpu == pytest.approx(r.running * 256 / r.cycle_s)  # only R are served
     # TensorRT-LLM's rule: a fraction of the memory the weights and the profile forward leave free, and
     # each request reserves its whole isl + osl
     trt = replace(PEAK, fraction_of_free=True, reserve_full_length=True)
@@ -155,7 +163,7 @@ def test_cli_serving_json_and_refusals(capsys):
     for key in ("ttft_s", "tpot_s", "request_latency_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
                 "decode_step_s", "terms"):
         assert key in out
-    assert set(out["terms"]) == {"compute", "memory", "overheads", "all-reduces"}
+    assert set(out["terms"]) == {"compute", "memory", "overheads", "all-reduces", "step"}
     # 4,096 requests of 128k tokens cannot fit one H100: said, with the largest concurrency that does
     rc = main(["serving", "--preset", "llama-3.1-8b", "--gpu", "nvidia-h100-sxm5", "--concurrency", "4096",
                "--isl", "131072", "--osl", "16", "--max-num-batched-tokens", "16384", "--json"])

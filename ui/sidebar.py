@@ -17,6 +17,7 @@ from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_t
 from kvdash.model import MLA, SLIDING, ModelSpec
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
+from ui.dimensions import dimension, precise_toggle
 from ui.links import (
     ATTENTION_CHOICES,
     BLOCK_CHOICES,
@@ -50,9 +51,31 @@ def _drop_from_link(keys) -> None:
             qp.remove_param(key)
 
 
+_SEED: dict = {}  # the link's parsed values on a session's first run (ui.dimensions.dimension)
+
+
 def _number(label: str, key: str, default: int, where=st, **kw) -> int:
-    """A URL-bound number input whose range is the link parser's (and the core's) for `key`."""
-    return int(where.number_input(label, FIELDS[key].lo, FIELDS[key].hi, default, key=key, bind=Q, **kw))
+    """A URL-bound dimension: a slider, or a number box with "Precise values" (ui/dimensions.py)."""
+    return dimension(label, key, default, _SEED, where, **kw)
+
+
+def edit_preset(model: ModelSpec) -> None:
+    """Seed the custom architecture with a preset's values and switch to it ("edit this model"). A custom
+    model has one attention kind for all layers: latent or sliding where every layer is, else full."""
+    kinds = {spec.kind for spec in model.layers}
+    attn = "latent (MLA)" if kinds == {"mla"} else "sliding" if kinds == {"sliding"} else "full"
+    values = {"c_layers": model.n_layers, "c_hidden": model.hidden_size, "c_heads": model.n_heads,
+              "c_kv": model.n_kv_heads, "c_hd": model.head_dim, "c_inter": model.intermediate_size or 1,
+              "c_vocab": model.vocab_size, "c_attn": attn, "c_experts": model.n_experts}
+    if attn == "sliding":
+        values["c_window"] = model.sliding_window
+    if attn.startswith("latent"):
+        values.update(c_latent=model.kv_lora_rank, c_rope=model.qk_rope_head_dim, c_hd=model.qk_nope_head_dim)
+    if model.n_experts:
+        values.update(c_topk=model.experts_per_token, c_expert_inter=model.expert_intermediate_size)
+    for k, v in values.items():
+        st.session_state[k] = FIELDS[k].parse(str(v)) if FIELDS[k].choices is None else v
+    st.session_state["source"] = "custom"
 
 
 def weight_formats(model: ModelSpec, wdtype: str, edtype: str) -> dict:
@@ -110,8 +133,10 @@ def render_sidebar() -> None:
         st.session_state[k] = v
     first_run = "_link_checked" not in st.session_state
     link = {k: st.query_params.get(k) for k in FIELDS if first_run and k in st.query_params}
-    _, rejected = clean_link(link)
+    valid, rejected = clean_link(link)
     _drop_from_link(rejected)
+    _SEED.clear()
+    _SEED.update(valid)
     model, model_error = None, None
     with st.sidebar:
         st.header("Model")
@@ -121,6 +146,8 @@ def render_sidebar() -> None:
                 pid = st.selectbox("Preset", list(presets), index=list(presets).index("llama-3.1-8b"), key="model",
                                    bind=Q, help="the model's real config.json fields, with sources (data/models)")
                 model = presets[pid].model
+                st.button("Edit this model", key="edit_preset", on_click=edit_preset, args=(model,),
+                          help="a custom architecture with this preset's dimensions, to drag them")
             elif source == "config.json":
                 model = _uploaded_model()
             else:
@@ -129,6 +156,7 @@ def render_sidebar() -> None:
             model_error = str(e)
             st.error(model_error)
         st.header("Scenario")
+        precise_toggle()
         batch = _number("Batch (concurrent sequences)", "batch", 1)
         context = _number("Prompt tokens per sequence", "context", 8192, step=1024)
         new = _number("Generated tokens per sequence", "new", 0, step=256)
