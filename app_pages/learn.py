@@ -1,19 +1,40 @@
-"""Learn: why the KV cache exists and what it costs, step by step, in large type for a lecture hall."""
+"""Learn: why the KV cache exists and what it costs, step by step. The worked example and the animation
+need nothing from the sidebar, so the page teaches even while the sidebar shows an error. Lecture mode
+hides the sidebar, sets every text (charts included) to 22 px or more, and steps through the slides with
+Back and Next buttons."""
 
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
 from kvdash.breakdown import breakdown
 from kvdash.dtypes import get_dtype
+from kvdash.errors import KvdashError
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
-from ui.sidebar import require
+from ui.sidebar import selection
 
-model, scenario, gpu, unit = require()
-st.markdown("<style>.big p, .big li {font-size: 1.45rem; line-height: 1.5;}</style>", unsafe_allow_html=True)
+model, scenario, gpu, unit, error = selection()
+lecture = st.toggle("Lecture mode", key="lecture", bind="query-params",
+                    help="large type everywhere, sidebar hidden, one slide at a time with Back and Next")
+FONT = 22 if lecture else 14  # px, chart text included
+st.markdown(f"<style>.big p, .big li {{font-size: {max(FONT, 20) + 2}px; line-height: 1.5;}}</style>",
+            unsafe_allow_html=True)
+if lecture:
+    st.markdown(f"""<style>
+        [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] {{display: none;}}
+        .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label,
+        .stMainBlockContainer button, [data-testid="stCaptionContainer"] {{font-size: {FONT}px !important;}}
+        .stMainBlockContainer h1 {{font-size: 48px;}} .stMainBlockContainer h2 {{font-size: 36px;}}
+        </style>""", unsafe_allow_html=True)
 
-st.title("Why a KV cache?")
-with st.container(key="big_intro"):
+art = preset_model("article-example")
+PER_LAYER = art.layers[0].bytes_per_token(get_dtype("fp32"))
+ART_TOTAL = breakdown(art, Scenario(prompt_tokens=512, kv_dtype="fp32", weights_dtype="fp32"))["kv_cache"]
+
+
+def why() -> None:
+    st.header("Why a KV cache?")
     st.markdown(
         "<div class='big'><p>A transformer writes text one token at a time. Like an author who re-reads the whole "
         "book before every new sentence, a model without a cache recomputes the keys and values of every earlier "
@@ -21,68 +42,127 @@ with st.container(key="big_intro"):
         "written down once and looked up from then on. The notebook costs memory, and that memory is what "
         "kvdash measures.</p></div>", unsafe_allow_html=True)
 
-st.header("The worked example, exactly")
-art = preset_model("article-example")
-per_layer = art.layers[0].bytes_per_token(get_dtype("fp32"))
-total = breakdown(art, Scenario(prompt_tokens=512, kv_dtype="fp32", weights_dtype="fp32"))["kv_cache"]
-steps = [
-    ("Bytes per token per layer", "1024 dimensions × 2 (a key and a value) × 4 bytes (fp32)",
-     f"{per_layer:,} B = 8 KiB"),
-    ("One layer, 512 tokens", f"512 tokens × {per_layer:,} B", f"{512 * per_layer:,} B = 4 MiB"),
-    ("48 layers", f"48 × {512 * per_layer:,} B", f"{total:,} B = 192 MiB"),
-]
-for i, (title, formula, result) in enumerate(steps, 1):
-    st.markdown(f"<div class='big'><p><b>Step {i}. {title}:</b> {formula} = <b>{result}</b></p></div>",
-                unsafe_allow_html=True)
-st.caption("The article writes 8 KB, 4 MB and 192 MB; the numbers are KiB and MiB (powers of two). Its '52 billion "
-           "parameters' cannot have 1024 dimensions and 48 layers; kvdash reproduces the cache arithmetic exactly.")
 
-st.header("Watch the cache grow")
+def worked_example() -> None:
+    st.header("The worked example, exactly")
+    steps = [
+        ("Bytes per token per layer", "1024 dimensions × 2 (a key and a value) × 4 bytes (fp32)",
+         f"{PER_LAYER:,} B = 8 KiB"),
+        ("One layer, 512 tokens", f"512 tokens × {PER_LAYER:,} B", f"{512 * PER_LAYER:,} B = 4 MiB"),
+        ("48 layers", f"48 × {512 * PER_LAYER:,} B", f"{ART_TOTAL:,} B = 192 MiB"),
+    ]
+    for i, (title, formula, result) in enumerate(steps, 1):
+        st.markdown(f"<div class='big'><p><b>Step {i}. {title}:</b> {formula} = <b>{result}</b></p></div>",
+                    unsafe_allow_html=True)
+    st.caption("The article writes 8 KB, 4 MB and 192 MB; the numbers are KiB and MiB (powers of two). Its '52 "
+               "billion parameters' cannot have 1024 dimensions and 48 layers; kvdash reproduces the cache "
+               "arithmetic exactly.")
 
 
-@st.cache_resource  # one validated figure per process; it is never mutated after this
-def growth_animation(per_token_mib: float, tokens: int = 48) -> go.Figure:
-    """Token by token, the cache grows by a fixed amount, and the work per new token is flat with a
-    cache and grows without one."""
-    def bars(t: int) -> list[dict]:
+@st.cache_resource  # one validated figure per process and font size; never mutated after this
+def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Figure:
+    """Two aligned panels, token by token: the memory the cache holds (MiB, grows by a fixed amount), and
+    the keys and values computed for the new token (tokens processed: 1 with a cache, all of them without)."""
+    def traces(t: int) -> list[go.Bar]:
         return [
-            {"type": "bar", "x": ["cache (MiB)"], "y": [t * per_token_mib], "marker": {"color": "#E69F00"}},
-            {"type": "bar", "x": ["work per token, with cache"], "y": [1], "marker": {"color": "#0072B2"}},
-            {"type": "bar", "x": ["work per token, without cache"], "y": [t], "marker": {"color": "#D55E00"},
-             "marker_pattern_shape": "/"},
+            go.Bar(x=["cache held"], y=[t * per_token_mib], marker_color="#E69F00", xaxis="x", yaxis="y",
+                   text=[f"{t * per_token_mib:,.0f} MiB"], textposition="outside"),
+            # named on the axis and labelled, so colour is not the only cue (no hatching: plotly.js fails
+            # to animate pattern fills)
+            go.Bar(x=["with a cache", "without a cache"], y=[1, t], marker_color=["#0072B2", "#D55E00"],
+                   xaxis="x2", yaxis="y2", text=["1", f"{t}"], textposition="outside"),
         ]
-    frames = [{"name": str(t), "data": bars(t)} for t in range(1, tokens + 1)]
-    return go.Figure({
-        "data": bars(1), "frames": frames,
-        "layout": {
-            "showlegend": False, "yaxis": {"title": {"text": "MiB · tokens processed"}, "range": [0, tokens * 1.1]},
-            "title": {"text": "Token by token: the cache grows by a fixed amount; without it, the work per token "
-                              "grows with the text"},
-            "updatemenus": [{"type": "buttons", "buttons": [{"label": "Play", "method": "animate",
-                                                             "args": [None, {"frame": {"duration": 150}}]}]}],
-            "sliders": [{"steps": [{"method": "animate", "args": [[f["name"]], {"mode": "immediate"}],
-                                    "label": f["name"]} for f in frames], "currentvalue": {"prefix": "token "}}],
-        },
-    })
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.12,
+                        subplot_titles=("Memory the cache holds", "Tokens processed for the next token"))
+    for tr, col in zip(traces(1), (1, 2), strict=True):
+        fig.add_trace(tr, row=1, col=col)
+    fig.frames = [go.Frame(name=str(t), data=traces(t), traces=[0, 1]) for t in range(1, tokens + 1)]
+    fig.update_yaxes(title_text="MiB", range=[0, tokens * per_token_mib * 1.2], row=1, col=1)
+    fig.update_yaxes(title_text="tokens processed", range=[0, tokens * 1.2], row=1, col=2)
+    fig.update_annotations(font_size=font + 2)
+    fig.update_layout(
+        showlegend=False, font=dict(size=font), height=420 + 10 * font, margin=dict(t=90 + font),
+        title=dict(text="Token by token: the cache grows by a fixed amount; without it the work per token grows"),
+        updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", yanchor="top", buttons=[dict(
+            label="Play", method="animate", args=[None, dict(frame=dict(duration=150, redraw=True),
+                                                              fromcurrent=True)])])],
+        sliders=[dict(x=0.1, len=0.9, y=-0.12, currentvalue=dict(prefix="token "), steps=[
+            dict(method="animate", label=str(t), args=[[str(t)], dict(mode="immediate",
+                                                                      frame=dict(duration=0, redraw=True))])
+            for t in range(1, tokens + 1)])],
+    )
+    return fig
 
 
-st.plotly_chart(growth_animation(48 * per_layer / 2**20), width="stretch", key="learn_anim")
+def animation() -> None:
+    st.header("Watch the cache grow")
+    st.plotly_chart(growth_animation(48 * PER_LAYER / 2**20, FONT), width="stretch", key="learn_anim")
 
-st.header(f"The same steps for {model.name}")
-b = breakdown(model, scenario.with_(new_tokens=0))
-kv = get_dtype(scenario.kv_dtype)
-B, T, S, bs = scenario.batch, scenario.prompt_tokens, scenario.shared_prefix_tokens, scenario.block_size
-counts = dict(b.stage.groups)
-steps = [f"<li>Layers: {model.n_layers} ({', '.join(f'{n} {short}' for short, n in b.stage.counts.items())})</li>"]
-for spec, bpt in b.stage.caches:  # each kind holds its own tokens: every token, a window, a chunk
-    held = spec.held(B, T, S, bs)
-    steps.append(f"<li>{counts[spec]} {spec.short} layers: {held:,} token slots ({spec.held_rule(bs)}) × "
-                 f"{bpt:,} B per token ({counts[spec]} × {spec.describe(kv, scenario.tp)}) = "
-                 f"<b>{held * bpt:,} B</b></li>")
-if b.state_bytes_per_seq:
-    steps.append(f"<li>Fixed per sequence (recurrent state, cross-attention): {B:,} × {b.state_bytes_per_seq:,} B = "
-                 f"<b>{B * b.state_bytes_per_seq:,} B</b></li>")
-steps.append(f"<li>KV cache in all: <b>{b['kv_cache']:,} B</b>; weights {b['weights']:,} B — the cache is "
-             f"{b['kv_cache'] / max(1, b['weights']):.1%} of them</li>")
-st.markdown(f"<div class='big'><ul>{''.join(steps)}</ul></div>", unsafe_allow_html=True)
-st.caption(next(c.formula for c in b.components if c.key == "kv_cache"))
+
+def selected_model() -> None:
+    if model is None or scenario is None:
+        st.header("The same steps for your model")
+        st.info(f"Choose a valid model in the sidebar to see its steps ({error or 'none chosen'}).")
+        return
+    st.header(f"The same steps for {model.name}")
+    try:
+        b = breakdown(model, scenario.with_(new_tokens=0))
+    except KvdashError as e:
+        st.error(str(e))
+        return
+    kv = get_dtype(scenario.kv_dtype)
+    B, T, S, bs = scenario.batch, scenario.prompt_tokens, scenario.shared_prefix_tokens, scenario.block_size
+    counts = dict(b.stage.groups)
+    steps = [f"<li>Layers: {model.n_layers} ({', '.join(f'{n} {short}' for short, n in b.stage.counts.items())})"
+             "</li>"]
+    for spec, bpt in b.stage.caches:  # each kind holds its own tokens: every token, a window, a chunk
+        held = spec.held(B, T, S, bs)
+        steps.append(f"<li>{counts[spec]} {spec.short} layers: {held:,} token slots ({spec.held_rule(bs)}) × "
+                     f"{bpt:,} B per token ({counts[spec]} × {spec.describe(kv, scenario.tp)}) = "
+                     f"<b>{held * bpt:,} B</b></li>")
+    if b.state_bytes_per_seq:
+        steps.append(f"<li>Fixed per sequence (recurrent state, cross-attention): {B:,} × "
+                     f"{b.state_bytes_per_seq:,} B = <b>{B * b.state_bytes_per_seq:,} B</b></li>")
+    steps.append(f"<li>KV cache in all: <b>{b['kv_cache']:,} B</b>; weights {b['weights']:,} B — the cache is "
+                 f"{b['kv_cache'] / max(1, b['weights']):.1%} of them</li>")
+    st.markdown(f"<div class='big'><ul>{''.join(steps)}</ul></div>", unsafe_allow_html=True)
+    st.caption(next(c.formula for c in b.components if c.key == "kv_cache"))
+
+
+def summary() -> None:
+    """One slide a lecturer can download (the chart's camera button: PNG or SVG)."""
+    st.header("One slide")
+    fmt = st.radio("Download format (the chart's camera button)", ["svg", "png"], horizontal=True,
+                   key="learn_format")
+    lengths = [512, 2048, 8192, 32768, 131072]
+    mib = [n * 48 * PER_LAYER / 2**20 for n in lengths]
+    fig = go.Figure(go.Bar(x=[f"{n:,}" for n in lengths], y=mib, marker_color="#E69F00",
+                           text=[f"{v:,.0f} MiB" for v in mib], textposition="outside"))
+    fig.update_layout(
+        title=dict(text="KV cache = tokens × layers × 2 (K and V) × dimensions × bytes<br>"
+                        "<sup>the article's model: 48 layers × 2 × 1024 × 4 B = 384 KiB per token</sup>"),
+        xaxis_title="tokens in the context", yaxis=dict(title="MiB", range=[0, max(mib) * 1.2]),
+        font=dict(size=FONT + 4), height=520 + 10 * FONT, margin=dict(t=140))
+    st.plotly_chart(fig, width="stretch", key="learn_summary", config={
+        "toImageButtonOptions": {"format": fmt, "filename": "kvdash-kv-cache", "scale": 2}})
+
+
+SLIDES = [why, worked_example, animation, selected_model, summary]
+
+
+def turn(by: int) -> None:
+    st.session_state["learn_slide"] = min(len(SLIDES) - 1, max(0, st.session_state.get("learn_slide", 0) + by))
+
+
+if lecture:
+    at = st.session_state.get("learn_slide", 0)
+    back, where, forward = st.columns([1, 4, 1])
+    back.button("◀ Back", key="learn_back", on_click=turn, args=(-1,), disabled=at == 0, width="stretch")
+    forward.button("Next ▶", key="learn_next", on_click=turn, args=(1,), disabled=at == len(SLIDES) - 1,
+                   width="stretch")
+    where.progress((at + 1) / len(SLIDES), text=f"slide {at + 1} of {len(SLIDES)}")
+    SLIDES[at]()
+else:
+    st.title("Learn: the KV cache")
+    for slide in SLIDES:
+        slide()

@@ -270,6 +270,43 @@ def test_scaling_compare_serving_learn_pages():
     assert "8,192 B = 8 KiB" in text and "201,326,592 B = 192 MiB" in text
 
 
+def chart_spec(at, key: str) -> dict:
+    return json.loads(next(c for c in at.get("plotly_chart") if c.key == key).proto.spec)
+
+
+def test_learn_teaches_even_when_the_sidebar_has_no_model():
+    at = run_app("app_pages/learn.py", source="config.json")  # no file uploaded: the sidebar shows an error
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "201,326,592 B = 192 MiB" in text  # the worked example still runs
+    assert any("Choose a valid model in the sidebar" in i.value for i in at.info)
+    anim = chart_spec(at, "learn_anim")
+    # two aligned panels on their own axes: MiB held, and tokens processed with / without a cache
+    assert {t["yaxis"] for t in anim["data"]} == {"y", "y2"}
+    assert anim["layout"]["yaxis"]["title"]["text"] == "MiB"
+    assert anim["layout"]["yaxis2"]["title"]["text"] == "tokens processed"
+    assert len(anim["frames"]) == 48 and anim["frames"][-1]["data"][1]["y"] == [1, 48]
+
+
+def test_learn_lecture_mode_steps_through_slides_in_large_type():
+    at = run_app("app_pages/learn.py", lecture=True)
+    assert not at.exception
+    assert [h.value for h in at.main.header] == ["Why a KV cache?"] and at.button(key="learn_back").disabled
+    at.button(key="learn_next").click().run()
+    assert [h.value for h in at.main.header] == ["The worked example, exactly"]
+    at.button(key="learn_next").click().run()
+    anim = chart_spec(at, "learn_anim")
+    assert anim["layout"]["font"]["size"] >= 20  # chart text readable from the back row
+    assert all(a["font"]["size"] >= 20 for a in anim["layout"]["annotations"])
+    at.button(key="learn_back").click().run()
+    assert [h.value for h in at.main.header] == ["The worked example, exactly"]
+    for _ in range(3):  # slides 3, 4, 5
+        at.button(key="learn_next").click().run()
+    assert [h.value for h in at.main.header] == ["One slide"] and at.button(key="learn_next").disabled
+    summary = next(c for c in at.get("plotly_chart") if c.key == "learn_summary")
+    assert json.loads(summary.proto.config)["toImageButtonOptions"]["format"] == "svg"
+
+
 def test_speed_page_serves_at_a_concurrency():
     from kvdash.serving import engine_profile, serving
 

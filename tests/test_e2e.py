@@ -121,6 +121,30 @@ def test_memory_opens_at_its_own_path_too(page, server):
     assert page.locator('[data-testid="stSidebarNav"]').get_by_text("Memory", exact=True).count() == 1
 
 
+def test_learn_plays_without_console_errors_and_lectures(page, server):
+    errors, missing = [], []
+    # Streamlit's frontend first probes <page>/_stcore/health and host-config on a deep link (404, then the
+    # root): its own base-path detection, not ours, so those two 404s are checked apart from the errors
+    page.on("response", lambda r: missing.append(r.url.split("/learn/")[-1]) if r.status == 404 else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+            and not m.text.startswith("Failed to load resource") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_page(page, f"{server}/learn?source=config.json")  # no file: the sidebar errs, Learn still teaches
+    page.get_by_text("201,326,592 B = 192 MiB").wait_for()
+    page.locator('[data-testid="stPlotlyChart"]').first.locator(".main-svg").first.wait_for()
+    page.locator(".updatemenu-button").first.click()  # Play
+    page.wait_for_timeout(3000)
+    assert errors == [], errors[:5]
+    assert set(missing) <= {"_stcore/health", "_stcore/host-config"}, missing
+    page.get_by_text("Lecture mode").click()
+    page.get_by_role("button", name="Next ▶").wait_for()
+    assert not page.locator('[data-testid="stSidebar"]').is_visible()
+    size = page.locator(".big p").first.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+    assert size >= 20
+    page.get_by_role("button", name="Next ▶").click()
+    page.get_by_text("The worked example, exactly").wait_for()
+
+
 def test_changing_an_input_changes_the_numbers_and_the_url(page, server):
     open_page(page, f"{server}/")
     wait_for_metric(page, "KV cache", "1.00 GiB")
