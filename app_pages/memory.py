@@ -12,6 +12,7 @@ from kvdash.errors import KvdashError
 from kvdash.solvers import max_batch, max_context
 from kvdash.units import fmt_bytes, to_unit
 from kvdash.weights import weight_table
+from ui.links import scenario_values
 from ui.sidebar import BOUND, require
 from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS
 
@@ -76,14 +77,15 @@ for w in b.warnings:
     st.warning(w, icon="⚠️")
 
 cols = st.columns(5)
-cols[0].metric(f"Total ({unit})", fmt_bytes(b.total, unit))
-cols[1].metric(f"Weights ({unit})", fmt_bytes(b["weights"], unit))
-cols[2].metric(f"KV cache ({unit})", fmt_bytes(b["kv_cache"], unit))
+# the unit travels with each value (auto-scaled within the chosen GiB or GB system), never in the label
+cols[0].metric("Total", fmt_bytes(b.total, unit))
+cols[1].metric("Weights", fmt_bytes(b["weights"], unit))
+cols[2].metric("KV cache", fmt_bytes(b["kv_cache"], unit))
 cols[3].metric("KV per token", f"{b.kv_bytes_per_token:,} B",
                f"+ {fmt_bytes(b.state_bytes_per_seq, unit)} fixed per sequence" if b.state_bytes_per_seq else None,
                delta_color="off")
-cols[4].metric(f"On {gpu.name}", "fits" if b.fits else "does not fit",
-               f"headroom {fmt_bytes(b.headroom, unit)}", delta_color="normal" if b.fits else "inverse")
+# the delta starts with its sign, so a negative headroom gets a down arrow (and red)
+cols[4].metric(f"On {gpu.name}", "fits" if b.fits else "does not fit", f"{fmt_bytes(b.headroom, unit)} headroom")
 
 left, right = st.columns([3, 2])
 left.plotly_chart(breakdown_bar(b, gpu, unit), width="stretch", key="memory_bar")
@@ -128,12 +130,9 @@ loaded = c3.file_uploader("Load a scenario JSON", type=["json"], key="load_scena
 if loaded is not None and st.session_state.get("_loaded_name") != loaded.file_id:
     st.session_state["_loaded_name"] = loaded.file_id
     try:
-        data = json.loads(loaded.getvalue()[:65536])
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
+        values = scenario_values(json.loads(loaded.getvalue()[:65536]))
         # Widgets already drawn this run cannot change: the sidebar applies these on the next run.
-        st.session_state["_pending_scenario"] = {k: v for k, v in data.items()
-                                                 if k in BOUND and isinstance(v, BOUND[k]) and not isinstance(v, bool)}
+        st.session_state["_pending_scenario"] = values
         st.rerun()
     except (ValueError, UnicodeDecodeError) as e:
-        st.error(f"could not load that scenario: {e}")
+        st.error(f"could not load that scenario: {e}; nothing was changed")

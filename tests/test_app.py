@@ -38,8 +38,8 @@ def test_default_page_shows_the_library_numbers():
     assert not at.exception
     b = breakdown(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192), get_gpu("nvidia-h100-sxm5"))
     shown = metrics(at)
-    assert shown["Total (GiB)"] == fmt_bytes(b.total, "GiB")
-    assert shown["KV cache (GiB)"] == fmt_bytes(b["kv_cache"], "GiB") == "1.00 GiB"
+    assert shown["Total"] == fmt_bytes(b.total, "GiB")
+    assert shown["KV cache"] == fmt_bytes(b["kv_cache"], "GiB") == "1.00 GiB"
     assert kv_bytes_in_table(at) == 8192 * 131_072
     assert "8,030,261,248 parameters" in at.caption[0].value
 
@@ -54,7 +54,7 @@ def test_inputs_change_the_numbers():
     assert not at.exception
     assert kv_bytes_in_table(at) == 4 * 1000 * 70_272
     assert metrics(at)["KV per token"] == "70,272 B"
-    assert "Total (GB)" in metrics(at)
+    assert metrics(at)["Total"].endswith(" TB")  # DeepSeek-V3's 1.34 TB: the unit is in the value, decimal
     assert metrics(at)["On H100 SXM5 80GB"] == "does not fit"
 
 
@@ -70,6 +70,16 @@ def test_bad_parallel_degree_shows_an_error_and_the_app_recovers():
     assert "must divide the 32 attention heads" in at.error[0].value
     at.number_input(key="tp").set_value(2).run()
     assert not at.error and metrics(at)["KV per token"] == "65,536 B"
+
+
+def test_metric_units_follow_the_value_and_negative_headroom_points_down():
+    # a 3-token prompt: the cache is KiB, and the value says so (the label carries no unit)
+    at = run_app(precise=True)
+    at.number_input(key="context").set_value(3).run()
+    assert metrics(at)["KV cache"] == "384.00 KiB"  # 3 x 131,072 B
+    at = run_app(model="llama-3.1-70b")  # 131 GiB of bf16 weights on one 80 GB H100
+    fit = next(m for m in at.metric if m.label.startswith("On "))
+    assert fit.value == "does not fit" and fit.delta.startswith("-")  # Streamlit draws a down arrow
 
 
 def test_dimension_sliders_take_exact_values_and_edit_a_preset():
@@ -232,7 +242,7 @@ def test_malformed_link_falls_back_with_a_notice():
     at.run()
     assert not at.exception
     assert any("not valid" in w.value for w in at.warning)
-    assert metrics(at)["KV cache (GiB)"] == "1.00 GiB"  # the defaults: Llama-3.1-8B, batch 1, 8,192 tokens
+    assert metrics(at)["KV cache"] == "1.00 GiB"  # the defaults: Llama-3.1-8B, batch 1, 8,192 tokens
 
 
 def test_gpus_page_matches_the_library():

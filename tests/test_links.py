@@ -1,5 +1,7 @@
 """The link parser: every URL-bound input type, hostile values, and the notice's wording."""
 
+import re
+
 import pytest
 
 from ui.links import BLOCK_CHOICES, FIELDS, clean_link, notice
@@ -54,3 +56,17 @@ def test_every_field_has_a_range_or_choices():
 def test_value_types_follow_the_choices():
     assert FIELDS["block"].value_type is int and FIELDS["batch"].value_type is int
     assert FIELDS["model"].value_type is str and FIELDS["kvdtype"].value_type is str
+
+
+def test_a_scenario_file_is_applied_whole_or_refused():
+    from ui.links import scenario_values
+
+    good = {"batch": 4, "tp": 2, "kvdtype": "fp8", "model": "qwen3-32b", "block": 16, "note": "ignored"}
+    assert scenario_values(good) == {"batch": 4, "tp": 2, "kvdtype": "fp8", "model": "qwen3-32b", "block": 16}
+    for bad, named in (({"batch": 4, "tp": 3000}, "tp=3000"), ({"batch": True}, "batch=True"),
+                       ({"batch": "4"}, "batch='4'"), ({"kvdtype": "int3"}, "kvdtype='int3'"),
+                       ({"batch": 2.0}, "batch=2.0"), ({"model": "no-such-model"}, "model=")):
+        with pytest.raises(ValueError, match=re.escape(named)):
+            scenario_values(bad)
+    with pytest.raises(ValueError, match="not a JSON object"):
+        scenario_values([1, 2])

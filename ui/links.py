@@ -118,6 +118,27 @@ FIELDS: dict[str, Field] = {
 }
 
 
+def scenario_values(data) -> dict:
+    """The bound values of a loaded scenario file, or ValueError naming every invalid one: a file is
+    applied whole or not at all (each value must be one a link could carry, of the widget's type)."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    bad = []
+    for key, v in data.items():
+        field = FIELDS.get(key)
+        if field is None:
+            continue
+        try:
+            ok = type(v) is field.value_type and field.parse(str(v)[:200]) == v
+        except ValueError:
+            ok = False
+        if not ok:
+            bad.append(f"{key}={v!r}"[:60])
+    if bad:
+        raise ValueError("invalid " + ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else ""))
+    return {k: v for k, v in data.items() if k in FIELDS}
+
+
 def clean_link(params: Mapping[str, str]) -> tuple[dict, dict[str, str]]:
     """(the valid bound values, {key: why} for each invalid one). Keys the app does not bind are ignored."""
     valid, rejected = {}, {}
