@@ -82,7 +82,8 @@ def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Fi
     fig.update_annotations(font_size=font + 2)
     fig.update_layout(
         showlegend=False, font=dict(size=font), height=420 + 10 * font, margin=dict(t=90 + font),
-        title=dict(text="Token by token: the cache grows by a fixed amount; without it the work per token grows"),
+        title=dict(text="Token by token<br><sup>the cache grows by a fixed amount; without it the work per token "
+                        "grows</sup>", automargin=True),
         updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", yanchor="top", buttons=[dict(
             label="Play", method="animate", args=[None, dict(frame=dict(duration=150, redraw=True),
                                                               fromcurrent=True)])])],
@@ -139,8 +140,8 @@ def summary() -> None:
     fig = go.Figure(go.Bar(x=[f"{n:,}" for n in lengths], y=mib, marker_color="#E69F00",
                            text=[f"{v:,.0f} MiB" for v in mib], textposition="outside"))
     fig.update_layout(
-        title=dict(text="KV cache = tokens × layers × 2 (K and V) × dimensions × bytes<br>"
-                        "<sup>the article's model: 48 layers × 2 × 1024 × 4 B = 384 KiB per token</sup>"),
+        title=dict(text="The KV cache grows with the context<br><sup>per token: layers × 2 (K, V) × dimensions × "
+                        "bytes<br>the article's model: 48 × 2 × 1024 × 4 B = 384 KiB</sup>", automargin=True),
         xaxis_title="tokens in the context", yaxis=dict(title="MiB", range=[0, max(mib) * 1.2]),
         font=dict(size=FONT + 4), height=520 + 10 * FONT, margin=dict(t=140))
     st.plotly_chart(fig, width="stretch", key="learn_summary", config={

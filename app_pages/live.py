@@ -17,6 +17,7 @@ from kvdash.live.shapes import SHAPES, estimate_run_seconds, scaled_copy
 from kvdash.live.store import RunStore
 from kvdash.units import fmt_bytes
 from ui.sidebar import selection
+from ui.style import tidy
 
 MEASUREMENTS = Path(__file__).resolve().parent.parent / "data" / "measurements"
 # Okabe-Ito colours, one per component in every chart.
@@ -82,11 +83,15 @@ def show_result(r: dict) -> None:
             r["predicted"]["prefill_activation_bytes"]]
     meas = [m["weights_bytes"], m["kv_cache_bytes"], m["prefill_activation_bytes"]]
     for label, values, pattern in (("predicted", pred, ""), ("measured", meas, "/")):
+        # exact bytes on hover; on the bar only MiB, inside it, so neighbouring labels cannot overlap
         mem.add_bar(name=label, x=names, y=[v / 2**20 if v is not None else None for v in values],
                     marker_color=[COLOURS[n] for n in names], marker_pattern_shape=pattern,
-                    text=[f"{label}: {v:,} B" if v is not None else f"{label}: n/a" for v in values])
-    mem.update_layout(barmode="group", title="Memory: predicted (plain) vs measured (hatched)",
-                      yaxis_title="MiB (2^20 B)", showlegend=True)
+                    text=[f"{v / 2**20:,.1f}" if v is not None else "n/a" for v in values], textposition="inside",
+                    hovertext=[f"{label}: {v:,} B" if v is not None else f"{label}: n/a" for v in values],
+                    hoverinfo="text")
+    mem.update_layout(barmode="group", yaxis_title="MiB (2^20 B)", showlegend=True, uniformtext=dict(
+        minsize=11, mode="hide"))
+    tidy(mem, "Memory: predicted vs measured", "plain: predicted; hatched: measured; exact bytes on hover")
     st.plotly_chart(mem, width="stretch")
 
     lat = go.Figure()
@@ -97,8 +102,8 @@ def show_result(r: dict) -> None:
     lat.add_scatter(x=[p for p, _ in nocache], y=[t * 1e3 for _, t in nocache], mode="lines+markers",
                     name="without a cache (recompute the prefix)", line_color=COLOURS["without a cache"],
                     line_dash="dash")
-    lat.update_layout(title="Time per new token vs position", xaxis_title="position (tokens)",
-                      yaxis_title="ms per token (measured)")
+    lat.update_layout(xaxis_title="position (tokens)", yaxis_title="ms per token (measured)")
+    tidy(lat, "Time per new token against position", "measured")
     st.plotly_chart(lat, width="stretch")
 
 

@@ -9,7 +9,7 @@ from kvdash.errors import KvdashError
 from kvdash.sweep import total_grid
 from kvdash.units import GB, GiB
 from ui.sidebar import require
-from ui.style import SERIES
+from ui.style import SERIES, tidy
 
 model, scenario, gpu, unit = require()
 scale = GiB if unit == "GiB" else GB
@@ -34,8 +34,8 @@ fig.add_scatter(x=contexts, y=[breakdown(model, scenario.with_(prompt_tokens=int
 # a line trace, not add_hline: shapes on log axes take log10 coordinates
 fig.add_scatter(x=[contexts[0], contexts[-1]], y=[gpu.usable_bytes / scale] * 2, mode="lines",
                 name=f"{gpu.name} usable", line=dict(color="#999999", dash="dash"))
-fig.update_layout(title=f"KV cache and total memory against context ({unit})", xaxis=dict(type="log", title="tokens"),
-                  yaxis=dict(type="log", title=unit))
+fig.update_layout(xaxis=dict(type="log", title="tokens"), yaxis=dict(type="log", title=unit))
+tidy(fig, f"Memory against context ({unit})", "KV cache per dtype, and the total")
 st.plotly_chart(fig, width="stretch", key="scaling_dtypes")
 
 variants = {"as configured": model}
@@ -52,8 +52,8 @@ if len(variants) > 1:
             fig2.add_scatter(x=contexts, y=kv_line(m), name=name, line_color=SERIES[i])
         except KvdashError:
             continue
-    fig2.update_layout(title=f"KV cache of the same model under other attention schemes ({unit})",
-                       xaxis=dict(type="log", title="tokens"), yaxis=dict(type="log", title=unit))
+    fig2.update_layout(xaxis=dict(type="log", title="tokens"), yaxis=dict(type="log", title=unit))
+    tidy(fig2, f"Other attention schemes ({unit})", "the KV cache of the same model")
     st.plotly_chart(fig2, width="stretch", key="scaling_variants")
 
 st.subheader(f"What fits on one {gpu.name}")
@@ -69,10 +69,23 @@ heat = go.Figure(go.Heatmap(z=np.log10(grid), x=prompts, y=batches, colorscale="
                             colorbar=dict(title=f"log10 {unit}"),
                             customdata=grid, hovertemplate="batch %{y}, %{x} tokens: %{customdata:.2f} " + unit
                             + "<extra></extra>"))
-heat.add_trace(go.Contour(z=grid, x=prompts, y=batches, showscale=False, line=dict(color="white", width=3),
-                          contours=dict(type="constraint", operation="<", value=limit),
-                          name=f"fits {gpu.name}", hoverinfo="skip"))
-heat.update_layout(title=f"Total per-GPU memory over batch × context; the white line is {limit:.1f} {unit} "
-                         "(inside: fits)",
-                   xaxis=dict(type="log", title="prompt tokens per sequence"), yaxis=dict(type="log", title="batch"))
+# What does not fit is veiled in grey and labelled, the boundary drawn white: no reading depends on
+# which side of a contour a library shades.
+over = np.where(grid > limit, 1.0, np.nan)
+heat.add_trace(go.Heatmap(z=over, x=prompts, y=batches, showscale=False, hoverinfo="skip", name="does not fit",
+                          colorscale=[[0, "rgba(255,255,255,0.55)"], [1, "rgba(255,255,255,0.55)"]]))
+heat.add_trace(go.Contour(z=grid, x=prompts, y=batches, showscale=False, hoverinfo="skip",
+                          contours=dict(coloring="none", start=limit, end=limit, size=1, showlabels=False),
+                          line=dict(color="white", width=3), name=f"{limit:.1f} {unit} usable"))
+labels = []
+if grid[0, 0] <= limit:
+    labels.append(dict(x=np.log10(prompts[0]), y=np.log10(batches[0]), text="<b>fits</b>", xanchor="left",
+                       yanchor="bottom"))
+if grid[-1, -1] > limit:
+    labels.append(dict(x=np.log10(prompts[-1]), y=np.log10(batches[-1]), text="<b>does not fit</b> (veiled)",
+                       xanchor="right", yanchor="top"))
+heat.update_layout(xaxis=dict(type="log", title="prompt tokens per sequence"), yaxis=dict(type="log", title="batch"),
+                   annotations=[dict(a, showarrow=False, font=dict(size=15, color="black"),
+                                     bgcolor="rgba(255,255,255,0.8)") for a in labels])
+tidy(heat, "Per-GPU memory over batch × context", f"white line: {limit:.1f} {unit} usable; veiled: does not fit")
 st.plotly_chart(heat, width="stretch", key="scaling_map")

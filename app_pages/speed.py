@@ -15,6 +15,7 @@ from kvdash.serving_runs import matching_runs
 from kvdash.speed import RUNTIMES, generation_seconds, matrix_rate, speed
 from ui.links import CONCURRENCIES
 from ui.sidebar import require
+from ui.style import LEGEND_BELOW, tidy
 
 model, scenario, gpu, unit = require()
 st.title(f"{model.name}: how fast does it serve?")
@@ -56,12 +57,14 @@ if not srv.fits:
     st.warning(f"The KV pool ({srv.pool_bytes / 2**30:,.2f} GiB per GPU) holds {srv.running:,} of the "
                f"{concurrency:,} requests ({srv.request_bytes / 2**20:,.1f} MiB each); the others queue for a "
                f"slot, {srv.wait_s:,.2f} s on average, which the TTFT includes.")
-st.dataframe(pd.DataFrame([{"term of one step": name, "ms": round(sec * 1e3, 3), "formula": text}
-                           for name, sec, text in srv.terms()]), hide_index=True, width="stretch",
+st.dataframe(pd.DataFrame([{"term": name, "decode-only step, ms": round(sec * 1e3, 3),
+                            "step with a prompt chunk, ms": round(mix * 1e3, 3), "formula": text}
+                           for name, sec, mix, text in srv.terms()]), hide_index=True, width="stretch",
              key="serving_terms")
 rate = matrix_rate(gpu, s.weights_dtype) / 1e12
-st.caption(f"One step: {srv.decode_tokens_per_step:,.1f} decode + {srv.prefill_tokens_per_step:,.1f} prompt tokens "
-           f"({profile.max_num_batched_tokens:,} at most), {srv.steps_per_cycle:,.1f} steps per request. Peak: "
+st.caption(f"A request lives {srv.steps_per_cycle:,.1f} engine steps; {srv.mixed_steps_per_cycle:,.1f} of them carry a "
+           f"prompt chunk of {srv.prompt_tokens_per_mixed_step:,.1f} tokens ({profile.max_num_batched_tokens:,} "
+           f"tokens a step at most) beside {srv.decode_tokens_per_step:,.1f} decodes. Peak: "
            f"{rate:,.1f} TFLOP/s for {s.weights_dtype} matrices on {gpu.name}, {gpu.bandwidth_gbps:,.0f} GB/s"
            + (f"; all-reduces over {gpu.link_gbps:,.0f} GB/s one way between the {s.tp} GPUs" if s.tp > 1 else "")
            + f". Engine profile: {profile.source}.")
@@ -79,9 +82,9 @@ lat = go.Figure(dict(data=[
        dict(type="scatter", mode="markers", name="TTFT, measured", x=[r.concurrency for r in runs],
             y=[r.ttft_s * 1e3 for r in runs], marker=dict(color="#D55E00", symbol="square-open", size=11))]
       if runs else []),
-], layout=dict(title=dict(text=f"Latency against concurrency ({engine}, {gpu.name})"),
+], layout=dict(title=dict(text=f"Latency against concurrency<br><sup>{engine}, {gpu.name}</sup>", automargin=True),
                xaxis=dict(type="log", title=dict(text="requests in flight")),
-               yaxis=dict(type="log", title=dict(text="ms")), legend=dict(orientation="h", y=-0.25))))
+               yaxis=dict(type="log", title=dict(text="ms")), legend=LEGEND_BELOW)))
 st.plotly_chart(lat, width="stretch", key="serving_latency")
 if not runs:
     st.caption("No measured run matches this scenario (the stored runs: H100 SXM; Llama-3.1-8B and 70B, "
@@ -117,10 +120,10 @@ if runs and gpu.id in chosen:
                        x=[1 / r.tpot_s for r in runs], y=[r.concurrency / r.tpot_s / s.tp for r in runs],
                        marker=dict(color="#000000", symbol="diamond-open", size=11)))
 curve = go.Figure(dict(data=curves, layout=dict(
-    title=dict(text=f"Throughput per GPU against speed per user, {CONCURRENCIES[0]} to {CONCURRENCIES[-1]} "
-                    f"requests in flight ({engine}, predicted)"),
+    title=dict(text=f"Throughput per GPU against speed per user<br><sup>{CONCURRENCIES[0]} to "
+                    f"{CONCURRENCIES[-1]} requests in flight, {engine}, predicted</sup>", automargin=True),
     xaxis=dict(title=dict(text="tokens/s per user (1 / TPOT)"), rangemode="tozero"),
-    yaxis=dict(title=dict(text="tokens/s per GPU"), rangemode="tozero"), legend=dict(orientation="h", y=-0.25))))
+    yaxis=dict(title=dict(text="tokens/s per GPU"), rangemode="tozero"), legend=LEGEND_BELOW)))
 st.plotly_chart(curve, width="stretch", key="serving_curve")
 
 # The static batch: B sequences prefilled together, then decoded together (what the Live run measures).
@@ -180,9 +183,10 @@ if len(no_fit):  # drawn as open markers and named, never by colour alone
 if knee:  # a vertical line as a trace: shapes on log axes are easy to misplace
     fig.add_scatter(x=[knee, knee], y=[0, df["tokens/s"].max()], mode="lines",
                     name=f"compute-bound from batch {knee:,}", line=dict(color="#000000", dash="dot"))
-fig.update_layout(title=f"Decode throughput and latency against batch ({gpu.name}, predicted)",
-                  xaxis=dict(type="log", title="batch (sequences)"), yaxis_title="tokens/s",
-                  yaxis2=dict(title="ms per token", overlaying="y", side="right"))
+fig.update_layout(xaxis=dict(type="log", title="batch (sequences)"),
+                  yaxis=dict(title="tokens/s", rangemode="tozero"),
+                  yaxis2=dict(title="ms per token", overlaying="y", side="right", rangemode="tozero"))
+tidy(fig, "Decode throughput and latency against batch", f"{gpu.name}, predicted")
 st.plotly_chart(fig, width="stretch")
 
 
@@ -205,8 +209,8 @@ if gpus_df.empty:
 else:
     bar = go.Figure(go.Bar(x=gpus_df["tokens/s"], y=gpus_df["GPU"], orientation="h", marker_color="#009E73",
                            text=gpus_df["tokens/s per GB"].map(lambda v: f"{v:,.2f} tokens/s per GB")))
-    bar.update_layout(title="Predicted decode tokens/s (label: per GB of memory)", height=28 * len(gpus_df) + 120,
-                      yaxis=dict(autorange="reversed"), xaxis_title="tokens/s")
+    bar.update_layout(height=28 * len(gpus_df) + 120, yaxis=dict(autorange="reversed"), xaxis_title="tokens/s")
+    tidy(bar, "Predicted decode tokens/s", "label: tokens/s per GB of memory")
     st.plotly_chart(bar, width="stretch")
     st.dataframe(gpus_df, hide_index=True, width="stretch", key="speed_gpus")
 
@@ -222,6 +226,6 @@ g2 = go.Figure()
 g2.add_scatter(x=gen["new tokens"], y=gen["with the cache"], name="with the cache", line_color="#0072B2")
 g2.add_scatter(x=gen["new tokens"], y=gen["without a cache"], name="without a cache (recompute the prefix)",
                line_color="#D55E00", line_dash="dash")
-g2.update_layout(title=f"Time to generate after a {s.prompt_tokens:,}-token prompt (predicted)",
-                 xaxis=dict(type="log", title="new tokens"), yaxis=dict(type="log", title="seconds"))
+g2.update_layout(xaxis=dict(type="log", title="new tokens"), yaxis=dict(type="log", title="seconds"))
+tidy(g2, "Time to generate, with and without a cache", f"after a {s.prompt_tokens:,}-token prompt, predicted")
 st.plotly_chart(g2, width="stretch")

@@ -113,6 +113,45 @@ def test_every_page_opens_and_is_saved(page, server, name):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+# For every chart on a page: the legend's box must not cover the plot area, and the title must lie within
+# the chart; boxes are the rendered SVG elements' client rectangles.
+CHART_BOXES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(div => {
+    const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
+                       return r.width && r.height ? [r.left, r.top, r.right, r.bottom] : null; };
+    return {chart: box(div), plot: box(div.querySelector('.nsewdrag')),
+            legend: box(div.querySelector('.legend')), title: box(div.querySelector('.gtitle'))};
+})"""
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
+
+
+@pytest.mark.parametrize("name", [n for n in PAGES if n != "live"])
+def test_charts_fit_a_phone(browser, server, name):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    phone = ctx.new_page()
+    phone.set_default_timeout(30_000)
+    try:
+        open_page(phone, f"{server}/{PAGES[name]}")
+        phone.wait_for_timeout(2500)
+        if phone.locator('[data-testid="stPlotlyChart"]').count():
+            phone.locator(".main-svg").first.wait_for()
+            phone.wait_for_timeout(1000)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        phone.screenshot(path=str(SHOTS / f"phone-{name}.png"), full_page=True)
+        boxes = phone.evaluate(CHART_BOXES)
+        assert all(c["plot"] for c in boxes if c["legend"]), "every chart with a legend has a plot area"
+        for i, c in enumerate(boxes):
+            if c["legend"] and c["plot"]:
+                assert not _overlap(c["legend"], c["plot"]), f"{name} chart {i}: the legend covers the data"
+            if c["title"] and c["chart"]:
+                assert c["title"][0] >= c["chart"][0] - 1 and c["title"][2] <= c["chart"][2] + 1, \
+                    f"{name} chart {i}: the title is cut ({c['title']} outside {c['chart']})"
+    finally:
+        ctx.close()
+
+
 def test_memory_opens_at_its_own_path_too(page, server):
     open_page(page, f"{server}/memory")
     assert page.get_by_text("Page not found").count() == 0

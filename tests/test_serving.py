@@ -13,7 +13,7 @@ from kvdash.serving import EngineProfile, engine_profile, serving, step_time, st
 from kvdash.speed import link_bytes_per_s
 
 H100 = get_gpu("nvidia-h100-sxm5")  # 3,350 GB/s, 989.5 dense bf16 TFLOP/s, NVLink 900 GB/s two-way
-PEAK = EngineProfile("test", memory_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
+PEAK = EngineProfile("test", memory_eff=1.0, cache_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
                      queue_steps=0.0, allreduce_latency_s=0.0)
 # Llama-3.1-8B: matrices and layer norms 6,979,584,000 parameters; embedding and head 128,256 x 4,096 each;
 # a full layer's attention does 2 x 32 heads x (128 + 128) = 16,384 FLOP per query-key pair, 32 layers.
@@ -31,6 +31,12 @@ def test_a_pure_decode_step():
     flops = 2 * BODY * 8 + 2 * VOCAB_H * 8 + 8 * 1000 * PAIR
     assert st.work.flops == pytest.approx(flops) and st.compute_s == pytest.approx(flops / 989.5e12)
     assert st.bound == "memory" and st.seconds == pytest.approx(st.memory_s)
+    # the cache at its own efficiency, and a per-sequence overhead for each of the 8 decodes
+    slow = replace(PEAK, cache_eff=0.5, seq_overhead_s=20e-6)
+    st = step_time(m, Scenario(), H100, slow, decode=8, prefill=0, decode_ctx=1000, prefill_ctx=0)
+    assert st.work.cache_bytes == 8 * 1000 * KV
+    assert st.memory_s == pytest.approx((read - 8 * 1000 * KV) / 3350e9 + 8 * 1000 * KV / (0.5 * 3350e9))
+    assert st.overhead_s == pytest.approx(8 * 20e-6)
 
 
 def test_a_pure_prefill_step():
@@ -58,8 +64,8 @@ def test_a_step_reads_only_the_experts_its_tokens_hit():
 
 def test_the_all_reduce_term():
     m = preset_model("llama-3.1-8b")
-    p = EngineProfile("test", memory_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
-                      allreduce_latency_s=5e-6)
+    p = EngineProfile("test", memory_eff=1.0, cache_eff=1.0, compute_eff=1.0, step_overhead_s=0.0,
+                      layer_overhead_s=0.0, allreduce_latency_s=5e-6)
     st = step_time(m, Scenario(tp=2), H100, p, decode=4, prefill=0, decode_ctx=10, prefill_ctx=0)
     assert link_bytes_per_s(H100) == 450e9  # NVLink4's 900 GB/s is the two-way total
     # 2 all-reduces per layer; a ring moves 2 (tp - 1) / tp of the 4 tokens' bf16 hidden states

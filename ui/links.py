@@ -23,6 +23,7 @@ ATTENTION_CHOICES = ("full", "sliding", "latent (MLA)")
 BLOCK_CHOICES = (0, 16, 32, 64, 128)
 UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
+COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
 
 _INTEGER = re.compile(r"[+-]?\d{1,19}")  # plain decimal integers only: no 1e9, inf, nan, 1.5, 400 digits
 
@@ -100,6 +101,10 @@ FIELDS: dict[str, Field] = {
     "serving_engine": Field(choices=_engines),
     "serving_concurrency": Field(choices=CONCURRENCIES),
     "speed_new": Field(1, 1 << 20),
+    # the Compare page: how many scenarios, and each one's model, attention scheme and formats
+    "cmp_n": Field(choices=(2, 3, 4)),
+    **{f"cmp_{what}_{i}": Field(choices=choices) for i in range(4) for what, choices in (
+        ("model", _presets), ("attn", COMPARE_ATTENTION), ("kv", tuple(DTYPES)), ("w", tuple(DTYPES)))},
     # the custom architecture (bounds of kvdash.model.LIMITS)
     "c_layers": Field(1, 10_000),
     "c_hidden": Field(1, 1_000_000),

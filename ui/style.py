@@ -16,3 +16,15 @@ SERIES = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0
 # One colour per layer kind, for the layer-stack strip.
 KIND_COLOURS = {"full": "#0072B2", "sliding": "#56B4E9", "chunked": "#009E73", "mla": "#CC79A7",
                 "cross": "#F0E442", "state": "#E69F00", "none": "#BBBBBB"}
+
+# Every chart's legend sits below the plot and its title may wrap onto a second line, so a 390 px phone
+# screen shows the data uncovered and the title whole (tests/test_e2e.py checks both).
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left")
+
+
+def tidy(fig, title: str, subtitle: str = ""):
+    """Apply the shared layout: a short title (a subtitle on its own line), the legend below the plot."""
+    text = title + (f"<br><sup>{subtitle}</sup>" if subtitle else "")
+    fig.update_layout(title=dict(text=text, automargin=True, font=dict(size=16)), legend=LEGEND_BELOW,
+                      margin=dict(l=10, r=10))
+    return fig
