@@ -42,11 +42,14 @@ FORMATS = {"": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
 # TensorRT-LLM free_gpu_memory_fraction 0.9 of what the weights leave, reserving isl + osl per request
 MEMORY = {"vllm": {}, "sglang": {"memory_fraction": 0.88},
           "trtllm": {"fraction_of_free": True, "reserve_full_length": True}}
-TUNED = ("memory_eff", "compute_eff", "step_overhead_s", "layer_overhead_s")
-GRIDS = {"memory_eff": [0.3 + 0.05 * i for i in range(15)], "compute_eff": [0.15 + 0.05 * i for i in range(18)],
+TUNED = ("memory_eff", "cache_eff", "compute_eff", "step_overhead_s", "layer_overhead_s", "seq_overhead_s")
+GRIDS = {"memory_eff": [0.3 + 0.05 * i for i in range(14)], "cache_eff": [0.2 + 0.05 * i for i in range(16)],
+         "compute_eff": [0.15 + 0.05 * i for i in range(17)],
+         "seq_overhead_s": [0.0] + [1e-6 * 1.5**i for i in range(14)],
          "step_overhead_s": [0.0] + [1e-4 * 1.5**i for i in range(18)],
          "layer_overhead_s": [0.0] + [1e-6 * 1.5**i for i in range(16)],
-         "queue_steps": [0.5 * i for i in range(81)], "queue_share": [0.05 * i for i in range(21)]}
+         "queue_steps": [0.5 * i for i in range(81)],
+         "queue_share": [0.005 * i for i in range(40)] + [0.2 + 0.05 * i for i in range(17)]}
 
 
 def load_rows() -> list[dict]:

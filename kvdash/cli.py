@@ -238,11 +238,13 @@ def _cmd_serving(args) -> int:
     print(f"{m.name} on {r.n_gpus} x {gpu.name}, {args.engine} ({profile.source}): {args.concurrency:,} requests of "
           f"{args.isl:,} + {args.osl:,} tokens in flight")
     print(f"KV pool {fmt_bytes(r.pool_bytes, 'GiB')} per GPU holds {r.running:,} requests at once "
-          f"({fmt_bytes(r.request_bytes, 'MiB')} each)")
-    print(f"one step: {r.decode_tokens_per_step:,.1f} decode + {r.prefill_tokens_per_step:,.1f} prompt tokens, "
-          f"{r.step.seconds * 1e3:.3f} ms ({r.step.bound}-bound); {r.steps_per_cycle:,.1f} steps per request")
-    for name, sec, text in r.terms():
-        print(f"  {name:<12} {sec * 1e3:>10.3f} ms  {text}")
+          f"({fmt_bytes(r.request_bytes, 'GiB')} each)")
+    print(f"a request lives {r.steps_per_cycle:,.1f} engine steps; {r.mixed_steps_per_cycle:,.1f} of them carry a "
+          f"prompt chunk of {r.prompt_tokens_per_mixed_step:,.1f} tokens beside {r.decode_tokens_per_step:,.1f} "
+          f"decodes, the others only the decodes")
+    print(f"  {'term':<12} {'decode step':>12} {'with a chunk':>13}")
+    for name, sec, mix, text in r.terms():
+        print(f"  {name:<12} {sec * 1e3:>9.3f} ms {mix * 1e3:>10.3f} ms  {text}")
     print(f"TTFT {r.ttft_s * 1e3:,.1f} ms; TPOT {r.tpot_s * 1e3:,.2f} ms; request {r.request_latency_s:,.2f} s; "
           f"{r.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {r.tokens_per_s_per_user:,.1f} per user")
     if not r.fits:

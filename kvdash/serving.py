@@ -26,6 +26,7 @@ guessed; its numbers live in data/engines/.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -44,10 +45,12 @@ ENGINES = ("vllm", "sglang", "trtllm")
 @dataclass(frozen=True)
 class EngineProfile:
     name: str
-    memory_eff: float = 0.8  # fraction of peak bandwidth reached
+    memory_eff: float = 0.8  # fraction of peak bandwidth reached reading weights
+    cache_eff: float = 0.8  # ... and reading the KV cache (paged attention kernels gather scattered blocks)
     compute_eff: float = 0.6  # fraction of peak dense FLOP/s reached
     step_overhead_s: float = 1e-3  # scheduling, sampling, launch per step
     layer_overhead_s: float = 10e-6  # per layer per step
+    seq_overhead_s: float = 0.0  # per running sequence per step (scheduling, sampling, detokenizing)
     queue_steps: float = 1.0  # steps a new request waits on average before its prompt runs
     queue_share: float = 0.0  # share of the other requests' prompts queued ahead of a new one (bursts)
     allreduce_latency_s: float = 10e-6
@@ -62,10 +65,11 @@ class EngineProfile:
     source: str = "defaults, not fitted"
 
     def __post_init__(self):
-        for f in ("memory_eff", "compute_eff", "memory_fraction"):
+        for f in ("memory_eff", "cache_eff", "compute_eff", "memory_fraction"):
             if not 0.01 <= getattr(self, f) <= 1.0:
                 raise KvdashError(f"{f} must be between 0.01 and 1, not {getattr(self, f)!r}")
-        for f in ("step_overhead_s", "layer_overhead_s", "queue_steps", "queue_share", "allreduce_latency_s"):
+        for f in ("step_overhead_s", "layer_overhead_s", "seq_overhead_s", "queue_steps", "queue_share",
+                  "allreduce_latency_s"):
             if not 0 <= getattr(self, f) <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")
 
@@ -87,6 +91,7 @@ def engine_profile(name: str) -> EngineProfile:
 class StepWork:
     flops: float
     bytes: float
+    cache_bytes: float  # of `bytes`, the KV cache and state read and written
     allreduce_bytes: float  # per all-reduce, per GPU
 
 
@@ -110,7 +115,7 @@ def step_work(m: ModelSpec, s: Scenario, decode: float, prefill: float, decode_c
     # about once (flash attention reads the prefix once per query tile, not once per query)
     cache = sum(bpt * (decode * spec.held(1, dc, 0, 0) + 2 * prefill) for spec, bpt in st.caches)
     cache += st.state_bytes * decode
-    return StepWork(flops=flops, bytes=weights + cache, allreduce_bytes=tokens * m.hidden_size * 2)
+    return StepWork(flops=flops, bytes=weights + cache, cache_bytes=cache, allreduce_bytes=tokens * m.hidden_size * 2)
 
 
 @dataclass(frozen=True)
@@ -131,8 +136,9 @@ def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: flo
               decode_ctx: float, prefill_ctx: float) -> Step:
     w = step_work(m, s, decode, prefill, decode_ctx, prefill_ctx)
     compute = w.flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
-    memory = w.bytes / (gpu.bandwidth_gbps * 1e9 * p.memory_eff)
-    overhead = p.step_overhead_s + m.n_layers * p.layer_overhead_s
+    bw = gpu.bandwidth_gbps * 1e9
+    memory = (w.bytes - w.cache_bytes) / (bw * p.memory_eff) + w.cache_bytes / (bw * p.cache_eff)
+    overhead = p.step_overhead_s + m.n_layers * p.layer_overhead_s + decode * p.seq_overhead_s
     comm = 0.0
     if s.tp > 1:  # two ring all-reduces of the step's hidden states per layer
         ring = 2 * (s.tp - 1) / s.tp * w.allreduce_bytes
@@ -167,14 +173,17 @@ class ServingReport:
     isl: int
     osl: int
     n_gpus: int
-    steps_per_cycle: float
+    steps_per_cycle: float  # engine steps in one request's lifetime
+    mixed_steps_per_cycle: float  # of them, steps that carry a prompt chunk
     decode_tokens_per_step: float
-    prefill_tokens_per_step: float
-    step: Step
-    prefill_steps: int
+    prompt_tokens_per_mixed_step: float
+    step: Step  # a decode-only step
+    mixed: Step  # a step with a prompt chunk beside the decodes
+    prefill_steps: int  # chunks of one prompt
     ttft_s: float
     wait_s: float  # of ttft_s, the wait for a free slot in the KV pool
     tpot_s: float
+    cycle_s: float  # one request's lifetime once it runs: every step of the cycle
     profile: EngineProfile
     pool_bytes: int
     request_bytes: int
@@ -189,33 +198,40 @@ class ServingReport:
 
     @property
     def tokens_per_s_per_gpu(self) -> float:
-        return self.running * self.osl / (self.steps_per_cycle * self.step.seconds) / self.n_gpus
+        return self.running * self.osl / self.cycle_s / self.n_gpus
 
     @property
     def fits(self) -> bool:
         return self.running >= self.concurrency
 
-    def terms(self) -> list[tuple[str, float, str]]:
-        """(term, seconds, formula) of one step, for the page and the CLI."""
-        st, w, p = self.step, self.step.work, self.profile
+    def terms(self) -> list[tuple[str, float, float, str]]:
+        """(term, seconds in a decode-only step, seconds in a step with a prompt chunk, formula)."""
+        d, x, p = self.step, self.mixed, self.profile
         return [
-            ("compute", st.compute_s, f"{w.flops:,.0f} FLOP / (peak x {p.compute_eff:.2f})"),
-            ("memory", st.memory_s, f"{w.bytes:,.0f} B / (bandwidth x {p.memory_eff:.2f})"),
-            ("overheads", st.overhead_s, f"{p.step_overhead_s * 1e3:.3f} ms per step + layers x "
-                                         f"{p.layer_overhead_s * 1e6:.1f} µs"),
-            ("all-reduces", st.comm_s, "2 per layer: latency + 2 (tp - 1) / tp x hidden states / link"),
+            ("compute", d.compute_s, x.compute_s, f"{d.work.flops:,.0f} | {x.work.flops:,.0f} FLOP / (peak x "
+                                                  f"{p.compute_eff:.2f})"),
+            ("memory", d.memory_s, x.memory_s, f"weights {d.work.bytes - d.work.cache_bytes:,.0f} B / (bandwidth x "
+                                               f"{p.memory_eff:.2f}) + cache {d.work.cache_bytes:,.0f} | "
+                                               f"{x.work.cache_bytes:,.0f} B / (bandwidth x {p.cache_eff:.2f})"),
+            ("overheads", d.overhead_s, x.overhead_s, f"{p.step_overhead_s * 1e3:.3f} ms per step + layers x "
+                                                      f"{p.layer_overhead_s * 1e6:.1f} µs + decodes x "
+                                                      f"{p.seq_overhead_s * 1e6:.1f} µs"),
+            ("all-reduces", d.comm_s, x.comm_s, "2 per layer: latency + 2 (tp - 1) / tp x hidden states / link"),
+            ("step", d.seconds, x.seconds, "max(compute, memory) + overheads + all-reduces"),
         ]
 
     def to_dict(self) -> dict:
         return {
             "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "request_latency_s": self.request_latency_s,
             "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu, "tokens_per_s_per_user": self.tokens_per_s_per_user,
-            "decode_step_s": self.step.seconds, "steps_per_cycle": self.steps_per_cycle,
+            "decode_step_s": self.step.seconds, "mixed_step_s": self.mixed.seconds,
+            "steps_per_cycle": self.steps_per_cycle, "mixed_steps_per_cycle": self.mixed_steps_per_cycle,
             "decode_tokens_per_step": self.decode_tokens_per_step,
-            "prefill_tokens_per_step": self.prefill_tokens_per_step, "prefill_steps": self.prefill_steps,
+            "prompt_tokens_per_mixed_step": self.prompt_tokens_per_mixed_step, "prefill_steps": self.prefill_steps,
             "bound": self.step.bound, "engine": self.profile.name, "running": self.running,
             "wait_s": self.wait_s, "kv_pool_bytes": self.pool_bytes, "request_kv_bytes": self.request_bytes,
-            "terms": {name: {"seconds": sec, "formula": text} for name, sec, text in self.terms()},
+            "terms": {name: {"decode_step_s": sec, "mixed_step_s": mix, "formula": text}
+                      for name, sec, mix, text in self.terms()},
         }
 
 
@@ -234,23 +250,25 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     C = min(concurrency, cap)
     if budget <= C:
         raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the requests running at once ({C:,})")
-    S = max(osl, C * (isl + osl) / budget)
-    d, pf = C * osl / S, C * isl / S
-    # decodes see the prompt plus half the output on average; a prompt chunk half its prompt
-    step = step_time(m, s, gpu, profile, d, pf, isl + osl / 2, isl / 2)
-    # a new request waits for the step in progress and for the prompts queued ahead of it
-    room = max(1.0, budget - d)
-    full, rest = divmod(isl, room)
-    prefill_steps = int(full) + (rest > 0)
-    ahead = profile.queue_share * (C - 1) * isl / room
-    first = step_time(m, s, gpu, profile, d, min(isl, room), isl + osl / 2, isl / 2)
-    last = step_time(m, s, gpu, profile, d, rest, isl + osl / 2, isl - rest / 2).seconds if rest and full else 0.0
-    # its own prompt: full-budget chunks, then the remainder in a smaller step (or one step if it fits)
-    own = max(1, full) * first.seconds + last
-    ttft = profile.queue_steps * step.seconds + ahead * first.seconds + own
-    tpot = S * step.seconds / osl
+    # A request lives k + osl - 1 steps (its prompt in k chunks, the last of which yields the first token),
+    # unless the token budget cannot carry all C requests' tokens in that many steps.
+    k = math.ceil(isl / (budget - C))
+    S = max(k + osl - 1, C * (isl + osl - 1) / budget)
+    d = C * osl / S
+    # Arrivals are spread over the cycle, so chunks ride in separate steps until every step carries one.
+    n_mix = min(S, C * k)
+    p = min(budget - d, C * isl / n_mix)
+    ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
+    step = step_time(m, s, gpu, profile, d, 0, ctx, 0)
+    mixed = step_time(m, s, gpu, profile, d, p, ctx, isl / 2)
+    cycle = n_mix * mixed.seconds + (S - n_mix) * step.seconds
+    # The first token: the step in progress and `queue_steps` more, the prompts queued ahead (a benchmark's
+    # burst start; `queue_share` of the others), then the request's own k chunks.
+    own = k * mixed.seconds
+    ttft = profile.queue_steps * step.seconds + profile.queue_share * (C - 1) * isl / p * mixed.seconds + own
+    tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     # more requests than the pool holds: the other concurrency - C wait, and slots free at C per
     # request lifetime, so (Little's law) each waits (concurrency - C) / C lifetimes
     wait = (concurrency - C) / C * (ttft + (osl - 1) * tpot)
-    return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, S, d, pf, step, prefill_steps, ttft + wait, wait, tpot,
-                         profile, pool, one)
+    return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, S, n_mix, d, p, step, mixed, k, ttft + wait, wait,
+                         tpot, cycle, profile, pool, one)
