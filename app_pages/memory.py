@@ -75,6 +75,20 @@ except KvdashError as e:
     st.stop()
 for w in b.warnings:
     st.warning(w, icon="⚠️")
+checkpoint = st.session_state.get("sel_checkpoint")
+if checkpoint is not None and checkpoint.tensor_bytes:
+    # measured (the checkpoint's tensor bytes, from the Hub) beside computed (kvdash, one GPU)
+    ours = breakdown(model, scenario.with_(tp=1, pp=1, expert_parallel=False), gpu)["weights"]
+    diff = ours / checkpoint.tensor_bytes - 1
+    text = (f"The checkpoint on the Hub holds {checkpoint.tensor_bytes:,} B of tensors (measured from its "
+            f"safetensors files); kvdash's weights row on one GPU is {ours:,} B ({diff:+.2%}), computed from the "
+            f"config in the sidebar's weight formats.")
+    if abs(diff) > 0.02:
+        st.warning(text + " They differ: the checkpoint stores some tensors in formats kvdash does not read "
+                   "from this config (or the sidebar asks for others); the measured bytes are the checkpoint's.",
+                   icon="⚠️")
+    else:
+        st.info(text)
 
 cols = st.columns(5)
 # the unit travels with each value (auto-scaled within the chosen GiB or GB system), never in the label

@@ -14,7 +14,8 @@ c1, c2, c3, c4 = st.columns(4)
 util = c1.slider("gpu_memory_utilization", 0.10, 0.99, 0.90, 0.01, key="serve_util", bind="query-params")
 block = c2.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
 max_len = c3.number_input("max model length", 1, 1 << 24,
-                          min(model.max_position_embeddings or scenario.context, 1 << 24) or 8192, key="serve_len")
+                          min(model.max_position_embeddings or scenario.context, 1 << 24) or 8192, key="serve_len",
+                          bind="query-params")
 batched = c4.number_input("max_num_batched_tokens", 1, 1 << 20, DEFAULT_MAX_NUM_BATCHED_TOKENS, key="serve_batched",
                           bind="query-params")
 try:

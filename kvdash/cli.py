@@ -1,12 +1,12 @@
 """`python -m kvdash` / `kvdash`: the sizing library from the command line.
 
-    kvdash size (--preset NAME | --config FILE) [--batch B] [--context T] [--weights-dtype D]
+    kvdash size (--preset NAME | --config FILE | --hub ID) [--batch B] [--context T] [--weights-dtype D]
         [--kv-dtype D] [--tp N] [--pp N] [--gpu ID] [--block-size N] [--json] ...
-    kvdash capacity (--preset NAME | --config FILE) --kv-budget-gib X [--block-size 16]
+    kvdash capacity (--preset NAME | --config FILE | --hub ID) --kv-budget-gib X [--block-size 16]
         [--max-model-len L] [--tp N] [--kv-dtype D] [--json]
-    kvdash speed (--preset NAME | --config FILE) --gpu ID [--batch B] [--context T] [--new-tokens N]
+    kvdash speed (--preset NAME | --config FILE | --hub ID) --gpu ID [--batch B] [--context T] [--new-tokens N]
         [--tp N] [--runtime engine|eager] [--json]
-    kvdash serving (--preset NAME | --config FILE) --gpu ID --concurrency C --isl I --osl O [--tp N] [--ep N]
+    kvdash serving (--preset NAME | --config FILE | --hub ID) --gpu ID --concurrency C --isl I --osl O [--tp N] [--ep N]
         [--weights-dtype D] [--moe-weights-dtype D] [--kv-dtype D] [--engine vllm|sglang|trtllm]
         [--max-num-batched-tokens N] [--json]
     kvdash presets | kvdash gpus
@@ -50,6 +50,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", metavar="NAME", help="a preset id (see `kvdash presets`)")
     src.add_argument("--config", metavar="FILE", help="a Hugging Face config.json")
+    src.add_argument("--hub", metavar="ID", help="a Hugging Face model id (owner/name[@revision]); reads its "
+                                                 "config.json and safetensors headers; HF_TOKEN for gated models")
     p.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel degree (default 1)")
     p.add_argument("--kv-dtype", default="bf16", choices=list(KV_DTYPES), help="KV-cache dtype (default bf16)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -132,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_model(args) -> ModelSpec:
     if args.preset:
         return preset_model(args.preset)
+    if getattr(args, "hub", None):
+        from kvdash.hub import load_checkpoint  # only this path talks to the network
+
+        cp = load_checkpoint(args.hub)
+        print(f"# {cp.summary()}", file=sys.stderr)
+        return model_from_config(cp.config, name=cp.name)
     return model_from_config(load_config_file(args.config))
 
 

@@ -107,11 +107,12 @@ def parse_config_text(text: str | bytes) -> dict:
         if len(text) > MAX_CONFIG_BYTES:
             raise KvdashError(f"config is {len(text):,} bytes; the limit is {MAX_CONFIG_BYTES:,}")
         try:
-            text = text.decode("utf-8")
+            text = text.decode("utf-8-sig")  # a UTF-8 byte-order mark (some Windows editors write one) is fine
         except UnicodeDecodeError as e:
             raise KvdashError(f"config is not UTF-8 text (byte {e.start})") from None
     if len(text) > MAX_CONFIG_BYTES:
         raise KvdashError(f"config is {len(text):,} characters; the limit is {MAX_CONFIG_BYTES:,}")
+    text = text.removeprefix("\ufeff")
     if _nesting(text) > MAX_DEPTH:
         raise KvdashError(f"config nests deeper than {MAX_DEPTH} levels")
     try:

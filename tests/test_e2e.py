@@ -39,8 +39,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    from tests.hub_replay import start_server
+
+    hub_url, hub = start_server()  # the Hugging Face Hub, replayed from recordings: no network
     port = _free_port()
-    env = dict(os.environ, KVDASH_DATA_DIR=str(tmp_path_factory.mktemp("kvdash-data")))
+    env = dict(os.environ, KVDASH_DATA_DIR=str(tmp_path_factory.mktemp("kvdash-data")), HF_ENDPOINT=hub_url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -60,6 +63,7 @@ def server(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=20)
+    hub.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +242,16 @@ def test_uploading_a_config(page, server, tmp_path):
     uploader.wait_for(state="attached")
     uploader.set_input_files(str(path))
     wait_for_metric(page, "KV per token", "147,456 B")
+    # the title is the model's name from its config, not the file's name
+    assert page.locator("h1").first.inner_text().startswith(cfg.get("_name_or_path", "qwen3"))
+
+
+def test_a_model_by_its_hub_id(page, server):
+    open_page(page, f"{server}/?source=Hub+id&hub=IrfanUruchi/Llama-3.1-8B-Computer-Networks-LLM")
+    page.get_by_text("Llama-3.1-8B-Computer-Networks-LLM: where the memory goes").wait_for()
+    page.locator('[data-testid="stSidebar"]').get_by_text("11,188,584,672 B of tensors", exact=False).wait_for()
+    wait_for_metric(page, "KV per token", "131,072 B")  # Llama-3.1-8B's shape, from the recorded config.json
+    page.get_by_text("The checkpoint on the Hub holds 11,188,584,672 B of tensors", exact=False).wait_for()
 
 
 # Hostile or unusual links: (query string, what the page must say). "notice": a value was replaced and the

@@ -223,3 +223,8 @@ def test_missing_and_oversized_files(tmp_path):
     big.write_bytes(b" " * (MAX_CONFIG_BYTES + 1))
     with pytest.raises(KvdashError, match="the limit is"):
         load_config_file(big)
+
+
+def test_a_utf8_byte_order_mark_is_accepted():
+    cfg = '{"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "vocab_size": 100}'
+    assert parse_config_text(b"\xef\xbb\xbf" + cfg.encode()) == parse_config_text("\ufeff" + cfg) == json.loads(cfg)

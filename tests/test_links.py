@@ -49,8 +49,14 @@ def test_unbound_keys_are_ignored_and_the_notice_names_each_value():
 
 def test_every_field_has_a_range_or_choices():
     for key, f in FIELDS.items():
-        assert f.options() or (f.lo <= f.hi and f.hi > 0), key
+        assert f.pattern or f.options() or (f.lo <= f.hi and f.hi > 0), key
     assert FIELDS["block"].options() == BLOCK_CHOICES
+    # a Hub id is free text, held to the Hub's own shape of owner/name
+    assert FIELDS["hub"].parse("meta-llama/Llama-3.1-8B") == "meta-llama/Llama-3.1-8B"
+    for bad in ("../x", "a/b/c", "<script>/x", "a/b c"):
+        with pytest.raises(ValueError, match="not a model id"):
+            FIELDS["hub"].parse(bad)
+    assert FIELDS["serve_util"].value_type is float and FIELDS["serve_util"].parse("0.85") == 0.85
 
 
 def test_value_types_follow_the_choices():

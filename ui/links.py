@@ -18,7 +18,7 @@ from kvdash.scenario import MAX_BATCH, MAX_TOKENS
 WEIGHT_CHOICES = ("checkpoint", *DTYPES)
 EXPERTS_CHOICES = ("as the weights", *DTYPES)
 EXPERT_SPLITS = ("sharded", "whole (EP)")
-SOURCES = ("preset", "config.json", "custom")
+SOURCES = ("preset", "Hub id", "config.json", "custom")
 ATTENTION_CHOICES = ("full", "sliding", "latent (MLA)")
 BLOCK_CHOICES = (0, 16, 32, 64, 128)
 UNITS = ("GiB", "GB")
@@ -36,18 +36,26 @@ class Field:
     lo: int = 0
     hi: int = 0
     choices: tuple | Callable[[], tuple] | None = None
+    pattern: str | None = None  # free text that must match this (a Hub model id)
 
     @property
     def value_type(self) -> type:
-        """int for numbers and integer choices (block sizes), str for named choices."""
+        """int for numbers and integer choices (block sizes), str for named choices and text."""
+        if self.pattern:
+            return str
         fixed = self.choices if isinstance(self.choices, tuple) else ("",)
-        return int if self.choices is None or isinstance(fixed[0], int) else str
+        return int if self.choices is None or isinstance(fixed[0], int) else float if isinstance(fixed[0], float) \
+            else str
 
     def options(self) -> tuple:
         return self.choices() if callable(self.choices) else self.choices
 
     def parse(self, raw: str):
         """The value `raw` stands for, or ValueError with the reason."""
+        if self.pattern:
+            if not re.fullmatch(self.pattern, raw):
+                raise ValueError("not a model id (owner/name)")
+            return raw
         if self.choices is not None:
             opts = self.options()
             for o in opts:
@@ -83,6 +91,7 @@ def _engines() -> tuple:
 FIELDS: dict[str, Field] = {
     "source": Field(choices=SOURCES),
     "model": Field(choices=_presets),
+    "hub": Field(pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(@[A-Za-z0-9_.-]{1,64})?"),
     "batch": Field(1, MAX_BATCH),
     "context": Field(1, MAX_TOKENS),
     "new": Field(0, MAX_TOKENS),
@@ -101,6 +110,11 @@ FIELDS: dict[str, Field] = {
     "serving_engine": Field(choices=_engines),
     "serving_concurrency": Field(choices=CONCURRENCIES),
     "speed_new": Field(1, 1 << 20),
+    # the Serving capacity page (vLLM's settings)
+    "serve_util": Field(choices=tuple(round(0.01 * i, 2) for i in range(10, 100))),
+    "serve_block": Field(choices=(16, 32, 64)),
+    "serve_len": Field(1, 1 << 24),
+    "serve_batched": Field(1, 1 << 20),
     # the Compare page: how many scenarios, and each one's model, attention scheme and formats
     "cmp_n": Field(choices=(2, 3, 4)),
     **{f"cmp_{what}_{i}": Field(choices=choices) for i in range(4) for what, choices in (

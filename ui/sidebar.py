@@ -14,6 +14,7 @@ from kvdash.dtypes import KV_DTYPES
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
+from kvdash.hub import load_checkpoint
 from kvdash.model import MLA, SLIDING, ModelSpec
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
@@ -114,17 +115,40 @@ def _custom_model() -> ModelSpec:
                      **kw)
 
 
+def _mark(which: str) -> None:
+    st.session_state["cfg_last"] = which
+
+
 def _uploaded_model() -> ModelSpec:
-    up = st.file_uploader("config.json", type=["json"], key="cfg_file", max_upload_size=1)
-    text = st.text_area("…or paste it", key="cfg_text", height=120)
-    if up is not None:
+    """An uploaded or pasted config.json: the one used last wins, and the sidebar says which."""
+    up = st.file_uploader("config.json", type=["json"], key="cfg_file", max_upload_size=1,
+                          on_change=_mark, args=("file",))
+    text = st.text_area("…or paste it", key="cfg_text", height=120, on_change=_mark, args=("text",))
+    last = st.session_state.get("cfg_last", "file" if up is not None else "text")
+    use_file = up is not None and (last == "file" or not text.strip())
+    if up is not None and text.strip():
+        st.caption(f"Using the {'uploaded file' if use_file else 'pasted text'} (changed last); the other is ignored.")
+    if use_file:
         data = up.getvalue()
         if len(data) > MAX_CONFIG_BYTES:
             raise KvdashError(f"config is {len(data):,} bytes; the limit is {MAX_CONFIG_BYTES:,}")
-        return model_from_config(parse_config_text(data), name=up.name.removesuffix(".json"))
+        return model_from_config(parse_config_text(data))  # named from the config, not the file
     if text.strip():
         return model_from_config(parse_config_text(text))
     raise KvdashError("upload or paste a config.json to size it (the link cannot carry a file)")
+
+
+def _hub_model() -> ModelSpec:
+    """A model by its Hub id: config.json and the checkpoint's tensor sizes (kvdash.hub), cached."""
+    rid = st.text_input("Hugging Face model id", key="hub", bind=Q, placeholder="meta-llama/Llama-3.1-8B",
+                        help="reads config.json and the safetensors headers (never the weights); set HF_TOKEN "
+                             "on the server for gated models")
+    if not rid.strip():
+        raise KvdashError("type a model id (owner/name) to read its config.json from the Hugging Face Hub")
+    cp = load_checkpoint(rid)
+    st.caption(cp.summary())
+    st.session_state["sel_checkpoint"] = cp
+    return model_from_config(cp.config, name=cp.name)
 
 
 def render_sidebar() -> None:
@@ -138,6 +162,7 @@ def render_sidebar() -> None:
     _SEED.clear()
     _SEED.update(valid)
     model, model_error = None, None
+    st.session_state["sel_checkpoint"] = None
     with st.sidebar:
         st.header("Model")
         source = st.radio("Source", SOURCES, horizontal=True, key="source", bind=Q)
@@ -148,6 +173,8 @@ def render_sidebar() -> None:
                 model = presets[pid].model
                 st.button("Edit this model", key="edit_preset", on_click=edit_preset, args=(model,),
                           help="a custom architecture with this preset's dimensions, to drag them")
+            elif source == "Hub id":
+                model = _hub_model()
             elif source == "config.json":
                 model = _uploaded_model()
             else:
