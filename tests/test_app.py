@@ -82,6 +82,18 @@ def test_metric_units_follow_the_value_and_negative_headroom_points_down():
     assert fit.value == "does not fit" and fit.delta.startswith("-")  # Streamlit draws a down arrow
 
 
+def test_engine_chunked_prefill_makes_memory_agree_with_serving():
+    # the review's scenario: Llama-3.1-70B, 16 x 32,768 tokens, fp8 KV, tp 4 on H100. Prefilling all 524,288
+    # prompt tokens in one forward does not fit; an engine's 8,192-token steps (512 per sequence) do
+    state = dict(model="llama-3.1-70b", batch=16, context=32768, kvdtype="fp8", tp=4)
+    whole = run_app(**state)
+    engine = run_app(**state, prefill="engine chunks of 8,192 tokens")
+    assert metrics(whole)["On H100 SXM5 80GB"] == "does not fit" and metrics(engine)["On H100 SXM5 80GB"] == "fits"
+    m, gpu = preset_model("llama-3.1-70b"), get_gpu("nvidia-h100-sxm5")
+    s = Scenario(batch=16, prompt_tokens=32768, kv_dtype="fp8", tp=4, prefill_chunk=8192 // 16)
+    assert metrics(engine)["Total"] == fmt_bytes(breakdown(m, s, gpu).total, "GiB")
+
+
 def test_dimension_sliders_take_exact_values_and_edit_a_preset():
     at = run_app()
     assert at.select_slider(key="batch").options[:4] == ["1", "2", "4", "8"]  # powers of two to drag

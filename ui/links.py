@@ -21,6 +21,9 @@ EXPERT_SPLITS = ("sharded", "whole (EP)")
 SOURCES = ("preset", "Hub id", "config.json", "custom")
 ATTENTION_CHOICES = ("full", "sliding", "latent (MLA)")
 BLOCK_CHOICES = (0, 16, 32, 64, 128)
+# how a prompt is prefilled: all of it in one forward (Hugging Face generate), or in steps of at most
+# 8,192 tokens across the batch, as vLLM's and SGLang's chunked prefill does (max_num_batched_tokens)
+PREFILLS = ("whole prompt", "engine chunks of 8,192 tokens")
 UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
 COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
@@ -102,6 +105,7 @@ FIELDS: dict[str, Field] = {
     "tp": Field(1, 1024),
     "pp": Field(1, 1024),
     "block": Field(choices=BLOCK_CHOICES),
+    "prefill": Field(choices=PREFILLS),
     "prefix": Field(0, MAX_TOKENS),
     "gpu": Field(choices=_gpus),
     "unit": Field(choices=UNITS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from kvdash.capacity import DEFAULT_MAX_NUM_BATCHED_TOKENS
 from kvdash.dtypes import KV_DTYPES
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
@@ -25,6 +26,7 @@ from ui.links import (
     EXPERT_SPLITS,
     EXPERTS_CHOICES,
     FIELDS,
+    PREFILLS,
     SOURCES,
     UNITS,
     WEIGHT_CHOICES,
@@ -204,6 +206,9 @@ def render_sidebar() -> None:
                              help="0: a contiguous cache without block rounding")
         prefix = _number("Shared prefix", "prefix", 0, where=c2,
                                  help="prompt tokens common to every sequence, cached once")
+        prefill = st.radio("Prefill", PREFILLS, key="prefill", bind=Q,
+                           help="whole prompt: one forward over every prompt token (Hugging Face generate); engine "
+                                "chunks: at most 8,192 tokens a step across the batch, as vLLM and SGLang run")
         if model is not None and model.n_experts:
             ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
                           help="sharded: every expert split tp ways; whole: each GPU holds E / tp whole experts, "
@@ -231,7 +236,8 @@ def render_sidebar() -> None:
         st.session_state["sel_scenario"] = Scenario(
             batch=int(batch), prompt_tokens=int(context), new_tokens=int(new),
             **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
-            shared_prefix_tokens=int(prefix), expert_parallel=bool(ep))
+            shared_prefix_tokens=int(prefix), expert_parallel=bool(ep),
+            prefill_chunk=0 if prefill == PREFILLS[0] else max(1, DEFAULT_MAX_NUM_BATCHED_TOKENS // int(batch)))
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None
