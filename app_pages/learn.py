@@ -66,7 +66,7 @@ def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Fi
     def traces(t: int) -> list[go.Bar]:
         return [
             go.Bar(x=["cache held"], y=[t * per_token_mib], marker_color="#E69F00", xaxis="x", yaxis="y",
-                   text=[f"{t * per_token_mib:,.0f} MiB"], textposition="outside"),
+                   text=[f"{t * per_token_mib:,.1f} MiB"], textposition="outside"),
             # named on the axis and labelled, so colour is not the only cue (no hatching: plotly.js fails
             # to animate pattern fills)
             go.Bar(x=["with a cache", "without a cache"], y=[1, t], marker_color=["#0072B2", "#D55E00"],
@@ -81,9 +81,10 @@ def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Fi
     fig.update_yaxes(title_text="tokens processed", range=[0, tokens * 1.2], row=1, col=2)
     fig.update_annotations(font_size=font + 2)
     fig.update_layout(
-        showlegend=False, font=dict(size=font), height=420 + 10 * font, margin=dict(t=90 + font),
-        title=dict(text="Token by token<br><sup>the cache grows by a fixed amount; without it the work per token "
-                        "grows</sup>", automargin=True),
+        showlegend=False, font=dict(size=font), height=440 + 10 * font, margin=dict(t=110 + 2 * font),
+        title=dict(text="Token by token<br><sup>the cache grows by a fixed amount;<br>without it, the work per token "
+                        "grows</sup>", x=0.01, xanchor="left", xref="container", y=1, yanchor="top", pad=dict(t=10),
+                   yref="container"),
         updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", yanchor="top", buttons=[dict(
             label="Play", method="animate", args=[None, dict(frame=dict(duration=150, redraw=True),
                                                               fromcurrent=True)])])],
@@ -141,7 +142,8 @@ def summary() -> None:
                            text=[f"{v:,.0f} MiB" for v in mib], textposition="outside"))
     fig.update_layout(
         title=dict(text="The KV cache grows with the context<br><sup>per token: layers × 2 (K, V) × dimensions × "
-                        "bytes<br>the article's model: 48 × 2 × 1024 × 4 B = 384 KiB</sup>", automargin=True),
+                        "bytes<br>the article's model: 48 × 2 × 1024 × 4 B = 384 KiB</sup>", x=0.01, xanchor="left",
+                   xref="container", y=1, yanchor="top", yref="container", pad=dict(t=10)),
         xaxis_title="tokens in the context", yaxis=dict(title="MiB", range=[0, max(mib) * 1.2]),
         font=dict(size=FONT + 4), height=520 + 10 * FONT, margin=dict(t=140))
     st.plotly_chart(fig, width="stretch", key="learn_summary", config={

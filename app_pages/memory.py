@@ -97,7 +97,7 @@ cols[1].metric("Weights", fmt_bytes(b["weights"], unit))
 cols[2].metric("KV cache", fmt_bytes(b["kv_cache"], unit))
 cols[3].metric("KV per token", f"{b.kv_bytes_per_token:,} B",
                f"+ {fmt_bytes(b.state_bytes_per_seq, unit)} fixed per sequence" if b.state_bytes_per_seq else None,
-               delta_color="off")
+               delta_color="off", delta_arrow="off")
 # the delta starts with its sign, so a negative headroom gets a down arrow (and red)
 cols[4].metric(f"On {gpu.name}", "fits" if b.fits else "does not fit", f"{fmt_bytes(b.headroom, unit)} headroom")
 

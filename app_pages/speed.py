@@ -15,7 +15,7 @@ from kvdash.serving_runs import matching_runs
 from kvdash.speed import RUNTIMES, generation_seconds, matrix_rate, speed
 from ui.links import CONCURRENCIES
 from ui.sidebar import require
-from ui.style import LEGEND_BELOW, tidy
+from ui.style import LEGEND_BELOW, TITLE, tidy
 
 model, scenario, gpu, unit = require()
 st.title(f"{model.name}: how fast does it serve?")
@@ -50,7 +50,7 @@ except KvdashError as e:
 cols = st.columns(4)
 cols[0].metric(f"TTFT at {concurrency} in flight", f"{srv.ttft_s * 1e3:,.1f} ms")
 cols[1].metric(f"TPOT at {concurrency} in flight", f"{srv.tpot_s * 1e3:,.2f} ms", srv.step.bound + "-bound",
-               delta_color="off")
+               delta_color="off", delta_arrow="off")
 cols[2].metric("Tokens/s per GPU", f"{srv.tokens_per_s_per_gpu:,.0f}")
 cols[3].metric("Tokens/s per user", f"{srv.tokens_per_s_per_user:,.1f}")
 if not srv.fits:
@@ -82,7 +82,8 @@ lat = go.Figure(dict(data=[
        dict(type="scatter", mode="markers", name="TTFT, measured", x=[r.concurrency for r in runs],
             y=[r.ttft_s * 1e3 for r in runs], marker=dict(color="#D55E00", symbol="square-open", size=11))]
       if runs else []),
-], layout=dict(title=dict(text=f"Latency against concurrency<br><sup>{engine}, {gpu.name}</sup>", automargin=True),
+], layout=dict(title=TITLE | dict(text=f"Latency against concurrency<br><sup>{engine}, {gpu.name}</sup>"),
+               margin=dict(t=80),
                xaxis=dict(type="log", title=dict(text="requests in flight")),
                yaxis=dict(type="log", title=dict(text="ms")), legend=LEGEND_BELOW)))
 st.plotly_chart(lat, width="stretch", key="serving_latency")
@@ -120,8 +121,8 @@ if runs and gpu.id in chosen:
                        x=[1 / r.tpot_s for r in runs], y=[r.concurrency / r.tpot_s / s.tp for r in runs],
                        marker=dict(color="#000000", symbol="diamond-open", size=11)))
 curve = go.Figure(dict(data=curves, layout=dict(
-    title=dict(text=f"Throughput per GPU against speed per user<br><sup>{CONCURRENCIES[0]} to "
-                    f"{CONCURRENCIES[-1]} requests in flight, {engine}, predicted</sup>", automargin=True),
+    title=TITLE | dict(text=f"Throughput per GPU against speed per user<br><sup>{CONCURRENCIES[0]} to "
+                            f"{CONCURRENCIES[-1]} requests in flight, {engine}, predicted</sup>"), margin=dict(t=80),
     xaxis=dict(title=dict(text="tokens/s per user (1 / TPOT)"), rangemode="tozero"),
     yaxis=dict(title=dict(text="tokens/s per GPU"), rangemode="tozero"), legend=LEGEND_BELOW)))
 st.plotly_chart(curve, width="stretch", key="serving_curve")
@@ -142,11 +143,11 @@ except KvdashError as e:
 
 cols = st.columns(4)
 cols[0].metric("Time to first token", f"{report.ttft_s * 1e3:,.1f} ms", report.prefill.bound + "-bound",
-               delta_color="off")
+               delta_color="off", delta_arrow="off")
 cols[1].metric("Time per output token", f"{report.tpot_s * 1e3:,.2f} ms", report.decode.bound + "-bound",
-               delta_color="off")
+               delta_color="off", delta_arrow="off")
 cols[2].metric("Throughput (batch)", f"{report.tokens_per_s:,.0f} tokens/s", f"{1 / report.tpot_s:,.0f} per sequence",
-               delta_color="off")
+               delta_color="off", delta_arrow="off")
 cols[3].metric("Request end to end", f"{report.e2e_s:,.2f} s")
 knee = report.compute_bound_batch
 st.write(f"Decode turns compute-bound at batch **{knee:,}** on {gpu.name}." if knee else

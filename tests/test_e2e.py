@@ -186,6 +186,9 @@ def test_learn_plays_without_console_errors_and_lectures(page, server):
     assert size >= 20
     page.get_by_role("button", name="Next ▶").click()
     page.get_by_text("The worked example, exactly").wait_for()
+    page.wait_for_timeout(500)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "learn-lecture.png"))
 
 
 def test_changing_an_input_changes_the_numbers_and_the_url(page, server):

@@ -20,11 +20,15 @@ KIND_COLOURS = {"full": "#0072B2", "sliding": "#56B4E9", "chunked": "#009E73", "
 # Every chart's legend sits below the plot and its title may wrap onto a second line, so a 390 px phone
 # screen shows the data uncovered and the title whole (tests/test_e2e.py checks both).
 LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left")
+# the title in the top-left corner of the chart's own box, so nothing above can cover it
+TITLE = dict(font=dict(size=16), x=0.01, xanchor="left", xref="container", y=1, yanchor="top", yref="container",
+             pad=dict(t=10))
 
 
 def tidy(fig, title: str, subtitle: str = ""):
     """Apply the shared layout: a short title (a subtitle on its own line), the legend below the plot."""
     text = title + (f"<br><sup>{subtitle}</sup>" if subtitle else "")
-    fig.update_layout(title=dict(text=text, automargin=True, font=dict(size=16)), legend=LEGEND_BELOW,
-                      margin=dict(l=10, r=10))
+    fig.update_layout(title=TITLE | dict(text=text), legend=LEGEND_BELOW,
+                      margin=dict(l=10, r=10, t=80 if subtitle else 50))
     return fig
+
