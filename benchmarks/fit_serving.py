@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     print()
     for engine, p in profiles.items():
         data = dataclasses.asdict(p) | {"source": f"fitted by benchmarks/fit_serving.py on the {engine} rows "
-                                                  f"of serving_h100.csv, {date.today().isoformat()}"}
+                                                  f"of data/serving/h100.csv, {date.today().isoformat()}"}
         print(engine, {k: round(v, 6) if isinstance(v, float) else v for k, v in data.items()})
         if args.write:
             ENGINES_DIR.mkdir(parents=True, exist_ok=True)
