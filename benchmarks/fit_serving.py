@@ -3,7 +3,7 @@
 Reads data/serving/h100.csv (784 runs of vLLM, SGLang and TensorRT-LLM on H100 SXM,
 from the public AIConfigurator repository; see its README) and the model configs beside it. For each
 engine it fits memory and compute efficiency and the per-step and per-layer overheads to the measured
-TPOT (least |log error|, coordinate descent over log grids), then the queueing steps to TTFT, and
+TPOT (least |log error|, coordinate descent over log grids), then the two queueing terms to TTFT, and
 writes data/engines/ENGINE.json. It prints the median and 90th-percentile |error| per engine and
 model, in sample and leave-one-model-out (refitted without that model's rows).
 
@@ -94,10 +94,20 @@ def fit(rows: list[dict], engine: str) -> EngineProfile:
     for _ in range(4):  # coordinate descent over the TPOT parameters
         for name in TUNED:
             p = min((dataclasses.replace(p, **{name: v}) for v in GRIDS[name]), key=lambda q: loss(rows, q, "tpot"))
-    for _ in range(2):  # then the TTFT parameters
-        for name in ("queue_share", "queue_steps"):
-            p = min((dataclasses.replace(p, **{name: v}) for v in GRIDS[name]), key=lambda q: loss(rows, q, "ttft"))
-    return p
+    # then the two queueing terms of TTFT on a full grid: the steps do not depend on them, so each run's
+    # report is computed once and only its first-token time is re-evaluated
+    reports = []
+    for r in rows:
+        try:
+            reports.append((predict(r, p), r["ttft"]))
+        except KvdashError:
+            continue
+
+    def ttft_loss(q: float, s: float) -> float:
+        return statistics.fmean(min(5.0, abs(math.log(rep.ttft_with(q, s) / y))) for rep, y in reports)
+
+    _, steps, share = min((ttft_loss(q, s), q, s) for q in GRIDS["queue_steps"] for s in GRIDS["queue_share"])
+    return dataclasses.replace(p, queue_steps=steps, queue_share=share)
 
 
 def summary(errs: list[float]) -> str:

@@ -180,13 +180,42 @@ class ServingReport:
     step: Step  # a decode-only step
     mixed: Step  # a step with a prompt chunk beside the decodes
     prefill_steps: int  # chunks of one prompt
-    ttft_s: float
-    wait_s: float  # of ttft_s, the wait for a free slot in the KV pool
     tpot_s: float
     cycle_s: float  # one request's lifetime once it runs: every step of the cycle
     profile: EngineProfile
     pool_bytes: int
     request_bytes: int
+
+    def first_token_s(self, queue_steps: float, queue_share: float) -> float:
+        """Time to the first token once the request holds a slot in the KV pool:
+        - the rest of the step in progress when it arrives: a random moment falls in a step with odds
+          proportional to the step's length, so on average sum(t^2) / (2 sum(t)) over the cycle's steps;
+        - `queue_steps` average steps of scheduling and output handling (fitted per engine);
+        - the prompts queued ahead of it: `queue_share` of the others (a benchmark's burst start leaves a
+          share of them queued; fitted), each its chunks' worth of steps with a chunk;
+        - its own prompt's chunks."""
+        n, S, mix, dec = self.mixed_steps_per_cycle, self.steps_per_cycle, self.mixed.seconds, self.step.seconds
+        residual = (n * mix**2 + (S - n) * dec**2) / (2 * self.cycle_s)
+        ahead = queue_share * (self.running - 1) * self.isl / self.prompt_tokens_per_mixed_step
+        return residual + queue_steps * self.cycle_s / S + ahead * mix + self.prefill_steps * mix
+
+    def wait_for_slot_s(self, first_token_s: float) -> float:
+        """More requests than the pool holds: concurrency - C wait while slots free at C per request lifetime,
+        so (Little's law) each waits (concurrency - C) / C lifetimes."""
+        return (self.concurrency - self.running) / self.running * (first_token_s + (self.osl - 1) * self.tpot_s)
+
+    def ttft_with(self, queue_steps: float, queue_share: float) -> float:
+        first = self.first_token_s(queue_steps, queue_share)
+        return first + self.wait_for_slot_s(first)
+
+    @property
+    def ttft_s(self) -> float:
+        return self.ttft_with(self.profile.queue_steps, self.profile.queue_share)
+
+    @property
+    def wait_s(self) -> float:
+        """Of ttft_s, the wait for a free slot in the KV pool."""
+        return self.wait_for_slot_s(self.first_token_s(self.profile.queue_steps, self.profile.queue_share))
 
     @property
     def request_latency_s(self) -> float:
@@ -262,13 +291,7 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     step = step_time(m, s, gpu, profile, d, 0, ctx, 0)
     mixed = step_time(m, s, gpu, profile, d, p, ctx, isl / 2)
     cycle = n_mix * mixed.seconds + (S - n_mix) * step.seconds
-    # The first token: the step in progress and `queue_steps` more, the prompts queued ahead (a benchmark's
-    # burst start; `queue_share` of the others), then the request's own k chunks.
-    own = k * mixed.seconds
-    ttft = profile.queue_steps * step.seconds + profile.queue_share * (C - 1) * isl / p * mixed.seconds + own
+    own = k * mixed.seconds  # the request's own chunks; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
-    # more requests than the pool holds: the other concurrency - C wait, and slots free at C per
-    # request lifetime, so (Little's law) each waits (concurrency - C) / C lifetimes
-    wait = (concurrency - C) / C * (ttft + (osl - 1) * tpot)
-    return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, S, n_mix, d, p, step, mixed, k, ttft + wait, wait,
-                         tpot, cycle, profile, pool, one)
+    return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, S, n_mix, d, p, step, mixed, k, tpot, cycle, profile,
+                         pool, one)

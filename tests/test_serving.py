@@ -109,6 +109,12 @@ def test_steady_state_bookkeeping():
     # TPOT: the request's lifetime after its own prompt step, over its 255 later tokens
     assert r.tpot_s == pytest.approx((31 * r.mixed.seconds + 224 * r.step.seconds) / 255)
     assert r.tokens_per_s_per_gpu == pytest.approx(32 * 256 / r.cycle_s)
+    # the first token (PEAK has no queueing terms): the rest of the step in progress, a random moment
+    # landing in a step with odds proportional to its length, then the request's own chunk
+    mix, dec = r.mixed.seconds, r.step.seconds
+    assert r.ttft_s == pytest.approx((32 * mix**2 + 224 * dec**2) / (2 * r.cycle_s) + mix)
+    # queue_steps average steps, and a share of the other 31 prompts ahead, each one chunk step
+    assert r.ttft_with(2, 0.5) == pytest.approx(r.ttft_s + 2 * r.cycle_s / 256 + 0.5 * 31 * mix)
     long = serving(m, Scenario(), H100, 32, 8192, 16, PEAK)
     # prompt-bound: 32 x (8,192 + 15) tokens need 32.06 full steps, more than a lifetime of 2 + 15
     S = 32 * 8207 / 8192
