@@ -28,7 +28,7 @@ except KvdashError as e:
     st.error(str(e))
     st.stop()
 cols = st.columns(3)
-cols[0].metric(f"KV budget per GPU ({unit})", fmt_bytes(budget, unit))
+cols[0].metric("KV budget per GPU", fmt_bytes(budget, unit))
 cols[1].metric("GPU KV cache size", f"{cap.kv_cache_tokens:,} tokens")
 cols[2].metric(f"Max concurrency at {cap.max_model_len:,} tokens", f"{cap.max_concurrency:.2f}x")
 st.code("\n".join(["# what vLLM would log at start-up (per kvdash)", *cap.log_lines()]), language="text")

@@ -126,6 +126,8 @@ def main(argv=None) -> int:
     print("| engine | model | runs | TPOT in sample | TTFT in sample | TPOT leave-one-model-out | TTFT LOMO |")
     print("|---|---|---|---|---|---|---|")
     profiles = {}
+    every_in = {"tpot": [], "ttft": []}
+    every_out = {"tpot": [], "ttft": []}
     for engine in ENGINES:
         er = [r for r in rows if r["engine"] == engine]
         p = profiles[engine] = fit(er, engine)
@@ -144,6 +146,12 @@ def main(argv=None) -> int:
                   f"{summary(outs['tpot'])} | {summary(outs['ttft'])} |")
         print(f"| **{engine}** | all | {len(er)} | {summary(all_in['tpot'])} | {summary(all_in['ttft'])} | "
               f"{summary(all_out['tpot'])} | {summary(all_out['ttft'])} |")
+        for w in ("tpot", "ttft"):
+            every_in[w] += all_in[w]
+            every_out[w] += all_out[w]  # SGLang has one model: nothing left out
+    print(f"| **all engines** (left out: vllm, trtllm) | all | {len(rows)} | {summary(every_in['tpot'])} | "
+          f"{summary(every_in['ttft'])} | "
+          f"{summary(every_out['tpot'])} | {summary(every_out['ttft'])} |")
     print()
     for engine, p in profiles.items():
         data = dataclasses.asdict(p) | {"source": f"fitted by benchmarks/fit_serving.py on the {engine} rows "

@@ -1,6 +1,7 @@
 """AppTest of the dashboard: inputs change the numbers to exactly what the library computes."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -367,3 +368,19 @@ def test_speed_page_says_when_requests_queue_for_the_kv_pool():
     at = run_app("app_pages/speed.py", serving_concurrency=512, serving_engine="vllm")
     assert not at.exception
     assert any("others queue for a slot" in w.value for w in at.warning)
+
+
+UNIT = re.compile(r"(\d B|[KMGT]i?B|ms|\d s|tokens|tokens/s|x|%)$")
+
+
+@pytest.mark.parametrize("page", ["memory", "gpus", "scaling", "compare", "serving", "speed", "learn", "live"])
+def test_every_metric_states_its_unit(page):
+    """A number on a metric carries its unit in the value, or its label says what it counts."""
+    at = run_app(f"app_pages/{page}.py")
+    assert not at.exception
+    for m in at.metric:
+        value = m.value.strip()
+        if not any(c.isdigit() for c in value):
+            continue  # a verdict ("fits")
+        assert UNIT.search(value) or "tokens/s" in m.label.lower(), f"{page}: {m.label} = {value}"
+        assert not re.search(r"\((GiB|GB|MiB|MB)\)", m.label), f"{page}: a unit in the label {m.label!r}"

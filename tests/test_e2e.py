@@ -131,7 +131,7 @@ def _overlap(a, b) -> bool:
     return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
 
 
-@pytest.mark.parametrize("name", [n for n in PAGES if n != "live"])
+@pytest.mark.parametrize("name", list(PAGES))
 def test_charts_fit_a_phone(browser, server, name):
     ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
     phone = ctx.new_page()
