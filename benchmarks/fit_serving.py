@@ -3,7 +3,7 @@
 Reads data/serving/h100.csv (784 runs of vLLM, SGLang and TensorRT-LLM on H100 SXM,
 from the public AIConfigurator repository; see its README) and the model configs beside it. For each
 engine it fits memory and compute efficiency and the per-step and per-layer overheads to the measured
-TPOT (least |log error|, coordinate descent over log grids), then the two queueing terms to TTFT, and
+TPOT (least |log error|, coordinate descent over log grids), then the three queueing terms to TTFT, and
 writes data/engines/ENGINE.json. It prints the median and 90th-percentile |error| per engine and
 model, in sample and leave-one-model-out (refitted without that model's rows).
 
@@ -21,6 +21,8 @@ import statistics
 import sys
 from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
@@ -49,7 +51,9 @@ GRIDS = {"memory_eff": [0.3 + 0.05 * i for i in range(14)], "cache_eff": [0.2 + 
          "step_overhead_s": [0.0] + [1e-4 * 1.5**i for i in range(18)],
          "layer_overhead_s": [0.0] + [1e-6 * 1.5**i for i in range(16)],
          "queue_steps": [0.5 * i for i in range(81)],
-         "queue_share": [0.005 * i for i in range(40)] + [0.2 + 0.05 * i for i in range(17)]}
+         "queue_share": [0.005 * i for i in range(40)] + [0.2 + 0.05 * i for i in range(17)],
+         "request_overhead_s": [0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2,
+                                0.25, 0.3]}
 
 
 def load_rows() -> list[dict]:
@@ -94,20 +98,18 @@ def fit(rows: list[dict], engine: str) -> EngineProfile:
     for _ in range(4):  # coordinate descent over the TPOT parameters
         for name in TUNED:
             p = min((dataclasses.replace(p, **{name: v}) for v in GRIDS[name]), key=lambda q: loss(rows, q, "tpot"))
-    # then the two queueing terms of TTFT on a full grid: the steps do not depend on them, so each run's
-    # report is computed once and only its first-token time is re-evaluated
-    reports = []
+    # then the three queueing terms of TTFT on a full grid: the steps do not depend on them, so each run's
+    # report is computed once and its first-token time evaluated over the whole grid at once (numpy)
+    q, s, c = np.meshgrid(GRIDS["queue_steps"], GRIDS["queue_share"], GRIDS["request_overhead_s"], indexing="ij")
+    total = np.zeros(q.shape)
     for r in rows:
         try:
-            reports.append((predict(r, p), r["ttft"]))
+            rep = predict(r, p)
         except KvdashError:
             continue
-
-    def ttft_loss(q: float, s: float) -> float:
-        return statistics.fmean(min(5.0, abs(math.log(rep.ttft_with(q, s) / y))) for rep, y in reports)
-
-    _, steps, share = min((ttft_loss(q, s), q, s) for q in GRIDS["queue_steps"] for s in GRIDS["queue_share"])
-    return dataclasses.replace(p, queue_steps=steps, queue_share=share)
+        total += np.minimum(5.0, np.abs(np.log(rep.ttft_with(q, s, c) / r["ttft"])))
+    i = np.unravel_index(np.argmin(total), total.shape)
+    return dataclasses.replace(p, queue_steps=float(q[i]), queue_share=float(s[i]), request_overhead_s=float(c[i]))
 
 
 def summary(errs: list[float]) -> str:

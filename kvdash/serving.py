@@ -53,6 +53,7 @@ class EngineProfile:
     seq_overhead_s: float = 0.0  # per running sequence per step (scheduling, sampling, detokenizing)
     queue_steps: float = 1.0  # steps a new request waits on average before its prompt runs
     queue_share: float = 0.0  # share of the other requests' prompts queued ahead of a new one (bursts)
+    request_overhead_s: float = 0.0  # per request, whatever the model: API server, tokenizer, streaming back
     allreduce_latency_s: float = 10e-6
     max_num_batched_tokens: int = 8192
     # the KV pool: `memory_fraction` of the GPU's usable memory minus weights and the profile forward
@@ -69,7 +70,7 @@ class EngineProfile:
             if not 0.01 <= getattr(self, f) <= 1.0:
                 raise KvdashError(f"{f} must be between 0.01 and 1, not {getattr(self, f)!r}")
         for f in ("step_overhead_s", "layer_overhead_s", "seq_overhead_s", "queue_steps", "queue_share",
-                  "allreduce_latency_s"):
+                  "request_overhead_s", "allreduce_latency_s"):
             if not 0 <= getattr(self, f) <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")
 
@@ -186,8 +187,10 @@ class ServingReport:
     pool_bytes: int
     request_bytes: int
 
-    def first_token_s(self, queue_steps: float, queue_share: float) -> float:
-        """Time to the first token once the request holds a slot in the KV pool:
+    def first_token_s(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0) -> float:
+        """Time to the first token once the request holds a slot in the KV pool (numpy arrays of the three
+        fitted terms give an array, which is how benchmarks/fit_serving.py searches them):
+        - the engine's fixed per-request time (`request_overhead`: API server, tokenizing, streaming back);
         - the rest of the step in progress when it arrives: a random moment falls in a step with odds
           proportional to the step's length, so on average sum(t^2) / (2 sum(t)) over the cycle's steps;
         - `queue_steps` average steps of scheduling and output handling (fitted per engine);
@@ -197,25 +200,27 @@ class ServingReport:
         n, S, mix, dec = self.mixed_steps_per_cycle, self.steps_per_cycle, self.mixed.seconds, self.step.seconds
         residual = (n * mix**2 + (S - n) * dec**2) / (2 * self.cycle_s)
         ahead = queue_share * (self.running - 1) * self.isl / self.prompt_tokens_per_mixed_step
-        return residual + queue_steps * self.cycle_s / S + ahead * mix + self.prefill_steps * mix
+        return request_overhead + residual + queue_steps * self.cycle_s / S + ahead * mix + self.prefill_steps * mix
 
     def wait_for_slot_s(self, first_token_s: float) -> float:
         """More requests than the pool holds: concurrency - C wait while slots free at C per request lifetime,
         so (Little's law) each waits (concurrency - C) / C lifetimes."""
         return (self.concurrency - self.running) / self.running * (first_token_s + (self.osl - 1) * self.tpot_s)
 
-    def ttft_with(self, queue_steps: float, queue_share: float) -> float:
-        first = self.first_token_s(queue_steps, queue_share)
+    def ttft_with(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0) -> float:
+        first = self.first_token_s(queue_steps, queue_share, request_overhead)
         return first + self.wait_for_slot_s(first)
 
     @property
     def ttft_s(self) -> float:
-        return self.ttft_with(self.profile.queue_steps, self.profile.queue_share)
+        p = self.profile
+        return self.ttft_with(p.queue_steps, p.queue_share, p.request_overhead_s)
 
     @property
     def wait_s(self) -> float:
         """Of ttft_s, the wait for a free slot in the KV pool."""
-        return self.wait_for_slot_s(self.first_token_s(self.profile.queue_steps, self.profile.queue_share))
+        p = self.profile
+        return self.wait_for_slot_s(self.first_token_s(p.queue_steps, p.queue_share, p.request_overhead_s))
 
     @property
     def request_latency_s(self) -> float:

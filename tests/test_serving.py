@@ -115,6 +115,7 @@ def test_steady_state_bookkeeping():
     assert r.ttft_s == pytest.approx((32 * mix**2 + 224 * dec**2) / (2 * r.cycle_s) + mix)
     # queue_steps average steps, and a share of the other 31 prompts ahead, each one chunk step
     assert r.ttft_with(2, 0.5) == pytest.approx(r.ttft_s + 2 * r.cycle_s / 256 + 0.5 * 31 * mix)
+    assert r.ttft_with(0, 0, 0.05) == pytest.approx(r.ttft_s + 0.05)  # the engine's fixed per-request time
     long = serving(m, Scenario(), H100, 32, 8192, 16, PEAK)
     # prompt-bound: 32 x (8,192 + 15) tokens need 32.06 full steps, more than a lifetime of 2 + 15
     S = 32 * 8207 / 8192
