@@ -69,11 +69,20 @@ heat = go.Figure(go.Heatmap(z=np.log10(grid), x=prompts, y=batches, colorscale="
                             colorbar=dict(title=f"log10 {unit}"),
                             customdata=grid, hovertemplate="batch %{y}, %{x} tokens: %{customdata:.2f} " + unit
                             + "<extra></extra>"))
-# What does not fit is veiled in grey and labelled, the boundary drawn white: no reading depends on
-# which side of a contour a library shades.
+# What does not fit is veiled and hatched, the boundary drawn white: no reading depends on which side of
+# a contour a library shades. The hatched area is the polygon above the smallest batch that no longer fits
+# at each prompt length (batch grows upward; memory grows with batch).
 over = np.where(grid > limit, 1.0, np.nan)
 heat.add_trace(go.Heatmap(z=over, x=prompts, y=batches, showscale=False, hoverinfo="skip", name="does not fit",
-                          colorscale=[[0, "rgba(255,255,255,0.55)"], [1, "rgba(255,255,255,0.55)"]]))
+                          colorscale=[[0, "rgba(255,255,255,0.45)"], [1, "rgba(255,255,255,0.45)"]]))
+first_over = [batches[np.argmax(col > limit)] if (col > limit).any() else None for col in grid.T]
+edge = [(x, y) for x, y in zip(prompts, first_over, strict=True) if y is not None]
+if edge:
+    xs = [edge[0][0]] + [x for x, _ in edge] + [prompts[-1], edge[0][0]]
+    ys = [batches[-1]] + [y for _, y in edge] + [batches[-1], batches[-1]]
+    heat.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0, shape="hv"), fill="toself",
+                              fillcolor="rgba(0,0,0,0)", fillpattern=dict(shape="/", fgcolor="white", size=10),
+                              hoverinfo="skip", name="does not fit (hatched)"))
 heat.add_trace(go.Contour(z=grid, x=prompts, y=batches, showscale=False, hoverinfo="skip",
                           contours=dict(coloring="none", start=limit, end=limit, size=1, showlabels=False),
                           line=dict(color="white", width=3), name=f"{limit:.1f} {unit} usable"))
@@ -82,10 +91,10 @@ if grid[0, 0] <= limit:
     labels.append(dict(x=np.log10(prompts[0]), y=np.log10(batches[0]), text="<b>fits</b>", xanchor="left",
                        yanchor="bottom"))
 if grid[-1, -1] > limit:
-    labels.append(dict(x=np.log10(prompts[-1]), y=np.log10(batches[-1]), text="<b>does not fit</b> (veiled)",
+    labels.append(dict(x=np.log10(prompts[-1]), y=np.log10(batches[-1]), text="<b>does not fit</b> (hatched)",
                        xanchor="right", yanchor="top"))
 heat.update_layout(xaxis=dict(type="log", title="prompt tokens per sequence"), yaxis=dict(type="log", title="batch"),
                    annotations=[dict(a, showarrow=False, font=dict(size=15, color="black"),
                                      bgcolor="rgba(255,255,255,0.8)") for a in labels])
-tidy(heat, "Per-GPU memory over batch × context", f"white line: {limit:.1f} {unit} usable; veiled: does not fit")
+tidy(heat, "Per-GPU memory over batch × context", f"white line: {limit:.1f} {unit} usable; hatched: does not fit")
 st.plotly_chart(heat, width="stretch", key="scaling_map")

@@ -273,6 +273,14 @@ def test_gpus_page_matches_the_library():
 def test_scaling_compare_serving_learn_pages():
     at = run_app("app_pages/scaling.py")
     assert not at.exception and len(at.get("plotly_chart")) == 3
+    fit_map = chart_spec(at, "scaling_map")
+    hatched = next(t for t in fit_map["data"] if t.get("name") == "does not fit (hatched)")
+    assert hatched["fillpattern"]["shape"] == "/"
+    # the hatched polygon lies where the total exceeds the GPU: Llama-3.1-8B at batch 4,096 and 131,072
+    # tokens needs far more than 80 GB, at batch 1 and 16 tokens far less
+    assert max(hatched["y"]) == 4096 and min(hatched["y"]) > 1
+    labels = {a["text"] for a in fit_map["layout"]["annotations"]}
+    assert {"<b>fits</b>", "<b>does not fit</b> (hatched)"} <= labels
     at = run_app("app_pages/compare.py")
     assert not at.exception
     table = at.dataframe[0].value
