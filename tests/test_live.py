@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="the live run needs PyTorch (requirements.txt pins it)")
+torch = pytest.importorskip("torch", reason="the live run needs PyTorch (requirements-live.txt)")
 
 from kvdash.breakdown import breakdown  # noqa: E402
 from kvdash.errors import KvdashError  # noqa: E402
