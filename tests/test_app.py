@@ -117,6 +117,19 @@ def test_dimension_sliders_take_exact_values_and_edit_a_preset():
     assert kv_bytes_in_table(at) == 4 * 1000 * 32 * 2 * 1 * 128 * 2  # MQA: 16 KiB per token
 
 
+@pytest.mark.parametrize(("preset", "attn", "extra"), [
+    ("mistral-7b-v0.1", "sliding", {"c_window": 4096}),  # every layer a 4,096-token window
+    ("deepseek-v2-lite", "latent (MLA)", {"c_latent": 512, "c_rope": 64, "c_hd": 128}),
+    ("gemma-2-9b", "full", {}),  # alternating windows: no single kind holds the same cache
+])
+def test_edit_this_model_keeps_the_attention_kind_where_one_kind_reproduces_it(preset, attn, extra):
+    at = run_app(model=preset)
+    at.button(key="edit_preset").click().run()
+    assert not at.exception and at.selectbox(key="c_attn").value == attn
+    for key, value in extra.items():
+        assert at.select_slider(key=key).value == value
+
+
 def test_preset_state_reaches_the_page():
     at = run_app(model="qwen3-4b", context=1000)
     assert kv_bytes_in_table(at) == 1000 * 147_456

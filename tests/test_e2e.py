@@ -194,7 +194,10 @@ def test_learn_plays_without_console_errors_and_lectures(page, server):
 def test_changing_an_input_changes_the_numbers_and_the_url(page, server):
     open_page(page, f"{server}/")
     wait_for_metric(page, "KV cache", "1.00 GiB")
-    bar = page.locator('[data-testid="stPlotlyChart"]').first.inner_text()
+    page.locator('[data-testid="stPlotlyChart"] .bars path').first.wait_for()
+    bars = "() => [...document.querySelector('[data-testid=\"stPlotlyChart\"]').querySelectorAll('.bars path')]" \
+           ".map(p => p.getAttribute('d')).join(' ')"
+    before = page.evaluate(bars)
     # drag the batch slider two stops to the right with the keyboard: 1 -> 2 -> 4
     thumb = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').filter(
         has_text="Batch (concurrent sequences)").get_by_role("slider")
@@ -203,8 +206,8 @@ def test_changing_an_input_changes_the_numbers_and_the_url(page, server):
     thumb.press("ArrowRight")
     wait_for_metric(page, "KV cache", "4.00 GiB")  # 4 x 8,192 tokens x 131,072 B
     page.wait_for_function("() => window.location.search.includes('batch=4')")
-    page.wait_for_function("(before) => document.querySelector('[data-testid=\"stPlotlyChart\"]').innerText "
-                           "!== before", arg=bar)  # the chart redrew with the new total
+    # the breakdown bar redrew: its KV-cache segment is 4x as long
+    page.wait_for_function(f"(before) => ({bars})() !== before", arg=before)
 
 
 def test_precise_values_and_edit_this_model(page, server):

@@ -141,6 +141,15 @@ FIELDS: dict[str, Field] = {
 }
 
 
+def parses(key: str, value) -> bool:
+    """Whether the field for `key` takes `value` (given as it would appear in a link)."""
+    try:
+        FIELDS[key].parse(str(value)[:200])
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
 def scenario_values(data) -> dict:
     """The bound values of a loaded scenario file, or ValueError naming every invalid one: a file is
     applied whole or not at all (each value must be one a link could carry, of the widget's type)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kvdash.capacity import DEFAULT_MAX_NUM_BATCHED_TOKENS
-from kvdash.dtypes import KV_DTYPES
+from kvdash.dtypes import KV_DTYPES, get_dtype
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
@@ -32,6 +32,7 @@ from ui.links import (
     WEIGHT_CHOICES,
     clean_link,
     notice,
+    parses,
 )
 
 Q = "query-params"
@@ -62,22 +63,31 @@ def _number(label: str, key: str, default: int, where=st, **kw) -> int:
     return dimension(label, key, default, _SEED, where, **kw)
 
 
+def _cache_signature(m: ModelSpec) -> tuple:
+    bf16 = get_dtype("bf16")
+    return tuple((spec.bytes_per_token(bf16), spec.held(1, 1 << 20, 0, 0)) for spec in m.layers)
+
+
 def edit_preset(model: ModelSpec) -> None:
     """Seed the custom architecture with a preset's values and switch to it ("edit this model"). A custom
-    model has one attention kind for all layers: latent or sliding where every layer is, else full."""
-    kinds = {spec.kind for spec in model.layers}
-    attn = "latent (MLA)" if kinds == {"mla"} else "sliding" if kinds == {"sliding"} else "full"
-    values = {"c_layers": model.n_layers, "c_hidden": model.hidden_size, "c_heads": model.n_heads,
-              "c_kv": model.n_kv_heads, "c_hd": model.head_dim, "c_inter": model.intermediate_size or 1,
-              "c_vocab": model.vocab_size, "c_attn": attn, "c_experts": model.n_experts}
-    if attn == "sliding":
-        values["c_window"] = model.sliding_window
-    if attn.startswith("latent"):
-        values.update(c_latent=model.kv_lora_rank, c_rope=model.qk_rope_head_dim, c_hd=model.qk_nope_head_dim)
-    if model.n_experts:
-        values.update(c_topk=model.experts_per_token, c_expert_inter=model.expert_intermediate_size)
-    for k, v in values.items():
-        st.session_state[k] = FIELDS[k].parse(str(v)) if FIELDS[k].choices is None else v
+    model has one attention kind for all layers: the choice whose layers hold the same cache as the
+    preset's (bytes per token, and tokens held of a long sequence), else full attention."""
+    base = {"c_layers": model.n_layers, "c_hidden": model.hidden_size, "c_heads": model.n_heads,
+            "c_kv": model.n_kv_heads, "c_hd": model.head_dim, "c_inter": model.intermediate_size or 1,
+            "c_vocab": model.vocab_size, "c_experts": model.n_experts, "c_topk": model.experts_per_token,
+            "c_expert_inter": model.expert_intermediate_size or 1, "c_attn": ATTENTION_CHOICES[0]}
+    for attn in ATTENTION_CHOICES[1:]:
+        trial = base | {"c_attn": attn, "c_window": model.sliding_window, "c_latent": model.kv_lora_rank,
+                        "c_rope": model.qk_rope_head_dim, "c_hd": model.qk_nope_head_dim or model.head_dim}
+        try:
+            if _cache_signature(custom_spec(trial)) == _cache_signature(model):
+                base = trial
+                break
+        except (KvdashError, TypeError, ValueError):  # a field this kind needs is missing from the preset
+            continue
+    for k, v in base.items():
+        if k in FIELDS and v is not None and parses(k, v):  # fields this model lacks keep their defaults
+            st.session_state[k] = FIELDS[k].parse(str(v))
     st.session_state["source"] = "custom"
 
 
@@ -89,32 +99,40 @@ def weight_formats(model: ModelSpec, wdtype: str, edtype: str) -> dict:
     return {"weights_dtype": w, "moe_weights_dtype": "" if e == w else e}
 
 
-def _custom_model() -> ModelSpec:
-    """The 'custom' architecture from number inputs (defaults: a Llama-3.1-8B-like shape)."""
-    n = _number("Layers", "c_layers", 32)
-    hidden = _number("Hidden size", "c_hidden", 4096)
-    heads = _number("Attention heads", "c_heads", 32)
-    kv = _number("KV heads", "c_kv", 8)
-    hd = _number("Head dim", "c_hd", 128)
-    inter = _number("MLP intermediate size", "c_inter", 14336)
-    vocab = _number("Vocabulary", "c_vocab", 128256)
-    attn = st.selectbox("Attention", ATTENTION_CHOICES, key="c_attn", bind=Q)
+def custom_spec(v: dict) -> ModelSpec:
+    """The custom architecture from its field values (the c_* keys): one attention kind for all layers."""
+    n, attn = int(v["c_layers"]), v["c_attn"]
     kw: dict = {}
     if attn == "sliding":
-        kw.update(layer_types=(SLIDING,) * int(n),
-                  sliding_window=_number("Window (tokens)", "c_window", 4096))
+        kw.update(layer_types=(SLIDING,) * n, sliding_window=int(v["c_window"]))
     elif attn.startswith("latent"):
-        kw.update(layer_types=(MLA,) * int(n), qk_nope_head_dim=int(hd),
-                  kv_lora_rank=_number("kv_lora_rank", "c_latent", 512),
-                  qk_rope_head_dim=_number("qk_rope_head_dim", "c_rope", 64))
-    experts = _number("Routed experts (0: dense)", "c_experts", 0)
-    if experts:
-        kw.update(n_experts=int(experts),
-                  experts_per_token=_number("Experts per token", "c_topk", 2),
-                  expert_intermediate_size=_number("Expert FFN size", "c_expert_inter", 14336))
-    return ModelSpec(name="custom", n_layers=int(n), hidden_size=int(hidden), n_heads=int(heads),
-                     n_kv_heads=int(kv), head_dim=int(hd), vocab_size=int(vocab), intermediate_size=int(inter),
-                     **kw)
+        kw.update(layer_types=(MLA,) * n, qk_nope_head_dim=int(v["c_hd"]), kv_lora_rank=int(v["c_latent"]),
+                  qk_rope_head_dim=int(v["c_rope"]))
+    if v["c_experts"]:
+        kw.update(n_experts=int(v["c_experts"]), experts_per_token=int(v["c_topk"]),
+                  expert_intermediate_size=int(v["c_expert_inter"]))
+    return ModelSpec(name="custom", n_layers=n, hidden_size=int(v["c_hidden"]), n_heads=int(v["c_heads"]),
+                     n_kv_heads=int(v["c_kv"]), head_dim=int(v["c_hd"]), vocab_size=int(v["c_vocab"]),
+                     intermediate_size=int(v["c_inter"]), **kw)
+
+
+def _custom_model() -> ModelSpec:
+    """The 'custom' architecture from sliders (defaults: a Llama-3.1-8B-like shape)."""
+    v = {"c_layers": _number("Layers", "c_layers", 32), "c_hidden": _number("Hidden size", "c_hidden", 4096),
+         "c_heads": _number("Attention heads", "c_heads", 32), "c_kv": _number("KV heads", "c_kv", 8),
+         "c_hd": _number("Head dim", "c_hd", 128), "c_inter": _number("MLP intermediate size", "c_inter", 14336),
+         "c_vocab": _number("Vocabulary", "c_vocab", 128256),
+         "c_attn": st.selectbox("Attention", ATTENTION_CHOICES, key="c_attn", bind=Q)}
+    if v["c_attn"] == "sliding":
+        v["c_window"] = _number("Window (tokens)", "c_window", 4096)
+    elif v["c_attn"].startswith("latent"):
+        v["c_latent"] = _number("kv_lora_rank", "c_latent", 512)
+        v["c_rope"] = _number("qk_rope_head_dim", "c_rope", 64)
+    v["c_experts"] = _number("Routed experts (0: dense)", "c_experts", 0)
+    if v["c_experts"]:
+        v["c_topk"] = _number("Experts per token", "c_topk", 2)
+        v["c_expert_inter"] = _number("Expert FFN size", "c_expert_inter", 14336)
+    return custom_spec(v)
 
 
 def _mark(which: str) -> None:
