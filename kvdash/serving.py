@@ -1,26 +1,27 @@
 """Serving speed at a concurrency: TTFT, TPOT and throughput of an aggregated engine in steady state.
 
 C requests of `isl` prompt and `osl` output tokens are in flight at all times (a finished request is
-replaced at once), as in the measured benchmarks. Every request needs its `isl` prompt tokens and its
-`osl` output tokens processed; output tokens need one engine step each, and a step processes at most
-`max_num_batched_tokens` tokens (chunked prefill: prompt chunks ride along with the running decodes).
-So a cycle of all C requests takes
+replaced at once), as in the measured benchmarks; at most as many run as the engine's KV pool holds,
+the others wait for a slot (Little's law). A step processes at most `max_num_batched_tokens` tokens
+(chunked prefill: a prompt chunk rides along with the running decodes). A request lives
 
-    S = max(osl, C x (isl + osl) / budget) steps,  each carrying  d = C osl / S decode tokens
-                                                         and    p = C isl / S prompt tokens,
+    S = max(k + osl - 1, C (isl + osl - 1) / budget) steps     (its prompt in k chunks, then a step per token)
 
-and one step on one GPU takes (each term printed by `ServingReport.terms`)
+and the C requests' prompts, arriving spread over that cycle, ride in n = min(S, C k) of its steps. So a
+cycle has two kinds of step, each on one GPU taking (every term printed by `ServingReport.terms`)
 
-    max(FLOPs / (rate x compute_eff), bytes / (bandwidth x memory_eff))
-      + step overhead + layers x layer overhead + 2 all-reduces per layer (latency + bytes / link)
+    max(FLOPs / (rate x compute_eff), weight bytes / (bandwidth x memory_eff)
+                                      + cache bytes / (bandwidth x cache_eff))
+      + step overhead + layers x layer overhead + decodes x sequence overhead
+      + 2 all-reduces per layer (latency + 2 (tp - 1) / tp x bytes / one-way link)
 
-with the FLOPs and bytes of the step's tokens: weights read once per step (routed experts: only those
-the step's tokens hit, uniform routing), every decode sequence's cache read at its mean length,
-prompt chunks attending to their prefix. TPOT = S x step / osl; a new request's prompt is processed
-in ceil(isl / (budget - d)) steps after waiting `queue_steps` steps and for `queue_share` of the other
-requests' prompts (benchmarks start their requests in a burst): TTFT. The engine
-profile's efficiencies and overheads are fitted to measured runs (benchmarks/fit_serving.py), not
-guessed; its numbers live in data/engines/.
+with the FLOPs and bytes of the step's tokens: weights read once per step (routed experts: only those the
+step's tokens hit, uniform routing), every decode's cache read at its mean length, a chunk attending to
+its prefix. Averaging the chunks over every step would hide their compute under the decode steps' memory
+time; keeping the two kinds apart is what makes TPOT right when prompts are long. TPOT is the request's
+lifetime after its own chunks over its other output tokens; TTFT is `ServingReport.first_token_s` plus any
+wait for a slot. The engine profile's efficiencies, overheads and queueing terms are fitted to measured
+runs (benchmarks/fit_serving.py), not guessed; its numbers live in data/engines/.
 """
 
 from __future__ import annotations
