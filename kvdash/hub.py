@@ -15,6 +15,7 @@ import json
 import os
 import re
 import struct
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -148,15 +149,34 @@ def tensor_sizes(header: dict) -> tuple[dict[str, int], int]:
 
 
 _CACHE: dict[tuple[str, str], Checkpoint] = {}
+# A failed lookup is remembered for a minute: every slider move reruns the sidebar, and an unreachable Hub
+# must not cost each redraw a 10-second timeout.
+_FAILED: dict[tuple[str, str], tuple[float, str]] = {}
+RETRY_AFTER_S = 60.0
 
 
 def load_checkpoint(text: str, fetch: Fetch | None = None, token: str | None = None) -> Checkpoint:
     """config.json and tensor sizes of a Hub model (see the module docstring). Cached per process."""
     repo, revision = parse_repo_id(text)
     key = (repo, revision)
-    if fetch is None and key in _CACHE:
-        return _CACHE[key]
-    hub = _Hub(repo, revision, fetch or urllib_fetch, token if token is not None else os.environ.get("HF_TOKEN"))
+    if fetch is None:
+        if key in _CACHE:
+            return _CACHE[key]
+        failed = _FAILED.get(key)
+        if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
+            raise KvdashError(failed[1])
+        try:
+            cp = _load(repo, revision, urllib_fetch, token)
+        except KvdashError as e:
+            _FAILED[key] = (time.monotonic(), str(e))
+            raise
+        _CACHE[key] = cp
+        return cp
+    return _load(repo, revision, fetch, token)
+
+
+def _load(repo: str, revision: str, fetch: Fetch, token: str | None) -> Checkpoint:
+    hub = _Hub(repo, revision, fetch, token if token is not None else os.environ.get("HF_TOKEN"))
     config = parse_config_text(hub.get("config.json", MAX_CONFIG_BYTES))
     files = ["config.json"]
     dtypes: dict[str, int] = {}
@@ -190,7 +210,4 @@ def load_checkpoint(text: str, fetch: Fetch | None = None, token: str | None = N
         dtypes, n = tensor_sizes(hub.header("model.safetensors"))
         total = sum(dtypes.values())
         files.append("model.safetensors header")
-    cp = Checkpoint(repo, revision, config, total, dtypes, n, tuple(files))
-    if fetch is None:
-        _CACHE[key] = cp
-    return cp
+    return Checkpoint(repo, revision, config, total, dtypes, n, tuple(files))

@@ -93,6 +93,7 @@ def test_answers_are_cached_per_process(monkeypatch):
     calls = []
     monkeypatch.setattr(hub, "urllib_fetch", lambda url, headers: calls.append(url) or replay_fetch(url, headers))
     monkeypatch.setattr(hub, "_CACHE", {})
+    monkeypatch.setattr(hub, "_FAILED", {})
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     first = hub.load_checkpoint(LLAMA_INT8, token="")
     n = len(calls)
@@ -105,6 +106,7 @@ def test_the_cli_sizes_a_hub_model(monkeypatch, capsys):
 
     monkeypatch.setattr(hub, "urllib_fetch", replay_fetch)
     monkeypatch.setattr(hub, "_CACHE", {})
+    monkeypatch.setattr(hub, "_FAILED", {})
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     assert main(["size", "--hub", LLAMA_INT8, "--context", "1000", "--json"]) == 0
     out = capsys.readouterr()
@@ -115,6 +117,7 @@ def test_the_cli_sizes_a_hub_model(monkeypatch, capsys):
     assert "11,188,584,672 B of tensors" in out.err  # what was read, on stderr beside the JSON
     monkeypatch.setattr(hub, "urllib_fetch", partial(replay_fetch, status=401))
     monkeypatch.setattr(hub, "_CACHE", {})
+    monkeypatch.setattr(hub, "_FAILED", {})
     assert main(["size", "--hub", "meta-llama/Llama-3.1-8B"]) == 2
     assert "gated or private" in capsys.readouterr().err
 
@@ -125,6 +128,7 @@ def test_the_sidebar_reads_a_hub_id_and_compares_the_checkpoint(monkeypatch):
 
     monkeypatch.setattr(hub, "urllib_fetch", replay_fetch)
     monkeypatch.setattr(hub, "_CACHE", {})
+    monkeypatch.setattr(hub, "_FAILED", {})
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     at = run_app(source="Hub id", hub=LLAMA_INT8)
     assert not at.exception
@@ -135,3 +139,22 @@ def test_the_sidebar_reads_a_hub_id_and_compares_the_checkpoint(monkeypatch):
     monkeypatch.setattr(hub, "urllib_fetch", partial(replay_fetch, status=401))
     at = run_app(source="Hub id", hub="meta-llama/Llama-3.1-8B")
     assert not at.exception and any("gated or private" in e.value for e in at.error)
+
+
+def test_a_failed_lookup_is_not_retried_on_every_redraw(monkeypatch):
+    import kvdash.hub as hub
+
+    calls = []
+    monkeypatch.setattr(hub, "urllib_fetch", lambda url, headers: calls.append(url) or (401, b""))
+    monkeypatch.setattr(hub, "_CACHE", {})
+    monkeypatch.setattr(hub, "_FAILED", {})
+    clock = [1000.0]
+    monkeypatch.setattr(hub.time, "monotonic", lambda: clock[0])
+    for _ in range(3):  # three redraws within the minute: one request to the Hub
+        with pytest.raises(KvdashError, match="gated or private"):
+            hub.load_checkpoint("meta-llama/Llama-3.1-8B", token="")
+    assert len(calls) == 1
+    clock[0] += hub.RETRY_AFTER_S + 1  # a minute later it asks again
+    with pytest.raises(KvdashError):
+        hub.load_checkpoint("meta-llama/Llama-3.1-8B", token="")
+    assert len(calls) == 2
