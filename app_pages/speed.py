@@ -54,16 +54,17 @@ cols[1].metric(f"TPOT at {concurrency} in flight", f"{srv.tpot_s * 1e3:,.2f} ms"
 cols[2].metric("Tokens/s per GPU", f"{srv.tokens_per_s_per_gpu:,.0f}")
 cols[3].metric("Tokens/s per user", f"{srv.tokens_per_s_per_user:,.1f}")
 if not srv.fits:
-    st.warning(f"The KV pool ({srv.pool_bytes / 2**30:,.2f} GiB per GPU) holds {srv.running:,} of the "
-               f"{concurrency:,} requests ({srv.request_bytes / 2**20:,.1f} MiB each); the others queue for a "
-               f"slot, {srv.wait_s:,.2f} s on average, which the TTFT includes.")
+    st.warning(f"{srv.limited_by[0].upper()}{srv.limited_by[1:]} lets {srv.running:,} of the {concurrency:,} "
+               f"requests run at once (KV pool {srv.pool_bytes / 2**30:,.2f} GiB per GPU, "
+               f"{srv.request_bytes / 2**20:,.1f} MiB per request; max_num_seqs {srv.max_seqs:,}); the others "
+               f"queue for a slot, {srv.wait_s:,.2f} s on average, which the TTFT includes.")
 st.dataframe(pd.DataFrame([{"term": name, "decode-only step, ms": round(sec * 1e3, 3),
                             "step with a prompt chunk, ms": round(mix * 1e3, 3), "formula": text}
                            for name, sec, mix, text in srv.terms()]), hide_index=True, width="stretch",
              key="serving_terms")
 rate = matrix_rate(gpu, s.weights_dtype) / 1e12
 st.caption(f"A request lives {srv.steps_per_cycle:,.1f} engine steps; {srv.mixed_steps_per_cycle:,.1f} of them carry a "
-           f"prompt chunk of {srv.prompt_tokens_per_mixed_step:,.1f} tokens ({profile.max_num_batched_tokens:,} "
+           f"prompt chunk of {srv.prompt_tokens_per_mixed_step:,.1f} tokens ({srv.budget:,} "
            f"tokens a step at most) beside {srv.decode_tokens_per_step:,.1f} decodes. Peak: "
            f"{rate:,.1f} TFLOP/s for {s.weights_dtype} matrices on {gpu.name}, {gpu.bandwidth_gbps:,.0f} GB/s"
            + (f"; all-reduces over {gpu.link_gbps:,.0f} GB/s one way between the {s.tp} GPUs" if s.tp > 1 else "")

@@ -42,8 +42,13 @@ FORMATS = {"": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
 # each engine's KV-pool rule at its defaults (not fitted): vLLM gpu_memory_utilization 0.9; SGLang
 # mem_fraction_static, which it derives from the GPU's memory and tp (0.79-0.88; 0.88 on one 80 GB GPU);
 # TensorRT-LLM free_gpu_memory_fraction 0.9 of what the weights leave, reserving isl + osl per request
-MEMORY = {"vllm": {}, "sglang": {"memory_fraction": 0.88},
-          "trtllm": {"fraction_of_free": True, "reserve_full_length": True}}
+# Step limits by GPU: vLLM's get_batch_defaults (`vllm serve`: 8,192 tokens and 1,024 requests on GPUs of
+# 70 GiB or more except A100s, else 2,048 and 256); TensorRT-LLM's max_num_tokens 8,192 and max_batch_size
+# 2,048; SGLang's chunked_prefill_size 8,192, its running requests limited by its memory (the KV pool).
+MEMORY = {"vllm": {"batch_defaults": ((70, "a100", 8192, 1024), (0, "", 2048, 256))},
+          "sglang": {"memory_fraction": 0.88},
+          "trtllm": {"fraction_of_free": True, "reserve_full_length": True,
+                     "batch_defaults": ((0, "", 8192, 2048),)}}
 # The loss is the mean |log(predicted / measured)|, each run's capped at 1 (a factor of e): a run the model
 # misses by more than that (a benchmark that ran fewer requests than it reports, a format whose kernels are
 # not modelled) is an outlier whose exact size should not steer the fit of every other run.

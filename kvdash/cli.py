@@ -245,8 +245,8 @@ def _cmd_serving(args) -> int:
         return 0
     print(f"{m.name} on {r.n_gpus} x {gpu.name}, {args.engine} ({profile.source}): {args.concurrency:,} requests of "
           f"{args.isl:,} + {args.osl:,} tokens in flight")
-    print(f"KV pool {fmt_bytes(r.pool_bytes, 'GiB')} per GPU holds {r.running:,} requests at once "
-          f"({fmt_bytes(r.request_bytes, 'GiB')} each)")
+    print(f"KV pool {fmt_bytes(r.pool_bytes, 'GiB')} per GPU ({fmt_bytes(r.request_bytes, 'GiB')} per request); "
+          f"{r.running:,} requests run at once; steps of at most {r.budget:,} tokens, {r.max_seqs:,} requests")
     print(f"a request lives {r.steps_per_cycle:,.1f} engine steps; {r.mixed_steps_per_cycle:,.1f} of them carry a "
           f"prompt chunk of {r.prompt_tokens_per_mixed_step:,.1f} tokens beside {r.decode_tokens_per_step:,.1f} "
           f"decodes, the others only the decodes")
@@ -256,8 +256,8 @@ def _cmd_serving(args) -> int:
     print(f"TTFT {r.ttft_s * 1e3:,.1f} ms; TPOT {r.tpot_s * 1e3:,.2f} ms; request {r.request_latency_s:,.2f} s; "
           f"{r.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {r.tokens_per_s_per_user:,.1f} per user")
     if not r.fits:
-        print(f"does NOT fit: the KV pool holds {r.running:,} of the {args.concurrency:,} requests; the others "
-              f"queue, {r.wait_s:,.1f} s each on average (in the TTFT)")
+        print(f"does NOT fit: {r.limited_by} lets {r.running:,} of the {args.concurrency:,} requests run at once; "
+              f"the others queue, {r.wait_s:,.1f} s each on average (in the TTFT)")
     return 0
 
 

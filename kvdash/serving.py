@@ -56,7 +56,12 @@ class EngineProfile:
     queue_share: float = 0.0  # share of the other requests' prompts queued ahead of a new one (bursts)
     request_overhead_s: float = 0.0  # per request, whatever the model: API server, tokenizer, streaming back
     allreduce_latency_s: float = 10e-6
-    max_num_batched_tokens: int = 8192
+    max_num_batched_tokens: int | None = None  # None: the engine's default on the GPU (batch_defaults)
+    max_num_seqs: int | None = None  # requests running at once at most; None: as batch_defaults
+    # the engine's defaults by GPU, first match wins: (least usable GiB, a name that excludes the rule,
+    # tokens per step, requests at once). vLLM's get_batch_defaults for `vllm serve`: 8,192 and 1,024 on
+    # GPUs of 70 GiB or more except A100s, else 2,048 and 256.
+    batch_defaults: tuple = ((0, "", 8192, 1 << 20),)
     # the KV pool: `memory_fraction` of the GPU's usable memory minus weights and the profile forward
     # (vLLM's gpu_memory_utilization, SGLang's mem_fraction_static), or of the memory left free after
     # them (TensorRT-LLM's free_gpu_memory_fraction); TensorRT-LLM also reserves each request's whole
@@ -67,6 +72,7 @@ class EngineProfile:
     source: str = "defaults, not fitted"
 
     def __post_init__(self):
+        object.__setattr__(self, "batch_defaults", tuple(tuple(r) for r in self.batch_defaults))  # from JSON
         for f in ("memory_eff", "cache_eff", "compute_eff", "memory_fraction"):
             if not 0.01 <= getattr(self, f) <= 1.0:
                 raise KvdashError(f"{f} must be between 0.01 and 1, not {getattr(self, f)!r}")
@@ -74,6 +80,14 @@ class EngineProfile:
                   "request_overhead_s", "allreduce_latency_s"):
             if not 0 <= getattr(self, f) <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")
+
+
+def batch_limits(p: EngineProfile, gpu: Gpu) -> tuple[int, int]:
+    """(tokens per step, requests running at once) of the engine on this GPU: as set, else its default."""
+    gib = gpu.usable_bytes / 2**30
+    rule = next((r for r in p.batch_defaults if gib >= r[0] and not (r[1] and r[1] in gpu.name.lower())),
+                p.batch_defaults[-1])
+    return p.max_num_batched_tokens or rule[2], p.max_num_seqs or rule[3]
 
 
 @lru_cache(maxsize=8)
@@ -151,7 +165,7 @@ def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: flo
 def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile) -> int:
     """Bytes of KV pool per GPU the engine is left with: its memory fraction, less the weights, a
     `max_num_batched_tokens` forward's activation peak and logits, and the CUDA context."""
-    b = breakdown(m, s.with_(batch=1, prompt_tokens=p.max_num_batched_tokens, new_tokens=0, prefill_chunk=0,
+    b = breakdown(m, s.with_(batch=1, prompt_tokens=batch_limits(p, gpu)[0], new_tokens=0, prefill_chunk=0,
                              gpu_memory_utilization=0.0), gpu)
     used = b["weights"] + b["activation"] + b["logits"] + b["overhead"]
     if p.fraction_of_free:
@@ -171,7 +185,7 @@ def requests_held(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, isl: in
 @dataclass(frozen=True)
 class ServingReport:
     concurrency: int
-    running: int  # requests the KV pool holds at once; the rest wait for a slot
+    running: int  # requests running at once (the KV pool or max_num_seqs); the rest wait for a slot
     isl: int
     osl: int
     n_gpus: int
@@ -187,6 +201,13 @@ class ServingReport:
     profile: EngineProfile
     pool_bytes: int
     request_bytes: int
+    budget: int  # tokens per step (max_num_batched_tokens)
+    max_seqs: int  # requests at once the engine allows (max_num_seqs)
+
+    @property
+    def limited_by(self) -> str:
+        """What keeps the other requests waiting: the KV pool, or the engine's max_num_seqs."""
+        return "max_num_seqs" if self.running == self.max_seqs < self.concurrency else "the KV pool"
 
     def first_token_s(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0) -> float:
         """Time to the first token once the request holds a slot in the KV pool (numpy arrays of the three
@@ -265,6 +286,7 @@ class ServingReport:
             "prompt_tokens_per_mixed_step": self.prompt_tokens_per_mixed_step, "prefill_steps": self.prefill_steps,
             "bound": self.step.bound, "engine": self.profile.name, "running": self.running,
             "wait_s": self.wait_s, "kv_pool_bytes": self.pool_bytes, "request_kv_bytes": self.request_bytes,
+            "max_num_batched_tokens": self.budget, "max_num_seqs": self.max_seqs,
             "terms": {name: {"decode_step_s": sec, "mixed_step_s": mix, "formula": text}
                       for name, sec, mix, text in self.terms()},
         }
@@ -277,12 +299,12 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     for name, v, hi in (("concurrency", concurrency, 1 << 20), ("isl", isl, 1 << 30), ("osl", osl, 1 << 30)):
         if type(v) is not int or not 1 <= v <= hi:
             raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
-    budget = profile.max_num_batched_tokens
+    budget, max_seqs = batch_limits(profile, gpu)
     cap, pool, one = requests_held(m, s, gpu, profile, isl, osl)
     if cap < 1:
         raise KvdashError(f"one request of {isl:,} + {osl:,} tokens holds {one:,} B of cache per GPU, more than "
                           f"the {pool:,} B the engine leaves for its KV pool on {gpu.name}")
-    C = min(concurrency, cap)
+    C = min(concurrency, cap, max_seqs)  # the KV pool, or the engine's max_num_seqs, limits who runs
     if budget <= C:
         raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the requests running at once ({C:,})")
     # A request lives k + osl - 1 steps (its prompt in k chunks, the last of which yields the first token),
@@ -300,4 +322,4 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     own = k * mixed.seconds  # the request's own chunks; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, S, n_mix, d, p, step, mixed, k, tpot, cycle, profile,
-                         pool, one)
+                         pool, one, budget, max_seqs)

@@ -146,6 +146,24 @@ def test_requests_beyond_the_kv_pool_queue_for_a_slot():
     assert t.request_bytes == 1280 * KV
 
 
+def test_engine_step_limits_follow_the_gpu_as_vllm_sets_them():
+    from kvdash.serving import batch_limits
+
+    vllm = engine_profile("vllm")
+    # vLLM's get_batch_defaults for `vllm serve`: 8,192 tokens and 1,024 requests on GPUs of 70 GiB or
+    # more that are not A100s; 2,048 and 256 otherwise
+    assert batch_limits(vllm, H100) == (8192, 1024)
+    assert batch_limits(vllm, get_gpu("nvidia-h200-sxm")) == (8192, 1024)
+    assert batch_limits(vllm, get_gpu("nvidia-a100-sxm4-80gb")) == (2048, 256)
+    assert batch_limits(vllm, get_gpu("nvidia-l4")) == (2048, 256)
+    assert batch_limits(replace(vllm, max_num_batched_tokens=4096), get_gpu("nvidia-l4")) == (4096, 256)
+    assert batch_limits(engine_profile("trtllm"), get_gpu("nvidia-l4")) == (8192, 2048)
+    # 600 small requests fit the pool of one H100, but max_num_seqs 256 lets only 256 run
+    m = preset_model("llama-3.1-8b")
+    r = serving(m, Scenario(), H100, 600, 128, 16, replace(PEAK, max_num_seqs=256))
+    assert r.running == 256 and r.limited_by == "max_num_seqs" and r.wait_s > 0
+
+
 def test_pipeline_parallelism_is_refused_not_guessed():
     from kvdash.errors import KvdashError
 
