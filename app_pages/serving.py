@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from kvdash.capacity import DEFAULT_MAX_NUM_BATCHED_TOKENS, engine_kv_budget, vllm_capacity
+from kvdash.capacity import engine_kv_budget, vllm_capacity
 from kvdash.errors import KvdashError
 from kvdash.presets import load_presets
+from kvdash.serving import batch_limits, engine_profile
 from kvdash.units import fmt_bytes
 from ui.sidebar import require
 
@@ -16,8 +17,9 @@ block = c2.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-
 max_len = c3.number_input("max model length", 1, 1 << 24,
                           min(model.max_position_embeddings or scenario.context, 1 << 24) or 8192, key="serve_len",
                           bind="query-params")
-batched = c4.number_input("max_num_batched_tokens", 1, 1 << 20, DEFAULT_MAX_NUM_BATCHED_TOKENS, key="serve_batched",
-                          bind="query-params")
+# vLLM's own default for this GPU (8,192 on 70 GiB+ GPUs other than A100s, else 2,048)
+batched = c4.number_input("max_num_batched_tokens", 1, 1 << 20, batch_limits(engine_profile("vllm"), gpu)[0],
+                          key="serve_batched", bind="query-params")
 try:
     # vLLM profiles one forward pass of max_num_batched_tokens tokens to size the activation peak.
     profile = scenario.with_(batch=1, prompt_tokens=int(batched), new_tokens=0, shared_prefix_tokens=0, block_size=0)

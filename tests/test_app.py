@@ -351,6 +351,13 @@ def test_learn_lecture_mode_steps_through_slides_in_large_type():
     assert json.loads(summary.proto.config)["toImageButtonOptions"]["format"] == "svg"
 
 
+def test_serving_capacity_starts_from_vllms_step_budget_for_the_gpu():
+    # vLLM's get_batch_defaults: 8,192 tokens a step on an H100, 2,048 on an L4 (under 70 GiB)
+    assert run_app("app_pages/serving.py").number_input(key="serve_batched").value == 8192
+    at = run_app("app_pages/serving.py", gpu="nvidia-l4", model="qwen2.5-0.5b")
+    assert not at.exception and at.number_input(key="serve_batched").value == 2048
+
+
 def test_speed_page_serves_at_a_concurrency():
     from kvdash.serving import engine_profile, serving
 
