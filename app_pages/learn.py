@@ -13,6 +13,7 @@ from kvdash.errors import KvdashError
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
 from ui.sidebar import selection
+from ui.style import TITLE
 
 model, scenario, gpu, unit, error = selection()
 lecture = st.toggle("Lecture mode", key="lecture", bind="query-params",
@@ -82,9 +83,8 @@ def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Fi
     fig.update_annotations(font_size=font + 2)
     fig.update_layout(
         showlegend=False, font=dict(size=font), height=440 + 10 * font, margin=dict(t=110 + 2 * font),
-        title=dict(text="Token by token<br><sup>the cache grows by a fixed amount;<br>without it, the work per token "
-                        "grows</sup>", x=0.01, xanchor="left", xref="container", y=1, yanchor="top", pad=dict(t=10),
-                   yref="container"),
+        title=TITLE | dict(text="Token by token<br><sup>the cache grows by a fixed amount;<br>without it, the work "
+                                "per token grows</sup>", font=dict(size=font + 2)),
         updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", yanchor="top", buttons=[dict(
             label="Play", method="animate", args=[None, dict(frame=dict(duration=150, redraw=True),
                                                               fromcurrent=True)])])],
@@ -141,9 +141,9 @@ def summary() -> None:
     fig = go.Figure(go.Bar(x=[f"{n:,}" for n in lengths], y=mib, marker_color="#E69F00",
                            text=[f"{v:,.0f} MiB" for v in mib], textposition="outside"))
     fig.update_layout(
-        title=dict(text="The KV cache grows with the context<br><sup>per token: layers × 2 (K, V) × dimensions × "
-                        "bytes<br>the article's model: 48 × 2 × 1024 × 4 B = 384 KiB</sup>", x=0.01, xanchor="left",
-                   xref="container", y=1, yanchor="top", yref="container", pad=dict(t=10)),
+        title=TITLE | dict(text="The KV cache grows with the context<br><sup>per token: layers × 2 (K, V) × "
+                                "dimensions × bytes<br>the article's model: 48 × 2 × 1024 × 4 B = 384 KiB</sup>",
+                           font=dict(size=FONT + 6)),
         xaxis_title="tokens in the context", yaxis=dict(title="MiB", range=[0, max(mib) * 1.2]),
         font=dict(size=FONT + 4), height=520 + 10 * FONT, margin=dict(t=140))
     st.plotly_chart(fig, width="stretch", key="learn_summary", config={

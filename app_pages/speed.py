@@ -101,7 +101,7 @@ curves = []
 for i, gid in enumerate(chosen):
     g = get_gpu(gid)
     try:
-        pts = [(c, serve(g, c)) for c in CONCURRENCIES]
+        pts = sweep if gid == gpu.id else [(c, serve(g, c)) for c in CONCURRENCIES]
     except KvdashError as e:
         st.caption(f"{g.name}: {e}")
         continue

@@ -13,7 +13,6 @@ model, in sample and leave-one-model-out (refitted without that model's rows).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import math
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kvdash import serving_runs
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
 from kvdash.hf_config import load_config_file, model_from_config
@@ -38,7 +38,6 @@ CONFIGS = {
     "meta-llama/Llama-3.1-70B": "meta-llama--Meta-Llama-3.1-70B.json",
     "openai/gpt-oss-120b": "openai--gpt-oss-120b.json", "MiniMaxAI/MiniMax-M2.5": "MiniMaxAI--MiniMax-M2.5.json",
 }
-FORMATS = {"": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
 # each engine's KV-pool rule at its defaults (not fitted): vLLM gpu_memory_utilization 0.9; SGLang
 # mem_fraction_static, which it derives from the GPU's memory and tp (0.79-0.88; 0.88 on one 80 GB GPU);
 # TensorRT-LLM free_gpu_memory_fraction 0.9 of what the weights leave, reserving isl + osl per request
@@ -67,18 +66,15 @@ GRIDS = {"memory_eff": [0.3 + 0.05 * i for i in range(14)], "cache_eff": [0.2 + 
 
 def load_rows() -> list[dict]:
     models = {k: model_from_config(load_config_file(REF / "configs" / v)) for k, v in CONFIGS.items()}
-    gpu = get_gpu("nvidia-h100-sxm5")
+    gpu = get_gpu(serving_runs.GPU)
     rows = []
-    with open(REF / "h100.csv", newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            m = models[r["model_path"]]
-            tp, ep = int(r["tp_size"]), int(r["moe_ep_size"])
-            w, e = FORMATS[r["gemm_quant_mode"]], FORMATS[r["moe_quant_mode"]]
-            s = Scenario(tp=tp, weights_dtype=w, moe_weights_dtype=e if m.n_experts and e != w else "",
-                         expert_parallel=ep > 1)
-            rows.append(dict(engine=r["backend"], model=r["model_path"], m=m, s=s, gpu=gpu, c=int(r["batch_size"]),
-                             isl=int(r["isl"]), osl=int(r["osl"]), tpot=float(r["silicon_tpot_ms"]) / 1e3,
-                             ttft=float(r["silicon_ttft_ms"]) / 1e3))
+    for r in serving_runs.load_runs():
+        m = models[r.model]
+        s = Scenario(tp=r.tp, weights_dtype=r.weights,
+                     moe_weights_dtype=r.experts if m.n_experts and r.experts != r.weights else "",
+                     expert_parallel=r.ep > 1)
+        rows.append(dict(engine=r.engine, model=r.model, m=m, s=s, gpu=gpu, c=r.concurrency, isl=r.isl, osl=r.osl,
+                         tpot=r.tpot_s, ttft=r.ttft_s))
     return rows
 
 

@@ -107,9 +107,12 @@ class _Hub:
             raise KvdashError(f"no model {self.repo!r} on the Hugging Face Hub (or it has no {path})")
         raise KvdashError(f"the Hub answered {status} for {self.repo}/{path}")
 
-    def header(self, path: str) -> dict:
-        """The JSON header of a safetensors file: its first 8 bytes are the header's length (u64, LE)."""
-        head = self.get(path, 8, {"Range": "bytes=0-7"})
+    def header(self, path: str, missing_ok: bool = False) -> dict | None:
+        """The JSON header of a safetensors file: its first 8 bytes are the header's length (u64, LE).
+        None where the file is missing and `missing_ok`."""
+        head = self.get(path, 8, {"Range": "bytes=0-7"}, missing_ok=missing_ok)
+        if head is None:
+            return None
         if len(head) != 8:
             raise KvdashError(f"{self.repo}/{path} is not a safetensors file")
         (n,) = struct.unpack("<Q", head)
@@ -186,8 +189,8 @@ def _load(repo: str, revision: str, fetch: Fetch, token: str | None) -> Checkpoi
         try:
             idx = json.loads(index.decode("utf-8"))
             shards = sorted(set(idx["weight_map"].values()))
-            total = int(idx.get("metadata", {}).get("total_size")) if idx.get("metadata", {}).get("total_size") \
-                else None
+            size = (idx.get("metadata") or {}).get("total_size")
+            total = int(size) if size else None
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
             raise KvdashError(f"{repo}/model.safetensors.index.json is not a safetensors index") from None
         files.append("model.safetensors.index.json")
@@ -206,8 +209,8 @@ def _load(repo: str, revision: str, fetch: Fetch, token: str | None) -> Checkpoi
                 raise KvdashError(f"{repo}: the index says {total:,} B of tensors but the headers add up to "
                                   f"{summed:,} B")
             total = summed
-    elif hub.get("model.safetensors", 8, {"Range": "bytes=0-7"}, missing_ok=True) is not None:
-        dtypes, n = tensor_sizes(hub.header("model.safetensors"))
+    elif (single := hub.header("model.safetensors", missing_ok=True)) is not None:
+        dtypes, n = tensor_sizes(single)
         total = sum(dtypes.values())
         files.append("model.safetensors header")
     return Checkpoint(repo, revision, config, total, dtypes, n, tuple(files))

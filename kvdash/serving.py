@@ -33,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from kvdash.breakdown import breakdown
+from kvdash.capacity import engine_reserved_bytes
 from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
@@ -165,9 +166,8 @@ def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: flo
 def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile) -> int:
     """Bytes of KV pool per GPU the engine is left with: its memory fraction, less the weights, a
     `max_num_batched_tokens` forward's activation peak and logits, and the CUDA context."""
-    b = breakdown(m, s.with_(batch=1, prompt_tokens=batch_limits(p, gpu)[0], new_tokens=0, prefill_chunk=0,
-                             gpu_memory_utilization=0.0), gpu)
-    used = b["weights"] + b["activation"] + b["logits"] + b["overhead"]
+    used = engine_reserved_bytes(m, s.with_(batch=1, prompt_tokens=batch_limits(p, gpu)[0], new_tokens=0,
+                                            prefill_chunk=0), gpu)
     if p.fraction_of_free:
         return max(0, int(p.memory_fraction * (gpu.usable_bytes - used)))
     return max(0, int(p.memory_fraction * gpu.usable_bytes) - used)
