@@ -53,6 +53,8 @@ cols[1].metric(f"TPOT at {concurrency} in flight", f"{srv.tpot_s * 1e3:,.2f} ms"
                delta_color="off", delta_arrow="off")
 cols[2].metric("Tokens/s per GPU", f"{srv.tokens_per_s_per_gpu:,.0f}")
 cols[3].metric("Tokens/s per user", f"{srv.tokens_per_s_per_user:,.1f}")
+for w in srv.warnings(gpu):
+    st.warning(w, icon="⚠️")
 if not srv.fits:
     st.warning(f"{srv.limited_by[0].upper()}{srv.limited_by[1:]} lets {srv.running:,} of the {concurrency:,} "
                f"requests run at once (KV pool {srv.pool_bytes / 2**30:,.2f} GiB per GPU, "

@@ -241,7 +241,8 @@ def _cmd_serving(args) -> int:
     r = serving(m, s, gpu, args.concurrency, args.isl, args.osl, profile)
     fits = {"fits": r.fits, "max_concurrency_that_fits": r.running if not r.fits else None}
     if args.json:
-        print(json.dumps(r.to_dict() | fits | {"gpu": gpu.id, "n_gpus": r.n_gpus}, indent=2))
+        print(json.dumps(r.to_dict() | fits | {"gpu": gpu.id, "n_gpus": r.n_gpus, "warnings": r.warnings(gpu)},
+                         indent=2))
         return 0
     print(f"{m.name} on {r.n_gpus} x {gpu.name}, {args.engine} ({profile.source}): {args.concurrency:,} requests of "
           f"{args.isl:,} + {args.osl:,} tokens in flight")
@@ -255,6 +256,8 @@ def _cmd_serving(args) -> int:
         print(f"  {name:<12} {sec * 1e3:>9.3f} ms {mix * 1e3:>10.3f} ms  {text}")
     print(f"TTFT {r.ttft_s * 1e3:,.1f} ms; TPOT {r.tpot_s * 1e3:,.2f} ms; request {r.request_latency_s:,.2f} s; "
           f"{r.tokens_per_s_per_gpu:,.0f} tokens/s per GPU, {r.tokens_per_s_per_user:,.1f} per user")
+    for w in r.warnings(gpu):
+        print(f"warning: {w}")
     if not r.fits:
         print(f"does NOT fit: {r.limited_by} lets {r.running:,} of the {args.concurrency:,} requests run at once; "
               f"the others queue, {r.wait_s:,.1f} s each on average (in the TTFT)")

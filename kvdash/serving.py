@@ -204,6 +204,15 @@ class ServingReport:
     budget: int  # tokens per step (max_num_batched_tokens)
     max_seqs: int  # requests at once the engine allows (max_num_seqs)
 
+    def warnings(self, gpu: Gpu) -> list[str]:
+        """What the numbers rest on that was not measured here."""
+        from kvdash.serving_runs import GPU
+
+        if self.profile.source.startswith("fitted") and gpu.id != GPU:
+            return [f"the {self.profile.name} profile was fitted on H100 SXM runs only; on {gpu.name} its "
+                    "efficiencies and overheads are carried over, not checked against measurements"]
+        return []
+
     @property
     def limited_by(self) -> str:
         """What keeps the other requests waiting: the KV pool, or the engine's max_num_seqs."""

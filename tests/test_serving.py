@@ -164,6 +164,14 @@ def test_engine_step_limits_follow_the_gpu_as_vllm_sets_them():
     assert r.running == 256 and r.limited_by == "max_num_seqs" and r.wait_s > 0
 
 
+def test_a_profile_used_off_the_gpu_it_was_fitted_on_says_so():
+    m, vllm = preset_model("llama-3.1-8b"), engine_profile("vllm")
+    assert serving(m, Scenario(), H100, 8, 1024, 128, vllm).warnings(H100) == []
+    l4 = get_gpu("nvidia-l4")
+    assert "fitted on H100 SXM runs only" in serving(m, Scenario(), l4, 8, 1024, 128, vllm).warnings(l4)[0]
+    assert serving(m, Scenario(), l4, 8, 1024, 128, PEAK).warnings(l4) == []  # not fitted: nothing to carry
+
+
 def test_pipeline_parallelism_is_refused_not_guessed():
     from kvdash.errors import KvdashError
 
