@@ -18,12 +18,14 @@ from kvdash.dtypes import DTYPES, DType, get_dtype, high_precision
 from kvdash.layers import LayerSpec, held_full, held_sliding  # noqa: F401  (held_*: the public formulas)
 from kvdash.model import ModelSpec
 from kvdash.params import embedding_params, embedding_tensors, layer_params, layer_tensors
+from kvdash.runtimes import Runtime, get_runtime
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import GiB, cdiv
 from kvdash.weights import formats, layer_weight_bytes, table_bytes
 
 LOGIT_BYTES = 4  # logits are upcast to fp32 before sampling
-SCORE_EXTRA_BYTES = 4  # eager softmax runs in fp32 beside the scores in the activation dtype
+NORM_BYTES = 2 * 4  # an RMSNorm in fp32: the upcast copy and its square / normalised copy, per value
+INDEX_BYTES = 8  # int64 expert indices (top-k ids; Hugging Face's one-hot expert mask)
 
 
 # ---- per-token sizes -------------------------------------------------------------------------
@@ -66,11 +68,18 @@ class Stage:
     caches: tuple[tuple[LayerSpec, int], ...]  # (spec, cache bytes per held token, all its layers)
     state_bytes: int  # fixed bytes per sequence: recurrent state, cross-attention K/V
     act_bytes: int  # bytes per activation value (bf16, or fp32 for an fp32 model)
-    hidden_pt: int  # activation bytes per token in flight: residual + normed copy
+    runtime: Runtime  # what runs the model: decides the activation terms below
+    hidden_pt: int  # activation bytes per token in flight: the residual-stream tensors the runtime keeps
     attn_pt: int  # ... inside the widest token mixer
-    mlp_pt: int  # ... inside the widest MLP / expert block
+    mlp_pt: int  # ... inside the widest MLP / expert block (routing buffers included)
+    norm_pt: int  # ... inside an RMSNorm computed in fp32 (Hugging Face)
     score_heads: int  # query heads whose T x T scores an eager kernel stores
-    logits_per_seq: int
+    score_bytes: int  # bytes per score while an eager softmax runs (0: fused kernel)
+    mask_bytes: int  # bytes per (query, key) pair of one sequence for the forward's attention masks
+    shared_mask_bytes: int  # ... of masks built once for the whole batch (SDPA's bool masks)
+    call_mask_bytes: int  # ... per sequence, only while a masked layer's attention runs (SDPA's float copy)
+    regrow: tuple[tuple[LayerSpec, int], ...]  # (cache spec, bytes per held token of its larger K/V) for torch.cat
+    logits_per_seq: int  # LM-head output of the last position in the activation dtype + its fp32 copy
 
     @property
     def kv_bpt(self) -> int:
@@ -85,11 +94,16 @@ class Stage:
         return out
 
 
+def scenario_stages(m: ModelSpec, s: Scenario) -> tuple[Stage, ...]:
+    return stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype, s.ep, s.runtime)
+
+
 @lru_cache(maxsize=512)
 def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, block_size: int = 0,
-           experts_dtype: str = "", ep: int = 1) -> tuple[Stage, ...]:
+           experts_dtype: str = "", ep: int = 1, runtime: str = "engine") -> tuple[Stage, ...]:
     w, kv = get_dtype(weights_dtype), get_dtype(kv_dtype)
     hp, act = high_precision(w), activation_dtype(w)
+    rt = get_runtime(runtime)
     experts_dtype = experts_dtype or weights_dtype
     a = act.nbytes(1, 1)
     per_layer = layer_params(m, tp, ep=ep)
@@ -97,11 +111,16 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
     table, fmt = embedding_tensors(m), formats(weights_dtype, experts_dtype)
     mats = 3 if m.gated_mlp else 2
     dense_pt = mats * cdiv(m.intermediate_size, tp) * a
+    k = m.experts_per_token
+    routing = m.n_experts * LOGIT_BYTES + k * (INDEX_BYTES + LOGIT_BYTES)  # router logits, top-k ids and weights
+    if rt.hf:
+        routing += k * m.n_experts * INDEX_BYTES  # transformers' one_hot(top-k ids, n_experts) expert mask
     moe_pt = (
-        m.experts_per_token * mats * cdiv(m.expert_intermediate_size, tp) * a
+        k * mats * cdiv(m.expert_intermediate_size, tp) * a
         + mats * cdiv(m.shared_expert_intermediate_size, tp) * a
-        + m.n_experts * LOGIT_BYTES  # router logits
+        + routing
     )
+    masks = {spec.mask for spec in m.layers if spec.mask}
     out = []
     for i, layers in enumerate(pipeline_partition(m.n_layers, pp)):
         counts: dict[LayerSpec, int] = {}
@@ -126,6 +145,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 outside += table["head"]
         encoder = m.encoder_params if first else 0
         ffn = [(m.mlp_mask[j], m.moe_mask[j]) for j in layers]
+        kept = [(spec.cache_spec(rt), n) for spec, n in groups]  # the cache this runtime keeps
         out.append(
             Stage(
                 index=i,
@@ -139,16 +159,26 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
                                   if t.role == "expert"),
                 encoder_bytes=hp.nbytes(encoder, 1),
-                caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in groups
+                caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in kept
                              if spec.grows and spec.bytes_per_token(kv, tp)),
-                state_bytes=sum(n * spec.bytes_per_seq(kv, act, tp, block_size) for spec, n in groups),
+                state_bytes=sum(n * spec.bytes_per_seq(kv, act, tp, block_size) for spec, n in kept),
                 act_bytes=a,
-                hidden_pt=2 * m.hidden_size * a,
-                attn_pt=max((spec.act_width(tp) * a for spec, _ in groups), default=0),
+                runtime=rt,
+                hidden_pt=rt.hidden_copies * m.hidden_size * a,
+                attn_pt=max((spec.act_bytes(tp, a, rt) for spec, _ in groups), default=0),
                 mlp_pt=max(moe_pt if any(mlp and moe for mlp, moe in ffn) else 0,
                            dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
+                norm_pt=NORM_BYTES * m.hidden_size if rt.hf else 0,
                 score_heads=max((spec.score_heads(tp) for spec, _ in groups), default=0),
-                logits_per_seq=cdiv(m.vocab_size, tp) * LOGIT_BYTES if last else 0,
+                score_bytes=rt.score_bytes(a),
+                mask_bytes=rt.mask_bytes_per_pair(masks, a)[0],
+                shared_mask_bytes=rt.mask_bytes_per_pair(masks, a)[1],
+                call_mask_bytes=rt.mask_bytes_per_pair(masks, a)[2],
+                regrow=tuple((spec, b) for spec, _ in kept if rt.hf and (b := spec.regrow_bytes_per_token(kv, tp))),
+                # the LM head's output of the last position, and its fp32 copy for sampling (an engine's
+                # .float() is a no-op on fp32 logits; generate() copies them regardless)
+                logits_per_seq=cdiv(m.vocab_size, tp) * (a + LOGIT_BYTES if rt.hf or a < LOGIT_BYTES else a)
+                if last else 0,
             )
         )
     return tuple(out)
@@ -164,29 +194,81 @@ def kv_bytes(st: Stage, B, T, S: int, bs: int, mn=min, mx=max):
     return out
 
 
-def activation_phases(st: Stage, B, P, T, chunk: int, eager: bool, mn=min, mx=max):
+def activation_phases(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
     """Transient working set of one layer (activations are freed layer by layer in inference):
-    (prefill of one chunk of the prompt, one decode step at the full context)."""
-    c = mn(P, chunk) if chunk else P
+    (prefill of one chunk of the prompt, one decode step at the full context).
+
+    Each phase: the runtime's residual-stream tensors for the tokens in flight, plus the largest of the
+    mixer (with an eager kernel's scores), the MLP and an fp32 norm; plus the forward's attention masks.
+    A decode step with a growing cache also holds a second copy of one layer's K or V (torch.cat)."""
+    c = mn(P, chunk) if chunk and not st.runtime.hf else P  # Hugging Face prefills the whole prompt
     n = B * c
-    scores = st.score_heads * (st.act_bytes + SCORE_EXTRA_BYTES) if eager else 0
-    prefill = n * st.hidden_pt + mx(n * st.attn_pt + B * c * P * scores, n * st.mlp_pt)
-    decode = B * st.hidden_pt + mx(B * st.attn_pt + B * T * scores, B * st.mlp_pt)
+    scores = st.score_heads * st.score_bytes
+    prefill = (n * st.hidden_pt + mx(mx(n * st.attn_pt + n * P * (scores + st.call_mask_bytes), n * st.mlp_pt),
+                                     n * st.norm_pt)
+               + (n * P * st.mask_bytes + c * P * st.shared_mask_bytes))
+    regrow = 0
+    for spec, bpt in st.regrow:
+        regrow = mx(regrow, bpt * spec.held(B, T - 1, 0, 0, mn, mx))
+    decode = (B * st.hidden_pt + mx(mx(B * st.attn_pt + B * T * (scores + st.call_mask_bytes), B * st.mlp_pt),
+                                    B * st.norm_pt)
+              + B * T * st.mask_bytes + T * st.shared_mask_bytes + regrow)
     return prefill, decode
 
 
-def activation_bytes(st: Stage, B, P, T, chunk: int, eager: bool, mn=min, mx=max):
+def activation_bytes(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
     """Peak activation bytes: the larger of the prefill chunk and a decode step."""
-    return mx(*activation_phases(st, B, P, T, chunk, eager, mn, mx))
+    return mx(*activation_phases(st, B, P, T, chunk, mn, mx))
+
+
+INNER = ("mixer", "MLP", "fp32 norm")  # the per-layer peaks of which only the largest counts
+
+
+def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str, list[tuple[str, int, bool, str]]]:
+    """The terms of the activation peak at its phase, for the breakdown table and the Memory page:
+    (phase, [(term, bytes, counted in the peak, formula)]). Of the INNER terms only the largest counts."""
+    prefill, decode = activation_phases(st, B, P, T, chunk)
+    rt, heads = st.runtime, st.score_heads
+    if prefill >= decode:
+        c = min(P, chunk) if chunk and not rt.hf else P
+        n, keys, phase = B * c, P, f"prefill of {B:,} seq × {c:,} tokens"
+        masks = n * P * st.mask_bytes + c * P * st.shared_mask_bytes
+        regrow, regrow_how = 0, ""
+    else:
+        n, keys, phase = B, T, f"decode step of {B:,} seq at {T:,} tokens"
+        masks = B * T * st.mask_bytes + T * st.shared_mask_bytes
+        regrow, regrow_how = 0, ""
+        for spec, bpt in st.regrow:
+            if (r := bpt * spec.held(B, T - 1, 0, 0)) > regrow:
+                regrow, regrow_how = r, (f"{spec.held(B, T - 1, 0, 0):,} held tokens × {bpt:,} B (one layer's "
+                                         f"{spec.short} K or V, copied by torch.cat as the cache grows)")
+    mixer = n * st.attn_pt + n * keys * (heads * st.score_bytes + st.call_mask_bytes)
+    mixer_how = f"{n:,} tokens × {st.attn_pt:,} B (queries, keys, values, output)"
+    if st.score_bytes:
+        mixer_how += f" + {n:,} × {keys:,} scores × {heads} heads × {st.score_bytes} B (masked scores + fp32 softmax)"
+    if st.call_mask_bytes:
+        mixer_how += f" + {n:,} × {keys:,} × {st.call_mask_bytes} B (SDPA's float copy of a window mask)"
+    terms = [
+        ("residual stream", n * st.hidden_pt, True, f"{n:,} tokens × {rt.hidden_copies} copies × "
+                                                    f"{st.hidden_pt // rt.hidden_copies:,} B"),
+        ("mixer", mixer, False, mixer_how),
+        ("MLP", n * st.mlp_pt, False, f"{n:,} tokens × {st.mlp_pt:,} B (MLP or experts' intermediates, routing)"),
+        ("fp32 norm", n * st.norm_pt, False, f"{n:,} tokens × {st.norm_pt:,} B (RMSNorm upcast to fp32)"),
+        ("masks", masks, True, (f"{n:,} × {keys:,} positions × {st.mask_bytes} B per sequence (additive float "
+                                f"masks)" if st.mask_bytes else f"{n // B:,} × {keys:,} positions × "
+                                f"{st.shared_mask_bytes} B for the batch (bool window masks + SDPA's float copy)")),
+        ("cache regrowth", regrow, True, regrow_how),
+    ]
+    top = max((t for t in terms if t[0] in INNER), key=lambda t: t[1])
+    return phase, [(label, b, counted or label == top[0], how) for label, b, counted, how in terms]
 
 
 def stage_bytes(st: Stage, s: Scenario, B, P, mn=min, mx=max):
     """Everything one GPU of this stage holds for B sequences of P prompt tokens (plus the scenario's
     generated tokens), except the scenario's fixed overheads. B and P may be numpy arrays."""
     T = P + s.new_tokens
-    eager = s.attention == "eager"
     return (st.weight_bytes + st.encoder_bytes + kv_bytes(st, B, T, s.shared_prefix_tokens, s.block_size, mn, mx)
-            + activation_bytes(st, B, P, T, s.prefill_chunk, eager, mn, mx) + B * st.logits_per_seq)
+            + activation_bytes(st, B, P, T, s.prefill_chunk, mn, mx) + B * st.logits_per_seq)
 
 
 # ---- the table -------------------------------------------------------------------------------
@@ -236,10 +318,11 @@ class Breakdown:
         """One row per distinct layer spec of this GPU's stage: kind, count, bytes per token and per sequence."""
         kv, act = get_dtype(self.scenario.kv_dtype), activation_dtype(get_dtype(self.scenario.weights_dtype))
         tp, bs = self.scenario.tp, self.scenario.block_size
+        groups = [(spec.cache_spec(self.stage.runtime), n) for spec, n in self.stage.groups]
         return [{"kind": spec.kind, "label": spec.short, "layers": n,
                  "kv_bytes_per_token": n * spec.bytes_per_token(kv, tp),
                  "state_bytes_per_seq": n * spec.bytes_per_seq(kv, act, tp, bs),
-                 "formula": spec.describe(kv, tp)} for spec, n in self.stage.groups]
+                 "formula": spec.describe(kv, tp)} for spec, n in groups]
 
     @property
     def n_gpus(self) -> int:
@@ -309,15 +392,15 @@ class Breakdown:
 def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
     """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
     check_parallel(m, s)
-    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype, s.ep)
+    sts = scenario_stages(m, s)
     B, P, T, S, bs = s.batch, s.prompt_tokens, s.context, s.shared_prefix_tokens, s.block_size
-    chunk, eager = s.prefill_chunk, s.attention == "eager"
+    chunk = s.prefill_chunk
     reserve = 0
     if gpu is not None and s.gpu_memory_utilization:
         reserve = gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes)
 
     st = max(sts, key=lambda x: stage_bytes(x, s, B, P)) if len(sts) > 1 else sts[0]
-    prefill, decode = activation_phases(st, B, P, T, chunk, eager)
+    prefill, decode = activation_phases(st, B, P, T, chunk)
     text = _Explainer(m, s, st, gpu, prefill >= decode)
     comps = (
         Component("weights", "Weights", st.weight_bytes, text.weights),
@@ -366,7 +449,7 @@ class _Explainer:
         s, st = self.s, self.st
         B, T, S, bs, tp = s.batch, s.context, s.shared_prefix_tokens, s.block_size, s.tp
         kv = get_dtype(s.kv_dtype)
-        counts = dict(st.groups)
+        counts = {spec.cache_spec(st.runtime): n for spec, n in st.groups}
         parts = []
         for spec, bpt in st.caches:
             held = spec.held(B, T, S, bs)
@@ -383,21 +466,20 @@ class _Explainer:
 
     def activation(self) -> str:
         s, st = self.s, self.st
-        B, P, T = s.batch, s.prompt_tokens, s.context
-        c = min(P, s.prefill_chunk) if s.prefill_chunk else P
-        n = f"{B:,} seq × {c:,} tokens" if self.prefill_peak else f"{B:,} seq × 1 token (decode at {T:,})"
-        out = (f"{n} × ({st.hidden_pt:,} B residual + max({st.attn_pt:,} B attention, "
-               f"{st.mlp_pt:,} B MLP)) per token, one layer at a time")
-        if s.attention == "eager":
-            keys = f"{c:,} × {P:,}" if self.prefill_peak else f"1 × {T:,}"
-            out += f" + {B:,} × {st.score_heads} heads × {keys} scores × ({st.act_bytes} + 4) B"
-        return out
+        phase, terms = activation_split(st, s.batch, s.prompt_tokens, s.context, s.prefill_chunk)
+        inner = [f"{label} {b:,} B" for label, b, counted, _ in terms if label in INNER]
+        outer = [f"{label} {b:,} B" for label, b, counted, _ in terms if label not in INNER and b]
+        return (f"{phase}, {st.runtime.label}: " + " + ".join(
+            [*outer[:1], f"max({', '.join(inner)})", *outer[1:]]) + " (each term: " +
+            "; ".join(f"{label}: {how}" for label, b, _, how in terms if b) + ")")
 
     def logits(self) -> str:
         if not self.st.logits_per_seq:
             return "not on this pipeline stage"
         vocab = cdiv(self.m.vocab_size, self.s.tp)
-        return f"{self.s.batch:,} seq × {vocab:,} vocab × {LOGIT_BYTES} B (fp32, last position)"
+        per = self.st.logits_per_seq // vocab
+        copy = f" + {LOGIT_BYTES} B fp32 copy for sampling" if per > self.st.act_bytes else ""
+        return f"{self.s.batch:,} seq × {vocab:,} vocab × ({self.st.act_bytes} B LM-head output{copy}), last position"
 
     def overhead(self) -> str:
         return (f"measured constant: {self.s.runtime_overhead_bytes:,} B "

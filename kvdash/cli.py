@@ -29,6 +29,7 @@ from kvdash.gpus import get_gpu, load_gpus
 from kvdash.hf_config import load_config_file, model_from_config
 from kvdash.model import ModelSpec
 from kvdash.presets import load_presets, preset_model
+from kvdash.runtimes import RUNTIMES as MEMORY_RUNTIMES
 from kvdash.scenario import Scenario
 from kvdash.serving import ENGINES, engine_profile, serving
 from kvdash.solvers import max_batch, max_context
@@ -89,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--block-size", type=int, default=0, metavar="N",
                       help="paged KV blocks of N tokens (default: none, no rounding)")
     size.add_argument("--shared-prefix", type=int, default=0, metavar="T", help="prompt tokens cached once")
-    size.add_argument("--attention", default="fused", choices=["fused", "eager"])
+    size.add_argument("--runtime", default="engine", choices=list(MEMORY_RUNTIMES),
+                      help="what runs the model: a serving engine (fused attention, chunked prefill) or Hugging Face "
+                           "generate() with SDPA or eager attention; decides the activation peak")
     size.add_argument("--prefill-chunk", type=int, default=0, metavar="T", help="chunked prefill size")
     size.add_argument("--units", default="GiB", choices=["GiB", "GB"], help="display units (default GiB)")
 
@@ -147,7 +150,7 @@ def _cmd_size(args) -> int:
     m = _load_model(args)
     s = Scenario(batch=args.batch, prompt_tokens=args.context, **_weight_formats(args, m),
                  kv_dtype=args.kv_dtype, tp=args.tp, pp=args.pp, block_size=args.block_size,
-                 shared_prefix_tokens=args.shared_prefix, attention=args.attention,
+                 shared_prefix_tokens=args.shared_prefix, runtime=args.runtime,
                  prefill_chunk=args.prefill_chunk)
     gpu = get_gpu(args.gpu) if args.gpu else None
     b = breakdown(m, s, gpu)

@@ -13,7 +13,8 @@ Every answer is per GPU of a `tp`-way tensor-parallel group:
 - `vllm_*`: the page one block of this layer takes in vLLM and the blocks a request reserves;
 - `attention_pairs(queries, context)` and `flops_per_pair(tp)`: the score work of the speed model;
 - `tensors(hidden)`: the mixer's weight tensors (kvdash.params counts and shards them);
-- `act_width(tp)`, `score_heads(tp)`: the activation terms;
+- `act_bytes(tp, a, rt)`, `score_heads(tp)`, `mask`, `regrow_bytes_per_token(kv, tp)`, `cache_spec(rt)`: the
+  activation terms under a runtime profile (kvdash.runtimes) and the cache that runtime keeps;
 - `check_tp(tp)`: the tensor-parallel degrees engines accept.
 
 `held` and the other length functions take `mn`/`mx` so the sweeps evaluate them on numpy arrays.
@@ -158,6 +159,7 @@ class LayerSpec:
     kind: ClassVar[str] = ""
     label: ClassVar[str] = ""  # what the dashboard calls this kind
     grows: ClassVar[bool] = False  # does its cache grow with the context?
+    mask: ClassVar[str] = ""  # the attention mask Hugging Face builds for it ("causal", "sliding", "chunked")
 
     def bytes_per_token(self, kv: DType, tp: int = 1) -> int:
         return 0
@@ -182,11 +184,22 @@ class LayerSpec:
         """The mixer's weight tensors (unsharded)."""
         return ()
 
-    def act_width(self, tp: int) -> int:
+    def act_bytes(self, tp: int, a: int, rt=None) -> int:
+        """Activation bytes per token alive inside the mixer at its peak, `a` bytes per activation value,
+        under runtime `rt` (a kvdash.runtimes.Runtime; None: a serving engine)."""
         return 0
 
     def score_heads(self, tp: int) -> int:
         return 0
+
+    def regrow_bytes_per_token(self, kv: DType, tp: int = 1) -> int:
+        """Bytes per held token of the larger of this layer's K and V: a growing cache (torch.cat) holds
+        the old and the new copy of one of them at once."""
+        return 0
+
+    def cache_spec(self, rt=None) -> LayerSpec:
+        """The layer whose cache runtime `rt` actually keeps (itself, unless the runtime stores another form)."""
+        return self
 
     def check_tp(self, tp: int) -> None:
         return None
@@ -272,6 +285,7 @@ class FullAttention(_EveryToken):
     kind: ClassVar[str] = "full"
     label: ClassVar[str] = "full attention"
     grows: ClassVar[bool] = True
+    mask: ClassVar[str] = "causal"
 
     def __post_init__(self):
         for name in ("n_heads", "n_kv_heads", "head_dim"):
@@ -316,9 +330,21 @@ class FullAttention(_EveryToken):
             out += [Tensor("q_norm", self.head_dim, role="vector"), Tensor("k_norm", self.head_dim, role="vector")]
         return tuple(out)
 
-    def act_width(self, tp):
+    def act_bytes(self, tp, a, rt=None):
+        """Queries, keys, values and the output. Hugging Face repeats K/V to every query head (repeat_kv)
+        in eager attention, and in SDPA whenever a mask is passed or head sizes differ (use_gqa_in_sdpa);
+        its per-head q/k norms run in fp32 (the queries, their fp32 copy and its square: 8 B more per value)."""
         nh, kvh = self.n_heads // tp, self.kv_heads(tp)
-        return nh * self.head_dim + kvh * (self.head_dim + self.v_dim) + nh * self.v_dim
+        if rt is not None and rt.hf and (rt.eager or self.mask != "causal" or self.head_dim != self.v_dim
+                                         or self.head_dim > 256):
+            kvh = nh
+        out = (nh * self.head_dim + kvh * (self.head_dim + self.v_dim) + nh * self.v_dim) * a
+        if rt is not None and rt.hf and self.qk_norm:
+            out = max(out, nh * self.head_dim * (a + 8))
+        return out
+
+    def regrow_bytes_per_token(self, kv, tp=1):
+        return 0 if self.kv_shared else self.kv_heads(tp) * kv.nbytes(max(self.head_dim, self.v_dim), 1)
 
     def score_heads(self, tp):
         return self.n_heads // tp
@@ -381,6 +407,7 @@ class SlidingWindow(FullAttention):
 
     kind: ClassVar[str] = "sliding"
     label: ClassVar[str] = "sliding window"
+    mask: ClassVar[str] = "sliding"
 
     def __post_init__(self):
         super().__post_init__()
@@ -421,6 +448,7 @@ class ChunkedLocal(FullAttention):
 
     kind: ClassVar[str] = "chunked"
     label: ClassVar[str] = "chunked local attention"
+    mask: ClassVar[str] = "chunked"
 
     def __post_init__(self):
         super().__post_init__()
@@ -463,6 +491,7 @@ class CrossAttention(FullAttention):
     kind: ClassVar[str] = "cross"
     label: ClassVar[str] = "cross-attention"
     grows: ClassVar[bool] = False
+    mask: ClassVar[str] = ""  # attends to the whole source: no causal mask to build
 
     def __post_init__(self):
         super().__post_init__()
@@ -524,6 +553,7 @@ class LatentAttention(_EveryToken):
     kind: ClassVar[str] = "mla"
     label: ClassVar[str] = "latent attention (MLA)"
     grows: ClassVar[bool] = True
+    mask: ClassVar[str] = "causal"
 
     def __post_init__(self):
         for name in ("n_heads", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
@@ -553,9 +583,28 @@ class LatentAttention(_EveryToken):
                 Tensor("kv_b_proj", nh * (self.qk_nope_head_dim + self.v_head_dim), self.kv_lora_rank, "rows"),
                 Tensor("o_proj", hidden, nh * self.v_head_dim, "cols"))
 
-    def act_width(self, tp):
-        nh = self.n_heads // tp
-        return nh * (self.qk_nope_head_dim + self.qk_rope_head_dim) * 2 + self.latent_width + 2 * nh * self.v_head_dim
+    @property
+    def qk_dim(self) -> int:
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+    def act_bytes(self, tp, a, rt=None):
+        """Prefill decompresses the latent for every head (kv_b_proj: no-rope keys and values), then
+        attends with per-head keys (no-rope part + the shared rotary key) as ordinary attention: the
+        latent, the decompressed K/V, queries, keys, values and the output are alive together. Engines pad
+        the values to the key size for FlashAttention (vLLM's MLA prefill); Hugging Face concatenates the
+        queries' and keys' two parts into new tensors."""
+        nh, qk, v = self.n_heads // tp, self.qk_dim, self.v_head_dim
+        decompressed = nh * (self.qk_nope_head_dim + v)
+        if rt is not None and rt.hf:
+            return (self.latent_width + decompressed + 3 * nh * qk + nh * v + nh * v) * a
+        return (self.latent_width + decompressed + 3 * nh * qk + nh * v) * a
+
+    def cache_spec(self, rt=None):
+        """Hugging Face's DeepSeek attention caches the decompressed per-head keys and values, not the
+        latent: as full attention with one K/V head per query head."""
+        if rt is not None and rt.hf:
+            return FullAttention(self.n_heads, self.n_heads, self.qk_dim, self.v_head_dim)
+        return self
 
     def score_heads(self, tp):
         return self.n_heads // tp
@@ -626,8 +675,8 @@ class StateLayer(LayerSpec):
     def tensors(self, hidden):
         return self.weights
 
-    def act_width(self, tp):
-        return cdiv(self.in_width, tp)
+    def act_bytes(self, tp, a, rt=None):
+        return cdiv(self.in_width, tp) * a
 
     def check_tp(self, tp):
         if self.heads and tp <= self.heads and self.heads % tp:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from kvdash.dtypes import KV_DTYPES, get_dtype
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
+from kvdash.runtimes import DEFAULT_RUNTIME, get_runtime
 from kvdash.units import MiB
 
 #: CUDA context plus library workspaces, outside PyTorch's allocator. Measured with
@@ -14,7 +15,6 @@ from kvdash.units import MiB
 #: an H200 showed about 620 MiB. A measured constant, not a formula.
 DEFAULT_RUNTIME_OVERHEAD = 520 * MiB
 
-ATTENTION_KERNELS = ("fused", "eager")
 MAX_TOKENS = 1 << 30  # a billion tokens of context: far past any model, small enough to be exact
 MAX_BATCH = 1 << 24
 
@@ -32,8 +32,8 @@ class Scenario:
     expert_parallel: bool = False  # routed experts split whole across the tp GPUs (vLLM's --enable-expert-parallel)
     block_size: int = 0  # paged KV blocks of this many tokens; 0 = contiguous, no rounding
     shared_prefix_tokens: int = 0  # prompt tokens common to every sequence, cached once
-    attention: str = "fused"  # fused (flash/SDPA) never stores scores; eager materialises them
-    prefill_chunk: int = 0  # chunked prefill size in tokens per sequence; 0 = whole prompt at once
+    runtime: str = DEFAULT_RUNTIME  # what runs the model (kvdash.runtimes): engine, hf-sdpa, hf-eager
+    prefill_chunk: int = 0  # engine: chunked prefill size in tokens per sequence; 0 = whole prompt at once
     runtime_overhead_bytes: int = DEFAULT_RUNTIME_OVERHEAD
     gpu_memory_utilization: float = 0.0  # a serving engine's share of the GPU; 0 = not set
 
@@ -59,8 +59,7 @@ class Scenario:
             get_dtype(self.moe_weights_dtype)
         if not get_dtype(self.kv_dtype).kv:
             raise KvdashError(f"{self.kv_dtype} is a weight format; the KV cache takes one of {', '.join(KV_DTYPES)}")
-        if self.attention not in ATTENTION_KERNELS:
-            raise KvdashError(f"attention must be one of {ATTENTION_KERNELS}, not {self.attention!r}")
+        get_runtime(self.runtime)
         if self.shared_prefix_tokens > self.prompt_tokens:
             raise KvdashError(
                 f"shared_prefix_tokens ({self.shared_prefix_tokens:,}) cannot exceed "

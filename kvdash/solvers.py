@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kvdash.breakdown import breakdown, stage_bytes, stages
+from kvdash.breakdown import breakdown, scenario_stages, stage_bytes
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
@@ -18,7 +18,7 @@ from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
 def total_bytes_fn(m: ModelSpec, s: Scenario, gpu=None) -> Callable[[int, int], int]:
     """total(batch, prompt_tokens) -> per-GPU bytes, other settings as in `s`."""
     check_parallel(m, s)
-    sts = stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype, s.ep)
+    sts = scenario_stages(m, s)
     fixed = s.runtime_overhead_bytes
     if gpu is not None and s.gpu_memory_utilization:
         fixed += gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes)

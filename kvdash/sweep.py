@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvdash.breakdown import stage_bytes, stages
+from kvdash.breakdown import scenario_stages, stage_bytes
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
@@ -37,7 +37,7 @@ def total_grid(m: ModelSpec, s: Scenario, batches, prompts) -> np.ndarray:
     if total_bytes_fn(m, s)(int(B.max()), int(P.max())) >= _INT64_SAFE:
         raise KvdashError("sweep range too large for exact 64-bit arithmetic")
     out = None
-    for st in stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype, s.ep):
+    for st in scenario_stages(m, s):
         t = stage_bytes(st, s, B, P, np.minimum, np.maximum)
         out = t if out is None else np.maximum(out, t)
     return np.broadcast_to(out, (B.shape[0], P.shape[1])) + s.runtime_overhead_bytes

@@ -50,7 +50,7 @@ def scenarios(draw, max_tp: int = 1) -> Scenario:
         kv_dtype=draw(st.sampled_from(["fp32", "bf16", "fp8", "int8", "int4"])),
         block_size=draw(st.sampled_from([0, 0, 16, 32])),
         shared_prefix_tokens=draw(st.integers(0, prompt)),
-        attention=draw(st.sampled_from(["fused", "eager"])),
+        runtime=draw(st.sampled_from(["engine", "hf-sdpa", "hf-eager"])),
         prefill_chunk=draw(st.sampled_from([0, 512, 2048])),
     )
 

@@ -61,10 +61,31 @@ def test_fused_activation_peak(llama8b):
 
 
 def test_eager_attention_materialises_scores(llama8b):
-    # 32 heads x 4096 x 4096 scores x (2 B bf16 + 4 B fp32 softmax) on top of the attention block.
-    scores = 32 * 4096 * 4096 * 6
-    b = breakdown(llama8b, Scenario(prompt_tokens=4096, attention="eager"))
-    assert b["activation"] == 4096 * 16_384 + 4096 * 20_480 + scores == 3_372_220_416
+    # transformers' eager_attention_forward: masked scores (2 B) beside softmax(dtype=float32), which
+    # converts to an fp32 copy (4 B) and writes an fp32 result (4 B): 32 heads x 4096 x 4096 x 10 B.
+    scores = 32 * 4096 * 4096 * 10
+    # repeat_kv widens K/V to 32 heads: (4096 q + 32 x 256 K/V + 4096 out) x 2 B = 32,768 B per token;
+    # four residual-stream tensors (embedding output, layer input, residual, normed) 4 x 4096 x 2 B;
+    # one additive bf16 causal mask 4096 x 4096 x 2 B.
+    b = breakdown(llama8b, Scenario(prompt_tokens=4096, runtime="hf-eager"))
+    assert b["activation"] == 4096 * 32_768 + 4096 * 32_768 + scores + 4096 * 4096 * 2 == 5_670_699_008
+
+
+def test_hf_sdpa_prefills_the_whole_prompt_with_four_residual_copies(llama8b):
+    # No mask (is_causal), no score matrix: 4 x 8,192 B residual-stream copies + the MLP's 86,016 B per
+    # token, for all 4096 tokens even when an engine chunk is set (generate() does not chunk).
+    b = breakdown(llama8b, Scenario(prompt_tokens=4096, runtime="hf-sdpa", prefill_chunk=512))
+    assert b["activation"] == 4096 * (4 * 8192 + 86_016) == 486_539_264
+
+
+def test_hf_decode_holds_two_copies_of_a_growing_layer(llama8b):
+    # A decode step at T = 10,000 (9,999 tokens cached before it): torch.cat builds a layer's new keys
+    # (8 heads x 128 x 2 B per token) while the old ones still exist; the decode's own activations are
+    # one token per sequence. With 8 sequences: 8 x 9,999 x 2,048 B.
+    b = breakdown(llama8b, Scenario(batch=8, prompt_tokens=16, new_tokens=9_984, runtime="hf-sdpa"))
+    decode = 8 * (4 * 8192 + 86_016) + 8 * 9_999 * 2_048
+    prefill = 8 * 16 * (4 * 8192 + 86_016)
+    assert decode > prefill and b["activation"] == decode == 950_272 + 163_823_616
 
 
 def test_chunked_prefill_bounds_activations(llama8b):
@@ -74,7 +95,7 @@ def test_chunked_prefill_bounds_activations(llama8b):
 
 def test_logits_and_overhead(llama8b):
     b = breakdown(llama8b, Scenario(batch=4))
-    assert b["logits"] == 4 * 128_256 * 4
+    assert b["logits"] == 4 * 128_256 * (2 + 4)  # LM head's bf16 output and its fp32 copy, last position
     assert b["overhead"] == DEFAULT_RUNTIME_OVERHEAD == 520 * 2**20
     assert b.total == sum(c.bytes for c in b.components)
 
@@ -200,7 +221,7 @@ def test_parallel_rules(llama8b, kw, needle):
     "kw",
     [
         dict(batch=0), dict(batch=1.5), dict(prompt_tokens=0), dict(new_tokens=-1), dict(weights_dtype="fp4"),
-        dict(kv_dtype=3), dict(attention="magic"), dict(shared_prefix_tokens=2000), dict(gpu_memory_utilization=1.5),
+        dict(kv_dtype=3), dict(runtime="magic"), dict(shared_prefix_tokens=2000), dict(gpu_memory_utilization=1.5),
         dict(tp=0), dict(block_size=-16), dict(batch=True),
     ],
 )

@@ -26,9 +26,9 @@ def test_max_batch_by_hand(llama8b, h100):
 
 
 def test_max_context_by_hand(llama8b, h100):
-    # batch 4: (131,072 KV + 102,400 activation) B per token per sequence, plus 4 x 513,024 B logits
-    expected = (USABLE_H100 - FIXED_8B - 4 * 513_024) // (4 * 233_472)
-    assert max_context(llama8b, Scenario(batch=4), h100) == expected == 73_252
+    # batch 4: (131,072 KV + 102,400 activation) B per token per sequence, plus 4 x 769,536 B logits
+    expected = (USABLE_H100 - FIXED_8B - 4 * 769_536) // (4 * 233_472)
+    assert max_context(llama8b, Scenario(batch=4), h100) == expected == 73_251
     # generated tokens count: the prompt shrinks so that prompt + generated stays the same
     assert max_context(llama8b, Scenario(batch=4, new_tokens=1000), h100) <= expected + 1000
 
@@ -84,4 +84,4 @@ def test_fit_grid_matches_breakdown(llama8b):
 )
 def test_sweep_rejects_bad_axes(llama8b, batches, prompts, needle):
     with pytest.raises(KvdashError, match=needle):
-        total_grid(llama8b, Scenario(attention="eager"), np.array(batches), np.array(prompts))
+        total_grid(llama8b, Scenario(runtime="hf-eager"), np.array(batches), np.array(prompts))
