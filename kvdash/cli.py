@@ -2,7 +2,8 @@
 
     kvdash size (--preset NAME | --config FILE | --hub ID) [--batch B] [--context T] [--weights-dtype D]
         [--kv-dtype D] [--tp N] [--pp N] [--gpu ID] [--block-size N] [--json] ...
-    kvdash capacity (--preset NAME | --config FILE | --hub ID) --kv-budget-gib X [--block-size 16]
+    kvdash capacity (--preset NAME | --config FILE | --hub ID) (--kv-budget-gib X | --gpu ID
+                    [--gpu-memory-utilization U]) [--block-size 16]
         [--max-model-len L] [--tp N] [--kv-dtype D] [--json]
     kvdash speed (--preset NAME | --config FILE | --hub ID) --gpu ID [--batch B] [--context T] [--new-tokens N]
         [--tp N] [--runtime engine|eager] [--json]
@@ -35,6 +36,7 @@ from kvdash.serving import ENGINES, engine_profile, serving
 from kvdash.solvers import max_batch, max_context
 from kvdash.speed import RUNTIMES, speed
 from kvdash.units import fmt_bytes
+from kvdash.vllm_startup import DEFAULT_FAMILY, FAMILIES, vllm_startup
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,15 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--prefill-chunk", type=int, default=0, metavar="T", help="chunked prefill size")
     size.add_argument("--units", default="GiB", choices=["GiB", "GB"], help="display units (default GiB)")
 
-    cap = sub.add_parser("capacity", help="what vLLM reports for a KV-cache budget")
+    cap = sub.add_parser("capacity", help="what vLLM reports at start-up: its KV budget, blocks and tokens")
     _model_args(cap)
-    cap.add_argument("--kv-budget-gib", type=float, required=True, metavar="X",
-                     help="KV-cache memory per GPU, in GiB (vLLM's 'Available KV cache memory')")
+    budget = cap.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--kv-budget-gib", type=float, metavar="X",
+                        help="KV-cache memory per GPU, in GiB (vLLM's 'Available KV cache memory')")
+    budget.add_argument("--gpu", metavar="ID", help="compute the budget from scratch on this GPU (see `kvdash gpus`)")
+    cap.add_argument("--gpu-memory-utilization", type=float, metavar="U",
+                     help="with --gpu: vLLM's share of the GPU (default: the version's, 0.9 or 0.92)")
+    cap.add_argument("--max-num-seqs", type=int, metavar="N", help="with --gpu: default as vLLM sets it for the GPU")
+    cap.add_argument("--enforce-eager", action="store_true", help="with --gpu: no CUDA graphs")
+    cap.add_argument("--reserve-cuda-graphs", action="store_true",
+                     help="with --gpu: vLLM estimates CUDA-graph memory before sizing the cache "
+                          "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1)")
+    cap.add_argument("--vllm-version", default=DEFAULT_FAMILY, choices=list(FAMILIES),
+                     help=f"with --gpu: the vLLM release family (default {DEFAULT_FAMILY})")
+    _weights_args(cap)
     cap.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="N")
     cap.add_argument("--pp", type=int, default=1, metavar="N", help="pipeline-parallel degree (default 1)")
     cap.add_argument("--max-model-len", type=int, metavar="L", help="default: the model's max positions")
-    cap.add_argument("--max-num-batched-tokens", type=int, default=DEFAULT_MAX_NUM_BATCHED_TOKENS, metavar="N",
-                     help="scheduler token budget; sizes sliding-window reservations (default 8192)")
+    cap.add_argument("--max-num-batched-tokens", type=int, metavar="N",
+                     help="scheduler token budget per step (default: 8192 with --kv-budget-gib; with --gpu, "
+                          "vLLM's default for that GPU)")
 
     spd = sub.add_parser("speed", help="roofline prediction of prefill and decode time")
     _model_args(spd)
@@ -188,9 +203,12 @@ def _cmd_size(args) -> int:
 
 def _cmd_capacity(args) -> int:
     m = _load_model(args)
+    if args.gpu:
+        return _startup(args, m)
     c = vllm_capacity(m, gib_to_bytes(args.kv_budget_gib), block_size=args.block_size,
                       max_model_len=args.max_model_len, tp=args.tp, pp=args.pp, kv_dtype=args.kv_dtype,
-                      model_dtype=m.default_dtype, max_num_batched_tokens=args.max_num_batched_tokens)
+                      model_dtype=m.default_dtype,
+                      max_num_batched_tokens=args.max_num_batched_tokens or DEFAULT_MAX_NUM_BATCHED_TOKENS)
     if args.json:
         print(json.dumps(c.to_dict(), indent=2))
         return 0
@@ -199,6 +217,25 @@ def _cmd_capacity(args) -> int:
     print(f"num_gpu_blocks = {c.kv_budget_bytes:,} // {c.page_bytes:,} // {c.group_size} layers = {c.gpu_blocks:,}")
     for line in c.log_lines():
         print(line)
+    return 0
+
+
+def _startup(args, m: ModelSpec) -> int:
+    st = vllm_startup(m, get_gpu(args.gpu), utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
+                      max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
+                      enforce_eager=args.enforce_eager, reserve_cuda_graphs=args.reserve_cuda_graphs,
+                      family=args.vllm_version, tp=args.tp, pp=args.pp, kv_dtype=args.kv_dtype,
+                      block_size=args.block_size, **_weight_formats(args, m))
+    if args.json:
+        print(json.dumps({"model": m.name, "gpu": args.gpu, **st.to_dict()}, indent=2))
+        return 0
+    print(f"{m.name} on {args.gpu}, {st.family.label}: per GPU")
+    for term, b, how in st.terms():
+        print(f"  {term:<16} {b:>17,} B  {b / 2**30:8.2f} GiB  {how}")
+    for line in st.log_lines():
+        print(line)
+    for w in st.warnings:
+        print(f"warning: {w}")
     return 0
 
 
