@@ -6,6 +6,7 @@ import streamlit as st
 from kvdash.breakdown import breakdown
 from kvdash.gpus import load_gpus
 from kvdash.presets import preset_model
+from kvdash.runtimes import get_runtime
 from kvdash.scenario import Scenario
 from kvdash.solvers import gpus_needed, max_batch, max_context
 from kvdash.units import fmt_bytes, to_unit
@@ -14,7 +15,9 @@ from ui.sidebar import require
 model, scenario, gpu, unit = require()
 st.title(f"{model.name} on every GPU")
 st.caption(f"Batch {scenario.batch:,} × {scenario.context:,} tokens, weights {scenario.weights_dtype}, "
-           f"KV cache {scenario.kv_dtype}, tensor parallel {scenario.tp} · sizes in {unit}")
+           f"KV cache {scenario.kv_dtype}, tensor parallel {scenario.tp} · the activation peak of "
+           f"{get_runtime(scenario.runtime).label}" + (" in engine chunks" if scenario.prefill_chunk else "")
+           + f" (sidebar: Runtime) · sizes in {unit}")
 
 gpus = load_gpus()
 vendors = sorted({g.vendor for g in gpus.values()})

@@ -304,6 +304,11 @@ class Breakdown:
                 return c.bytes
         raise KeyError(key)
 
+    def activation_split(self) -> tuple[str, list[tuple[str, int, bool, str]]]:
+        """The activation peak's phase and terms (see activation_split)."""
+        s = self.scenario
+        return activation_split(self.stage, s.batch, s.prompt_tokens, s.context, s.prefill_chunk)
+
     @property
     def kv_bytes_per_token(self) -> int:
         """Cache bytes per token of one sequence on this GPU, before any window saturates."""

@@ -88,7 +88,7 @@ def test_engine_chunked_prefill_makes_memory_agree_with_serving():
     # prompt tokens in one forward does not fit; an engine's 8,192-token steps (512 per sequence) do
     state = dict(model="llama-3.1-70b", batch=16, context=32768, kvdtype="fp8", tp=4)
     whole = run_app(**state)
-    engine = run_app(**state, prefill="engine chunks of 8,192 tokens")
+    engine = run_app(**state, runtime="engine, chunks of 8,192 tokens")
     assert metrics(whole)["On H100 SXM5 80GB"] == "does not fit" and metrics(engine)["On H100 SXM5 80GB"] == "fits"
     m, gpu = preset_model("llama-3.1-70b"), get_gpu("nvidia-h100-sxm5")
     s = Scenario(batch=16, prompt_tokens=32768, kv_dtype="fp8", tp=4, prefill_chunk=8192 // 16)
@@ -412,3 +412,19 @@ def test_every_metric_states_its_unit(page):
             continue  # a verdict ("fits")
         assert UNIT.search(value) or "tokens/s" in m.label.lower(), f"{page}: {m.label} = {value}"
         assert not re.search(r"\((GiB|GB|MiB|MB)\)", m.label), f"{page}: a unit in the label {m.label!r}"
+
+
+def test_runtime_choice_drives_the_peak_and_its_split():
+    # Llama-3.1-8B, one 32,768-token prompt on an H100: generate() with eager attention stores 32 heads x
+    # 32,768^2 scores at 10 B (343.6 GB): it does not fit, while the engine's fused attention does.
+    state = dict(model="llama-3.1-8b", context=32768)
+    engine = run_app(**state)
+    eager = run_app(**state, runtime="HF generate(), eager")
+    assert metrics(engine)["On H100 SXM5 80GB"] == "fits" and metrics(eager)["On H100 SXM5 80GB"] == "does not fit"
+    split = next(d.value for d in eager.dataframe if "term" in d.value.columns)
+    mixer = split.loc[split.term == "mixer"].iloc[0]
+    assert mixer["in the peak"] == "yes" and mixer["bytes"] > 32 * 32768**2 * 10
+    assert any("largest term is the **mixer**" in c.value for c in eager.caption)
+    gpus = run_app("app_pages/gpus.py", gpus_vendors=["NVIDIA"], **state, runtime="HF generate(), eager")
+    table = gpus.dataframe[0].value
+    assert set(table["fits?"]) == {"does not fit"}  # no single GPU holds 344 GB of scores

@@ -21,9 +21,15 @@ EXPERT_SPLITS = ("sharded", "whole (EP)")
 SOURCES = ("preset", "Hub id", "config.json", "custom")
 ATTENTION_CHOICES = ("full", "sliding", "latent (MLA)")
 BLOCK_CHOICES = (0, 16, 32, 64, 128)
-# how a prompt is prefilled: all of it in one forward (Hugging Face generate), or in steps of at most
-# 8,192 tokens across the batch, as vLLM's and SGLang's chunked prefill does (max_num_batched_tokens)
-PREFILLS = ("whole prompt", "engine chunks of 8,192 tokens")
+# what runs the model (kvdash.runtimes), and how a serving engine prefills: the whole prompt in one step,
+# or steps of at most 8,192 tokens across the batch, as vLLM's and SGLang's chunked prefill does
+# (max_num_batched_tokens). Hugging Face generate() always prefills the whole prompt at once.
+RUNTIME_CHOICES = {
+    "engine, whole prompt": ("engine", False),
+    "engine, chunks of 8,192 tokens": ("engine", True),
+    "HF generate(), SDPA": ("hf-sdpa", False),
+    "HF generate(), eager": ("hf-eager", False),
+}
 UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
 COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
@@ -105,7 +111,7 @@ FIELDS: dict[str, Field] = {
     "tp": Field(1, 1024),
     "pp": Field(1, 1024),
     "block": Field(choices=BLOCK_CHOICES),
-    "prefill": Field(choices=PREFILLS),
+    "runtime": Field(choices=tuple(RUNTIME_CHOICES)),
     "prefix": Field(0, MAX_TOKENS),
     "gpu": Field(choices=_gpus),
     "unit": Field(choices=UNITS),

@@ -26,7 +26,7 @@ from ui.links import (
     EXPERT_SPLITS,
     EXPERTS_CHOICES,
     FIELDS,
-    PREFILLS,
+    RUNTIME_CHOICES,
     SOURCES,
     UNITS,
     WEIGHT_CHOICES,
@@ -224,9 +224,11 @@ def render_sidebar() -> None:
                              help="0: a contiguous cache without block rounding")
         prefix = _number("Shared prefix", "prefix", 0, where=c2,
                                  help="prompt tokens common to every sequence, cached once")
-        prefill = st.radio("Prefill", PREFILLS, key="prefill", bind=Q,
-                           help="whole prompt: one forward over every prompt token (Hugging Face generate); engine "
-                                "chunks: at most 8,192 tokens a step across the batch, as vLLM and SGLang run")
+        runtime = st.radio("Runtime", tuple(RUNTIME_CHOICES), key="runtime", bind=Q,
+                           help="what runs the model decides the activation peak: a serving engine (fused attention; "
+                                "the prompt in one step, or in chunks of at most 8,192 tokens across the batch as "
+                                "vLLM and SGLang run) or Hugging Face generate() (the whole prompt in one forward; "
+                                "SDPA kernels, or eager attention that stores every score)")
         if model is not None and model.n_experts:
             ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
                           help="sharded: every expert split tp ways; whole: each GPU holds E / tp whole experts, "
@@ -255,7 +257,8 @@ def render_sidebar() -> None:
             batch=int(batch), prompt_tokens=int(context), new_tokens=int(new),
             **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
             shared_prefix_tokens=int(prefix), expert_parallel=bool(ep),
-            prefill_chunk=0 if prefill == PREFILLS[0] else max(1, DEFAULT_MAX_NUM_BATCHED_TOKENS // int(batch)))
+            runtime=RUNTIME_CHOICES[runtime][0],
+            prefill_chunk=max(1, DEFAULT_MAX_NUM_BATCHED_TOKENS // int(batch)) if RUNTIME_CHOICES[runtime][1] else 0)
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None
