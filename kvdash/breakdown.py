@@ -375,6 +375,10 @@ class Breakdown:
             "pipeline_stage": self.stage.index,
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "state_bytes_per_seq": self.state_bytes_per_seq,
+            "runtime": self.scenario.runtime,
+            "activation_phase": self.activation_split()[0],
+            "activation_terms": [{"term": t, "bytes": b, "in_peak": used, "formula": how}
+                                 for t, b, used, how in self.activation_split()[1] if b],
             "weights_dtype": self.scenario.weights_dtype,
             "experts_dtype": self.scenario.experts_dtype,
             "expert_parallel": self.scenario.expert_parallel,

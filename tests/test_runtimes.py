@@ -106,3 +106,14 @@ def test_stored_measured_peaks():
               r["measured_peak_bytes"], 3)) for r in scored
               if abs(_predicted(r) / r["measured_peak_bytes"] - 1) > bound[r["device"]]]
     assert not misses
+
+
+def test_cli_runtime_in_json(capsys):
+    from kvdash.cli import main
+
+    assert main(["size", "--preset", "llama-3.1-8b", "--context", "4096", "--runtime", "hf-eager", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runtime"] == "hf-eager" and out["activation_phase"] == "prefill of 1 seq × 4,096 tokens"
+    mixer = next(t for t in out["activation_terms"] if t["term"] == "mixer")
+    assert mixer["in_peak"] and mixer["bytes"] == 4096 * 32_768 + 4096 * 4096 * 32 * 10
+    assert main(["size", "--preset", "llama-3.1-8b", "--runtime", "vllm"]) == 2  # one line, exit 2
