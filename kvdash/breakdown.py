@@ -25,6 +25,7 @@ from kvdash.weights import formats, layer_weight_bytes, table_bytes
 
 LOGIT_BYTES = 4  # logits are upcast to fp32 before sampling
 NORM_BYTES = 2 * 4  # an RMSNorm in fp32: the upcast copy and its square / normalised copy, per value
+POSITION_ID_BYTES = 8  # int64 position ids per token (generate() builds them for the batch)
 INDEX_BYTES = 8  # int64 expert indices (top-k ids; Hugging Face's one-hot expert mask)
 
 
@@ -70,6 +71,7 @@ class Stage:
     act_bytes: int  # bytes per activation value (bf16, or fp32 for an fp32 model)
     runtime: Runtime  # what runs the model: decides the activation terms below
     hidden_pt: int  # activation bytes per token in flight: the residual-stream tensors the runtime keeps
+    position_pt: int  # ... for the whole forward: position ids and the rotary cos/sin tables (Hugging Face)
     attn_pt: int  # ... inside the widest token mixer
     mlp_pt: int  # ... inside the widest MLP / expert block (routing buffers included)
     norm_pt: int  # ... inside an RMSNorm computed in fp32 (Hugging Face)
@@ -165,6 +167,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 act_bytes=a,
                 runtime=rt,
                 hidden_pt=rt.hidden_copies * m.hidden_size * a,
+                position_pt=(POSITION_ID_BYTES + 2 * max((sp.rotary_dim for sp in m.layers), default=0) * a
+                             if rt.hf else 0),
                 attn_pt=max((spec.act_bytes(tp, a, rt) for spec, _ in groups), default=0),
                 mlp_pt=max(moe_pt if any(mlp and moe for mlp, moe in ffn) else 0,
                            dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
@@ -204,15 +208,18 @@ def activation_phases(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
     c = mn(P, chunk) if chunk and not st.runtime.hf else P  # Hugging Face prefills the whole prompt
     n = B * c
     scores = st.score_heads * st.score_bytes
-    prefill = (n * st.hidden_pt + mx(mx(n * st.attn_pt + n * P * (scores + st.call_mask_bytes), n * st.mlp_pt),
-                                     n * st.norm_pt)
-               + (n * P * st.mask_bytes + c * P * st.shared_mask_bytes))
+
+    def phase(tokens, keys, mask_pairs):
+        """tokens in flight attending to `keys` keys each: the forward-long terms plus the largest inner one"""
+        inner = mx(mx(tokens * st.attn_pt + tokens * keys * (scores + st.call_mask_bytes), tokens * st.mlp_pt),
+                   tokens * st.norm_pt)
+        return tokens * (st.hidden_pt + st.position_pt) + inner + mask_pairs
+
+    prefill = phase(n, P, n * P * st.mask_bytes + c * P * st.shared_mask_bytes)
     regrow = 0
     for spec, bpt in st.regrow:
         regrow = mx(regrow, bpt * spec.held(B, T - 1, 0, 0, mn, mx))
-    decode = (B * st.hidden_pt + mx(mx(B * st.attn_pt + B * T * (scores + st.call_mask_bytes), B * st.mlp_pt),
-                                    B * st.norm_pt)
-              + B * T * st.mask_bytes + T * st.shared_mask_bytes + regrow)
+    decode = phase(B, T, B * T * st.mask_bytes + T * st.shared_mask_bytes) + regrow
     return prefill, decode
 
 
@@ -251,6 +258,8 @@ def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str
     terms = [
         ("residual stream", n * st.hidden_pt, True, f"{n:,} tokens × {rt.hidden_copies} copies × "
                                                     f"{st.hidden_pt // rt.hidden_copies:,} B"),
+        ("positions", n * st.position_pt, True, f"{n:,} tokens × {st.position_pt:,} B (int64 position id + "
+                                                "rotary cos and sin)"),
         ("mixer", mixer, False, mixer_how),
         ("MLP", n * st.mlp_pt, False, f"{n:,} tokens × {st.mlp_pt:,} B (MLP or experts' intermediates, routing)"),
         ("fp32 norm", n * st.norm_pt, False, f"{n:,} tokens × {st.norm_pt:,} B (RMSNorm upcast to fp32)"),

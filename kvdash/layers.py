@@ -201,6 +201,11 @@ class LayerSpec:
         """The layer whose cache runtime `rt` actually keeps (itself, unless the runtime stores another form)."""
         return self
 
+    @property
+    def rotary_dim(self) -> int:
+        """Values per token of the rotary cos (and of the sin) table this layer reads; 0: no rotary positions."""
+        return 0
+
     def check_tp(self, tp: int) -> None:
         return None
 
@@ -345,6 +350,10 @@ class FullAttention(_EveryToken):
 
     def regrow_bytes_per_token(self, kv, tp=1):
         return 0 if self.kv_shared else self.kv_heads(tp) * kv.nbytes(max(self.head_dim, self.v_dim), 1)
+
+    @property
+    def rotary_dim(self):
+        return self.head_dim
 
     def score_heads(self, tp):
         return self.n_heads // tp
@@ -598,6 +607,10 @@ class LatentAttention(_EveryToken):
         if rt is not None and rt.hf:
             return (self.latent_width + decompressed + 3 * nh * qk + nh * v + nh * v) * a
         return (self.latent_width + decompressed + 3 * nh * qk + nh * v) * a
+
+    @property
+    def rotary_dim(self):
+        return self.qk_rope_head_dim
 
     def cache_spec(self, rt=None):
         """Hugging Face's DeepSeek attention caches the decompressed per-head keys and values, not the

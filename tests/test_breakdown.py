@@ -66,16 +66,17 @@ def test_eager_attention_materialises_scores(llama8b):
     scores = 32 * 4096 * 4096 * 10
     # repeat_kv widens K/V to 32 heads: (4096 q + 32 x 256 K/V + 4096 out) x 2 B = 32,768 B per token;
     # four residual-stream tensors (embedding output, layer input, residual, normed) 4 x 4096 x 2 B;
-    # one additive bf16 causal mask 4096 x 4096 x 2 B.
+    # one additive bf16 causal mask 4096 x 4096 x 2 B; per token an int64 position id and the rotary cos
+    # and sin (2 x 128 x 2 B) = 520 B.
     b = breakdown(llama8b, Scenario(prompt_tokens=4096, runtime="hf-eager"))
-    assert b["activation"] == 4096 * 32_768 + 4096 * 32_768 + scores + 4096 * 4096 * 2 == 5_670_699_008
+    assert b["activation"] == 4096 * (32_768 + 520) + 4096 * 32_768 + scores + 4096 * 4096 * 2 == 5_672_828_928
 
 
 def test_hf_sdpa_prefills_the_whole_prompt_with_four_residual_copies(llama8b):
-    # No mask (is_causal), no score matrix: 4 x 8,192 B residual-stream copies + the MLP's 86,016 B per
-    # token, for all 4096 tokens even when an engine chunk is set (generate() does not chunk).
+    # No mask (is_causal), no score matrix: 4 x 8,192 B residual-stream copies + 520 B of positions + the
+    # MLP's 86,016 B per token, for all 4096 tokens even when an engine chunk is set (generate() does not chunk).
     b = breakdown(llama8b, Scenario(prompt_tokens=4096, runtime="hf-sdpa", prefill_chunk=512))
-    assert b["activation"] == 4096 * (4 * 8192 + 86_016) == 486_539_264
+    assert b["activation"] == 4096 * (4 * 8192 + 520 + 86_016) == 488_669_184
 
 
 def test_hf_decode_holds_two_copies_of_a_growing_layer(llama8b):
@@ -83,9 +84,9 @@ def test_hf_decode_holds_two_copies_of_a_growing_layer(llama8b):
     # (8 heads x 128 x 2 B per token) while the old ones still exist; the decode's own activations are
     # one token per sequence. With 8 sequences: 8 x 9,999 x 2,048 B.
     b = breakdown(llama8b, Scenario(batch=8, prompt_tokens=16, new_tokens=9_984, runtime="hf-sdpa"))
-    decode = 8 * (4 * 8192 + 86_016) + 8 * 9_999 * 2_048
-    prefill = 8 * 16 * (4 * 8192 + 86_016)
-    assert decode > prefill and b["activation"] == decode == 950_272 + 163_823_616
+    decode = 8 * (4 * 8192 + 520 + 86_016) + 8 * 9_999 * 2_048
+    prefill = 8 * 16 * (4 * 8192 + 520 + 86_016)
+    assert decode > prefill and b["activation"] == decode == 954_432 + 163_823_616
 
 
 def test_chunked_prefill_bounds_activations(llama8b):
