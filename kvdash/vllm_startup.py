@@ -149,7 +149,8 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
                  kv_dtype=kv_dtype, tp=tp, pp=pp, expert_parallel=expert_parallel, runtime_overhead_bytes=0)
     breakdown(m, s)  # validates the parallel layout
     act = activation_dtype(get_dtype(weights_dtype)).nbytes(1, 1)
-    rotary = m.max_position_embeddings * m.head_dim * act if m.max_position_embeddings else 0
+    # vLLM's rotary embedding keeps a [max_position, rotary_dim] cos/sin table in the model's dtype
+    rotary = (m.max_position_embeddings or 0) * max((sp.rotary_dim for sp in m.layers), default=0) * act
     non_torch = fam.non_torch_tp if tp > 1 else fam.non_torch_pp if pp > 1 else fam.non_torch_tp1
     graphs = TYPICAL_CUDA_GRAPH_BYTES if reserve_cuda_graphs and not enforce_eager else 0
     requested = int(u * gpu.usable_bytes)
@@ -158,14 +159,15 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
     for st in stages(m, tp, pp, weights_dtype, kv_dtype, 0, s.experts_dtype, s.ep):
         weights = st.weight_bytes + st.encoder_bytes + rotary  # each rank builds its rotary cache
         forward = activation_phases(st, 1, tokens, tokens, 0)[0]
-        moe = sum(1 for j in st.layers if m.moe_mask[j]) and tokens * m.experts_per_token * act * (
-            max(2 * cdiv(m.expert_intermediate_size, tp), m.hidden_size) + cdiv(m.expert_intermediate_size, tp))
         sampler = 0
         if st.logits_per_seq:  # the last stage: full-vocabulary logits (gathered across the tp group)
             sampler = min(seqs, tokens) * m.vocab_size * fam.sampler_bytes_per_logit + tokens * m.hidden_size * act
-            sampler += moe
+            if any(m.moe_mask[j] for j in st.layers):  # fused-MoE workspace, kept between calls
+                e = cdiv(m.expert_intermediate_size, tp)
+                sampler += tokens * m.experts_per_token * (max(2 * e, m.hidden_size) + e) * act
         stage_rows.append((weights, forward, sampler, requested - weights - max(forward, sampler) - non_torch - graphs))
-    weights, forward, sampler, kv = stage_rows[0]
+    weights, forward, _, kv = stage_rows[0]  # rank 0's, as vLLM logs them
+    sampler = max(r[2] for r in stage_rows)  # the last stage's
     if min(r[3] for r in stage_rows) <= 0:
         short = min(stage_rows, key=lambda r: r[3])
         raise KvdashError(f"no memory is left for the KV cache: {requested / GiB:.2f} GiB requested, "
@@ -174,6 +176,5 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
     cap = vllm_capacity(m, min(r[3] for r in stage_rows), block_size=block_size, max_model_len=max_model_len,
                         tp=tp, pp=pp, kv_dtype=kv_dtype, model_dtype=activation_dtype(get_dtype(weights_dtype)).name,
                         max_num_batched_tokens=tokens)
-    sampler = max(r[2] for r in stage_rows)
     return Startup(fam, gpu.usable_bytes, u, requested, weights, rotary, forward, sampler, non_torch, graphs, kv,
                    tokens, seqs, cap)
