@@ -2,41 +2,49 @@
 
 import streamlit as st
 
-from kvdash.capacity import engine_kv_budget, vllm_capacity
 from kvdash.errors import KvdashError
 from kvdash.presets import load_presets
 from kvdash.serving import batch_limits, engine_profile
 from kvdash.units import fmt_bytes
+from kvdash.vllm_startup import DEFAULT_FAMILY, FAMILIES, vllm_startup
 from ui.sidebar import require
 
 model, scenario, gpu, unit = require()
-st.title(f"Serving {model.name} with vLLM on {scenario.tp} × {gpu.name}")
-c1, c2, c3, c4 = st.columns(4)
-util = c1.slider("gpu_memory_utilization", 0.10, 0.99, 0.90, 0.01, key="serve_util", bind="query-params")
-block = c2.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
-max_len = c3.number_input("max model length", 1, 1 << 24,
+st.title(f"Serving {model.name} with vLLM on {scenario.tp * scenario.pp} × {gpu.name}")
+tokens_default, seqs_default = batch_limits(engine_profile("vllm"), gpu)  # vLLM's own defaults for this GPU
+c1, c2, c3 = st.columns(3)
+version = c1.selectbox("vLLM version", list(FAMILIES), index=list(FAMILIES).index(DEFAULT_FAMILY),
+                       key="serve_version", bind="query-params",
+                       format_func=lambda k: FAMILIES[k].label)
+util = c2.slider("gpu_memory_utilization", 0.10, 0.99, FAMILIES[version].default_utilization, 0.01,
+                 key="serve_util", bind="query-params")
+block = c3.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
+c1, c2, c3 = st.columns(3)
+max_len = c1.number_input("max model length", 1, 1 << 24,
                           min(model.max_position_embeddings or scenario.context, 1 << 24) or 8192, key="serve_len",
                           bind="query-params")
-# vLLM's own default for this GPU (8,192 on 70 GiB+ GPUs other than A100s, else 2,048)
-batched = c4.number_input("max_num_batched_tokens", 1, 1 << 20, batch_limits(engine_profile("vllm"), gpu)[0],
-                          key="serve_batched", bind="query-params")
+batched = c2.number_input("max_num_batched_tokens", 1, 1 << 20, tokens_default, key="serve_batched",
+                          bind="query-params")
+seqs = c3.number_input("max_num_seqs", 1, 1 << 20, seqs_default, key="serve_seqs", bind="query-params")
 try:
-    # vLLM profiles one forward pass of max_num_batched_tokens tokens to size the activation peak.
-    profile = scenario.with_(batch=1, prompt_tokens=int(batched), new_tokens=0, shared_prefix_tokens=0, block_size=0)
-    budget = engine_kv_budget(model, profile, gpu, util)
-    cap = vllm_capacity(model, budget, block_size=int(block), max_model_len=int(max_len), tp=scenario.tp,
-                        kv_dtype=scenario.kv_dtype, max_num_batched_tokens=int(batched))
+    start = vllm_startup(model, gpu, utilization=util, max_model_len=int(max_len), max_num_seqs=int(seqs),
+                         max_num_batched_tokens=int(batched), family=version, tp=scenario.tp, pp=scenario.pp,
+                         weights_dtype=scenario.weights_dtype, moe_weights_dtype=scenario.moe_weights_dtype,
+                         kv_dtype=scenario.kv_dtype, expert_parallel=scenario.expert_parallel, block_size=int(block))
 except KvdashError as e:
     st.error(str(e))
     st.stop()
+cap, budget = start.capacity, start.kv_budget_bytes
 cols = st.columns(3)
 cols[0].metric("KV budget per GPU", fmt_bytes(budget, unit))
 cols[1].metric("GPU KV cache size", f"{cap.kv_cache_tokens:,} tokens")
 cols[2].metric(f"Max concurrency at {cap.max_model_len:,} tokens", f"{cap.max_concurrency:.2f}x")
-st.code("\n".join(["# what vLLM would log at start-up (per kvdash)", *cap.log_lines()]), language="text")
+st.code("\n".join(["# what vLLM would log at start-up (per kvdash)", *start.log_lines()]), language="text")
+st.dataframe([{"term": term, "bytes": b, unit: fmt_bytes(b, unit), "how it is known": how}
+              for term, b, how in start.terms()], hide_index=True, width="stretch", key="startup_terms")
 st.markdown(
-    f"- KV budget = {util} × {gpu.usable_bytes:,} B usable − weights − activation peak of a "
-    f"{int(batched):,}-token profile pass − logits − non-torch overhead = **{budget:,} B**\n"
+    f"- KV budget = requested − weights − activation peak − non-torch − CUDA graphs = **{budget:,} B** "
+    f"(kvdash.vllm_startup; within 1.3 % of 38 public vLLM start-up logs, BENCHMARKS.md)\n"
     f"- num_gpu_blocks = {budget:,} // {cap.page_bytes:,} B per layer-block // {cap.group_size} layers = "
     f"**{cap.gpu_blocks:,}** ({cap.n_groups} KV-cache group{'s' if cap.n_groups > 1 else ''})\n"
     f"- GPU KV cache size = {cap.gpu_blocks:,} // {cap.n_groups} × {cap.block_size} = "
@@ -48,12 +56,12 @@ flags = [f"vllm serve {hf_id}", f"--tensor-parallel-size {scenario.tp}"]
 if scenario.pp > 1:
     flags.append(f"--pipeline-parallel-size {scenario.pp}")
 flags += [f"--gpu-memory-utilization {util}", f"--max-model-len {int(max_len)}", f"--block-size {int(block)}",
-          f"--max-num-batched-tokens {int(batched)}"]
+          f"--max-num-batched-tokens {int(batched)}", f"--max-num-seqs {int(seqs)}"]
 if scenario.kv_dtype in ("fp8",):
     flags.append("--kv-cache-dtype fp8")
 if scenario.weights_dtype in ("fp16", "fp32"):
     flags.append(f"--dtype {'float16' if scenario.weights_dtype == 'fp16' else 'float32'}")
 st.subheader("The command that sets this up")
 st.code(" \\\n    ".join(flags), language="bash")
-st.caption("Not modelled: CUDA-graph memory (vLLM subtracts it too; use a lower utilisation to leave room), "
-           "and quantized checkpoints' own formats (choose the weight dtype in the sidebar).")
+st.caption("CUDA graphs are captured after the cache is sized (the 0.8 – 0.31 logs); they take 0.5 – 2 GiB of "
+           "the (1 − utilization) headroom. Quantized checkpoints: choose the weight format in the sidebar.")

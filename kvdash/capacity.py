@@ -174,14 +174,6 @@ def gib_to_bytes(gib: float) -> int:
     return int(gib * GiB)
 
 
-def engine_kv_budget(m: ModelSpec, s: Scenario, gpu, utilization: float) -> int:
-    """The KV budget a vLLM-style engine is left with on `gpu` at `utilization`:
-    utilization x usable memory - weights - activation peak - logits - non-torch overhead."""
-    if not isinstance(utilization, (int, float)) or not 0 < utilization <= 1:
-        raise KvdashError(f"gpu memory utilization must be in (0, 1], not {utilization!r}")
-    return max(0, int(utilization * gpu.usable_bytes) - engine_reserved_bytes(m, s, gpu))
-
-
 def engine_reserved_bytes(m: ModelSpec, s: Scenario, gpu) -> int:
     """What an engine holds besides its KV pool, per GPU: weights, the activation peak and logits of the
     scenario's forward (its profiling pass), and the CUDA context."""

@@ -301,12 +301,12 @@ def test_scaling_compare_serving_learn_pages():
     assert list(table["KV per token (B)"][:3]) == ["131,072", "524,288", "36,864"]
     at = run_app("app_pages/serving.py")
     assert not at.exception
-    from kvdash.capacity import engine_kv_budget, vllm_capacity
+    from kvdash.vllm_startup import vllm_startup
 
     m = preset_model("llama-3.1-8b")
-    budget = engine_kv_budget(m, Scenario(prompt_tokens=8192), get_gpu("nvidia-h100-sxm5"), 0.9)
-    cap = vllm_capacity(m, budget, max_model_len=131072)
+    cap = vllm_startup(m, get_gpu("nvidia-h100-sxm5"), max_model_len=131072).capacity
     assert metrics(at)["GPU KV cache size"] == f"{cap.kv_cache_tokens:,} tokens"
+    assert "--max-num-seqs 1024" in at.code[1].value
     assert "vllm serve meta-llama/Llama-3.1-8B" in at.code[1].value
     at = run_app("app_pages/learn.py")
     assert not at.exception

@@ -4,11 +4,10 @@ import json
 
 import pytest
 
-from kvdash.capacity import engine_kv_budget, gib_to_bytes, vllm_capacity
+from kvdash.capacity import gib_to_bytes, vllm_capacity
 from kvdash.cli import main
 from kvdash.errors import KvdashError
 from kvdash.presets import preset_model
-from kvdash.scenario import Scenario
 
 GiB = 1 << 30
 
@@ -66,15 +65,6 @@ def test_mla_latent_pages():
     for tp in (1, 8):
         c = vllm_capacity(preset_model("deepseek-v3"), 10 * GiB, max_model_len=8192, tp=tp)
         assert c.page_bytes == 18_432 and c.gpu_blocks == 10 * GiB // 18_432 // 61 == 9_549
-
-
-def test_engine_budget_subtracts_weights_activations_and_overhead(llama8b, h100):
-    s = Scenario(prompt_tokens=8192)
-    budget = engine_kv_budget(llama8b, s, h100, 0.9)
-    from kvdash.breakdown import breakdown
-
-    b = breakdown(llama8b, s, h100)
-    assert budget == int(0.9 * h100.usable_bytes) - b["weights"] - b["activation"] - b["logits"] - b["overhead"]
 
 
 @pytest.mark.parametrize(

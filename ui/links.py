@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from kvdash.dtypes import DTYPES, KV_DTYPES
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS
+from kvdash.vllm_startup import FAMILIES
 
 WEIGHT_CHOICES = ("checkpoint", *DTYPES)
 EXPERTS_CHOICES = ("as the weights", *DTYPES)
@@ -125,6 +126,8 @@ FIELDS: dict[str, Field] = {
     "serve_block": Field(choices=(16, 32, 64)),
     "serve_len": Field(1, 1 << 24),
     "serve_batched": Field(1, 1 << 20),
+    "serve_seqs": Field(1, 1 << 20),
+    "serve_version": Field(choices=tuple(FAMILIES)),
     # the Compare page: how many scenarios, and each one's model, attention scheme and formats
     "cmp_n": Field(choices=(2, 3, 4)),
     **{f"cmp_{what}_{i}": Field(choices=choices) for i in range(4) for what, choices in (
