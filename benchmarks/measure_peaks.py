@@ -27,7 +27,8 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM
 
 # Architectures the issue asks for: dense GQA, MQA, MLA + MoE, sliding window, hybrid sliding/full,
-# soft-capped. "real": the published config's widths (public config.json values), few layers.
+# soft-capped; and a MoE with standard attention (Qwen3-30B-A3B), where the experts decide the peak.
+# "real": the published config's widths (public config.json values), few layers.
 REAL = {
     "llama-gqa": dict(model_type="llama", hidden_size=4096, intermediate_size=14336, num_attention_heads=32,
                       num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=131072),
@@ -50,6 +51,10 @@ REAL = {
                            num_key_value_heads=8, head_dim=256, sliding_window=4096, vocab_size=256000,
                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
                            max_position_embeddings=8192),
+    "qwen3-moe": dict(model_type="qwen3_moe", hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768,
+                      num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128,
+                      num_experts_per_tok=8, decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True,
+                      vocab_size=151936, max_position_embeddings=40960),
 }
 REAL_SHAPES = [(1, 2048), (1, 8192), (4, 4096)]  # (batch, prompt tokens)
 
@@ -66,6 +71,8 @@ TINY = {
                           sliding_window=256),
     "gemma2-softcap": dict(REAL["gemma2-softcap"], **TINY_WIDTHS, num_key_value_heads=4, head_dim=64,
                            sliding_window=256),
+    "qwen3-moe": dict(REAL["qwen3-moe"], **TINY_WIDTHS, num_key_value_heads=2, head_dim=32, moe_intermediate_size=512,
+                      num_experts=16, num_experts_per_tok=4),
 }
 TINY_SHAPES = [(1, 512), (2, 1024), (1, 2048)]
 

@@ -26,7 +26,7 @@ from kvdash.weights import formats, layer_weight_bytes, table_bytes
 LOGIT_BYTES = 4  # logits are upcast to fp32 before sampling
 NORM_BYTES = 2 * 4  # an RMSNorm in fp32: the upcast copy and its square / normalised copy, per value
 POSITION_ID_BYTES = 8  # int64 position ids per token (generate() builds them for the batch)
-INDEX_BYTES = 8  # int64 expert indices (top-k ids; Hugging Face's one-hot expert mask)
+INDEX_BYTES = 8  # int64 expert indices (top-k ids; Hugging Face's sort of the (token, expert) pairs)
 
 
 # ---- per-token sizes -------------------------------------------------------------------------
@@ -113,15 +113,18 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
     table, fmt = embedding_tensors(m), formats(weights_dtype, experts_dtype)
     mats = 3 if m.gated_mlp else 2
     dense_pt = mats * cdiv(m.intermediate_size, tp) * a
-    k = m.experts_per_token
+    k, e, h = m.experts_per_token, cdiv(m.expert_intermediate_size, tp), m.hidden_size
     routing = m.n_experts * LOGIT_BYTES + k * (INDEX_BYTES + LOGIT_BYTES)  # router logits, top-k ids and weights
     if rt.hf:
-        routing += k * m.n_experts * INDEX_BYTES  # transformers' one_hot(top-k ids, n_experts) expert mask
-    moe_pt = (
-        k * mats * cdiv(m.expert_intermediate_size, tp) * a
-        + mats * cdiv(m.shared_expert_intermediate_size, tp) * a
-        + routing
-    )
+        # transformers 5's grouped_mm experts, per routed token: the gathered input (h) beside the gate-up
+        # output (2e), its activation and the product (e each); then the input, the down output and two
+        # fp32 weighted copies (routing weights are fp32; the second copy restores the token order).
+        # Sorting the (token, expert) pairs adds int64 values and a permutation and the permuted weights.
+        routed = max((h + 4 * e) * a, h * (2 * a + 2 * LOGIT_BYTES))
+        routing += k * (2 * INDEX_BYTES + LOGIT_BYTES)
+    else:  # fused-MoE kernels: the experts' gate-up and activated intermediates
+        routed = mats * e * a
+    moe_pt = k * routed + mats * cdiv(m.shared_expert_intermediate_size, tp) * a + routing
     masks = {spec.mask for spec in m.layers if spec.mask}
     out = []
     for i, layers in enumerate(pipeline_partition(m.n_layers, pp)):
