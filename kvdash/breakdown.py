@@ -74,6 +74,7 @@ class Stage:
     position_pt: int  # ... for the whole forward: position ids and the rotary cos/sin tables (Hugging Face)
     attn_pt: int  # ... inside the widest token mixer
     mlp_pt: int  # ... inside the widest MLP / expert block (routing buffers included)
+    mlp_decode_pt: int  # ... in a decode step (Hugging Face on a GPU gathers each routed expert's weights)
     norm_pt: int  # ... inside an RMSNorm computed in fp32 (Hugging Face)
     score_heads: int  # query heads whose T x T scores an eager kernel stores
     score_bytes: int  # bytes per score while an eager softmax runs (0: fused kernel)
@@ -125,6 +126,11 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
     else:  # fused-MoE kernels: the experts' gate-up and activated intermediates
         routed = mats * e * a
     moe_pt = k * routed + mats * cdiv(m.shared_expert_intermediate_size, tp) * a + routing
+    moe_decode_pt = moe_pt
+    if rt.hf:
+        # generate() on a GPU decodes with batched_mm: per routed token it copies that expert's gate-up and
+        # down matrices (gate_up_proj[expert_ids], then down_proj[...] while the first is still referenced)
+        moe_decode_pt += k * get_dtype(experts_dtype).matrix_bytes(3 * e, h)
     masks = {spec.mask for spec in m.layers if spec.mask}
     out = []
     for i, layers in enumerate(pipeline_partition(m.n_layers, pp)):
@@ -175,6 +181,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 attn_pt=max((spec.act_bytes(tp, a, rt) for spec, _ in groups), default=0),
                 mlp_pt=max(moe_pt if any(mlp and moe for mlp, moe in ffn) else 0,
                            dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
+                mlp_decode_pt=max(moe_decode_pt if any(mlp and moe for mlp, moe in ffn) else 0,
+                                  dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
                 norm_pt=NORM_BYTES * m.hidden_size if rt.hf else 0,
                 score_heads=max((spec.score_heads(tp) for spec, _ in groups), default=0),
                 score_bytes=rt.score_bytes(a),
@@ -207,23 +215,25 @@ def activation_phases(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
 
     Each phase: the runtime's residual-stream tensors for the tokens in flight, plus the largest of the
     mixer (with an eager kernel's scores), the MLP and an fp32 norm; plus the forward's attention masks.
-    A decode step with a growing cache also holds a second copy of one layer's K or V (torch.cat)."""
+    A decode step with a growing cache also holds a second copy of one layer's K or V (torch.cat). With fewer
+    than two generated tokens no decode step runs: its phase is 0."""
     c = mn(P, chunk) if chunk and not st.runtime.hf else P  # Hugging Face prefills the whole prompt
     n = B * c
     scores = st.score_heads * st.score_bytes
 
-    def phase(tokens, keys, mask_pairs):
+    def phase(tokens, keys, mask_pairs, mlp_pt):
         """tokens in flight attending to `keys` keys each: the forward-long terms plus the largest inner one"""
-        inner = mx(mx(tokens * st.attn_pt + tokens * keys * (scores + st.call_mask_bytes), tokens * st.mlp_pt),
+        inner = mx(mx(tokens * st.attn_pt + tokens * keys * (scores + st.call_mask_bytes), tokens * mlp_pt),
                    tokens * st.norm_pt)
         return tokens * (st.hidden_pt + st.position_pt) + inner + mask_pairs
 
-    prefill = phase(n, P, n * P * st.mask_bytes + c * P * st.shared_mask_bytes)
+    prefill = phase(n, P, n * P * st.mask_bytes + c * P * st.shared_mask_bytes, st.mlp_pt)
     regrow = 0
     for spec, bpt in st.regrow:
         regrow = mx(regrow, bpt * spec.held(B, T - 1, 0, 0, mn, mx))
-    decode = phase(B, T, B * T * st.mask_bytes + T * st.shared_mask_bytes) + regrow
-    return prefill, decode
+    decode = phase(B, T, B * T * st.mask_bytes + T * st.shared_mask_bytes, st.mlp_decode_pt) + regrow
+    # a decode step runs only from the second generated token on (the first comes from the prefill's logits)
+    return prefill, decode * (T - P >= 2)
 
 
 def activation_bytes(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
@@ -242,10 +252,12 @@ def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str
     if prefill >= decode:
         c = min(P, chunk) if chunk and not rt.hf else P
         n, keys, phase = B * c, P, f"prefill of {B:,} seq × {c:,} tokens"
+        mlp_pt = st.mlp_pt
         masks = n * P * st.mask_bytes + c * P * st.shared_mask_bytes
         regrow, regrow_how = 0, ""
     else:
         n, keys, phase = B, T, f"decode step of {B:,} seq at {T:,} tokens"
+        mlp_pt = st.mlp_decode_pt
         masks = B * T * st.mask_bytes + T * st.shared_mask_bytes
         regrow, regrow_how = 0, ""
         for spec, bpt in st.regrow:
@@ -264,7 +276,8 @@ def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str
         ("positions", n * st.position_pt, True, f"{n:,} tokens × {st.position_pt:,} B (int64 position id + "
                                                 "rotary cos and sin)"),
         ("mixer", mixer, False, mixer_how),
-        ("MLP", n * st.mlp_pt, False, f"{n:,} tokens × {st.mlp_pt:,} B (MLP or experts' intermediates, routing)"),
+        ("MLP", n * mlp_pt, False, f"{n:,} tokens × {mlp_pt:,} B (MLP or experts' intermediates, routing"
+                                   + (", each routed expert's weights copied" if mlp_pt > st.mlp_pt else "") + ")"),
         ("fp32 norm", n * st.norm_pt, False, f"{n:,} tokens × {st.norm_pt:,} B (RMSNorm upcast to fp32)"),
         ("masks", masks, True, (f"{n:,} × {keys:,} positions × {st.mask_bytes} B per sequence (additive float "
                                 f"masks)" if st.mask_bytes else f"{n // B:,} × {keys:,} positions × "

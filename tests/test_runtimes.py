@@ -132,3 +132,23 @@ def test_the_printed_split_adds_up_to_the_peak(runtime, preset, batch, prompt, n
     b = breakdown(preset_model(preset), Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, runtime=runtime))
     _, terms = b.activation_split()
     assert sum(n for _, n, used, _ in terms if used) == b["activation"]
+
+
+def test_hf_moe_decode_copies_each_routed_experts_weights():
+    # generate() on a GPU decodes MoE layers with batched_mm: gate_up_proj[expert_ids] and down_proj[...] copy
+    # a routed expert's 3 x 14,336 x 4,096 bf16 weights per (token, expert): Mixtral, 2 experts per token,
+    # 704,643,072 B per token. Batch 4 at 116 tokens: 4 x (32,768 residual + 520 positions + 245,856 B of
+    # grouped_mm intermediates and routing + 704,643,072) + one layer's keys regrown, 4 x 115 x 8 x 128 x 2 B.
+    m = preset_model("mixtral-8x7b")
+    b = breakdown(m, Scenario(batch=4, prompt_tokens=16, new_tokens=100, runtime="hf-sdpa"))
+    assert b["activation"] == 4 * (32_768 + 520 + 245_856 + 704_643_072) + 4 * 115 * 8 * 128 * 2 == 2_820_630_944
+    # an engine's fused MoE reads the experts in place: no copy
+    assert breakdown(m, Scenario(batch=4, prompt_tokens=16, new_tokens=100))["activation"] < 100 * 2**20
+
+
+def test_no_decode_step_before_the_second_generated_token():
+    # new_tokens = 1: the token comes from the prefill's logits, so the peak is the prefill's: 4 x 16 tokens x
+    # (32,768 residual + 520 positions + 245,856 grouped_mm intermediates and routing)
+    m = preset_model("mixtral-8x7b")
+    b = breakdown(m, Scenario(batch=4, prompt_tokens=16, new_tokens=1, runtime="hf-sdpa"))
+    assert b["activation"] == 64 * (32_768 + 520 + 245_856) == 17_865_216
