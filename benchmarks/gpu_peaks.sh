@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #10's GPU measurements in one command, for a session with an NVIDIA GPU (about 10 minutes on an H100/H200):
-#   1. Hugging Face generate()'s prefill peak, published widths (2 layers), 6 architectures x 3 shapes x
-#      sdpa/eager (benchmarks/measure_peaks.py --scale real), into $1/peaks/<date>-<gpu>-hf/;
+#   1. Hugging Face generate()'s peak, published widths (2 layers), 7 architectures x 4 shapes (3 prefills,
+#      one with 32 decode steps) x sdpa/eager (benchmarks/measure_peaks.py --scale real), into $1/peaks/<date>-<gpu>-hf/;
 #   2. kvdash's own live decoder on the architectures it runs (dense GQA, MQA, sliding, hybrid sliding/full
 #      with soft-capping), 3 shapes each, into $1/live/.
 # Then commit $1/peaks/* under data/measurements/peaks/ and run benchmarks/score_peaks.py on it.
@@ -12,7 +12,7 @@ gpu=$(python3 -c "import torch; print(torch.cuda.get_device_name().split()[-1].l
 peaks="$out/peaks/$(date +%F)-$gpu-hf"
 mkdir -p "$peaks" "$out/live"
 export PYTHONUNBUFFERED=1
-timeout 420 python3 benchmarks/measure_peaks.py "$peaks" --device cuda --scale real || echo "peaks: incomplete"
+timeout 480 python3 benchmarks/measure_peaks.py "$peaks" --device cuda --scale real || echo "peaks: incomplete"
 for preset in llama-3.1-8b falcon-7b mistral-7b-v0.1 gemma-2-9b; do
   for shape in "1 2048" "1 8192" "4 4096"; do
     set -- $shape

@@ -1,8 +1,9 @@
 """Measure the prefill peak of Hugging Face transformers' generate() (issue #10), for kvdash to be scored on.
 
 For each architecture x shape x attention implementation: build the model from its config with random
-bf16 weights (no download), run `generate(ids, max_new_tokens=1)` (the prefill: the whole prompt in one
-forward, logits of the last position) and record the allocator's peak over the weights. Writes one JSON
+bf16 weights (no download), run `generate(ids, max_new_tokens=N)` (N = 1: the prefill alone, the whole
+prompt in one forward, logits of the last position; N > 1 adds decode steps, where the cache grows and MoE
+layers switch to batched_mm on a GPU) and record the allocator's peak over the weights. Writes one JSON
 file per run plus versions.json into OUT. Nothing here imports kvdash: the numbers are measured only.
 
     python benchmarks/measure_peaks.py OUT [--device cuda|cpu] [--scale tiny|real]
@@ -56,7 +57,7 @@ REAL = {
                       num_experts_per_tok=8, decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True,
                       vocab_size=151936, max_position_embeddings=40960),
 }
-REAL_SHAPES = [(1, 2048), (1, 8192), (4, 4096)]  # (batch, prompt tokens)
+REAL_SHAPES = [(1, 2048, 1), (1, 8192, 1), (4, 4096, 1), (16, 256, 32)]  # (batch, prompt tokens, new tokens)
 
 # The same architectures, narrow enough for a CPU; windows shrunk so that the prompts pass them.
 TINY_WIDTHS = dict(hidden_size=256, intermediate_size=768, num_attention_heads=8, vocab_size=4096)
@@ -74,7 +75,7 @@ TINY = {
     "qwen3-moe": dict(REAL["qwen3-moe"], **TINY_WIDTHS, num_key_value_heads=2, head_dim=32, moe_intermediate_size=512,
                       num_experts=16, num_experts_per_tok=4),
 }
-TINY_SHAPES = [(1, 512), (2, 1024), (1, 2048)]
+TINY_SHAPES = [(1, 512, 1), (2, 1024, 1), (1, 2048, 1)]
 
 
 def config_dict(arch: dict, n_layers: int) -> dict:
@@ -109,7 +110,7 @@ def cuda_peak(fn) -> int:
     return torch.cuda.max_memory_allocated() - base
 
 
-def measure(name: str, cfg: dict, batch: int, prompt: int, impl: str, device: str) -> dict:
+def measure(name: str, cfg: dict, batch: int, prompt: int, impl: str, device: str, new: int = 1) -> dict:
     hf = AutoConfig.for_model(**cfg)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(hf, attn_implementation=impl, dtype=torch.bfloat16).eval()
@@ -118,13 +119,13 @@ def measure(name: str, cfg: dict, batch: int, prompt: int, impl: str, device: st
 
     def run():
         with torch.no_grad():
-            model.generate(ids, attention_mask=mask, max_new_tokens=1, min_new_tokens=1, do_sample=False,
+            model.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, do_sample=False,
                            pad_token_id=0)
 
     run()  # warm-up: lazy workspaces (cuBLAS, rotary caches) are not the prefill's
     t0 = time.perf_counter()
     peak = cuda_peak(run) if device == "cuda" else cpu_peak(run)
-    out = dict(name=name, config=cfg, batch=batch, prompt_tokens=prompt, new_tokens=1, attn_implementation=impl,
+    out = dict(name=name, config=cfg, batch=batch, prompt_tokens=prompt, new_tokens=new, attn_implementation=impl,
                device=device, measured_peak_bytes=peak, seconds=round(time.perf_counter() - t0, 2),
                weight_bytes=sum(p.numel() * p.element_size() for p in model.parameters()))
     return out
@@ -149,11 +150,11 @@ def main() -> None:
     for name, arch in archs.items():
         if wanted and name not in wanted:
             continue
-        for batch, prompt in shapes:
+        for batch, prompt, new in shapes:
             for impl in ("sdpa", "eager"):
-                tag = f"{name}-b{batch}-p{prompt}-{impl}"
+                tag = f"{name}-b{batch}-p{prompt}" + (f"-n{new}" if new > 1 else "") + f"-{impl}"
                 try:
-                    row = measure(name, config_dict(arch, n_layers), batch, prompt, impl, args.device)
+                    row = measure(name, config_dict(arch, n_layers), batch, prompt, impl, args.device, new)
                 except Exception as e:  # a failed run is reported, the others still run
                     print(f"FAILED {tag}: {type(e).__name__}: {e}", file=sys.stderr)
                     continue
