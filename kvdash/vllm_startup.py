@@ -141,7 +141,8 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
     if not isinstance(u, (int, float)) or isinstance(u, bool) or not 0 < u <= 1:
         raise KvdashError(f"gpu memory utilization must be in (0, 1], not {u!r}")
     tokens, seqs = batch_limits(engine_profile("vllm"), gpu)
-    tokens, seqs = max_num_batched_tokens or tokens, max_num_seqs or seqs
+    tokens = tokens if max_num_batched_tokens is None else max_num_batched_tokens
+    seqs = seqs if max_num_seqs is None else max_num_seqs
     for name, v in (("max_num_batched_tokens", tokens), ("max_num_seqs", seqs)):
         if type(v) is not int or not 1 <= v <= 1 << 24:
             raise KvdashError(f"{name} must be an integer from 1 to 16,777,216, not {v!r}")

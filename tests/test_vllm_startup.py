@@ -67,6 +67,8 @@ def test_no_room_is_a_clear_error():
         vllm_startup(preset_model("llama-3.1-70b"), get_gpu("nvidia-h100-sxm5"))
     with pytest.raises(KvdashError, match="utilization"):
         vllm_startup(preset_model("llama-3.1-8b"), get_gpu("nvidia-h100-sxm5"), utilization=1.5)
+    with pytest.raises(KvdashError, match="max_num_seqs must be an integer from 1"):
+        vllm_startup(preset_model("llama-3.1-8b"), get_gpu("nvidia-h100-sxm5"), max_num_seqs=0)
 
 
 def test_cli_prints_the_terms_as_json(capsys):
