@@ -135,8 +135,10 @@ st.header("A static batch (the Live run's view)")
 st.caption("B sequences prefilled at once, then decoded together: a roofline model (formulas below), not "
            "measured. The Live run page compares it with real runs and calibrates it.")
 choices = dict(RUNTIMES) | {f"fitted: {k}": v for k, v in st.session_state.get("calibrated", {}).items()}
-runtime = st.radio("Runtime", list(choices), format_func=lambda k: choices[k].name, horizontal=True,
-                   key="speed_runtime", help="fitted runtimes appear after 'Fit to the stored runs' on Live run")
+runtime = st.radio("Per-step overheads", list(choices), format_func=lambda k: choices[k].name, horizontal=True,
+                   key="speed_runtime", help="kernel-launch and framework time of the static batch (not the "
+                                             "sidebar's Runtime, which decides memory); fitted profiles appear "
+                                             "after 'Fit to the stored runs' on Live run")
 params = choices[runtime]
 try:
     report = speed(model, s, gpu, params)
