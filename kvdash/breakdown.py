@@ -385,6 +385,11 @@ class Breakdown:
             out.append(f"{s.context:,} tokens per sequence exceed the {m.max_position_embeddings:,} the model "
                        "was trained for: the memory is as computed, but the model may not work that far")
         out += dict.fromkeys(note for spec, _ in self.stage.groups if (note := spec.tp_note(s.tp)))
+        if self.stage.runtime.hf:
+            unread = sorted({spec.label for spec, _ in self.stage.groups if not spec.hf_read})
+            if unread:
+                out.append(f"Hugging Face's own allocations for {', '.join(unread)} layers were not read or measured: "
+                           "their activations are counted as an engine's")
         if self.fits and self.headroom < max(GiB, self.gpu.usable_bytes // 20):
             out.append(f"it fits with {self.headroom / GiB:.2f} GiB to spare: CUDA-graph capture and allocator "
                        "fragmentation, which kvdash does not model, commonly take about that much")

@@ -160,6 +160,7 @@ class LayerSpec:
     label: ClassVar[str] = ""  # what the dashboard calls this kind
     grows: ClassVar[bool] = False  # does its cache grow with the context?
     mask: ClassVar[str] = ""  # the attention mask Hugging Face builds for it ("causal", "sliding", "chunked")
+    hf_read: ClassVar[bool] = False  # were transformers' allocations for this kind read and measured (runtimes)?
 
     def bytes_per_token(self, kv: DType, tp: int = 1) -> int:
         return 0
@@ -291,6 +292,7 @@ class FullAttention(_EveryToken):
     label: ClassVar[str] = "full attention"
     grows: ClassVar[bool] = True
     mask: ClassVar[str] = "causal"
+    hf_read: ClassVar[bool] = True
 
     def __post_init__(self):
         for name in ("n_heads", "n_kv_heads", "head_dim"):
@@ -458,6 +460,7 @@ class ChunkedLocal(FullAttention):
     kind: ClassVar[str] = "chunked"
     label: ClassVar[str] = "chunked local attention"
     mask: ClassVar[str] = "chunked"
+    hf_read: ClassVar[bool] = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -501,6 +504,7 @@ class CrossAttention(FullAttention):
     label: ClassVar[str] = "cross-attention"
     grows: ClassVar[bool] = False
     mask: ClassVar[str] = ""  # attends to the whole source: no causal mask to build
+    hf_read: ClassVar[bool] = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -563,6 +567,7 @@ class LatentAttention(_EveryToken):
     label: ClassVar[str] = "latent attention (MLA)"
     grows: ClassVar[bool] = True
     mask: ClassVar[str] = "causal"
+    hf_read: ClassVar[bool] = True
 
     def __post_init__(self):
         for name in ("n_heads", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
@@ -721,6 +726,7 @@ class NoCache(LayerSpec):
 
     kind: ClassVar[str] = "none"
     label: ClassVar[str] = "no mixer (MLP only)"
+    hf_read: ClassVar[bool] = True  # nothing to read: it has no mixer
 
     @property
     def short(self):

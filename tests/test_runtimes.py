@@ -1,6 +1,7 @@
 """Runtime profiles (issue #10): each activation term by hand, and the stored measured peaks."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,16 @@ def test_no_decode_step_before_the_second_generated_token():
     m = preset_model("mixtral-8x7b")
     b = breakdown(m, Scenario(batch=4, prompt_tokens=16, new_tokens=1, runtime="hf-sdpa"))
     assert b["activation"] == 64 * (32_768 + 520 + 245_856) == 17_865_216
+
+
+def test_hf_runtime_says_which_kinds_it_has_not_read():
+    from kvdash.layers import StateLayer
+
+    hybrid = preset_model("llama-3.2-1b")
+    mamba = StateLayer("Mamba-2", conv_dim=4096, conv_kernel=4, heads=64, head_state=8192, in_width=8192)
+    hybrid = replace(hybrid, layer_specs=(mamba, *hybrid.layers[1:]))
+    note = "Hugging Face's own allocations for state space / linear attention layers were not read or measured"
+    assert any(note in w for w in breakdown(hybrid, Scenario(runtime="hf-sdpa")).warnings)
+    assert not any(note in w for w in breakdown(hybrid, Scenario()).warnings)
+    llama = breakdown(preset_model("llama-3.1-8b"), Scenario(runtime="hf-eager"))
+    assert not any("not read" in w for w in llama.warnings)
