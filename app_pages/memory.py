@@ -122,8 +122,8 @@ counted = [(label, n) for label, n, used, _ in terms if used and n]
 top_label, top_bytes = max(counted, key=lambda t: t[1]) if counted else ("nothing", 0)
 st.subheader(f"Activation peak under {b.stage.runtime.label}")
 st.caption(f"{b.stage.runtime.summary}. At its peak ({phase}) the largest term is the **{top_label}**: "
-           f"{fmt_bytes(top_bytes, unit)} of {fmt_bytes(b['activation'], unit)}. Of the mixer, MLP and fp32-norm "
-           "terms only the largest is alive at once; the others add up.")
+           f"{fmt_bytes(top_bytes, unit)} of {fmt_bytes(b['activation'], unit)}. Of the mixer, MLP, fp32-norm "
+           "and cache-regrowth terms only the largest is alive at once; the others add up.")
 st.dataframe(pd.DataFrame([{"term": label, "bytes": n, unit: round(to_unit(n, unit), 3),
                             "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
                            for label, n, used, how in terms if n]),

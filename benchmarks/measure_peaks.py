@@ -75,7 +75,7 @@ TINY = {
     "qwen3-moe": dict(REAL["qwen3-moe"], **TINY_WIDTHS, num_key_value_heads=2, head_dim=32, moe_intermediate_size=512,
                       num_experts=16, num_experts_per_tok=4),
 }
-TINY_SHAPES = [(1, 512, 1), (2, 1024, 1), (1, 2048, 1)]
+TINY_SHAPES = [(1, 512, 1), (2, 1024, 1), (1, 2048, 1), (32, 8, 512)]  # the last: decode steps decide the peak
 
 
 def config_dict(arch: dict, n_layers: int) -> dict:

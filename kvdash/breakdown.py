@@ -53,6 +53,32 @@ def pipeline_partition(n_layers: int, pp: int) -> list[range]:
 
 
 @dataclass(frozen=True)
+class Mixer:
+    """One layer kind's token mixer while it runs, in bytes: per query token in flight, per key of one
+    sequence it attends to (copies of the cached K/V), and per (query, key) pair (an eager kernel's scores,
+    SDPA's float copy of a window mask)."""
+
+    spec: LayerSpec
+    per_token: int
+    per_key: int  # in a prefill
+    per_key_decode: int  # in a decode step
+    score_heads: int  # query heads whose scores an eager kernel stores
+    score_bytes: int  # bytes per score while an eager softmax runs (0: fused kernel)
+    call_mask: int  # bytes per pair of SDPA's float copy of a window mask in a prefill's call (none in decode)
+
+    def keys(self, T, decode: bool, mn=min, mx=max):
+        """Keys a query attends to: the whole context in a prefill (masks and scores span it even where a
+        window limits what counts); in a decode step, the tokens the layer holds (a window's last W)."""
+        return self.spec.held(1, T, 0, 0, mn, mx) if decode and self.spec.grows else T
+
+    def bytes(self, tokens, B, T, decode: bool, mn=min, mx=max):
+        k = self.keys(T, decode, mn, mx)
+        per_key = self.per_key_decode if decode else self.per_key
+        per_pair = self.score_heads * self.score_bytes + (0 if decode else self.call_mask)
+        return tokens * self.per_token + B * k * per_key + tokens * k * per_pair
+
+
+@dataclass(frozen=True)
 class Stage:
     """Everything about one GPU of one pipeline stage that does not depend on batch or length."""
 
@@ -72,15 +98,12 @@ class Stage:
     runtime: Runtime  # what runs the model: decides the activation terms below
     hidden_pt: int  # activation bytes per token in flight: the residual-stream tensors the runtime keeps
     position_pt: int  # ... for the whole forward: position ids and the rotary cos/sin tables (Hugging Face)
-    attn_pt: int  # ... inside the widest token mixer
+    mixers: tuple[Mixer, ...]  # each layer kind's working set while it runs (the largest counts)
     mlp_pt: int  # ... inside the widest MLP / expert block (routing buffers included)
     mlp_decode_pt: int  # ... in a decode step (Hugging Face on a GPU gathers each routed expert's weights)
     norm_pt: int  # ... inside an RMSNorm computed in fp32 (Hugging Face)
-    score_heads: int  # query heads whose T x T scores an eager kernel stores
-    score_bytes: int  # bytes per score while an eager softmax runs (0: fused kernel)
     mask_bytes: int  # bytes per (query, key) pair of one sequence for the forward's attention masks
     shared_mask_bytes: int  # ... of masks built once for the whole batch (SDPA's bool masks)
-    call_mask_bytes: int  # ... per sequence, only while a masked layer's attention runs (SDPA's float copy)
     regrow: tuple[tuple[LayerSpec, int], ...]  # (cache spec, bytes per held token of its larger K/V) for torch.cat
     logits_per_seq: int  # LM-head output of the last position in the activation dtype + its fp32 copy
 
@@ -132,6 +155,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
         # down matrices (gate_up_proj[expert_ids], then down_proj[...] while the first is still referenced)
         moe_decode_pt += k * get_dtype(experts_dtype).matrix_bytes(3 * e, h)
     masks = {spec.mask for spec in m.layers if spec.mask}
+    call_mask = rt.mask_bytes_per_pair(masks, a)[2]  # SDPA's per-sequence float copy inside a masked layer's call
     out = []
     for i, layers in enumerate(pipeline_partition(m.n_layers, pp)):
         counts: dict[LayerSpec, int] = {}
@@ -178,17 +202,16 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 hidden_pt=rt.hidden_copies * m.hidden_size * a,
                 position_pt=(POSITION_ID_BYTES + 2 * max((sp.rotary_dim for sp in m.layers), default=0) * a
                              if rt.hf else 0),
-                attn_pt=max((spec.act_bytes(tp, a, rt) for spec, _ in groups), default=0),
+                mixers=tuple(Mixer(spec, spec.act_bytes(tp, a, rt), spec.key_bytes(tp, a, rt),
+                                   spec.key_bytes(tp, a, rt, decode=True), spec.score_heads(tp), rt.score_bytes(a),
+                                   call_mask if spec.mask not in ("", "causal") else 0) for spec, _ in groups),
                 mlp_pt=max(moe_pt if any(mlp and moe for mlp, moe in ffn) else 0,
                            dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
                 mlp_decode_pt=max(moe_decode_pt if any(mlp and moe for mlp, moe in ffn) else 0,
                                   dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
                 norm_pt=NORM_BYTES * m.hidden_size if rt.hf else 0,
-                score_heads=max((spec.score_heads(tp) for spec, _ in groups), default=0),
-                score_bytes=rt.score_bytes(a),
                 mask_bytes=rt.mask_bytes_per_pair(masks, a)[0],
                 shared_mask_bytes=rt.mask_bytes_per_pair(masks, a)[1],
-                call_mask_bytes=rt.mask_bytes_per_pair(masks, a)[2],
                 regrow=tuple((spec, b) for spec, _ in kept if rt.hf and (b := spec.regrow_bytes_per_token(kv, tp))),
                 # the LM head's output of the last position, and its fp32 copy for sampling (an engine's
                 # .float() is a no-op on fp32 logits; generate() copies them regardless)
@@ -214,25 +237,26 @@ def activation_phases(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
     (prefill of one chunk of the prompt, one decode step at the full context).
 
     Each phase: the runtime's residual-stream tensors for the tokens in flight, plus the largest of the
-    mixer (with an eager kernel's scores), the MLP and an fp32 norm; plus the forward's attention masks.
-    A decode step with a growing cache also holds a second copy of one layer's K or V (torch.cat). With fewer
-    than two generated tokens no decode step runs: its phase is 0."""
+    mixer (with an eager kernel's scores and any copies of the keys it attends to), the MLP and an fp32 norm;
+    plus the forward's attention masks. In a decode step a growing cache's torch.cat (old and new copy of one
+    layer's K or V) is one more candidate for the largest. With fewer than two generated tokens no decode
+    step runs: its phase is 0."""
     c = mn(P, chunk) if chunk and not st.runtime.hf else P  # Hugging Face prefills the whole prompt
     n = B * c
-    scores = st.score_heads * st.score_bytes
 
-    def phase(tokens, keys, mask_pairs, mlp_pt):
-        """tokens in flight attending to `keys` keys each: the forward-long terms plus the largest inner one"""
-        inner = mx(mx(tokens * st.attn_pt + tokens * keys * (scores + st.call_mask_bytes), tokens * mlp_pt),
-                   tokens * st.norm_pt)
+    def phase(tokens, keys, decode, mask_pairs, mlp_pt, regrow=0):
+        """`tokens` in flight over B sequences at `keys` context: the forward-long terms plus the largest
+        inner one (a kind's mixer, the MLP, an fp32 norm, or a growing cache's copy of one layer's K/V)"""
+        inner = mx(mx(tokens * mlp_pt, tokens * st.norm_pt), regrow)
+        for mixer in st.mixers:
+            inner = mx(inner, mixer.bytes(tokens, B, keys, decode, mn, mx))
         return tokens * (st.hidden_pt + st.position_pt) + inner + mask_pairs
 
-    prefill = phase(n, P, n * P * st.mask_bytes + c * P * st.shared_mask_bytes, st.mlp_pt)
+    prefill = phase(n, P, False, n * P * st.mask_bytes + c * P * st.shared_mask_bytes, st.mlp_pt)
     regrow = 0
     for spec, bpt in st.regrow:
         regrow = mx(regrow, bpt * spec.held(B, T - 1, 0, 0, mn, mx))
-    decode = phase(B, T, B * T * st.mask_bytes + T * st.shared_mask_bytes, st.mlp_decode_pt) + regrow
-    # a decode step runs only from the second generated token on (the first comes from the prefill's logits)
+    decode = phase(B, T, True, B * T * st.mask_bytes + T * st.shared_mask_bytes, st.mlp_decode_pt, regrow)
     return prefill, decode * (T - P >= 2)
 
 
@@ -241,22 +265,22 @@ def activation_bytes(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
     return mx(*activation_phases(st, B, P, T, chunk, mn, mx))
 
 
-INNER = ("mixer", "MLP", "fp32 norm")  # the per-layer peaks of which only the largest counts
+INNER = ("mixer", "MLP", "fp32 norm", "cache regrowth")  # the peaks of which only the largest counts
 
 
 def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str, list[tuple[str, int, bool, str]]]:
     """The terms of the activation peak at its phase, for the breakdown table and the Memory page:
     (phase, [(term, bytes, counted in the peak, formula)]). Of the INNER terms only the largest counts."""
     prefill, decode = activation_phases(st, B, P, T, chunk)
-    rt, heads = st.runtime, st.score_heads
+    rt = st.runtime
     if prefill >= decode:
         c = min(P, chunk) if chunk and not rt.hf else P
-        n, keys, phase = B * c, P, f"prefill of {B:,} seq × {c:,} tokens"
+        n, keys, phase, decoding = B * c, P, f"prefill of {B:,} seq × {c:,} tokens", False
         mlp_pt = st.mlp_pt
         masks = n * P * st.mask_bytes + c * P * st.shared_mask_bytes
         regrow, regrow_how = 0, ""
     else:
-        n, keys, phase = B, T, f"decode step of {B:,} seq at {T:,} tokens"
+        n, keys, phase, decoding = B, T, f"decode step of {B:,} seq at {T:,} tokens", True
         mlp_pt = st.mlp_decode_pt
         masks = B * T * st.mask_bytes + T * st.shared_mask_bytes
         regrow, regrow_how = 0, ""
@@ -264,12 +288,17 @@ def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str
             if (r := bpt * spec.held(B, T - 1, 0, 0)) > regrow:
                 regrow, regrow_how = r, (f"{spec.held(B, T - 1, 0, 0):,} held tokens × {bpt:,} B (one layer's "
                                          f"{spec.short} K or V, copied by torch.cat as the cache grows)")
-    mixer = n * st.attn_pt + n * keys * (heads * st.score_bytes + st.call_mask_bytes)
-    mixer_how = f"{n:,} tokens × {st.attn_pt:,} B (queries, keys, values, output)"
-    if st.score_bytes:
-        mixer_how += f" + {n:,} × {keys:,} scores × {heads} heads × {st.score_bytes} B (masked scores + fp32 softmax)"
-    if st.call_mask_bytes:
-        mixer_how += f" + {n:,} × {keys:,} × {st.call_mask_bytes} B (SDPA's float copy of a window mask)"
+    widest = max(st.mixers, key=lambda x: x.bytes(n, B, keys, decoding))
+    mixer, k = widest.bytes(n, B, keys, decoding), widest.keys(keys, decoding)
+    mixer_how = (f"{widest.spec.short} layers: {n:,} tokens × {widest.per_token:,} B (queries, new keys and "
+                 "values, output)")
+    if per_key := (widest.per_key_decode if decoding else widest.per_key):
+        mixer_how += f" + {B:,} seq × {k:,} keys × {per_key:,} B (K/V repeated to every query head)"
+    if widest.score_bytes:
+        mixer_how += (f" + {n:,} × {k:,} scores × {widest.score_heads} heads × {widest.score_bytes} B "
+                      "(masked scores + fp32 softmax)")
+    if widest.call_mask and not decoding:
+        mixer_how += f" + {n:,} × {k:,} × {widest.call_mask} B (SDPA's float copy of a window mask)"
     terms = [
         ("residual stream", n * st.hidden_pt, True, f"{n:,} tokens × {rt.hidden_copies} copies × "
                                                     f"{st.hidden_pt // rt.hidden_copies:,} B"),
@@ -282,7 +311,7 @@ def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str
         ("masks", masks, True, (f"{n:,} × {keys:,} positions × {st.mask_bytes} B per sequence (additive float "
                                 f"masks)" if st.mask_bytes else f"{n // B:,} × {keys:,} positions × "
                                 f"{st.shared_mask_bytes} B for the batch (bool window masks + SDPA's float copy)")),
-        ("cache regrowth", regrow, True, regrow_how),
+        ("cache regrowth", regrow, False, regrow_how),
     ]
     top = max((t for t in terms if t[0] in INNER), key=lambda t: t[1])
     return phase, [(label, b, counted or label == top[0], how) for label, b, counted, how in terms]

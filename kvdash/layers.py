@@ -193,6 +193,12 @@ class LayerSpec:
     def score_heads(self, tp: int) -> int:
         return 0
 
+    def key_bytes(self, tp: int, a: int, rt=None, decode: bool = False) -> int:
+        """Activation bytes per key of one sequence the mixer holds while it attends (copies of the cached
+        K/V, such as Hugging Face's repeat_kv), in a prefill or a decode step; 0 when kernels read the cache
+        in place."""
+        return 0
+
     def regrow_bytes_per_token(self, kv: DType, tp: int = 1) -> int:
         """Bytes per held token of the larger of this layer's K and V: a growing cache (torch.cat) holds
         the old and the new copy of one of them at once."""
@@ -338,17 +344,25 @@ class FullAttention(_EveryToken):
         return tuple(out)
 
     def act_bytes(self, tp, a, rt=None):
-        """Queries, keys, values and the output. Hugging Face repeats K/V to every query head (repeat_kv)
-        in eager attention, and in SDPA whenever a mask is passed or head sizes differ (use_gqa_in_sdpa);
-        its per-head q/k norms run in fp32 (the queries, their fp32 copy and its square: 8 B more per value)."""
+        """Per query token: the queries and the output, and in an engine the fused qkv projection's new keys
+        and values (Hugging Face's new K/V are the cache itself once appended). Hugging Face's per-head q/k
+        norms run in fp32 (the queries, their fp32 copy and its square: 8 B more per value)."""
         nh, kvh = self.n_heads // tp, self.kv_heads(tp)
-        if rt is not None and rt.hf and (rt.eager or self.mask != "causal" or self.head_dim != self.v_dim
-                                         or self.head_dim > 256):
-            kvh = nh
-        out = (nh * self.head_dim + kvh * (self.head_dim + self.v_dim) + nh * self.v_dim) * a
-        if rt is not None and rt.hf and self.qk_norm:
-            out = max(out, nh * self.head_dim * (a + 8))
-        return out
+        if rt is not None and rt.hf:
+            out = (nh * self.head_dim + nh * self.v_dim) * a
+            return max(out, nh * self.head_dim * (a + 8)) if self.qk_norm else out
+        return (nh * self.head_dim + kvh * (self.head_dim + self.v_dim) + nh * self.v_dim) * a
+
+    def key_bytes(self, tp, a, rt=None, decode=False):
+        """Hugging Face repeats the cached K/V to every query head (repeat_kv) in eager attention, and in SDPA
+        whenever a mask is passed or head sizes differ (use_gqa_in_sdpa): a copy per key the layer attends to.
+        A window layer passes a mask in the prefill only: in a decode step its cache holds just the window."""
+        masked = self.mask not in ("", "causal") and not decode
+        if rt is not None and rt.hf and (rt.eager or masked or self.head_dim != self.v_dim or self.head_dim > 256):
+            if self.kv_heads(tp) == 1:  # one K/V head: repeat_kv is a view; the matmul copies K, then V
+                return self.n_heads // tp * max(self.head_dim, self.v_dim) * a
+            return self.n_heads // tp * (self.head_dim + self.v_dim) * a
+        return 0
 
     def regrow_bytes_per_token(self, kv, tp=1):
         return 0 if self.kv_shared else self.kv_heads(tp) * kv.nbytes(max(self.head_dim, self.v_dim), 1)
