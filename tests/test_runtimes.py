@@ -154,3 +154,29 @@ def test_hf_runtime_says_which_kinds_it_has_not_read():
     assert not any(note in w for w in breakdown(hybrid, Scenario()).warnings)
     llama = breakdown(preset_model("llama-3.1-8b"), Scenario(runtime="hf-eager"))
     assert not any("not read" in w for w in llama.warnings)
+
+
+def test_hf_kv_copies_are_per_key_attended():
+    from kvdash.layers import SlidingWindow
+
+    eager, sdpa = RUNTIMES["hf-eager"], RUNTIMES["hf-sdpa"]
+    gqa = FullAttention(n_heads=32, n_kv_heads=8, head_dim=128)
+    mqa = FullAttention(n_heads=32, n_kv_heads=1, head_dim=128)
+    window = SlidingWindow(n_heads=32, n_kv_heads=8, head_dim=128, window=4096)
+    # repeat_kv copies K and V to 32 heads: 32 x (128 + 128) x 2 B per key; with one K/V head it is a view
+    # and the matmul copies K, then V: 32 x 128 x 2 B at a time
+    assert gqa.key_bytes(1, 2, eager) == 16_384 and mqa.key_bytes(1, 2, eager) == 8_192
+    # SDPA passes no mask to full layers (is_causal) and takes GQA natively: no copy
+    assert gqa.key_bytes(1, 2, sdpa) == 0 and gqa.key_bytes(1, 2) == 0
+    # a window layer gets a mask (and so copies) in the prefill, not in decode, where it holds only the window
+    assert window.key_bytes(1, 2, sdpa) == 16_384 and window.key_bytes(1, 2, sdpa, decode=True) == 0
+
+
+def test_hf_eager_decode_copies_the_whole_context(llama8b):
+    # 4 sequences at 2,016 tokens: per sequence the 2,016 cached keys repeated to 32 heads (16,384 B each) and
+    # 32 x 2,016 scores at 10 B, beside 4 tokens x 16,384 B of queries and output; plus 4 x (4 x 8,192 + 520)
+    # of residual stream and positions and the additive mask 4 x 2,016 x 2 B.
+    b = breakdown(llama8b, Scenario(batch=4, prompt_tokens=16, new_tokens=2000, runtime="hf-eager"))
+    mixer = 4 * 16_384 + 4 * 2016 * 16_384 + 4 * 2016 * 32 * 10
+    assert mixer > 4 * 2015 * 2048  # larger than the cache's regrowth
+    assert b["activation"] == 4 * (32_768 + 520) + mixer + 4 * 2016 * 2 == 134_915_872
