@@ -124,10 +124,12 @@ st.subheader(f"Activation peak under {b.stage.runtime.label}")
 st.caption(f"{b.stage.runtime.summary}. At its peak ({phase}) the largest term is the **{top_label}**: "
            f"{fmt_bytes(top_bytes, unit)} of {fmt_bytes(b['activation'], unit)}. Of the mixer, MLP, fp32-norm "
            "and cache-regrowth terms only the largest is alive at once; the others add up.")
-st.dataframe(pd.DataFrame([{"term": label, "bytes": n, unit: round(to_unit(n, unit), 3),
-                            "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
-                           for label, n, used, how in terms if n]),
-             hide_index=True, width="stretch", key="activation_split")
+split = pd.DataFrame([{"term": label, "bytes": n, unit: round(to_unit(n, unit), 3),
+                       "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
+                      for label, n, used, how in terms if n])
+if split["bytes"].map(lambda v: v >= INT64_LIMIT).any():  # beyond Arrow's int64: exact, as text
+    split["bytes"] = split["bytes"].map(str)
+st.dataframe(split, hide_index=True, width="stretch", key="activation_split")
 trained = f"{model.max_position_embeddings:,}" if model.max_position_embeddings else "an unknown length"
 st.write(
     f"Largest batch at {scenario.context:,} tokens: **{max_batch(model, scenario, gpu):,}** · "

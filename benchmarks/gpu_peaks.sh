@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #10's GPU measurements in one command, for a session with an NVIDIA GPU (about 10 minutes on an H100/H200):
 #   1. Hugging Face generate()'s peak, published widths (2 layers), 7 architectures x 4 shapes (3 prefills,
-#      one with 32 decode steps) x sdpa/eager (benchmarks/measure_peaks.py --scale real), into $1/peaks/<date>-<gpu>-hf/;
+#      one where 1,024 decode steps decide the peak) x sdpa/eager (benchmarks/measure_peaks.py --scale real), into $1/peaks/<date>-<gpu>-hf/;
 #   2. kvdash's own live decoder on the architectures it runs (dense GQA, MQA, sliding, hybrid sliding/full
 #      with soft-capping), 3 shapes each, into $1/live/.
 # Then commit $1/peaks/* under data/measurements/peaks/ and run benchmarks/score_peaks.py on it.

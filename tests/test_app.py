@@ -428,3 +428,11 @@ def test_runtime_choice_drives_the_peak_and_its_split():
     gpus = run_app("app_pages/gpus.py", gpus_vendors=["NVIDIA"], **state, runtime="HF generate(), eager")
     table = gpus.dataframe[0].value
     assert set(table["fits?"]) == {"does not fit"}  # no single GPU holds 344 GB of scores
+
+
+def test_memory_page_tables_beyond_int64_stay_exact():
+    # 16,777,216 sequences of 2^30 tokens: byte counts past Arrow's int64 are shown as exact text
+    at = run_app(batch=1 << 24, context=1 << 30)
+    assert not at.exception
+    split = next(d.value for d in at.dataframe if "term" in d.value.columns)
+    assert all(isinstance(v, str) for v in split["bytes"]) and any(len(v) > 19 for v in split["bytes"])
