@@ -6,6 +6,7 @@ page under build/screenshots/. Skips, saying why, where Chromium or Playwright i
 installs both (.ci/run).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -271,10 +272,14 @@ HOSTILE_LINKS = [
 
 
 def open_any(page, url: str) -> None:
-    """Open a page that may refuse its inputs (then it has an error box and no title)."""
+    """Open a page that may refuse its inputs (then it has an error box and no title). A link that is replaced
+    by defaults reruns the script, so wait for the sidebar's first slider too (a page without it still fails,
+    by timeout, where the test asserts it)."""
     page.goto(url)
     page.wait_for_load_state("networkidle")
     page.locator('[data-testid="stMain"] h1, [data-testid="stMain"] [data-testid="stAlert"]').first.wait_for()
+    with contextlib.suppress(sync_api.TimeoutError):  # reported by the caller's assertion, with the page it was on
+        page.locator('[data-testid="stSidebar"]').get_by_text("Batch (concurrent sequences)").wait_for(timeout=15_000)
     page.wait_for_timeout(300)
 
 
