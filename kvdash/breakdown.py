@@ -85,6 +85,7 @@ class Stage:
     index: int
     layers: range
     groups: tuple[tuple[LayerSpec, int], ...]  # (layer spec, number of layers) in this stage
+    cache_groups: tuple[tuple[LayerSpec, int], ...]  # the same, as the cache the runtime keeps (cache_spec)
     linear_params: int  # matrices, routed experts included
     other_params: int  # norms, biases, routers, embeddings, LM head
     encoder_params: int  # vision tower / audio encoder (first stage)
@@ -154,8 +155,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
         # generate() on a GPU decodes with batched_mm: per routed token it copies that expert's gate-up and
         # down matrices (gate_up_proj[expert_ids], then down_proj[...] while the first is still referenced)
         moe_decode_pt += k * get_dtype(experts_dtype).matrix_bytes(3 * e, h)
-    masks = {spec.mask for spec in m.layers if spec.mask}
-    call_mask = rt.mask_bytes_per_pair(masks, a)[2]  # SDPA's per-sequence float copy inside a masked layer's call
+    # per sequence for the forward, once for the batch, and SDPA's per-sequence float copy in a masked layer's call
+    mask_bytes, shared_mask_bytes, call_mask = rt.mask_bytes_per_pair({sp.mask for sp in m.layers if sp.mask}, a)
     out = []
     for i, layers in enumerate(pipeline_partition(m.n_layers, pp)):
         counts: dict[LayerSpec, int] = {}
@@ -180,12 +181,13 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 outside += table["head"]
         encoder = m.encoder_params if first else 0
         ffn = [(m.mlp_mask[j], m.moe_mask[j]) for j in layers]
-        kept = [(spec.cache_spec(rt), n) for spec, n in groups]  # the cache this runtime keeps
+        kept = tuple((spec.cache_spec(rt), n) for spec, n in groups)  # the cache this runtime keeps
         out.append(
             Stage(
                 index=i,
                 layers=layers,
                 groups=groups,
+                cache_groups=kept,
                 linear_params=linear,
                 other_params=other,
                 encoder_params=encoder,
@@ -210,8 +212,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 mlp_decode_pt=max(moe_decode_pt if any(mlp and moe for mlp, moe in ffn) else 0,
                                   dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
                 norm_pt=NORM_BYTES * m.hidden_size if rt.hf else 0,
-                mask_bytes=rt.mask_bytes_per_pair(masks, a)[0],
-                shared_mask_bytes=rt.mask_bytes_per_pair(masks, a)[1],
+                mask_bytes=mask_bytes,
+                shared_mask_bytes=shared_mask_bytes,
                 regrow=tuple((spec, b) for spec, _ in kept if rt.hf and (b := spec.regrow_bytes_per_token(kv, tp))),
                 # the LM head's output of the last position, and its fp32 copy for sampling (an engine's
                 # .float() is a no-op on fp32 logits; generate() copies them regardless)
@@ -232,31 +234,51 @@ def kv_bytes(st: Stage, B, T, S: int, bs: int, mn=min, mx=max):
     return out
 
 
+INNER = ("mixer", "MLP", "fp32 norm", "cache regrowth")  # the per-layer peaks of which only the largest counts
+
+
+def _phase_shape(st: Stage, B, P, T, chunk: int, decode: bool, mn=min):
+    """(tokens in flight, keys each attends to, prompt tokens per sequence in the step) of a phase."""
+    if decode:
+        return B, T, 1
+    c = mn(P, chunk) if chunk and not st.runtime.hf else P  # Hugging Face prefills the whole prompt
+    return B * c, P, c
+
+
+def phase_terms(st: Stage, B, P, T, chunk: int, decode: bool, mn=min, mx=max) -> dict:
+    """The activation terms of one phase (a prefill chunk, or one decode step at the full context), for ints
+    or numpy arrays: the runtime's residual-stream tensors and positions for the tokens in flight, the
+    forward's attention masks, and the INNER candidates: the widest kind's mixer (with an eager kernel's
+    scores and any copies of the keys it attends to), the MLP, an fp32 norm, and in a decode step a growing
+    cache's torch.cat (old and new copy of one layer's K or V)."""
+    tokens, keys, c = _phase_shape(st, B, P, T, chunk, decode, mn)
+    mixer = 0
+    for m in st.mixers:
+        mixer = mx(mixer, m.bytes(tokens, B, keys, decode, mn, mx))
+    regrow = 0
+    if decode:
+        for spec, bpt in st.regrow:
+            regrow = mx(regrow, bpt * spec.held(B, T - 1, 0, 0, mn, mx))
+    return {"residual stream": tokens * st.hidden_pt, "positions": tokens * st.position_pt,
+            "mixer": mixer, "MLP": tokens * (st.mlp_decode_pt if decode else st.mlp_pt),
+            "fp32 norm": tokens * st.norm_pt,
+            "masks": tokens * keys * st.mask_bytes + c * keys * st.shared_mask_bytes, "cache regrowth": regrow}
+
+
+def _peak(terms: dict, mx=max):
+    """The terms alive together: every outer term plus the largest inner one."""
+    inner = 0
+    for label in INNER:
+        inner = mx(inner, terms[label])
+    return sum(v for label, v in terms.items() if label not in INNER) + inner
+
+
 def activation_phases(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
     """Transient working set of one layer (activations are freed layer by layer in inference):
-    (prefill of one chunk of the prompt, one decode step at the full context).
-
-    Each phase: the runtime's residual-stream tensors for the tokens in flight, plus the largest of the
-    mixer (with an eager kernel's scores and any copies of the keys it attends to), the MLP and an fp32 norm;
-    plus the forward's attention masks. In a decode step a growing cache's torch.cat (old and new copy of one
-    layer's K or V) is one more candidate for the largest. With fewer than two generated tokens no decode
-    step runs: its phase is 0."""
-    c = mn(P, chunk) if chunk and not st.runtime.hf else P  # Hugging Face prefills the whole prompt
-    n = B * c
-
-    def phase(tokens, keys, decode, mask_pairs, mlp_pt, regrow=0):
-        """`tokens` in flight over B sequences at `keys` context: the forward-long terms plus the largest
-        inner one (a kind's mixer, the MLP, an fp32 norm, or a growing cache's copy of one layer's K/V)"""
-        inner = mx(mx(tokens * mlp_pt, tokens * st.norm_pt), regrow)
-        for mixer in st.mixers:
-            inner = mx(inner, mixer.bytes(tokens, B, keys, decode, mn, mx))
-        return tokens * (st.hidden_pt + st.position_pt) + inner + mask_pairs
-
-    prefill = phase(n, P, False, n * P * st.mask_bytes + c * P * st.shared_mask_bytes, st.mlp_pt)
-    regrow = 0
-    for spec, bpt in st.regrow:
-        regrow = mx(regrow, bpt * spec.held(B, T - 1, 0, 0, mn, mx))
-    decode = phase(B, T, True, B * T * st.mask_bytes + T * st.shared_mask_bytes, st.mlp_decode_pt, regrow)
+    (prefill of one chunk of the prompt, one decode step at the full context); see phase_terms. With fewer
+    than two generated tokens no decode step runs: its phase is 0."""
+    prefill = _peak(phase_terms(st, B, P, T, chunk, False, mn, mx), mx)
+    decode = _peak(phase_terms(st, B, P, T, chunk, True, mn, mx), mx)
     return prefill, decode * (T - P >= 2)
 
 
@@ -265,31 +287,17 @@ def activation_bytes(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
     return mx(*activation_phases(st, B, P, T, chunk, mn, mx))
 
 
-INNER = ("mixer", "MLP", "fp32 norm", "cache regrowth")  # the peaks of which only the largest counts
-
-
 def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str, list[tuple[str, int, bool, str]]]:
     """The terms of the activation peak at its phase, for the breakdown table and the Memory page:
     (phase, [(term, bytes, counted in the peak, formula)]). Of the INNER terms only the largest counts."""
     prefill, decode = activation_phases(st, B, P, T, chunk)
+    decoding = decode > prefill
+    terms = phase_terms(st, B, P, T, chunk, decoding)
+    n, keys, c = _phase_shape(st, B, P, T, chunk, decoding)
+    phase = f"decode step of {B:,} seq at {T:,} tokens" if decoding else f"prefill of {B:,} seq × {c:,} tokens"
     rt = st.runtime
-    if prefill >= decode:
-        c = min(P, chunk) if chunk and not rt.hf else P
-        n, keys, phase, decoding = B * c, P, f"prefill of {B:,} seq × {c:,} tokens", False
-        mlp_pt = st.mlp_pt
-        masks = n * P * st.mask_bytes + c * P * st.shared_mask_bytes
-        regrow, regrow_how = 0, ""
-    else:
-        n, keys, phase, decoding = B, T, f"decode step of {B:,} seq at {T:,} tokens", True
-        mlp_pt = st.mlp_decode_pt
-        masks = B * T * st.mask_bytes + T * st.shared_mask_bytes
-        regrow, regrow_how = 0, ""
-        for spec, bpt in st.regrow:
-            if (r := bpt * spec.held(B, T - 1, 0, 0)) > regrow:
-                regrow, regrow_how = r, (f"{spec.held(B, T - 1, 0, 0):,} held tokens × {bpt:,} B (one layer's "
-                                         f"{spec.short} K or V, copied by torch.cat as the cache grows)")
     widest = max(st.mixers, key=lambda x: x.bytes(n, B, keys, decoding))
-    mixer, k = widest.bytes(n, B, keys, decoding), widest.keys(keys, decoding)
+    k = widest.keys(keys, decoding)
     mixer_how = (f"{widest.spec.short} layers: {n:,} tokens × {widest.per_token:,} B (queries, new keys and "
                  "values, output)")
     if per_key := (widest.per_key_decode if decoding else widest.per_key):
@@ -299,22 +307,26 @@ def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str
                       "(masked scores + fp32 softmax)")
     if widest.call_mask and not decoding:
         mixer_how += f" + {n:,} × {k:,} × {widest.call_mask} B (SDPA's float copy of a window mask)"
-    terms = [
-        ("residual stream", n * st.hidden_pt, True, f"{n:,} tokens × {rt.hidden_copies} copies × "
-                                                    f"{st.hidden_pt // rt.hidden_copies:,} B"),
-        ("positions", n * st.position_pt, True, f"{n:,} tokens × {st.position_pt:,} B (int64 position id + "
-                                                "rotary cos and sin)"),
-        ("mixer", mixer, False, mixer_how),
-        ("MLP", n * mlp_pt, False, f"{n:,} tokens × {mlp_pt:,} B (MLP or experts' intermediates, routing"
-                                   + (", each routed expert's weights copied" if mlp_pt > st.mlp_pt else "") + ")"),
-        ("fp32 norm", n * st.norm_pt, False, f"{n:,} tokens × {st.norm_pt:,} B (RMSNorm upcast to fp32)"),
-        ("masks", masks, True, (f"{n:,} × {keys:,} positions × {st.mask_bytes} B per sequence (additive float "
-                                f"masks)" if st.mask_bytes else f"{n // B:,} × {keys:,} positions × "
-                                f"{st.shared_mask_bytes} B for the batch (bool window masks + SDPA's float copy)")),
-        ("cache regrowth", regrow, False, regrow_how),
-    ]
-    top = max((t for t in terms if t[0] in INNER), key=lambda t: t[1])
-    return phase, [(label, b, counted or label == top[0], how) for label, b, counted, how in terms]
+    mlp_pt = st.mlp_decode_pt if decoding else st.mlp_pt
+    regrow_how = ""
+    if terms["cache regrowth"]:
+        spec, bpt = max(st.regrow, key=lambda r: r[1] * r[0].held(B, T - 1, 0, 0))
+        regrow_how = (f"{spec.held(B, T - 1, 0, 0):,} held tokens × {bpt:,} B (one layer's {spec.short} K or V, "
+                      "copied by torch.cat as the cache grows)")
+    how = {
+        "residual stream": f"{n:,} tokens × {rt.hidden_copies} copies × {st.hidden_pt // rt.hidden_copies:,} B",
+        "positions": f"{n:,} tokens × {st.position_pt:,} B (int64 position id + rotary cos and sin)",
+        "mixer": mixer_how,
+        "MLP": f"{n:,} tokens × {mlp_pt:,} B (MLP or experts' intermediates, routing"
+               + (", each routed expert's weights copied" if mlp_pt > st.mlp_pt else "") + ")",
+        "fp32 norm": f"{n:,} tokens × {st.norm_pt:,} B (RMSNorm upcast to fp32)",
+        "masks": (f"{n:,} × {keys:,} positions × {st.mask_bytes} B per sequence (additive float masks)"
+                  if st.mask_bytes else f"{n // B:,} × {keys:,} positions × {st.shared_mask_bytes} B for the batch "
+                  "(bool window masks + SDPA's float copy)"),
+        "cache regrowth": regrow_how,
+    }
+    top = max(INNER, key=lambda label: terms[label])
+    return phase, [(label, b, label not in INNER or label == top, how[label]) for label, b in terms.items()]
 
 
 def stage_bytes(st: Stage, s: Scenario, B, P, mn=min, mx=max):
@@ -377,11 +389,10 @@ class Breakdown:
         """One row per distinct layer spec of this GPU's stage: kind, count, bytes per token and per sequence."""
         kv, act = get_dtype(self.scenario.kv_dtype), activation_dtype(get_dtype(self.scenario.weights_dtype))
         tp, bs = self.scenario.tp, self.scenario.block_size
-        groups = [(spec.cache_spec(self.stage.runtime), n) for spec, n in self.stage.groups]
         return [{"kind": spec.kind, "label": spec.short, "layers": n,
                  "kv_bytes_per_token": n * spec.bytes_per_token(kv, tp),
                  "state_bytes_per_seq": n * spec.bytes_per_seq(kv, act, tp, bs),
-                 "formula": spec.describe(kv, tp)} for spec, n in groups]
+                 "formula": spec.describe(kv, tp)} for spec, n in self.stage.cache_groups]
 
     @property
     def n_gpus(self) -> int:
@@ -425,6 +436,7 @@ class Breakdown:
         return out
 
     def to_dict(self) -> dict:
+        phase, terms = self.activation_split()
         out = {
             "model": self.model.name,
             "params": self.model.params,
@@ -435,9 +447,9 @@ class Breakdown:
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "state_bytes_per_seq": self.state_bytes_per_seq,
             "runtime": self.scenario.runtime,
-            "activation_phase": self.activation_split()[0],
+            "activation_phase": phase,
             "activation_terms": [{"term": t, "bytes": b, "in_peak": used, "formula": how}
-                                 for t, b, used, how in self.activation_split()[1] if b],
+                                 for t, b, used, how in terms if b],
             "weights_dtype": self.scenario.weights_dtype,
             "experts_dtype": self.scenario.experts_dtype,
             "expert_parallel": self.scenario.expert_parallel,
@@ -468,13 +480,12 @@ def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
         reserve = gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes)
 
     st = max(sts, key=lambda x: stage_bytes(x, s, B, P)) if len(sts) > 1 else sts[0]
-    prefill, decode = activation_phases(st, B, P, T, chunk)
-    text = _Explainer(m, s, st, gpu, prefill >= decode)
+    text = _Explainer(m, s, st, gpu)
     comps = (
         Component("weights", "Weights", st.weight_bytes, text.weights),
         Component("encoder", "Encoder weights", st.encoder_bytes, text.encoder),
         Component("kv_cache", "KV cache", kv_bytes(st, B, T, S, bs), text.kv_cache),
-        Component("activation", "Activation peak", max(prefill, decode), text.activation),
+        Component("activation", "Activation peak", activation_bytes(st, B, P, T, chunk), text.activation),
         Component("logits", "Logits", B * st.logits_per_seq, text.logits),
         Component("overhead", "CUDA context & runtime", s.runtime_overhead_bytes, text.overhead, basis="measured"),
         Component("engine_reserve", "Engine reserve", reserve, text.reserve),
@@ -490,7 +501,6 @@ class _Explainer:
     s: Scenario
     st: Stage
     gpu: object | None
-    prefill_peak: bool
 
     def weights(self) -> str:
         st = self.st
@@ -517,7 +527,7 @@ class _Explainer:
         s, st = self.s, self.st
         B, T, S, bs, tp = s.batch, s.context, s.shared_prefix_tokens, s.block_size, s.tp
         kv = get_dtype(s.kv_dtype)
-        counts = {spec.cache_spec(st.runtime): n for spec, n in st.groups}
+        counts = dict(st.cache_groups)
         parts = []
         for spec, bpt in st.caches:
             held = spec.held(B, T, S, bs)
@@ -527,7 +537,7 @@ class _Explainer:
             parts.append(f"{slots} × {bpt:,} B/token [{counts[spec]} {spec.short} layers × {spec.describe(kv, tp)}]")
         if st.state_bytes:
             act = activation_dtype(get_dtype(s.weights_dtype))
-            fixed = [f"{n} {spec.short} layers × {spec.describe(kv, tp)}" for spec, n in st.groups
+            fixed = [f"{n} {spec.short} layers × {spec.describe(kv, tp)}" for spec, n in st.cache_groups
                      if spec.bytes_per_seq(kv, act, tp, bs)]
             parts.append(f"{B:,} seq × {st.state_bytes:,} B fixed per sequence [{'; '.join(fixed)}]")
         return " + ".join(parts) or "no layer holds a cache"

@@ -2,7 +2,7 @@
 
 The same model and scenario peak differently under a serving engine and under Hugging Face's
 `generate()`. A profile says what the runtime keeps alive while a layer runs; each layer kind then says
-what its own mixer allocates under that profile (`LayerSpec.act_width`, `cache_spec`, `mask`, ...).
+what its own mixer allocates under that profile (`LayerSpec.act_bytes`, `key_bytes`, `cache_spec`, `mask`, ...).
 
 - `engine`: vLLM / SGLang style. Fused (flash) attention that handles windows itself, no score matrix,
   no mask; prompts in chunks (the scenario's prefill chunk, e.g. max_num_batched_tokens); the residual

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvdash.breakdown import activation_dtype, activation_phases, breakdown, stages
+from kvdash.breakdown import activation_dtype, activation_phases, scenario_stages
 from kvdash.capacity import DEFAULT_BLOCK_SIZE, Capacity, vllm_capacity
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
-from kvdash.scenario import Scenario
+from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import GiB, cdiv
 
 
@@ -148,8 +148,9 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
             raise KvdashError(f"{name} must be an integer from 1 to 16,777,216, not {v!r}")
     s = Scenario(batch=1, prompt_tokens=tokens, weights_dtype=weights_dtype, moe_weights_dtype=moe_weights_dtype,
                  kv_dtype=kv_dtype, tp=tp, pp=pp, expert_parallel=expert_parallel, runtime_overhead_bytes=0)
-    breakdown(m, s)  # validates the parallel layout
-    act = activation_dtype(get_dtype(weights_dtype)).nbytes(1, 1)
+    check_parallel(m, s)
+    model_dtype = activation_dtype(get_dtype(weights_dtype))
+    act = model_dtype.nbytes(1, 1)
     # vLLM's rotary embedding keeps a [max_position, rotary_dim] cos/sin table in the model's dtype
     rotary = (m.max_position_embeddings or 0) * max((sp.rotary_dim for sp in m.layers), default=0) * act
     non_torch = fam.non_torch_tp if tp > 1 else fam.non_torch_pp if pp > 1 else fam.non_torch_tp1
@@ -157,7 +158,7 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
     requested = int(u * gpu.usable_bytes)
     # Each pipeline stage sizes its own cache; the engine keeps the fewest blocks. The log line is rank 0's.
     stage_rows = []
-    for st in stages(m, tp, pp, weights_dtype, kv_dtype, 0, s.experts_dtype, s.ep):
+    for st in scenario_stages(m, s):
         weights = st.weight_bytes + st.encoder_bytes + rotary  # each rank builds its rotary cache
         forward = activation_phases(st, 1, tokens, tokens, 0)[0]
         sampler = 0
@@ -175,7 +176,7 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
                           f"{(requested - short[3]) / GiB:.2f} GiB taken by weights, the profile pass and the runtime; "
                           "raise gpu_memory_utilization, use more GPUs or smaller weights")
     cap = vllm_capacity(m, min(r[3] for r in stage_rows), block_size=block_size, max_model_len=max_model_len,
-                        tp=tp, pp=pp, kv_dtype=kv_dtype, model_dtype=activation_dtype(get_dtype(weights_dtype)).name,
+                        tp=tp, pp=pp, kv_dtype=kv_dtype, model_dtype=model_dtype.name,
                         max_num_batched_tokens=tokens)
     return Startup(fam, gpu.usable_bytes, u, requested, weights, rotary, forward, sampler, non_torch, graphs, kv,
                    tokens, seqs, cap)
