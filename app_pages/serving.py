@@ -44,7 +44,7 @@ st.dataframe([{"term": term, "bytes": b, unit: fmt_bytes(b, unit), "how it is kn
               for term, b, how in start.terms()], hide_index=True, width="stretch", key="startup_terms")
 st.markdown(
     f"- KV budget = requested − weights − activation peak − non-torch − CUDA graphs = **{budget:,} B** "
-    f"(kvdash.vllm_startup; within 1.3 % of 38 public vLLM start-up logs, BENCHMARKS.md)\n"
+    f"(kvdash.vllm_startup; within 1.5 % of 38 of 40 public vLLM start-up logs, BENCHMARKS.md)\n"
     f"- num_gpu_blocks = {budget:,} // {cap.page_bytes:,} B per layer-block // {cap.group_size} layers = "
     f"**{cap.gpu_blocks:,}** ({cap.n_groups} KV-cache group{'s' if cap.n_groups > 1 else ''})\n"
     f"- GPU KV cache size = {cap.gpu_blocks:,} // {cap.n_groups} × {cap.block_size} = "
