@@ -35,6 +35,8 @@ except KvdashError as e:
     st.error(str(e))
     st.stop()
 cap, budget = start.capacity, start.kv_budget_bytes
+for w in start.warnings:
+    st.warning(w, icon="⚠️")
 cols = st.columns(3)
 cols[0].metric("KV budget per GPU", fmt_bytes(budget, unit))
 cols[1].metric("GPU KV cache size", f"{cap.kv_cache_tokens:,} tokens")

@@ -56,6 +56,7 @@ FAMILIES = {
     "0.20+": VllmFamily("0.20+", "vLLM 0.20 and later", 0.92, 15, int(0.25 * GiB), int(2.1 * GiB), int(0.07 * GiB)),
 }
 DEFAULT_FAMILY = "0.20+"
+MEASURED_ON = "nvidia-h100-sxm5"  # the GPU of the logs the non-torch constants were fitted on
 # CUDA-graph pool per GPU, vLLM 0.19's own estimates for 2-72 B models on H100: 0.52 to 1.82 GiB, median
 # 0.84 GiB (tests/data/vllm_logs). A measured typical value, not a formula: warned about where used.
 TYPICAL_CUDA_GRAPH_BYTES = int(0.84 * GiB)
@@ -77,6 +78,8 @@ class Startup:
     max_num_batched_tokens: int
     max_num_seqs: int
     capacity: Capacity
+    gpu_id: str = ""
+    tp: int = 1
 
     @property
     def activation_peak_bytes(self) -> int:
@@ -89,6 +92,10 @@ class Startup:
     @property
     def warnings(self) -> list[str]:
         out = []
+        if self.tp > 1 and self.gpu_id != MEASURED_ON:
+            out.append(f"the {self.non_torch_bytes / GiB:.2f} GiB per GPU outside torch (NCCL and custom all-reduce "
+                       "buffers) was measured on H100 NVLink groups; other GPUs and interconnects differ (public "
+                       "A100 PCIe logs show far less), so the KV budget may differ by up to that much")
         if self.cuda_graph_bytes:
             out.append(f"CUDA-graph memory is a typical value ({TYPICAL_CUDA_GRAPH_BYTES / GiB:.2f} GiB; vLLM's own "
                        "estimates run from 0.5 to 1.8 GiB by model size): the KV budget may differ by that much")
@@ -179,4 +186,4 @@ def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_mod
                         tp=tp, pp=pp, kv_dtype=kv_dtype, model_dtype=model_dtype.name,
                         max_num_batched_tokens=tokens)
     return Startup(fam, gpu.usable_bytes, u, requested, weights, rotary, forward, sampler, non_torch, graphs, kv,
-                   tokens, seqs, cap)
+                   tokens, seqs, cap, gpu.id, tp)

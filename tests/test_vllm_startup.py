@@ -44,6 +44,10 @@ def test_moe_workspace_is_held_through_the_sampler():
     moe = 8192 * 2 * (14_336 + 7_168) * 2
     assert s.sampler_peak_bytes == 1024 * 32_000 * 15 + 8192 * 4096 * 2 + moe
     assert s.non_torch_bytes == int(2.1 * GiB)  # all-reduce buffers at tp 2
+    assert not s.warnings  # measured on this GPU
+    # elsewhere the all-reduce buffers were not measured: said so
+    a100 = vllm_startup(preset_model("mixtral-8x7b"), get_gpu("nvidia-a100-sxm4-80gb"), tp=4, max_model_len=8192)
+    assert any("measured on H100 NVLink" in w for w in a100.warnings)
 
 
 def test_small_gpus_get_smaller_profile_batches():
