@@ -12,7 +12,7 @@ cycle has two kinds of step, each on one GPU taking (every term printed by `Serv
 
     max(FLOPs / (rate x compute_eff), weight bytes / (bandwidth x memory_eff)
                                       + cache bytes / (bandwidth x cache_eff))
-      + step overhead + layers x layer overhead + decodes x sequence overhead
+      + step overhead + layers x (layer overhead + decodes x sequence overhead)
       + 2 all-reduces per layer (latency + 2 (tp - 1) / tp x bytes / one-way link)
 
 with the FLOPs and bytes of the step's tokens: weights read once per step (routed experts: only those the
@@ -50,11 +50,16 @@ class EngineProfile:
     memory_eff: float = 0.8  # fraction of peak bandwidth reached reading weights
     cache_eff: float = 0.8  # ... and reading the KV cache (paged attention kernels gather scattered blocks)
     compute_eff: float = 0.6  # fraction of peak dense FLOP/s reached
-    step_overhead_s: float = 1e-3  # scheduling, sampling, launch per step
+    # Time beyond the GPU's work, per step: the CPU's scheduling and sampling (0 where the engine prepares
+    # step n + 1 while the GPU runs step n: `overlap_scheduler`), the gaps between a layer's kernels, and a
+    # cost per running sequence in each layer (attention's per-sequence work units, block tables)
+    step_overhead_s: float = 1e-3
     layer_overhead_s: float = 10e-6  # per layer per step
-    seq_overhead_s: float = 0.0  # per running sequence per step (scheduling, sampling, detokenizing)
+    seq_overhead_s: float = 0.0  # per running sequence per layer per step
+    overlap_scheduler: bool = False  # TensorRT-LLM's overlap scheduler, SGLang's overlap schedule (defaults)
     queue_steps: float = 1.0  # steps a new request waits on average before its prompt runs
     queue_share: float = 0.0  # share of the other requests' prompts queued ahead of a new one (bursts)
+    queue_prompts: float = 0.0  # ... plus this many of them, whatever the concurrency (at most all the others)
     request_overhead_s: float = 0.0  # per request, whatever the model: API server, tokenizer, streaming back
     allreduce_latency_s: float = 10e-6
     max_num_batched_tokens: int | None = None  # None: the engine's default on the GPU (batch_defaults)
@@ -74,11 +79,14 @@ class EngineProfile:
 
     def __post_init__(self):
         object.__setattr__(self, "batch_defaults", tuple(tuple(r) for r in self.batch_defaults))  # from JSON
+        if self.overlap_scheduler and self.step_overhead_s:
+            raise KvdashError("an engine that schedules the next step while the GPU runs this one has no per-step "
+                              f"overhead; step_overhead_s must be 0, not {self.step_overhead_s!r}")
         for f in ("memory_eff", "cache_eff", "compute_eff", "memory_fraction"):
             if not 0.01 <= getattr(self, f) <= 1.0:
                 raise KvdashError(f"{f} must be between 0.01 and 1, not {getattr(self, f)!r}")
         for f in ("step_overhead_s", "layer_overhead_s", "seq_overhead_s", "queue_steps", "queue_share",
-                  "request_overhead_s", "allreduce_latency_s"):
+                  "queue_prompts", "request_overhead_s", "allreduce_latency_s"):
             if not 0 <= getattr(self, f) <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")
 
@@ -155,7 +163,7 @@ def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: flo
     compute = w.flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
     bw = gpu.bandwidth_gbps * 1e9
     memory = (w.bytes - w.cache_bytes) / (bw * p.memory_eff) + w.cache_bytes / (bw * p.cache_eff)
-    overhead = p.step_overhead_s + m.n_layers * p.layer_overhead_s + decode * p.seq_overhead_s
+    overhead = p.step_overhead_s + m.n_layers * (p.layer_overhead_s + decode * p.seq_overhead_s)
     comm = 0.0
     if s.tp > 1:  # two ring all-reduces of the step's hidden states per layer
         ring = 2 * (s.tp - 1) / s.tp * w.allreduce_bytes
@@ -218,19 +226,24 @@ class ServingReport:
         """What keeps the other requests waiting: the KV pool, or the engine's max_num_seqs."""
         return "max_num_seqs" if self.running == self.max_seqs < self.concurrency else "the KV pool"
 
-    def first_token_s(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0) -> float:
+    def first_token_s(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0,
+                      queue_prompts: float = 0.0) -> float:
         """Time to the first token once the request holds a slot in the KV pool (numpy arrays of the three
         fitted terms give an array, which is how benchmarks/fit_serving.py searches them):
         - the engine's fixed per-request time (`request_overhead`: API server, tokenizing, streaming back);
         - the rest of the step in progress when it arrives: a random moment falls in a step with odds
           proportional to the step's length, so on average sum(t^2) / (2 sum(t)) over the cycle's steps;
         - `queue_steps` average steps of scheduling and output handling (fitted per engine);
-        - the prompts queued ahead of it: `queue_share` of the others (a benchmark's burst start leaves a
-          share of them queued; fitted), each its chunks' worth of steps with a chunk;
+        - the prompts queued ahead of it: `queue_share` of the others plus `queue_prompts` of them, at most
+          all the others (a benchmark's burst start leaves requests arriving in groups; fitted), each its
+          chunks' worth of steps with a chunk;
         - its own prompt's chunks."""
         n, S, mix, dec = self.mixed_steps_per_cycle, self.steps_per_cycle, self.mixed.seconds, self.step.seconds
         residual = (n * mix**2 + (S - n) * dec**2) / (2 * self.cycle_s)
-        ahead = queue_share * (self.running - 1) * self.isl / self.prompt_tokens_per_mixed_step
+        others = self.running - 1
+        queued = queue_prompts + queue_share * others
+        queued = (queued + others - abs(queued - others)) / 2  # min(queued, others), for arrays too
+        ahead = queued * self.isl / self.prompt_tokens_per_mixed_step
         return request_overhead + residual + queue_steps * self.cycle_s / S + ahead * mix + self.prefill_steps * mix
 
     def wait_for_slot_s(self, first_token_s: float) -> float:
@@ -238,20 +251,22 @@ class ServingReport:
         so (Little's law) each waits (concurrency - C) / C lifetimes."""
         return (self.concurrency - self.running) / self.running * (first_token_s + (self.osl - 1) * self.tpot_s)
 
-    def ttft_with(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0) -> float:
-        first = self.first_token_s(queue_steps, queue_share, request_overhead)
+    def ttft_with(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0,
+                  queue_prompts: float = 0.0) -> float:
+        first = self.first_token_s(queue_steps, queue_share, request_overhead, queue_prompts)
         return first + self.wait_for_slot_s(first)
 
     @property
     def ttft_s(self) -> float:
         p = self.profile
-        return self.ttft_with(p.queue_steps, p.queue_share, p.request_overhead_s)
+        return self.ttft_with(p.queue_steps, p.queue_share, p.request_overhead_s, p.queue_prompts)
 
     @property
     def wait_s(self) -> float:
         """Of ttft_s, the wait for a free slot in the KV pool."""
         p = self.profile
-        return self.wait_for_slot_s(self.first_token_s(p.queue_steps, p.queue_share, p.request_overhead_s))
+        return self.wait_for_slot_s(self.first_token_s(p.queue_steps, p.queue_share, p.request_overhead_s,
+                                                       p.queue_prompts))
 
     @property
     def request_latency_s(self) -> float:
@@ -279,8 +294,8 @@ class ServingReport:
                                                f"{p.memory_eff:.2f}) + cache {d.work.cache_bytes:,.0f} | "
                                                f"{x.work.cache_bytes:,.0f} B / (bandwidth x {p.cache_eff:.2f})"),
             ("overheads", d.overhead_s, x.overhead_s, f"{p.step_overhead_s * 1e3:.3f} ms per step + layers x "
-                                                      f"{p.layer_overhead_s * 1e6:.1f} µs + decodes x "
-                                                      f"{p.seq_overhead_s * 1e6:.1f} µs"),
+                                                      f"({p.layer_overhead_s * 1e6:.1f} µs + decodes x "
+                                                      f"{p.seq_overhead_s * 1e6:.2f} µs)"),
             ("all-reduces", d.comm_s, x.comm_s, "2 per layer: latency + 2 (tp - 1) / tp x hidden states / link"),
             ("step", d.seconds, x.seconds, "max(compute, memory) + overheads + all-reduces"),
         ]

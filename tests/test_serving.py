@@ -31,12 +31,13 @@ def test_a_pure_decode_step():
     flops = 2 * BODY * 8 + 2 * VOCAB_H * 8 + 8 * 1000 * PAIR
     assert st.work.flops == pytest.approx(flops) and st.compute_s == pytest.approx(flops / 989.5e12)
     assert st.bound == "memory" and st.seconds == pytest.approx(st.memory_s)
-    # the cache at its own efficiency, and a per-sequence overhead for each of the 8 decodes
-    slow = replace(PEAK, cache_eff=0.5, seq_overhead_s=20e-6)
+    # the cache at its own efficiency, and a per-sequence overhead in each of the 32 layers for each of the
+    # 8 decodes, beside the step's and the layers' own
+    slow = replace(PEAK, cache_eff=0.5, seq_overhead_s=1e-6, step_overhead_s=1e-3, layer_overhead_s=10e-6)
     st = step_time(m, Scenario(), H100, slow, decode=8, prefill=0, decode_ctx=1000, prefill_ctx=0)
     assert st.work.cache_bytes == 8 * 1000 * KV
     assert st.memory_s == pytest.approx((read - 8 * 1000 * KV) / 3350e9 + 8 * 1000 * KV / (0.5 * 3350e9))
-    assert st.overhead_s == pytest.approx(8 * 20e-6)
+    assert st.overhead_s == pytest.approx(1e-3 + 32 * 10e-6 + 32 * 8 * 1e-6)  # 1.576 ms
 
 
 def test_a_pure_prefill_step():
@@ -115,6 +116,9 @@ def test_steady_state_bookkeeping():
     assert r.ttft_s == pytest.approx((32 * mix**2 + 224 * dec**2) / (2 * r.cycle_s) + mix)
     # queue_steps average steps, and a share of the other 31 prompts ahead, each one chunk step
     assert r.ttft_with(2, 0.5) == pytest.approx(r.ttft_s + 2 * r.cycle_s / 256 + 0.5 * 31 * mix)
+    # plus a number of them whatever the concurrency, but never more than the 31 others
+    assert r.ttft_with(0, 0.5, 0, 3) == pytest.approx(r.ttft_s + (0.5 * 31 + 3) * mix)
+    assert r.ttft_with(0, 0.5, 0, 20) == pytest.approx(r.ttft_s + 31 * mix)
     assert r.ttft_with(0, 0, 0.05) == pytest.approx(r.ttft_s + 0.05)  # the engine's fixed per-request time
     long = serving(m, Scenario(), H100, 32, 8192, 16, PEAK)
     # prompt-bound: 32 x (8,192 + 15) tokens need 32.06 full steps, more than a lifetime of 2 + 15
@@ -188,6 +192,12 @@ def test_profiles_load_and_refuse_nonsense():
         engine_profile("tgi")
     with pytest.raises(KvdashError, match="must exceed the requests running at once"):
         serving(preset_model("llama-3.1-8b"), Scenario(), H100, 9000, 10, 10, PEAK)
+    # an engine that overlaps scheduling with the GPU's step has no per-step overhead to add
+    with pytest.raises(KvdashError, match="step_overhead_s must be 0"):
+        EngineProfile("test", overlap_scheduler=True, step_overhead_s=1e-3)
+    # TensorRT-LLM and SGLang overlap it by default; vLLM's fitted profile keeps a per-step overhead
+    assert engine_profile("trtllm").overlap_scheduler and engine_profile("sglang").overlap_scheduler
+    assert not engine_profile("vllm").overlap_scheduler and engine_profile("vllm").step_overhead_s > 0
 
 
 def test_cli_serving_json_and_refusals(capsys):
