@@ -21,7 +21,7 @@ model, scenario, gpu, unit = require()
 st.title(f"{model.name}: how fast does it serve?")
 st.caption("Predicted by the serving model (its terms below), fitted to 784 measured H100 runs of vLLM, SGLang "
            "and TensorRT-LLM; BENCHMARKS.md reports its error on them. Measured runs are drawn where the "
-           "scenario matches one (H100 SXM, same model, engine, tp, lengths and weights).")
+           "scenario matches one (H100 SXM, same model, engine, tp, lengths, weights and KV cache format).")
 
 if scenario.new_tokens:
     new_tokens = scenario.new_tokens
@@ -73,7 +73,7 @@ st.caption(f"A request lives {srv.steps_per_cycle:,.1f} engine steps; {srv.mixed
            + f". Engine profile: {profile.source}.")
 
 hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), "") or model.name
-runs = matching_runs(hf_id, gpu.id, engine, s.tp, isl, osl, s.weights_dtype)
+runs = matching_runs(hf_id, gpu.id, engine, s.tp, isl, osl, s.weights_dtype, s.kv_dtype)
 lat = go.Figure(dict(data=[
     dict(type="scatter", mode="lines+markers", name="TPOT, predicted", x=[c for c, _ in sweep],
          y=[r.tpot_s * 1e3 for _, r in sweep], line=dict(color="#0072B2")),

@@ -15,6 +15,16 @@ GPU = "nvidia-h100-sxm5"  # every stored run is on H100 SXM
 FORMATS = {"": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
 
 
+def kv_format(engine: str, gemm_quant_mode: str) -> str:
+    """The KV cache's format in a run, which the CSV does not state. TensorRT-LLM's per-tensor fp8 runs
+    hold an fp8 cache: such checkpoints are ModelOpt's, which set kv_cache_quant_algo FP8 (the
+    AIConfigurator repository keeps Qwen3-32B's), TensorRT-LLM's kv_cache_dtype 'auto' follows the
+    checkpoint, and a bf16 cache could not hold what the runs show running: 64 requests of 4,096 + 128
+    tokens of Qwen3-32B at tp 1 are 70.9 GB of bf16 cache beside about 33 GB of weights on an 80 GB GPU, yet
+    their TTFT (1.6 s) has no wait for a slot. Everything else: the engines' default, the model's bf16."""
+    return "fp8" if engine == "trtllm" and gemm_quant_mode == "fp8" else "bf16"
+
+
 @dataclass(frozen=True)
 class Run:
     engine: str
@@ -22,6 +32,7 @@ class Run:
     model: str  # Hugging Face id as the benchmark named it
     weights: str
     experts: str
+    kv: str
     tp: int
     ep: int
     isl: int
@@ -35,7 +46,8 @@ class Run:
 def load_runs() -> tuple[Run, ...]:
     with open(RUNS, newline="", encoding="utf-8") as f:
         return tuple(Run(r["backend"], r["backend_version"], r["model_path"], FORMATS[r["gemm_quant_mode"]],
-                         FORMATS[r["moe_quant_mode"]], int(r["tp_size"]), int(r["moe_ep_size"]), int(r["isl"]),
+                         FORMATS[r["moe_quant_mode"]], kv_format(r["backend"], r["gemm_quant_mode"]),
+                         int(r["tp_size"]), int(r["moe_ep_size"]), int(r["isl"]),
                          int(r["osl"]), int(r["batch_size"]), float(r["silicon_ttft_ms"]) / 1e3,
                          float(r["silicon_tpot_ms"]) / 1e3) for r in csv.DictReader(f))
 
@@ -51,9 +63,11 @@ def same_model(a: str, b: str) -> bool:
     return bool(a and b) and key(a) == key(b)
 
 
-def matching_runs(hf_id: str, gpu_id: str, engine: str, tp: int, isl: int, osl: int, weights: str) -> list[Run]:
-    """The stored runs of this model, GPU, engine, tp, lengths and weight format, by concurrency."""
+def matching_runs(hf_id: str, gpu_id: str, engine: str, tp: int, isl: int, osl: int, weights: str,
+                  kv: str = "bf16") -> list[Run]:
+    """The stored runs of this model, GPU, engine, tp, lengths, weight and cache format, by concurrency."""
     if gpu_id != GPU:
         return []
     return sorted((r for r in load_runs() if r.engine == engine and r.tp == tp and r.isl == isl and r.osl == osl
-                   and r.weights == weights and same_model(r.model, hf_id)), key=lambda r: r.concurrency)
+                   and r.weights == weights and r.kv == kv and same_model(r.model, hf_id)),
+                  key=lambda r: r.concurrency)

@@ -221,3 +221,17 @@ def test_cli_serving_json_and_refusals(capsys):
     assert main(["serving", "--preset", "mixtral-8x7b", "--gpu", "nvidia-h100-sxm5", "--concurrency", "8",
                  "--isl", "100", "--osl", "10", "--tp", "2", "--ep", "4"]) == 2
     assert "--ep 4" in capsys.readouterr().err
+
+
+def test_tensorrt_llm_per_tensor_fp8_runs_hold_an_fp8_cache():
+    from kvdash.serving_runs import GPU, kv_format, matching_runs
+
+    assert kv_format("trtllm", "fp8") == "fp8"  # ModelOpt's per-tensor fp8 checkpoints quantize the cache too
+    assert kv_format("trtllm", "fp8_block") == kv_format("vllm", "fp8") == kv_format("trtllm", "") == "bf16"
+    # why: 64 requests of 4,096 + 128 tokens of Qwen3-32B (64 layers x 8 KV heads x 128 x 2 x 2 B per token)
+    # would hold 70.9 GB of bf16 cache on one 80 GB GPU beside its fp8 weights
+    assert 64 * 4224 * 64 * 8 * 128 * 2 * 2 == 70_866_960_384
+    # the Speed page draws those runs beside an fp8-cache scenario only
+    runs = matching_runs("Qwen/Qwen3-32B", GPU, "trtllm", 1, 4096, 128, "fp8", "fp8")
+    assert [r.concurrency for r in runs] == [8, 16, 32, 64]
+    assert matching_runs("Qwen/Qwen3-32B", GPU, "trtllm", 1, 4096, 128, "fp8") == []
