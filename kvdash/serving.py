@@ -228,7 +228,7 @@ class ServingReport:
 
     def first_token_s(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0,
                       queue_prompts: float = 0.0) -> float:
-        """Time to the first token once the request holds a slot in the KV pool (numpy arrays of the three
+        """Time to the first token once the request holds a slot in the KV pool (numpy arrays of the four
         fitted terms give an array, which is how benchmarks/fit_serving.py searches them):
         - the engine's fixed per-request time (`request_overhead`: API server, tokenizing, streaming back);
         - the rest of the step in progress when it arrives: a random moment falls in a step with odds
