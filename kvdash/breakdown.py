@@ -181,6 +181,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 outside += table["head"]
         encoder = m.encoder_params if first else 0
         ffn = [(m.mlp_mask[j], m.moe_mask[j]) for j in layers]
+        moe_here = any(mlp and moe for mlp, moe in ffn)  # the stage's widest MLP: experts, a dense MLP or none
+        dense_here = dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0
         kept = tuple((spec.cache_spec(rt), n) for spec, n in groups)  # the cache this runtime keeps
         out.append(
             Stage(
@@ -207,10 +209,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 mixers=tuple(Mixer(spec, spec.act_bytes(tp, a, rt), spec.key_bytes(tp, a, rt),
                                    spec.key_bytes(tp, a, rt, decode=True), spec.score_heads(tp), rt.score_bytes(a),
                                    call_mask if spec.mask not in ("", "causal") else 0) for spec, _ in groups),
-                mlp_pt=max(moe_pt if any(mlp and moe for mlp, moe in ffn) else 0,
-                           dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
-                mlp_decode_pt=max(moe_decode_pt if any(mlp and moe for mlp, moe in ffn) else 0,
-                                  dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0),
+                mlp_pt=max(moe_pt if moe_here else 0, dense_here),
+                mlp_decode_pt=max(moe_decode_pt if moe_here else 0, dense_here),
                 norm_pt=NORM_BYTES * m.hidden_size if rt.hf else 0,
                 mask_bytes=mask_bytes,
                 shared_mask_bytes=shared_mask_bytes,
