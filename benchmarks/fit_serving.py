@@ -139,7 +139,7 @@ def fit(rows: list[dict], engine: str) -> EngineProfile:
             rep = predict(r, p)
         except KvdashError:
             continue
-        total += np.minimum(CAP, np.abs(np.log(rep.ttft_with(q, s, c, n) / r["ttft"])))
+        total += np.minimum(CAP, np.abs(np.log(rep.ttft_with(q, s, c, n, np.minimum) / r["ttft"])))
     i = np.unravel_index(np.argmin(total), total.shape)
     return dataclasses.replace(p, queue_steps=float(q[i]), queue_share=float(s[i]), request_overhead_s=float(c[i]),
                                queue_prompts=float(n[i]))

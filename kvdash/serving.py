@@ -227,9 +227,9 @@ class ServingReport:
         return "max_num_seqs" if self.running == self.max_seqs < self.concurrency else "the KV pool"
 
     def first_token_s(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0,
-                      queue_prompts: float = 0.0) -> float:
+                      queue_prompts: float = 0.0, mn=min) -> float:
         """Time to the first token once the request holds a slot in the KV pool (numpy arrays of the four
-        fitted terms give an array, which is how benchmarks/fit_serving.py searches them):
+        fitted terms, with mn=np.minimum, give an array, which is how benchmarks/fit_serving.py searches them):
         - the engine's fixed per-request time (`request_overhead`: API server, tokenizing, streaming back);
         - the rest of the step in progress when it arrives: a random moment falls in a step with odds
           proportional to the step's length, so on average sum(t^2) / (2 sum(t)) over the cycle's steps;
@@ -240,10 +240,8 @@ class ServingReport:
         - its own prompt's chunks."""
         n, S, mix, dec = self.mixed_steps_per_cycle, self.steps_per_cycle, self.mixed.seconds, self.step.seconds
         residual = (n * mix**2 + (S - n) * dec**2) / (2 * self.cycle_s)
-        others = self.running - 1
-        queued = queue_prompts + queue_share * others
-        queued = (queued + others - abs(queued - others)) / 2  # min(queued, others), for arrays too
-        ahead = queued * self.isl / self.prompt_tokens_per_mixed_step
+        ahead = mn(queue_prompts + queue_share * (self.running - 1), self.running - 1)
+        ahead = ahead * self.isl / self.prompt_tokens_per_mixed_step
         return request_overhead + residual + queue_steps * self.cycle_s / S + ahead * mix + self.prefill_steps * mix
 
     def wait_for_slot_s(self, first_token_s: float) -> float:
@@ -252,8 +250,8 @@ class ServingReport:
         return (self.concurrency - self.running) / self.running * (first_token_s + (self.osl - 1) * self.tpot_s)
 
     def ttft_with(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0,
-                  queue_prompts: float = 0.0) -> float:
-        first = self.first_token_s(queue_steps, queue_share, request_overhead, queue_prompts)
+                  queue_prompts: float = 0.0, mn=min) -> float:
+        first = self.first_token_s(queue_steps, queue_share, request_overhead, queue_prompts, mn)
         return first + self.wait_for_slot_s(first)
 
     @property
