@@ -16,7 +16,8 @@ model, scenario, gpu, unit = require()
 st.title(f"{model.name} on every GPU")
 st.caption(f"Batch {scenario.batch:,} × {scenario.context:,} tokens, weights {scenario.weights_dtype}, "
            f"KV cache {scenario.kv_dtype}, tensor parallel {scenario.tp} · the activation peak of "
-           f"{get_runtime(scenario.runtime).label}" + (" in engine chunks" if scenario.prefill_chunk else "")
+           f"{get_runtime(scenario.runtime).label}"
+           + (" at each GPU's default token budget" if scenario.engine and not scenario.max_num_batched_tokens else "")
            + f" (sidebar: Runtime) · sizes in {unit}")
 
 gpus = load_gpus()

@@ -11,6 +11,7 @@ from kvdash.breakdown import breakdown
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
 from kvdash.presets import preset_model
+from kvdash.report import formulas
 from kvdash.scenario import Scenario
 from ui.sidebar import selection
 from ui.style import TITLE
@@ -128,7 +129,7 @@ def selected_model() -> None:
     steps.append(f"<li>KV cache in all: <b>{b['kv_cache']:,} B</b>; weights {b['weights']:,} B — the cache is "
                  f"{b['kv_cache'] / max(1, b['weights']):.1%} of them</li>")
     st.markdown(f"<div class='big'><ul>{''.join(steps)}</ul></div>", unsafe_allow_html=True)
-    st.caption(next(c.formula for c in b.components if c.key == "kv_cache"))
+    st.caption(formulas(b)["kv_cache"])
 
 
 def summary() -> None:

@@ -9,7 +9,9 @@ import streamlit as st
 from kvdash.breakdown import activation_dtype, breakdown
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
+from kvdash.report import activation_split, formulas
 from kvdash.solvers import max_batch, max_context
+from kvdash.startup import engine_startup
 from kvdash.units import fmt_bytes, to_unit
 from kvdash.weights import weight_table
 from ui.links import scenario_values
@@ -107,8 +109,9 @@ right.plotly_chart(composition(b, unit), width="stretch", key="memory_treemap")
 
 st.plotly_chart(layer_strip(model, scenario), width="stretch", key="memory_layers")
 
+text = formulas(b)
 table = pd.DataFrame(
-    [{"component": c.label, "bytes": c.bytes, unit: round(to_unit(c.bytes, unit), 3), "formula": c.formula,
+    [{"component": c.label, "bytes": c.bytes, unit: round(to_unit(c.bytes, unit), 3), "formula": text[c.key],
       "basis": c.basis} for c in b.components]
     + [{"component": "Total", "bytes": b.total, unit: round(to_unit(b.total, unit), 3), "formula": "sum of the above",
         "basis": "formula"}]
@@ -117,13 +120,15 @@ if table["bytes"].map(lambda v: v >= INT64_LIMIT).any():  # beyond Arrow's int64
     table["bytes"] = table["bytes"].map(str)
 st.dataframe(table, hide_index=True, width="stretch", key="breakdown")
 # how the activation peak splits under the chosen runtime, and which term decides it at this prompt length
-phase, terms = b.activation_split()
+phase, terms = activation_split(b)
 counted = [(label, n) for label, n, used, _ in terms if used and n]
 top_label, top_bytes = max(counted, key=lambda t: t[1]) if counted else ("nothing", 0)
 st.subheader(f"Activation peak under {b.stage.runtime.label}")
 st.caption(f"{b.stage.runtime.summary}. At its peak ({phase}) the largest term is the **{top_label}**: "
-           f"{fmt_bytes(top_bytes, unit)} of {fmt_bytes(b['activation'], unit)}. Of the mixer, MLP, fp32-norm "
-           "and cache-regrowth terms only the largest is alive at once; the others add up.")
+           f"{fmt_bytes(top_bytes, unit)} of {fmt_bytes(b['activation'], unit)}. In a forward, of the mixer, MLP, "
+           "fp32-norm and cache-regrowth terms only the largest is alive at once; the others add up."
+           + (" An engine's peak is the largest of its prefill step, a decode step and its sampler."
+              if scenario.engine else ""))
 split = pd.DataFrame([{"term": label, "bytes": n, unit: round(to_unit(n, unit), 3),
                        "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
                       for label, n, used, how in terms if n])
@@ -135,8 +140,20 @@ st.write(
     f"Largest batch at {scenario.context:,} tokens: **{max_batch(model, scenario, gpu):,}** · "
     f"longest context at batch {scenario.batch:,}: **{max_context(model, scenario, gpu):,} tokens** "
     f"(model trained to {trained}) · usable memory {fmt_bytes(gpu.usable_bytes, unit)} "
-    f"({gpu.usable_basis})"
+    f"({gpu.usable_basis}); the same whatever batch and context the sidebar asks at"
 )
+if scenario.engine:  # what the engine itself would reserve, and so hold: its start-up budget (Serving capacity)
+    try:
+        start = engine_startup(model, scenario, gpu)
+        per_seq = breakdown(model, scenario.with_(batch=1), gpu)["kv_cache"]
+        st.caption(f"The largest batch above is what fits the whole GPU at this workload's own peak. "
+                   f"{b.stage.runtime.label} at its default memory share ({start.fraction}) reserves its profile "
+                   "pass's peak and leaves a "
+                   f"{fmt_bytes(start.kv_budget_bytes, unit)} KV pool per GPU: it holds "
+                   f"**{start.kv_budget_bytes // per_seq if per_seq else 0:,}** sequences of {scenario.context:,} "
+                   "tokens at once (Serving capacity shows its terms).")
+    except KvdashError as e:
+        st.caption(f"{b.stage.runtime.label} at its default memory share: {e}")
 
 with st.expander("Weight table: every tensor, grouped by layer kind"):
     rows = weight_table(model, scenario.tp, scenario.weights_dtype, scenario.experts_dtype, scenario.ep)

@@ -29,7 +29,7 @@ fig = go.Figure()
 for i, dt in enumerate(["fp32", "bf16", "fp8", "int4"]):
     fig.add_scatter(x=contexts, y=kv_line(model, kv_dtype=dt), name=f"KV cache, {dt}", line_color=SERIES[i],
                     line_dash="solid" if dt == scenario.kv_dtype else "dot")
-fig.add_scatter(x=contexts, y=[breakdown(model, scenario.with_(prompt_tokens=int(t), new_tokens=0)).total / scale
+fig.add_scatter(x=contexts, y=[breakdown(model, scenario.with_(prompt_tokens=int(t), new_tokens=0), gpu).total / scale
                                for t in contexts], name=f"total ({scenario.kv_dtype} cache)", line_color="#000000")
 # a line trace, not add_hline: shapes on log axes take log10 coordinates
 fig.add_scatter(x=[contexts[0], contexts[-1]], y=[gpu.usable_bytes / scale] * 2, mode="lines",
@@ -60,7 +60,7 @@ st.subheader(f"What fits on one {gpu.name}")
 batches = np.unique(np.geomspace(1, 4096, 40).astype(int))
 prompts = np.unique(np.geomspace(max(16, scenario.shared_prefix_tokens or 16), top, 40).astype(int))
 try:
-    grid = total_grid(model, scenario, batches, prompts) / scale
+    grid = total_grid(model, scenario, batches, prompts, gpu) / scale
 except KvdashError as e:
     st.error(str(e))
     st.stop()

@@ -1,36 +1,44 @@
-"""Serving capacity: what a vLLM engine would report for this model on the chosen GPU(s)."""
+"""Serving capacity: the KV budget a serving engine is left with for this model on the chosen GPU(s), and
+whether the sidebar's batch fits in it."""
 
 import streamlit as st
 
+from kvdash.breakdown import breakdown
+from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
 from kvdash.presets import load_presets
-from kvdash.serving import batch_limits, engine_profile
+from kvdash.startup import DEFAULT_FAMILY, FAMILIES, engine_startup
 from kvdash.units import fmt_bytes
-from kvdash.vllm_startup import DEFAULT_FAMILY, FAMILIES, vllm_startup
 from ui.sidebar import require
 
 model, scenario, gpu, unit = require()
-st.title(f"Serving {model.name} with vLLM on {scenario.tp * scenario.pp} × {gpu.name}")
-tokens_default, seqs_default = batch_limits(engine_profile("vllm"), gpu)  # vLLM's own defaults for this GPU
+engine = scenario.engine or "vllm"  # the sidebar's engine; vLLM when the sidebar's runtime is not one
+facts = engine_facts(engine)
+st.title(f"Serving {model.name} with {facts.label} on {scenario.tp * scenario.pp} × {gpu.name}")
+if not scenario.engine:
+    st.caption(f"The sidebar's runtime ({scenario.runtime}) is not a serving engine: this page shows vLLM's budget.")
+tokens_default, seqs_default = scenario.with_(runtime=engine, max_num_batched_tokens=0).step_limits(gpu)
 c1, c2, c3 = st.columns(3)
-version = c1.selectbox("vLLM version", list(FAMILIES), index=list(FAMILIES).index(DEFAULT_FAMILY),
-                       key="serve_version", bind="query-params",
-                       format_func=lambda k: FAMILIES[k].label)
-util = c2.slider("gpu_memory_utilization", 0.10, 0.99, FAMILIES[version].default_utilization, 0.01,
-                 key="serve_util", bind="query-params")
+version = DEFAULT_FAMILY
+if engine == "vllm":
+    version = c1.selectbox("vLLM version", list(FAMILIES), index=list(FAMILIES).index(DEFAULT_FAMILY),
+                           key="serve_version", bind="query-params", format_func=lambda k: FAMILIES[k].label)
+share = {"vllm": "gpu_memory_utilization", "sglang": "mem_fraction_static", "trtllm": "free_gpu_memory_fraction"}
+default_share = (FAMILIES[version].default_utilization if engine == "vllm"
+                 else facts.memory_fraction(gpu, scenario.tp, scenario.pp))
+util = c2.slider(share[engine], 0.10, 0.99, round(min(0.99, max(0.10, default_share)), 2), 0.01, key="serve_util",
+                 bind="query-params", help=f"{facts.label}'s default here: {default_share}")
 block = c3.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
 c1, c2, c3 = st.columns(3)
 max_len = c1.number_input("max model length", 1, 1 << 24,
                           min(model.max_position_embeddings or scenario.context, 1 << 24) or 8192, key="serve_len",
                           bind="query-params")
-batched = c2.number_input("max_num_batched_tokens", 1, 1 << 20, tokens_default, key="serve_batched",
-                          bind="query-params")
-seqs = c3.number_input("max_num_seqs", 1, 1 << 20, seqs_default, key="serve_seqs", bind="query-params")
+batched = c2.number_input(facts.budget_name, 1, 1 << 20, tokens_default, key="serve_batched", bind="query-params")
+seqs = c3.number_input("max_num_seqs", 1, 1 << 20, min(seqs_default, 1 << 20), key="serve_seqs", bind="query-params")
+s = scenario.with_(runtime=engine, max_num_batched_tokens=int(batched), max_num_seqs=int(seqs))
 try:
-    start = vllm_startup(model, gpu, utilization=util, max_model_len=int(max_len), max_num_seqs=int(seqs),
-                         max_num_batched_tokens=int(batched), family=version, tp=scenario.tp, pp=scenario.pp,
-                         weights_dtype=scenario.weights_dtype, moe_weights_dtype=scenario.moe_weights_dtype,
-                         kv_dtype=scenario.kv_dtype, expert_parallel=scenario.expert_parallel, block_size=int(block))
+    start = engine_startup(model, s, gpu, fraction=util, max_model_len=int(max_len), family=version,
+                           block_size=int(block))
 except KvdashError as e:
     st.error(str(e))
     st.stop()
@@ -41,29 +49,37 @@ cols = st.columns(3)
 cols[0].metric("KV budget per GPU", fmt_bytes(budget, unit))
 cols[1].metric("GPU KV cache size", f"{cap.kv_cache_tokens:,} tokens")
 cols[2].metric(f"Max concurrency at {cap.max_model_len:,} tokens", f"{cap.max_concurrency:.2f}x")
-st.code("\n".join(["# what vLLM would log at start-up (per kvdash)", *start.log_lines()]), language="text")
+# the sidebar's own question: do its batch's sequences fit in this pool?
+held = breakdown(model, s.with_(gpu_memory_utilization=0.0), gpu)["kv_cache"]
+verdict = "fit" if held <= budget else "do NOT fit"
+st.info(f"The sidebar's batch, {scenario.batch:,} sequences of {scenario.context:,} tokens, holds "
+        f"{fmt_bytes(held, unit)} of cache per GPU: they **{verdict}** in this {fmt_bytes(budget, unit)} pool"
+        + (f" (it holds {budget * scenario.batch // held:,} such sequences)" if held else "") + ".")
+st.code("\n".join([f"# what {facts.label} would report at start-up (per kvdash)", *start.log_lines()]),
+        language="text")
 st.dataframe([{"term": term, "bytes": b, unit: fmt_bytes(b, unit), "how it is known": how}
               for term, b, how in start.terms()], hide_index=True, width="stretch", key="startup_terms")
 st.markdown(
-    f"- KV budget = requested − weights − activation peak − non-torch − CUDA graphs = **{budget:,} B** "
-    f"(kvdash.vllm_startup; within 1.5 % of 38 of 40 public vLLM start-up logs, BENCHMARKS.md)\n"
+    f"- KV budget = {' − '.join(t for t, _, _ in start.terms()[1:-1])} taken from the requested memory = "
+    f"**{budget:,} B** (kvdash.startup; vLLM's is within 1.5 % of 38 of 40 public start-up logs, BENCHMARKS.md)\n"
     f"- num_gpu_blocks = {budget:,} // {cap.page_bytes:,} B per layer-block // {cap.group_size} layers = "
     f"**{cap.gpu_blocks:,}** ({cap.n_groups} KV-cache group{'s' if cap.n_groups > 1 else ''})\n"
     f"- GPU KV cache size = {cap.gpu_blocks:,} // {cap.n_groups} × {cap.block_size} = "
     f"**{cap.kv_cache_tokens:,} tokens**\n"
     f"- Maximum concurrency = {cap.gpu_blocks:,} / {cap.blocks_per_request:,} blocks per "
     f"{cap.max_model_len:,}-token request = **{cap.max_concurrency:.2f}x**")
-hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"
-flags = [f"vllm serve {hf_id}", f"--tensor-parallel-size {scenario.tp}"]
-if scenario.pp > 1:
-    flags.append(f"--pipeline-parallel-size {scenario.pp}")
-flags += [f"--gpu-memory-utilization {util}", f"--max-model-len {int(max_len)}", f"--block-size {int(block)}",
-          f"--max-num-batched-tokens {int(batched)}", f"--max-num-seqs {int(seqs)}"]
-if scenario.kv_dtype in ("fp8",):
-    flags.append("--kv-cache-dtype fp8")
-if scenario.weights_dtype in ("fp16", "fp32"):
-    flags.append(f"--dtype {'float16' if scenario.weights_dtype == 'fp16' else 'float32'}")
-st.subheader("The command that sets this up")
-st.code(" \\\n    ".join(flags), language="bash")
-st.caption("CUDA graphs are captured after the cache is sized (the 0.8 – 0.31 logs); they take 0.5 – 2 GiB of "
-           "the (1 − utilization) headroom. Quantized checkpoints: choose the weight format in the sidebar.")
+if engine == "vllm":
+    hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"
+    flags = [f"vllm serve {hf_id}", f"--tensor-parallel-size {scenario.tp}"]
+    if scenario.pp > 1:
+        flags.append(f"--pipeline-parallel-size {scenario.pp}")
+    flags += [f"--gpu-memory-utilization {util}", f"--max-model-len {int(max_len)}", f"--block-size {int(block)}",
+              f"--max-num-batched-tokens {int(batched)}", f"--max-num-seqs {int(seqs)}"]
+    if scenario.kv_dtype in ("fp8",):
+        flags.append("--kv-cache-dtype fp8")
+    if scenario.weights_dtype in ("fp16", "fp32"):
+        flags.append(f"--dtype {'float16' if scenario.weights_dtype == 'fp16' else 'float32'}")
+    st.subheader("The command that sets this up")
+    st.code(" \\\n    ".join(flags), language="bash")
+    st.caption("CUDA graphs are captured after the cache is sized (the 0.8 – 0.31 logs); they take 0.5 – 2 GiB of "
+               "the (1 − utilization) headroom. Quantized checkpoints: choose the weight format in the sidebar.")

@@ -7,12 +7,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from kvdash.breakdown import breakdown
+from kvdash.engines import ENGINES
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu, load_gpus
 from kvdash.presets import load_presets
-from kvdash.serving import ENGINES, engine_profile, serving
+from kvdash.serving import engine_profile, serving
 from kvdash.serving_runs import matching_runs
-from kvdash.speed import RUNTIMES, generation_seconds, matrix_rate, speed
+from kvdash.speed import RUNTIMES, generation_seconds, speed
+from kvdash.step import matrix_rate
 from ui.links import CONCURRENCIES
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, tidy
@@ -30,15 +32,22 @@ else:
                                  bind="query-params")
 s = scenario.with_(new_tokens=int(new_tokens))
 c1, c2 = st.columns(2)
-engine = c1.radio("Engine", list(ENGINES), horizontal=True, key="serving_engine", bind="query-params")
-concurrency = c2.select_slider("Concurrency (requests in flight)", CONCURRENCIES, value=32,
+if s.engine:  # the sidebar's runtime is the engine
+    engine = s.engine
+    c1.caption(f"Engine: **{engine}** (the sidebar's runtime)")
+else:
+    engine = c1.radio("Engine", list(ENGINES), horizontal=True, key="serving_engine", bind="query-params",
+                      help="the sidebar's runtime is not a serving engine; choose one here")
+concurrency = c2.select_slider("Concurrency (requests in flight)", CONCURRENCIES,
+                               value=min(CONCURRENCIES, key=lambda c: abs(c - s.batch)),
                                key="serving_concurrency", bind="query-params")
 profile = engine_profile(engine)
 isl, osl = s.prompt_tokens, int(new_tokens)
+served = s.with_(runtime=engine) if s.engine else s.with_(runtime=engine, max_num_batched_tokens=0, max_num_seqs=0)
 
 
 def serve(g, c):
-    return serving(model, s.with_(batch=1), g, int(c), isl, osl, profile)
+    return serving(model, served.with_(batch=1), g, int(c), isl, osl, profile)
 
 
 try:
@@ -134,14 +143,18 @@ st.plotly_chart(curve, width="stretch", key="serving_curve")
 st.header("A static batch (the Live run's view)")
 st.caption("B sequences prefilled at once, then decoded together: a roofline model (formulas below), not "
            "measured. The Live run page compares it with real runs and calibrates it.")
-choices = dict(RUNTIMES) | {f"fitted: {k}": v for k, v in st.session_state.get("calibrated", {}).items()}
-runtime = st.radio("Per-step overheads", list(choices), format_func=lambda k: choices[k].name, horizontal=True,
-                   key="speed_runtime", help="kernel-launch and framework time of the static batch (not the "
-                                             "sidebar's Runtime, which decides memory); fitted profiles appear "
-                                             "after 'Fit to the stored runs' on Live run")
+choices = {engine: profile} | dict(RUNTIMES) | {f"fitted: {k}": v
+                                                for k, v in st.session_state.get("calibrated", {}).items()}
+labels = {"torch-graphs": "kvdash's decoder, CUDA graphs", "torch-eager": "kvdash's decoder, eager PyTorch"}
+runtime = st.radio("Step costs", list(choices), format_func=lambda k: labels.get(k, k), horizontal=True,
+                   key="speed_runtime", help=f"whose efficiencies and overheads time the steps: {engine}'s fitted "
+                                             "profile (the serving section's, so both time a decode step alike), or "
+                                             "the Live run's decoder (first-principles defaults; fitted ones appear "
+                                             "after 'Fit to the stored runs' on Live run)")
 params = choices[runtime]
+static = served if runtime == engine else s.with_(runtime="static", max_num_batched_tokens=0, max_num_seqs=0)
 try:
-    report = speed(model, s, gpu, params)
+    report = speed(model, static, gpu, params)
 except KvdashError as e:
     st.error(str(e))
     st.stop()
@@ -159,20 +172,16 @@ st.write(f"Decode turns compute-bound at batch **{knee:,}** on {gpu.name}." if k
          f"Decode stays memory-bound at any batch at {s.context:,} tokens: each sequence's cache read grows "
          "with the batch as fast as the work does.")
 st.caption(
-    f"time(step) = max(FLOPs / ({rate:,.1f} TFLOP/s, the {s.weights_dtype} rate, × {params.compute_eff:.0%}), "
-    f"bytes / ({gpu.bandwidth_gbps:,.0f} GB/s × {params.memory_eff:.0%})) + {model.n_layers + 1} × "
-    f"{params.layer_overhead_s * 1e6:.0f} µs"
-    + (f" + 2 all-reduces per layer over {gpu.link_gbps:,.0f} GB/s one way" if s.tp > 1 else "")
-    + f". Decode step at {s.prompt_tokens + (s.new_tokens - 1) // 2 + 1:,} "
-    f"tokens (mid-generation): {report.decode.flops:,} FLOP, {report.decode.bytes:,} B. Prefill: "
-    f"{report.prefill.flops:,} FLOP, {report.prefill.bytes:,} B.")
+    f"time(step) = {params.formula(gpu, s.weights_dtype, s.tp)} (kvdash.step, the serving section's step model; "
+    f"costs: {params.source}). Decode step of {s.batch:,} at {s.prompt_tokens + (s.new_tokens - 1) // 2 + 1:,} "
+    f"tokens (mid-generation): {report.decode.flops:,.0f} FLOP, {report.decode.bytes:,.0f} B. Prefill: "
+    f"{report.prefill.flops:,.0f} FLOP, {report.prefill.bytes:,.0f} B.")
 
 # Throughput and latency against batch: the roofline knee.
 rows = []
 for b in [2**i for i in range(0, 13)]:
-    sb = s.with_(batch=b)
-    r = speed(model, sb, gpu, params, knee=False)
-    fits = breakdown(model, sb, gpu).fits
+    r = speed(model, static.with_(batch=b), gpu, params, knee=False)
+    fits = breakdown(model, s.with_(batch=b), gpu).fits
     rows.append({"batch": b, "tokens/s": r.tokens_per_s, "ms per token": r.tpot_s * 1e3, "fits": fits})
 df = pd.DataFrame(rows)
 fig = go.Figure()
@@ -208,7 +217,7 @@ def gpu_table(model_key, _model, _s, _params) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("tokens/s", ascending=False) if out else pd.DataFrame()
 
 
-gpus_df = gpu_table((model, s, params), model, s, params)
+gpus_df = gpu_table((model, static, params), model, static, params)
 st.subheader("GPUs on which this scenario fits")
 if gpus_df.empty:
     st.info("It fits none of the catalog's GPUs at this tensor-parallel degree.")
@@ -225,8 +234,8 @@ lengths = [64, 128, 256, 512, 1024, 2048, 4096, 8192]
 gen = pd.DataFrame([{
     "new tokens": n,
     # 12 evenly spaced steps per curve: step time is smooth in the context, so the sum barely moves
-    "with the cache": generation_seconds(model, s.with_(new_tokens=n), gpu, params, cache=True, samples=12),
-    "without a cache": generation_seconds(model, s.with_(new_tokens=n), gpu, params, cache=False, samples=12),
+    "with the cache": generation_seconds(model, static.with_(new_tokens=n), gpu, params, cache=True, samples=12),
+    "without a cache": generation_seconds(model, static.with_(new_tokens=n), gpu, params, cache=False, samples=12),
 } for n in lengths])
 g2 = go.Figure()
 g2.add_scatter(x=gen["new tokens"], y=gen["with the cache"], name="with the cache", line_color="#0072B2")

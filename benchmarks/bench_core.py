@@ -21,6 +21,7 @@ from kvdash.breakdown import breakdown
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import model_from_config
 from kvdash.presets import preset_model
+from kvdash.report import formulas
 from kvdash.scenario import Scenario
 from kvdash.sweep import fit_grid, total_grid
 
@@ -61,7 +62,7 @@ def main() -> None:
         breakdown(m, s)  # warm the per-model caches, as a dashboard session would
 
         def with_text(m=m, s=s):
-            return [c.formula for c in breakdown(m, s).components]
+            return formulas(breakdown(m, s))
 
         print(f"| {preset}, batch {s.batch}, {s.context:,} tokens, tp {s.tp}, pp {s.pp} | "
               f"{per_call_us(lambda m=m, s=s: breakdown(m, s), 2000):.1f} | {per_call_us(with_text, 2000):.1f} |")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from kvdash.gpus import get_gpu
 from kvdash.presets import preset_model
+from kvdash.startup import vllm_startup
 from kvdash.units import GiB
-from kvdash.vllm_startup import vllm_startup
 
 LOGS = Path(__file__).resolve().parent.parent / "tests" / "data" / "vllm_logs"
 

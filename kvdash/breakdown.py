@@ -1,4 +1,5 @@
-"""The breakdown: one table of named memory components, exact integer bytes, each with its formula.
+"""The breakdown: one table of named memory components, exact integer bytes (their formulas in words:
+kvdash.report).
 
 Every chart, table, CLI line and test reads this table. Figures are per GPU: with tensor
 parallelism each GPU holds its shard; with pipeline parallelism the table describes the most
@@ -10,23 +11,21 @@ vectorised sweeps (`kvdash.sweep`) evaluate exactly the same formulas as a singl
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from kvdash.dtypes import DTYPES, DType, get_dtype, high_precision
+from kvdash.engines import NON_TORCH_GPU, SAMPLER_BYTES_PER_LOGIT, engine_facts, non_torch_bytes
 from kvdash.layers import LayerSpec, held_full, held_sliding  # noqa: F401  (held_*: the public formulas)
 from kvdash.model import ModelSpec
-from kvdash.params import embedding_params, embedding_tensors, layer_params, layer_tensors
-from kvdash.runtimes import Runtime, get_runtime
+from kvdash.params import embedding_params, embedding_tensors, ffn_widths, layer_params, layer_tensors
+from kvdash.runtimes import DEFAULT_RUNTIME, Runtime, get_runtime
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import GiB, cdiv
 from kvdash.weights import formats, layer_weight_bytes, table_bytes
 
-LOGIT_BYTES = 4  # logits are upcast to fp32 before sampling
 NORM_BYTES = 2 * 4  # an RMSNorm in fp32: the upcast copy and its square / normalised copy, per value
 POSITION_ID_BYTES = 8  # int64 position ids per token (generate() builds them for the batch)
-INDEX_BYTES = 8  # int64 expert indices (top-k ids; Hugging Face's sort of the (token, expert) pairs)
 
 
 # ---- per-token sizes -------------------------------------------------------------------------
@@ -106,7 +105,9 @@ class Stage:
     mask_bytes: int  # bytes per (query, key) pair of one sequence for the forward's attention masks
     shared_mask_bytes: int  # ... of masks built once for the whole batch (SDPA's bool masks)
     regrow: tuple[tuple[LayerSpec, int], ...]  # (cache spec, bytes per held token of its larger K/V) for torch.cat
-    logits_per_seq: int  # LM-head output of the last position in the activation dtype + its fp32 copy
+    logits_per_seq: int  # static batch, Hugging Face: the LM-head output of the last position + its fp32 copy
+    sampler_per_req: int  # engines, last stage: bytes per request of the sampler's logits and sort buffers
+    sampler_per_token: int  # ... per token of the step: its hidden states and a mixture of experts' workspace
 
     @property
     def kv_bpt(self) -> int:
@@ -127,7 +128,7 @@ def scenario_stages(m: ModelSpec, s: Scenario) -> tuple[Stage, ...]:
 
 @lru_cache(maxsize=512)
 def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, block_size: int = 0,
-           experts_dtype: str = "", ep: int = 1, runtime: str = "engine") -> tuple[Stage, ...]:
+           experts_dtype: str = "", ep: int = 1, runtime: str = DEFAULT_RUNTIME) -> tuple[Stage, ...]:
     w, kv = get_dtype(weights_dtype), get_dtype(kv_dtype)
     hp, act = high_precision(w), activation_dtype(w)
     rt = get_runtime(runtime)
@@ -136,25 +137,16 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
     per_layer = layer_params(m, tp, ep=ep)
     emb = embedding_params(m, tp)
     table, fmt = embedding_tensors(m), formats(weights_dtype, experts_dtype)
-    mats = 3 if m.gated_mlp else 2
-    dense_pt = mats * cdiv(m.intermediate_size, tp) * a
-    k, e, h = m.experts_per_token, cdiv(m.expert_intermediate_size, tp), m.hidden_size
-    routing = m.n_experts * LOGIT_BYTES + k * (INDEX_BYTES + LOGIT_BYTES)  # router logits, top-k ids and weights
-    if rt.hf:
-        # transformers 5's grouped_mm experts, per routed token: the gathered input (h) beside the gate-up
-        # output (2e), its activation and the product (e each); then the input, the down output and two
-        # fp32 weighted copies (routing weights are fp32; the second copy restores the token order).
-        # Sorting the (token, expert) pairs adds int64 values and a permutation and the permuted weights.
-        routed = max((h + 4 * e) * a, h * (2 * a + 2 * LOGIT_BYTES))
-        routing += k * (2 * INDEX_BYTES + LOGIT_BYTES)
-    else:  # fused-MoE kernels: the experts' gate-up and activated intermediates
-        routed = mats * e * a
-    moe_pt = k * routed + mats * cdiv(m.shared_expert_intermediate_size, tp) * a + routing
+    ffn, k, h = ffn_widths(m, tp, ep), m.experts_per_token, m.hidden_size
+    dense_pt = ffn.matrices * ffn.dense * a
+    # the runtime's mixture-of-experts buffers per token: routed pairs, the shared experts, the router
+    moe_pt = (k * rt.routed_expert_bytes(h, ffn.expert, a, m.gated_mlp) + ffn.matrices * ffn.shared_expert * a
+              + rt.routing_bytes(m.n_experts, k))
     moe_decode_pt = moe_pt
     if rt.hf:
         # generate() on a GPU decodes with batched_mm: per routed token it copies that expert's gate-up and
         # down matrices (gate_up_proj[expert_ids], then down_proj[...] while the first is still referenced)
-        moe_decode_pt += k * get_dtype(experts_dtype).matrix_bytes(3 * e, h)
+        moe_decode_pt += k * get_dtype(experts_dtype).matrix_bytes(3 * ffn.expert, h)
     # per sequence for the forward, once for the batch, and SDPA's per-sequence float copy in a masked layer's call
     mask_bytes, shared_mask_bytes, call_mask = rt.mask_bytes_per_pair({sp.mask for sp in m.layers if sp.mask}, a)
     out = []
@@ -180,10 +172,11 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 other += emb.head
                 outside += table["head"]
         encoder = m.encoder_params if first else 0
-        ffn = [(m.mlp_mask[j], m.moe_mask[j]) for j in layers]
-        moe_here = any(mlp and moe for mlp, moe in ffn)  # the stage's widest MLP: experts, a dense MLP or none
-        dense_here = dense_pt if any(mlp and not moe for mlp, moe in ffn) else 0
+        blocks = [(m.mlp_mask[j], m.moe_mask[j]) for j in layers]
+        moe_here = any(mlp and moe for mlp, moe in blocks)  # the stage's widest MLP: experts, a dense MLP or none
+        dense_here = dense_pt if any(mlp and not moe for mlp, moe in blocks) else 0
         kept = tuple((spec.cache_spec(rt), n) for spec, n in groups)  # the cache this runtime keeps
+        engine_last = bool(rt.engine) and last
         out.append(
             Stage(
                 index=i,
@@ -215,10 +208,13 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 mask_bytes=mask_bytes,
                 shared_mask_bytes=shared_mask_bytes,
                 regrow=tuple((spec, b) for spec, _ in kept if rt.hf and (b := spec.regrow_bytes_per_token(kv, tp))),
-                # the LM head's output of the last position, and its fp32 copy for sampling (an engine's
-                # .float() is a no-op on fp32 logits; generate() copies them regardless)
-                logits_per_seq=cdiv(m.vocab_size, tp) * (a + LOGIT_BYTES if rt.hf or a < LOGIT_BYTES else a)
-                if last else 0,
+                logits_per_seq=rt.logits_bytes_per_seq(cdiv(m.vocab_size, tp), a) if last else 0,
+                # an engine's sampler (last stage): the whole vocabulary on every GPU (gathered across the
+                # tensor-parallel group) per request, beside the step's hidden states and, for a mixture of
+                # experts, the fused-MoE workspace that vLLM keeps between calls
+                sampler_per_req=m.vocab_size * SAMPLER_BYTES_PER_LOGIT if engine_last else 0,
+                sampler_per_token=(h * a + (k * rt.routed_expert_bytes(h, ffn.expert, a, m.gated_mlp) if moe_here
+                                            else 0)) if engine_last else 0,
             )
         )
     return tuple(out)
@@ -235,26 +231,37 @@ def kv_bytes(st: Stage, B, T, S: int, bs: int, mn=min, mx=max):
 
 
 INNER = ("mixer", "MLP", "fp32 norm", "cache regrowth")  # the per-layer peaks of which only the largest counts
+PHASES = ("prefill", "decode", "sampler")
 
 
-def _phase_shape(st: Stage, B, P, T, chunk: int, decode: bool, mn=min):
-    """(tokens in flight, keys each attends to, prompt tokens per sequence in the step) of a phase."""
+def phase_shape(st: Stage, B, P, T, limits: tuple[int, int], decode: bool, mn=min, mx=max):
+    """(tokens in flight, sequences in the step, keys each query attends to, prompt tokens per sequence in the
+    step) of a phase. A static batch or Hugging Face runs every prompt of the batch in one forward (limits
+    (0, 0)); an engine's step holds at most `budget` tokens and `seqs` sequences: min(B x P, budget) prompt
+    tokens (whole prompts, or one prompt's chunk), or min(B, seqs, budget) decodes. An engine without
+    chunked prefill (TensorRT-LLM's default) runs a prompt whole even past its budget."""
+    budget, seqs = limits
     if decode:
-        return B, T, 1
-    c = mn(P, chunk) if chunk and not st.runtime.hf else P  # Hugging Face prefills the whole prompt
-    return B * c, P, c
+        n = mn(mn(B, seqs), budget) if budget else B
+        return n, n, T, 1
+    if not budget:
+        return B * P, B, P, P
+    n = mn(B * P, budget)
+    if not engine_facts(st.runtime.engine).chunked_prefill:
+        n = mx(n, P)
+    return n, mn(B, cdiv(n, P)), P, mn(P, n)
 
 
-def phase_terms(st: Stage, B, P, T, chunk: int, decode: bool, mn=min, mx=max) -> dict:
-    """The activation terms of one phase (a prefill chunk, or one decode step at the full context), for ints
+def phase_terms(st: Stage, B, P, T, limits: tuple[int, int], decode: bool, mn=min, mx=max) -> dict:
+    """The activation terms of one phase (a prefill step, or one decode step at the full context), for ints
     or numpy arrays: the runtime's residual-stream tensors and positions for the tokens in flight, the
     forward's attention masks, and the INNER candidates: the widest kind's mixer (with an eager kernel's
     scores and any copies of the keys it attends to), the MLP, an fp32 norm, and in a decode step a growing
     cache's torch.cat (old and new copy of one layer's K or V)."""
-    tokens, keys, c = _phase_shape(st, B, P, T, chunk, decode, mn)
+    tokens, seqs, keys, c = phase_shape(st, B, P, T, limits, decode, mn, mx)
     mixer = 0
     for m in st.mixers:
-        mixer = mx(mixer, m.bytes(tokens, B, keys, decode, mn, mx))
+        mixer = mx(mixer, m.bytes(tokens, seqs, keys, decode, mn, mx))
     regrow = 0
     if decode:
         for spec, bpt in st.regrow:
@@ -265,6 +272,17 @@ def phase_terms(st: Stage, B, P, T, chunk: int, decode: bool, mn=min, mx=max) ->
             "masks": tokens * keys * st.mask_bytes + c * keys * st.shared_mask_bytes, "cache regrowth": regrow}
 
 
+def sampler_terms(st: Stage, B, P, limits: tuple[int, int], mn=min, mx=max) -> dict:
+    """An engine's sampler after the forward of its largest step (vLLM's gpu_model_runner profile_run and
+    _dummy_sampler_run): the step's hidden states and MoE workspace still held, and the fp32 logits and
+    sort buffers of each request sampled (min(B, seqs) of them, at most one per token of the step)."""
+    if not st.sampler_per_req:
+        return {"hidden states and MoE workspace": 0, "logits and sort buffers": 0}
+    tokens = phase_shape(st, B, P, P, limits, False, mn, mx)[0]
+    return {"hidden states and MoE workspace": tokens * st.sampler_per_token,
+            "logits and sort buffers": mn(mn(B, limits[1]), tokens) * st.sampler_per_req}
+
+
 def _peak(terms: dict, mx=max):
     """The terms alive together: every outer term plus the largest inner one."""
     inner = 0
@@ -273,60 +291,19 @@ def _peak(terms: dict, mx=max):
     return sum(v for label, v in terms.items() if label not in INNER) + inner
 
 
-def activation_phases(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
-    """Transient working set of one layer (activations are freed layer by layer in inference):
-    (prefill of one chunk of the prompt, one decode step at the full context); see phase_terms. With fewer
-    than two generated tokens no decode step runs: its phase is 0."""
-    prefill = _peak(phase_terms(st, B, P, T, chunk, False, mn, mx), mx)
-    decode = _peak(phase_terms(st, B, P, T, chunk, True, mn, mx), mx)
-    return prefill, decode * (T - P >= 2)
+def activation_phases(st: Stage, B, P, T, limits: tuple[int, int], mn=min, mx=max) -> dict:
+    """Transient working set of one layer (activations are freed layer by layer in inference) in each phase:
+    a prefill step, one decode step at the full context (0 with fewer than two generated tokens: the first
+    comes from the prefill's logits), and an engine's sampler after its largest step (0 for the others)."""
+    return {"prefill": _peak(phase_terms(st, B, P, T, limits, False, mn, mx), mx),
+            "decode": _peak(phase_terms(st, B, P, T, limits, True, mn, mx), mx) * (T - P >= 2),
+            "sampler": sum(sampler_terms(st, B, P, limits, mn, mx).values())}
 
 
-def activation_bytes(st: Stage, B, P, T, chunk: int, mn=min, mx=max):
-    """Peak activation bytes: the larger of the prefill chunk and a decode step."""
-    return mx(*activation_phases(st, B, P, T, chunk, mn, mx))
-
-
-def activation_split(st: Stage, B: int, P: int, T: int, chunk: int) -> tuple[str, list[tuple[str, int, bool, str]]]:
-    """The terms of the activation peak at its phase, for the breakdown table and the Memory page:
-    (phase, [(term, bytes, counted in the peak, formula)]). Of the INNER terms only the largest counts."""
-    prefill, decode = activation_phases(st, B, P, T, chunk)
-    decoding = decode > prefill
-    terms = phase_terms(st, B, P, T, chunk, decoding)
-    n, keys, c = _phase_shape(st, B, P, T, chunk, decoding)
-    phase = f"decode step of {B:,} seq at {T:,} tokens" if decoding else f"prefill of {B:,} seq × {c:,} tokens"
-    rt = st.runtime
-    widest = max(st.mixers, key=lambda x: x.bytes(n, B, keys, decoding))
-    k = widest.keys(keys, decoding)
-    mixer_how = (f"{widest.spec.short} layers: {n:,} tokens × {widest.per_token:,} B (queries, new keys and "
-                 "values, output)")
-    if per_key := (widest.per_key_decode if decoding else widest.per_key):
-        mixer_how += f" + {B:,} seq × {k:,} keys × {per_key:,} B (K/V repeated to every query head)"
-    if widest.score_bytes:
-        mixer_how += (f" + {n:,} × {k:,} scores × {widest.score_heads} heads × {widest.score_bytes} B "
-                      "(masked scores + fp32 softmax)")
-    if widest.call_mask and not decoding:
-        mixer_how += f" + {n:,} × {k:,} × {widest.call_mask} B (SDPA's float copy of a window mask)"
-    mlp_pt = st.mlp_decode_pt if decoding else st.mlp_pt
-    regrow_how = ""
-    if terms["cache regrowth"]:
-        spec, bpt = max(st.regrow, key=lambda r: r[1] * r[0].held(B, T - 1, 0, 0))
-        regrow_how = (f"{spec.held(B, T - 1, 0, 0):,} held tokens × {bpt:,} B (one layer's {spec.short} K or V, "
-                      "copied by torch.cat as the cache grows)")
-    how = {
-        "residual stream": f"{n:,} tokens × {rt.hidden_copies} copies × {st.hidden_pt // rt.hidden_copies:,} B",
-        "positions": f"{n:,} tokens × {st.position_pt:,} B (int64 position id + rotary cos and sin)",
-        "mixer": mixer_how,
-        "MLP": f"{n:,} tokens × {mlp_pt:,} B (MLP or experts' intermediates, routing"
-               + (", each routed expert's weights copied" if mlp_pt > st.mlp_pt else "") + ")",
-        "fp32 norm": f"{n:,} tokens × {st.norm_pt:,} B (RMSNorm upcast to fp32)",
-        "masks": (f"{n:,} × {keys:,} positions × {st.mask_bytes} B per sequence (additive float masks)"
-                  if st.mask_bytes else f"{n // B:,} × {keys:,} positions × {st.shared_mask_bytes} B for the batch "
-                  "(bool window masks + SDPA's float copy)"),
-        "cache regrowth": regrow_how,
-    }
-    top = max(INNER, key=lambda label: terms[label])
-    return phase, [(label, b, label not in INNER or label == top, how[label]) for label, b in terms.items()]
+def activation_bytes(st: Stage, B, P, T, limits: tuple[int, int], mn=min, mx=max):
+    """Peak activation bytes: the largest phase."""
+    phases = activation_phases(st, B, P, T, limits, mn, mx)
+    return mx(mx(phases["prefill"], phases["decode"]), phases["sampler"])
 
 
 def stage_bytes(st: Stage, s: Scenario, B, P, mn=min, mx=max):
@@ -334,7 +311,25 @@ def stage_bytes(st: Stage, s: Scenario, B, P, mn=min, mx=max):
     generated tokens), except the scenario's fixed overheads. B and P may be numpy arrays."""
     T = P + s.new_tokens
     return (st.weight_bytes + st.encoder_bytes + kv_bytes(st, B, T, s.shared_prefix_tokens, s.block_size, mn, mx)
-            + activation_bytes(st, B, P, T, s.prefill_chunk, mn, mx) + B * st.logits_per_seq)
+            + activation_bytes(st, B, P, T, s.step_limits(), mn, mx) + B * st.logits_per_seq)
+
+
+def overhead_bytes(s: Scenario) -> int:
+    """Memory per GPU outside the model's tensors: the CUDA context (a measured constant, the scenario's
+    runtime_overhead_bytes) and, under a serving engine, what it holds outside torch (kvdash.engines)."""
+    return s.runtime_overhead_bytes + (non_torch_bytes(s.tp, s.pp) if s.engine else 0)
+
+
+def reserve_bytes(s: Scenario, gpu) -> int:
+    """What a serving engine capped at `gpu_memory_utilization` leaves free: (1 - u) x usable, less the CUDA
+    context, which lives in that share (vLLM sizes its share of the total after the context exists)."""
+    if gpu is None or not s.gpu_memory_utilization:
+        return 0
+    return max(0, gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes) - s.runtime_overhead_bytes)
+
+
+def fixed_bytes(s: Scenario, gpu) -> int:
+    return overhead_bytes(s) + reserve_bytes(s, gpu)
 
 
 # ---- the table -------------------------------------------------------------------------------
@@ -343,19 +338,13 @@ class Component:
     key: str
     label: str
     bytes: int
-    explain: Callable[[], str] = field(repr=False, compare=False)  # the formula, built on demand
     basis: str = "formula"  # "formula": computed from the architecture; "measured": a constant
-
-    @property
-    def formula(self) -> str:
-        """The formula with this scenario's numbers filled in (text is built only when shown)."""
-        return self.explain()
 
 
 @dataclass(frozen=True)
 class Breakdown:
     model: ModelSpec
-    scenario: Scenario
+    scenario: Scenario  # with the engine's step limits resolved for the GPU
     stage: Stage
     components: tuple[Component, ...]
     gpu: object | None = None  # kvdash.gpus.Gpu
@@ -370,10 +359,10 @@ class Breakdown:
                 return c.bytes
         raise KeyError(key)
 
-    def activation_split(self) -> tuple[str, list[tuple[str, int, bool, str]]]:
-        """The activation peak's phase and terms (see activation_split)."""
+    def phases(self) -> dict:
+        """The activation peak's phases (activation_phases) for this scenario."""
         s = self.scenario
-        return activation_split(self.stage, s.batch, s.prompt_tokens, s.context, s.prefill_chunk)
+        return activation_phases(self.stage, s.batch, s.prompt_tokens, s.context, s.step_limits())
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -414,8 +403,8 @@ class Breakdown:
     @property
     def warnings(self) -> list[str]:
         """Where these numbers stop holding, or hold only with care: the importer's notes on the model,
-        a context beyond what the model was trained for, caches copied by tensor parallelism, a fit
-        without room for what kvdash does not model."""
+        a context beyond what the model was trained for, caches copied by tensor parallelism, more sequences
+        than an engine runs at once, a fit without room for what kvdash does not model."""
         m, s = self.model, self.scenario
         out = list(m.warnings)
         if not m.max_position_embeddings:
@@ -430,141 +419,39 @@ class Breakdown:
             if unread:
                 out.append(f"Hugging Face's own allocations for {', '.join(unread)} layers were not read or measured: "
                            "their activations are counted as an engine's")
+        if s.engine:
+            budget, seqs = s.step_limits()
+            if s.batch > seqs:
+                out.append(f"{self.stage.runtime.label} runs at most {seqs:,} sequences at once (max_num_seqs): the "
+                           f"other {s.batch - seqs:,} wait for a slot, though their cache is counted here")
+            if s.prompt_tokens > budget and not engine_facts(s.engine).chunked_prefill:
+                out.append(f"{self.stage.runtime.label} prefills a prompt whole by default (no chunked prefill), so "
+                           f"its {engine_facts(s.engine).budget_name} ({budget:,}) must cover the "
+                           f"{s.prompt_tokens:,}-token prompt: counted as one step of the whole prompt")
+            if s.tp > 1 and self.gpu is not None and self.gpu.id != NON_TORCH_GPU:
+                out.append(f"the engine's {non_torch_bytes(s.tp, s.pp) / GiB:.2f} GiB per GPU outside torch (NCCL "
+                           "and custom all-reduce buffers) was measured on H100 NVLink groups; other GPUs and "
+                           "interconnects differ")
         if self.fits and self.headroom < max(GiB, self.gpu.usable_bytes // 20):
             out.append(f"it fits with {self.headroom / GiB:.2f} GiB to spare: CUDA-graph capture and allocator "
                        "fragmentation, which kvdash does not model, commonly take about that much")
-        return out
-
-    def to_dict(self) -> dict:
-        phase, terms = self.activation_split()
-        out = {
-            "model": self.model.name,
-            "params": self.model.params,
-            "active_params": self.model.active_params,
-            "per_gpu": self.n_gpus > 1,
-            "n_gpus": self.n_gpus,
-            "pipeline_stage": self.stage.index,
-            "kv_bytes_per_token": self.kv_bytes_per_token,
-            "state_bytes_per_seq": self.state_bytes_per_seq,
-            "runtime": self.scenario.runtime,
-            "activation_phase": phase,
-            "activation_terms": [{"term": t, "bytes": b, "in_peak": used, "formula": how}
-                                 for t, b, used, how in terms if b],
-            "weights_dtype": self.scenario.weights_dtype,
-            "experts_dtype": self.scenario.experts_dtype,
-            "expert_parallel": self.scenario.expert_parallel,
-            "layers": self.layer_summary(),
-            "warnings": self.warnings,
-            "total_bytes": self.total,
-            "components": [
-                {"key": c.key, "label": c.label, "bytes": c.bytes, "formula": c.formula, "basis": c.basis}
-                for c in self.components
-            ],
-        }
-        for c in self.components:
-            out[f"{c.key}_bytes"] = c.bytes
-        if self.gpu is not None:
-            out.update(gpu=self.gpu.id, gpu_usable_bytes=self.gpu.usable_bytes, fits=self.fits,
-                       headroom_bytes=self.headroom)
         return out
 
 
 def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
     """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
     check_parallel(m, s)
+    s = s.resolved(gpu)
     sts = scenario_stages(m, s)
     B, P, T, S, bs = s.batch, s.prompt_tokens, s.context, s.shared_prefix_tokens, s.block_size
-    chunk = s.prefill_chunk
-    reserve = 0
-    if gpu is not None and s.gpu_memory_utilization:
-        reserve = gpu.usable_bytes - int(s.gpu_memory_utilization * gpu.usable_bytes)
-
     st = max(sts, key=lambda x: stage_bytes(x, s, B, P)) if len(sts) > 1 else sts[0]
-    text = _Explainer(m, s, st, gpu)
     comps = (
-        Component("weights", "Weights", st.weight_bytes, text.weights),
-        Component("encoder", "Encoder weights", st.encoder_bytes, text.encoder),
-        Component("kv_cache", "KV cache", kv_bytes(st, B, T, S, bs), text.kv_cache),
-        Component("activation", "Activation peak", activation_bytes(st, B, P, T, chunk), text.activation),
-        Component("logits", "Logits", B * st.logits_per_seq, text.logits),
-        Component("overhead", "CUDA context & runtime", s.runtime_overhead_bytes, text.overhead, basis="measured"),
-        Component("engine_reserve", "Engine reserve", reserve, text.reserve),
+        Component("weights", "Weights", st.weight_bytes),
+        Component("encoder", "Encoder weights", st.encoder_bytes),
+        Component("kv_cache", "KV cache", kv_bytes(st, B, T, S, bs)),
+        Component("activation", "Activation peak", activation_bytes(st, B, P, T, s.step_limits())),
+        Component("logits", "Logits", B * st.logits_per_seq),
+        Component("overhead", "CUDA context & runtime", overhead_bytes(s), basis="measured"),
+        Component("engine_reserve", "Engine reserve", reserve_bytes(s, gpu)),
     )
     return Breakdown(m, s, st, comps, gpu)
-
-
-@dataclass(frozen=True)
-class _Explainer:
-    """Builds each component's formula text, with the scenario's numbers filled in."""
-
-    m: ModelSpec
-    s: Scenario
-    st: Stage
-    gpu: object | None
-
-    def weights(self) -> str:
-        st = self.st
-        w, e = get_dtype(self.s.weights_dtype), get_dtype(self.s.experts_dtype)
-        hp = high_precision(w)
-        terms = [(st.linear_params - st.expert_params, w, ""), (st.expert_params, e, " [routed experts]"),
-                 (st.other_params, hp, " [embeddings, norms, biases, routers]")]
-        parts = [f"{n:,} × {d.bits // 8 if d.bits % 8 == 0 else f'{d.bits}/8'} B ({d.name}){label}"
-                 for n, d, label in terms if n]
-        scales = st.weight_bytes - sum(-(-n * d.bits // 8) for n, d, _ in terms)
-        if scales:
-            how = "; ".join(sorted({f"{d.name}: {d.formula()}" for n, d, _ in terms if n and d.scale_bytes}))
-            parts.append(f"{scales:,} B of scales, zeros and indices, matrix by matrix [{how}]")
-        return " + ".join(parts)
-
-    def encoder(self) -> str:
-        if not self.st.encoder_bytes:
-            return "no vision or audio encoder" + (" on this pipeline stage" if self.m.encoder_params else "")
-        hp = high_precision(get_dtype(self.s.weights_dtype))
-        return (f"{self.st.encoder_params:,} × {hp.bits // 8} B ({hp.name}) "
-                "[vision tower / audio encoder and projector, replicated, kept in 16-bit]")
-
-    def kv_cache(self) -> str:
-        s, st = self.s, self.st
-        B, T, S, bs, tp = s.batch, s.context, s.shared_prefix_tokens, s.block_size, s.tp
-        kv = get_dtype(s.kv_dtype)
-        counts = dict(st.cache_groups)
-        parts = []
-        for spec, bpt in st.caches:
-            held = spec.held(B, T, S, bs)
-            slots = (f"{B:,} seq × {T:,} tokens" if held == B * T and not S else
-                     f"{held:,} slots ({spec.held_rule(bs)}; {B:,} seq × {T:,} tokens"
-                     + (f", prefix of {S:,} stored once" if S else "") + (f", blocks of {bs}" if bs else "") + ")")
-            parts.append(f"{slots} × {bpt:,} B/token [{counts[spec]} {spec.short} layers × {spec.describe(kv, tp)}]")
-        if st.state_bytes:
-            act = activation_dtype(get_dtype(s.weights_dtype))
-            fixed = [f"{n} {spec.short} layers × {spec.describe(kv, tp)}" for spec, n in st.cache_groups
-                     if spec.bytes_per_seq(kv, act, tp, bs)]
-            parts.append(f"{B:,} seq × {st.state_bytes:,} B fixed per sequence [{'; '.join(fixed)}]")
-        return " + ".join(parts) or "no layer holds a cache"
-
-    def activation(self) -> str:
-        s, st = self.s, self.st
-        phase, terms = activation_split(st, s.batch, s.prompt_tokens, s.context, s.prefill_chunk)
-        inner = [f"{label} {b:,} B" for label, b, counted, _ in terms if label in INNER]
-        outer = [f"{label} {b:,} B" for label, b, counted, _ in terms if label not in INNER and b]
-        return (f"{phase}, {st.runtime.label}: " + " + ".join(
-            [*outer[:1], f"max({', '.join(inner)})", *outer[1:]]) + " (each term: " +
-            "; ".join(f"{label}: {how}" for label, b, _, how in terms if b) + ")")
-
-    def logits(self) -> str:
-        if not self.st.logits_per_seq:
-            return "not on this pipeline stage"
-        vocab = cdiv(self.m.vocab_size, self.s.tp)
-        per = self.st.logits_per_seq // vocab
-        copy = f" + {LOGIT_BYTES} B fp32 copy for sampling" if per > self.st.act_bytes else ""
-        return f"{self.s.batch:,} seq × {vocab:,} vocab × ({self.st.act_bytes} B LM-head output{copy}), last position"
-
-    def overhead(self) -> str:
-        return (f"measured constant: {self.s.runtime_overhead_bytes:,} B "
-                "(CUDA context and library workspaces)")
-
-    def reserve(self) -> str:
-        u = self.s.gpu_memory_utilization
-        if not (u and self.gpu is not None):
-            return "no engine memory-utilisation cap set"
-        return f"(1 − {u}) × {self.gpu.usable_bytes:,} B usable, left free by the engine"

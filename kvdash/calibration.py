@@ -15,9 +15,8 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
-from kvdash.speed import RUNTIMES, SpeedParams, calibrate, decode_step, prefill_step
-
-IDEAL = SpeedParams(memory_eff=1.0, compute_eff=1.0, layer_overhead_s=0.0, allreduce_latency_s=0.0, name="peak")
+from kvdash.speed import decode_step, prefill_step
+from kvdash.step import IDEAL, RUNTIMES, StepCosts, calibrate
 
 
 @dataclass(frozen=True)
@@ -52,35 +51,35 @@ def from_run(run: dict, label: str = "") -> Measured:
                   tie_word_embeddings=s["tie_word_embeddings"])
     dtype = "bf16" if run["device"]["dtype"] == "bfloat16" else "fp32"
     sc = Scenario(batch=s["batch"], prompt_tokens=s["prompt_tokens"], new_tokens=s["new_tokens"],
-                  weights_dtype=dtype, kv_dtype=dtype)
+                  weights_dtype=dtype, kv_dtype=dtype, runtime="static")
     return Measured(label or run.get("created", ""), mode_of(run), m, sc, gpus[gpu_id],
                     run["measured"]["ttft_s"], run["measured"]["tpot_s"])
 
 
-def predicted_tpot(x: Measured, p: SpeedParams) -> float:
+def predicted_tpot(x: Measured, p: StepCosts) -> float:
     return decode_step(x.model, x.scenario, x.gpu, p, context=x.scenario.context).seconds
 
 
-def predicted_ttft(x: Measured, p: SpeedParams) -> float:
+def predicted_ttft(x: Measured, p: StepCosts) -> float:
     return prefill_step(x.model, x.scenario, x.gpu, p).seconds
 
 
-def default_params(mode: str) -> SpeedParams:
-    return RUNTIMES["eager"] if mode == "eager" else RUNTIMES["engine"]
+def default_params(mode: str) -> StepCosts:
+    return RUNTIMES["torch-eager"] if mode == "eager" else RUNTIMES["torch-graphs"]
 
 
-def fit(runs: list[Measured]) -> dict[str, SpeedParams]:
+def fit(runs: list[Measured]) -> dict[str, StepCosts]:
     """Per launch mode: memory efficiency and per-layer overhead fitted to the decode steps, then
     the compute efficiency fitted to the prefills (with that overhead)."""
     out = {}
     for mode in sorted({x.mode for x in runs}):
         group = [x for x in runs if x.mode == mode]
-        samples = [(x.tpot_s, predicted_tpot(x, IDEAL), x.model.n_layers + 1) for x in group]
+        samples = [(x.tpot_s, predicted_tpot(x, IDEAL), x.model.n_layers) for x in group]
         p = calibrate(samples, default_params(mode))
         effs = []
         for x in group:
             step = prefill_step(x.model, x.scenario, x.gpu, IDEAL)
-            spare = x.ttft_s - (x.model.n_layers + 1) * p.layer_overhead_s
+            spare = x.ttft_s - prefill_step(x.model, x.scenario, x.gpu, p).overhead_s
             if step.compute_s >= step.memory_s and spare > 0:
                 effs.append(step.compute_s / spare)
         if effs:
@@ -89,7 +88,7 @@ def fit(runs: list[Measured]) -> dict[str, SpeedParams]:
     return out
 
 
-def errors(runs: list[Measured], params: dict[str, SpeedParams] | None = None) -> list[dict]:
+def errors(runs: list[Measured], params: dict[str, StepCosts] | None = None) -> list[dict]:
     """Predicted vs measured for each run: with `params` per mode, or the defaults."""
     rows = []
     for x in runs:

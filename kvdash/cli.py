@@ -1,12 +1,13 @@
 """`python -m kvdash` / `kvdash`: the sizing library from the command line.
 
     kvdash size (--preset NAME | --config FILE | --hub ID) [--batch B] [--context T] [--weights-dtype D]
-        [--kv-dtype D] [--tp N] [--pp N] [--gpu ID] [--block-size N] [--json] ...
+        [--kv-dtype D] [--tp N] [--pp N] [--gpu ID] [--block-size N] [--runtime R] [--max-num-batched-tokens N]
+        [--json] ...
     kvdash capacity (--preset NAME | --config FILE | --hub ID) (--kv-budget-gib X | --gpu ID
-                    [--gpu-memory-utilization U]) [--block-size 16]
+                    [--engine vllm|sglang|trtllm] [--gpu-memory-utilization U]) [--block-size 16]
         [--max-model-len L] [--tp N] [--kv-dtype D] [--json]
     kvdash speed (--preset NAME | --config FILE | --hub ID) --gpu ID [--batch B] [--context T] [--new-tokens N]
-        [--tp N] [--runtime engine|eager] [--json]
+        [--tp N] [--engine vllm|sglang|trtllm|torch-graphs|torch-eager] [--json]
     kvdash serving (--preset NAME | --config FILE | --hub ID) --gpu ID --concurrency C --isl I --osl O [--tp N] [--ep N]
         [--weights-dtype D] [--moe-weights-dtype D] [--kv-dtype D] [--engine vllm|sglang|trtllm]
         [--max-num-batched-tokens N] [--json]
@@ -20,23 +21,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 
 from kvdash.breakdown import breakdown
 from kvdash.capacity import DEFAULT_BLOCK_SIZE, DEFAULT_MAX_NUM_BATCHED_TOKENS, gib_to_bytes, vllm_capacity
 from kvdash.dtypes import DTYPES, KV_DTYPES
+from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu, load_gpus
 from kvdash.hf_config import load_config_file, model_from_config
 from kvdash.model import ModelSpec
 from kvdash.presets import load_presets, preset_model
-from kvdash.runtimes import RUNTIMES as MEMORY_RUNTIMES
+from kvdash.report import breakdown_dict, formulas
+from kvdash.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from kvdash.scenario import Scenario
-from kvdash.serving import ENGINES, engine_profile, serving
+from kvdash.serving import serving
 from kvdash.solvers import max_batch, max_context
-from kvdash.speed import RUNTIMES, speed
+from kvdash.speed import speed, step_costs
+from kvdash.startup import DEFAULT_FAMILY, FAMILIES, engine_startup
+from kvdash.step import RUNTIMES as STATIC_COSTS
 from kvdash.units import fmt_bytes
-from kvdash.vllm_startup import DEFAULT_FAMILY, FAMILIES, vllm_startup
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +80,14 @@ def _weight_formats(args, m: ModelSpec) -> dict:
     return {"weights_dtype": w, "moe_weights_dtype": "" if e == w else e, "expert_parallel": args.expert_parallel}
 
 
+def _limit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-num-batched-tokens", type=int, default=0, metavar="N",
+                   help="a serving engine's tokens per step (default: the engine's default for --gpu, else for its "
+                        "largest GPUs)")
+    p.add_argument("--max-num-seqs", type=int, default=0, metavar="N",
+                   help="a serving engine's sequences per step (default: as the engine sets it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kvdash", description="Inference memory of transformer models, exact to the byte.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -92,10 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--block-size", type=int, default=0, metavar="N",
                       help="paged KV blocks of N tokens (default: none, no rounding)")
     size.add_argument("--shared-prefix", type=int, default=0, metavar="T", help="prompt tokens cached once")
-    size.add_argument("--runtime", default="engine", choices=list(MEMORY_RUNTIMES),
-                      help="what runs the model: a serving engine (fused attention, chunked prefill) or Hugging Face "
-                           "generate() with SDPA or eager attention; decides the activation peak")
-    size.add_argument("--prefill-chunk", type=int, default=0, metavar="T", help="chunked prefill size")
+    size.add_argument("--runtime", default=DEFAULT_RUNTIME, choices=list(RUNTIMES),
+                      help="what runs the model: a serving engine (vllm, sglang, trtllm: fused attention, at most "
+                           "max_num_batched_tokens a step), a static batch (kvdash's live decoder) or Hugging Face "
+                           f"generate() with SDPA or eager attention; decides the activation peak (default "
+                           f"{DEFAULT_RUNTIME})")
+    _limit_args(size)
     size.add_argument("--units", default="GiB", choices=["GiB", "GB"], help="display units (default GiB)")
 
     cap = sub.add_parser("capacity", help="what vLLM reports at start-up: its KV budget, blocks and tokens")
@@ -104,9 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--kv-budget-gib", type=float, metavar="X",
                         help="KV-cache memory per GPU, in GiB (vLLM's 'Available KV cache memory')")
     budget.add_argument("--gpu", metavar="ID", help="compute the budget from scratch on this GPU (see `kvdash gpus`)")
+    cap.add_argument("--engine", default="vllm", choices=list(ENGINES),
+                     help="with --gpu: the engine whose start-up rule sizes the budget (default vllm)")
     cap.add_argument("--gpu-memory-utilization", type=float, metavar="U",
-                     help="with --gpu: vLLM's share of the GPU (default: the version's, 0.9 or 0.92)")
-    cap.add_argument("--max-num-seqs", type=int, metavar="N", help="with --gpu: default as vLLM sets it for the GPU")
+                     help="with --gpu: the engine's memory share: vLLM's gpu_memory_utilization (default: the "
+                          "version's, 0.9 or 0.92), SGLang's mem_fraction_static (default: its rule for the GPU), "
+                          "TensorRT-LLM's free_gpu_memory_fraction (default 0.9)")
+    cap.add_argument("--max-num-seqs", type=int, metavar="N",
+                     help="with --gpu: default as the engine sets it for the GPU")
     cap.add_argument("--enforce-eager", action="store_true", help="with --gpu: no CUDA graphs")
     cap.add_argument("--reserve-cuda-graphs", action="store_true",
                      help="with --gpu: vLLM estimates CUDA-graph memory before sizing the cache "
@@ -128,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     spd.add_argument("--context", type=int, default=1024, metavar="T", help="prompt tokens (default 1024)")
     spd.add_argument("--new-tokens", type=int, default=256, metavar="N", help="generated tokens (default 256)")
     _weights_args(spd)
-    spd.add_argument("--runtime", default="engine", choices=list(RUNTIMES),
-                     help="overhead model: engine (CUDA graphs, default) or eager PyTorch")
+    spd.add_argument("--engine", default="vllm", choices=[*ENGINES, *STATIC_COSTS],
+                     help="whose step costs time the steps: a serving engine's fitted profile (default vllm), or "
+                          "kvdash's live decoder with CUDA graphs or eager PyTorch (first-principles defaults)")
 
     srv = sub.add_parser("serving", help="TTFT, TPOT and throughput of an engine at a concurrency")
     _model_args(srv)
@@ -141,8 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--ep", type=int, default=1, metavar="N",
                      help="expert parallelism: split the routed experts over N GPUs (N = --tp; default 1)")
     srv.add_argument("--engine", default="vllm", choices=list(ENGINES), help="engine profile (default vllm)")
-    srv.add_argument("--max-num-batched-tokens", type=int, metavar="N",
-                     help="tokens one step may process (default: the engine profile's)")
+    _limit_args(srv)
 
     sub.add_parser("presets", help="list the preset models")
     sub.add_parser("gpus", help="list the GPU catalog")
@@ -166,22 +184,27 @@ def _cmd_size(args) -> int:
     s = Scenario(batch=args.batch, prompt_tokens=args.context, **_weight_formats(args, m),
                  kv_dtype=args.kv_dtype, tp=args.tp, pp=args.pp, block_size=args.block_size,
                  shared_prefix_tokens=args.shared_prefix, runtime=args.runtime,
-                 prefill_chunk=args.prefill_chunk)
+                 max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs)
     gpu = get_gpu(args.gpu) if args.gpu else None
     b = breakdown(m, s, gpu)
     if args.json:
-        out = b.to_dict()
+        out = breakdown_dict(b)
         if gpu is not None:
             out["max_batch"] = max_batch(m, s, gpu)
             out["max_context"] = max_context(m, s, gpu)
         print(json.dumps(out, indent=2))
         return 0
-    u = args.units
+    u, s = args.units, b.scenario
     where = f"per GPU ({s.tp} x tensor, {s.pp} x pipeline; stage {b.stage.index})" if b.n_gpus > 1 else "one GPU"
     print(f"{m.name}: {m.params:,} parameters ({m.attention_label})")
     experts = f", experts {s.experts_dtype}" if s.experts_dtype != s.weights_dtype else ""
     print(f"batch {s.batch:,} x {s.context:,} tokens, weights {s.weights_dtype}{experts}, KV cache {s.kv_dtype}, "
           f"{where}")
+    if s.engine:
+        print(f"runtime {b.stage.runtime.label}: at most {s.max_num_batched_tokens:,} tokens and {s.max_num_seqs:,} "
+              f"sequences a step ({engine_facts(s.engine).limits_basis(gpu)} unless set)")
+    else:
+        print(f"runtime {b.stage.runtime.label}: {b.stage.runtime.summary}")
     print(f"KV cache per token: {b.kv_bytes_per_token:,} B; fixed per sequence: {b.state_bytes_per_seq:,} B")
     for row in b.layer_summary():
         print(f"  {row['layers']:>4} x {row['label']:<28} {row['formula']}")
@@ -189,8 +212,9 @@ def _cmd_size(args) -> int:
         print(f"warning: {w}")
     print()
     width = max(len(c.label) for c in b.components)
+    text = formulas(b)
     for c in b.components:
-        print(f"  {c.label:<{width}}  {c.bytes:>18,} B  {fmt_bytes(c.bytes, u):>12}  {c.formula}")
+        print(f"  {c.label:<{width}}  {c.bytes:>18,} B  {fmt_bytes(c.bytes, u):>12}  {text[c.key]}")
     print(f"  {'Total':<{width}}  {b.total:>18,} B  {fmt_bytes(b.total, u):>12}")
     if gpu is not None:
         verdict = "fits" if b.fits else "does NOT fit"
@@ -220,16 +244,25 @@ def _cmd_capacity(args) -> int:
     return 0
 
 
+def _positive(name: str, v) -> int:
+    if v is not None and (type(v) is not int or not 1 <= v <= 1 << 24):
+        raise KvdashError(f"{name} must be an integer from 1 to 16,777,216, not {v!r}")
+    return v or 0
+
+
 def _startup(args, m: ModelSpec) -> int:
-    st = vllm_startup(m, get_gpu(args.gpu), utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
-                      max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
-                      enforce_eager=args.enforce_eager, reserve_cuda_graphs=args.reserve_cuda_graphs,
-                      family=args.vllm_version, tp=args.tp, pp=args.pp, kv_dtype=args.kv_dtype,
-                      block_size=args.block_size, **_weight_formats(args, m))
+    s = Scenario(runtime=args.engine, tp=args.tp, pp=args.pp, kv_dtype=args.kv_dtype, **_weight_formats(args, m),
+                 max_num_batched_tokens=_positive("max_num_batched_tokens", args.max_num_batched_tokens),
+                 max_num_seqs=_positive("max_num_seqs", args.max_num_seqs))
+    st = engine_startup(m, s, get_gpu(args.gpu), fraction=args.gpu_memory_utilization,
+                        max_model_len=args.max_model_len, enforce_eager=args.enforce_eager,
+                        reserve_cuda_graphs=args.reserve_cuda_graphs, family=args.vllm_version,
+                        block_size=args.block_size)
     if args.json:
         print(json.dumps({"model": m.name, "gpu": args.gpu, **st.to_dict()}, indent=2))
         return 0
-    print(f"{m.name} on {args.gpu}, {st.family.label}: per GPU")
+    label = st.family.label if st.family else engine_facts(args.engine).source
+    print(f"{m.name} on {args.gpu}, {label}: per GPU")
     for term, b, how in st.terms():
         print(f"  {term:<16} {b:>17,} B  {b / 2**30:8.2f} GiB  {how}")
     for line in st.log_lines():
@@ -241,21 +274,23 @@ def _startup(args, m: ModelSpec) -> int:
 
 def _cmd_speed(args) -> int:
     m = _load_model(args)
+    runtime = args.engine if args.engine in ENGINES else "static"
     s = Scenario(batch=args.batch, prompt_tokens=args.context, new_tokens=args.new_tokens,
-                 **_weight_formats(args, m), kv_dtype=args.kv_dtype, tp=args.tp)
+                 **_weight_formats(args, m), kv_dtype=args.kv_dtype, tp=args.tp, runtime=runtime)
     gpu = get_gpu(args.gpu)
-    params = RUNTIMES[args.runtime]
-    r = speed(m, s, gpu, params)
+    p = step_costs(args.engine)
+    r = speed(m, s, gpu, p)
     if args.json:
-        print(json.dumps(r.to_dict() | {"runtime": params.name, "memory_eff": params.memory_eff,
-                                        "compute_eff": params.compute_eff,
-                                        "layer_overhead_s": params.layer_overhead_s}, indent=2))
+        print(json.dumps(r.to_dict() | {"engine": p.name, "source": p.source, "memory_eff": p.memory_eff,
+                                        "cache_eff": p.cache_eff, "compute_eff": p.compute_eff,
+                                        "step_overhead_s": p.step_overhead_s, "layer_overhead_s": p.layer_overhead_s,
+                                        "seq_overhead_s": p.seq_overhead_s}, indent=2))
         return 0
-    print(f"{m.name} on {gpu.name} x {s.tp}: batch {s.batch:,}, prompt {s.prompt_tokens:,}, "
-          f"{s.new_tokens:,} new tokens; {params.name}: {params.memory_eff:.0%} of bandwidth, "
-          f"{params.compute_eff:.0%} of dense FLOP/s, {params.layer_overhead_s * 1e6:.0f} µs per layer")
+    print(f"{m.name} on {gpu.name} x {s.tp}: a static batch of {s.batch:,}, prompt {s.prompt_tokens:,}, "
+          f"{s.new_tokens:,} new tokens; step costs {p.name} ({p.source})")
+    print(f"  step time = {p.formula(gpu, s.weights_dtype, s.tp)}")
     for name, st in (("prefill", r.prefill), ("decode", r.decode)):
-        print(f"  {name:<8} {st.seconds * 1e3:>10.3f} ms  {st.bound}-bound: {st.flops:,} FLOP, {st.bytes:,} B "
+        print(f"  {name:<8} {st.seconds * 1e3:>10.3f} ms  {st.bound}-bound: {st.flops:,.0f} FLOP, {st.bytes:,.0f} B "
               f"(compute {st.compute_s * 1e3:.3f} ms, memory {st.memory_s * 1e3:.3f} ms, "
               f"overhead {st.overhead_s * 1e3:.3f} ms)")
     print(f"time to first token {r.ttft_s * 1e3:.2f} ms; time per output token {r.tpot_s * 1e3:.3f} ms; "
@@ -273,12 +308,11 @@ def _cmd_serving(args) -> int:
                           "(data-parallel attention is not modelled), so N must be 1 or the --tp degree")
     args.expert_parallel = args.ep > 1
     s = Scenario(batch=args.concurrency, prompt_tokens=args.isl, new_tokens=args.osl, **_weight_formats(args, m),
-                 kv_dtype=args.kv_dtype, tp=args.tp)
+                 kv_dtype=args.kv_dtype, tp=args.tp, runtime=args.engine,
+                 max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs)
     gpu = get_gpu(args.gpu)
-    profile = engine_profile(args.engine)
-    if args.max_num_batched_tokens is not None:
-        profile = replace(profile, max_num_batched_tokens=args.max_num_batched_tokens)
-    r = serving(m, s, gpu, args.concurrency, args.isl, args.osl, profile)
+    r = serving(m, s, gpu, args.concurrency, args.isl, args.osl)
+    profile = r.profile
     fits = {"fits": r.fits, "max_concurrency_that_fits": r.running if not r.fits else None}
     if args.json:
         print(json.dumps(r.to_dict() | fits | {"gpu": gpu.id, "n_gpus": r.n_gpus, "warnings": r.warnings(gpu)},
@@ -286,8 +320,9 @@ def _cmd_serving(args) -> int:
         return 0
     print(f"{m.name} on {r.n_gpus} x {gpu.name}, {args.engine} ({profile.source}): {args.concurrency:,} requests of "
           f"{args.isl:,} + {args.osl:,} tokens in flight")
-    print(f"KV pool {fmt_bytes(r.pool_bytes, 'GiB')} per GPU ({fmt_bytes(r.request_bytes, 'GiB')} per request); "
-          f"{r.running:,} requests run at once; steps of at most {r.budget:,} tokens, {r.max_seqs:,} requests")
+    print(f"KV pool {fmt_bytes(r.pool_bytes, 'GiB')} per GPU ({fmt_bytes(r.request_bytes, 'GiB')} per request; "
+          f"`kvdash capacity --gpu {gpu.id} --engine {args.engine}` shows its terms); {r.running:,} requests run at "
+          f"once; steps of at most {r.budget:,} tokens, {r.max_seqs:,} requests")
     print(f"a request lives {r.steps_per_cycle:,.1f} engine steps; {r.mixed_steps_per_cycle:,.1f} of them carry a "
           f"prompt chunk of {r.prompt_tokens_per_mixed_step:,.1f} tokens beside {r.decode_tokens_per_step:,.1f} "
           f"decodes, the others only the decodes")

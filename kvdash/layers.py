@@ -178,7 +178,9 @@ class LayerSpec:
     def attention_pairs(self, queries: int, context: int) -> int:
         return 0
 
-    def flops_per_pair(self, tp: int) -> int:
+    def flops_per_pair(self, tp: int, decode: bool = False) -> int:
+        """FLOPs per query-key pair on one GPU (QK^T and PV); `decode`: as a decode kernel runs it (an
+        engine's latent attention decodes with absorbed weights, kvdash.engines)."""
         return 0
 
     def tensors(self, hidden: int) -> tuple[Tensor, ...]:
@@ -320,7 +322,7 @@ class FullAttention(_EveryToken):
             return 0
         return self.kv_heads(tp) * (kv.nbytes(self.head_dim, self.head_dim) + kv.nbytes(self.v_dim, self.v_dim))
 
-    def flops_per_pair(self, tp):
+    def flops_per_pair(self, tp, decode=False):
         return 2 * (self.n_heads // tp) * (self.head_dim + self.v_dim)  # QK^T and PV
 
     def tensors(self, hidden):
@@ -595,7 +597,13 @@ class LatentAttention(_EveryToken):
     def bytes_per_token(self, kv, tp=1):
         return kv.nbytes(self.latent_width, self.latent_width)
 
-    def flops_per_pair(self, tp):
+    def flops_per_pair(self, tp, decode=False):
+        """Prefill attends per head with decompressed keys (no-rope + rope) and values; decode with absorbed
+        weights attends in the latent space: queries and keys kv_lora_rank + rope wide, values kv_lora_rank
+        (vLLM's _forward_decode and FlashMLA, SGLang's forward_absorb; the absorption's own matrix products
+        replace kv_b_proj's, so the per-token matrix FLOPs are unchanged)."""
+        if decode:
+            return 2 * (self.n_heads // tp) * (self.latent_width + self.kv_lora_rank)
         return 2 * (self.n_heads // tp) * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
 
     def tensors(self, hidden):

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from kvdash.errors import KvdashError
 from kvdash.layers import LayerSpec, legacy_layer
+from kvdash.params import total_params
 
 # The names `layer_types` accepts (the flat way to describe a model; hybrids use layer_specs).
 FULL = "full"  # full causal attention: holds every token
@@ -181,15 +182,11 @@ class ModelSpec:
     @cached_property
     def params(self) -> int:
         """Exact parameter count of the checkpoint's tensors (embeddings counted once if tied)."""
-        from kvdash.params import total_params
-
         return total_params(self)
 
     @cached_property
     def active_params(self) -> int:
         """Parameters used per token: for MoE, only the routed experts actually chosen."""
-        from kvdash.params import total_params
-
         return total_params(self, active_only=True)
 
     def to_dict(self) -> dict:

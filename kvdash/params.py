@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from kvdash.layers import Tensor
-from kvdash.model import ModelSpec
 from kvdash.units import cdiv
 
-__all__ = ["EmbeddingParams", "LayerParams", "embedding_params", "ffn_tensors", "layer_params", "layer_tensors",
-           "total_params"]
+if TYPE_CHECKING:  # a ModelSpec counts its own parameters with this module
+    from kvdash.model import ModelSpec
+
+__all__ = ["EmbeddingParams", "FfnWidths", "LayerParams", "embedding_params", "ffn_tensors", "ffn_widths",
+           "layer_params", "layer_tensors", "matrix_params", "total_params"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +132,40 @@ def total_params(m: ModelSpec, active_only: bool = False) -> int:
     body = sum(p.total for p in layer_params(m, 1, active_only))
     head = 0 if m.tie_word_embeddings else e.head
     return body + e.embed + head + e.final_norm + m.extra_params + m.encoder_params
+
+
+@lru_cache(maxsize=256)
+def matrix_params(m: ModelSpec) -> tuple[int, int]:
+    """(parameters every token multiplies by in the layers: all but the routed experts; parameters of one
+    routed expert summed over the MoE layers), from the per-tensor table. Embeddings and the LM head are
+    not included (a token reads one embedding row; the head runs only for sampled positions)."""
+    shared = expert = 0
+    for i in range(m.n_layers):
+        for t, n in layer_tensors(m, i):
+            if t.role == "expert":
+                expert += n * t.numel()
+            else:
+                shared += n * t.numel()
+    return shared, expert // m.n_experts if m.n_experts else 0
+
+
+@dataclass(frozen=True)
+class FfnWidths:
+    """Feed-forward widths on one GPU, read from the per-tensor table (the shard of each block's up_proj)."""
+
+    dense: int  # a dense MLP's intermediate size per GPU (0: no dense MLP)
+    expert: int  # one routed expert's intermediate size per GPU (whole experts under expert parallelism)
+    shared_expert: int  # the shared experts' intermediate size per GPU, together
+    matrices: int  # 3 for a gated MLP (gate, up, down), else 2
+
+
+def _up_rows(rows, prefix: str, tp: int) -> int:
+    return next((t.shard(tp)[0] for t, _ in rows if t.name == f"{prefix}.up_proj"), 0)
+
+
+@lru_cache(maxsize=256)
+def ffn_widths(m: ModelSpec, tp: int = 1, ep: int = 1) -> FfnWidths:
+    dense = _up_rows(ffn_tensors(m, False), "mlp", tp) if m.intermediate_size else 0
+    moe = ffn_tensors(m, True, ep=ep) if m.n_experts else ()
+    return FfnWidths(dense, _up_rows(moe, "experts", tp), _up_rows(moe, "shared_expert", tp),
+                     3 if m.gated_mlp else 2)

@@ -4,9 +4,13 @@ The same model and scenario peak differently under a serving engine and under Hu
 `generate()`. A profile says what the runtime keeps alive while a layer runs; each layer kind then says
 what its own mixer allocates under that profile (`LayerSpec.act_bytes`, `key_bytes`, `cache_spec`, `mask`, ...).
 
-- `engine`: vLLM / SGLang style. Fused (flash) attention that handles windows itself, no score matrix,
-  no mask; prompts in chunks (the scenario's prefill chunk, e.g. max_num_batched_tokens); the residual
-  stream fused with the norms (residual + normed copy); a paged cache allocated up front.
+- `vllm`, `sglang`, `trtllm`: a serving engine. Fused (flash) attention that handles windows itself, no
+  score matrix, no mask; at most `max_num_batched_tokens` tokens a step (the engine's default on the GPU,
+  kvdash.engines), prompts split into chunks to fit it; the residual stream fused with the norms (residual
+  + normed copy); a paged cache allocated up front; the sampler after the forward, on fp32 logits of the
+  whole vocabulary gathered on every GPU.
+- `static`: a static batch as kvdash's live decoder runs it: the whole batch's prompts in one forward,
+  fused attention, the LM head on the last position.
 - `hf-sdpa` / `hf-eager`: transformers' generate(), read in transformers 5.24 (modeling_llama,
   masking_utils, integrations/sdpa_attention, cache_utils) and checked with torch.profiler on the CPU
   (benchmarks/measure_peaks.py): the whole prompt in one forward; four residual-stream tensors alive in a
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from kvdash.errors import KvdashError
 
 FP32 = 4
+INDEX = 8  # int64 expert ids (top-k; Hugging Face's sort of the (token, expert) pairs)
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,44 @@ class Runtime:
     eager: bool  # scores materialised (eager attention) rather than a fused kernel
     hidden_copies: int  # residual-stream tensors of hidden_size alive while a layer runs
     summary: str
+    engine: str = ""  # the serving engine (kvdash.engines) whose step budget, sampler and non-torch memory apply
+
+    @property
+    def whole_batch(self) -> bool:
+        """Every prompt of the batch in one forward (no per-step token budget)."""
+        return not self.engine
 
     def score_bytes(self, act_bytes: int) -> int:
         """Bytes per query-key score an eager softmax holds at once: the masked scores in the activation
         dtype, their fp32 copy and the fp32 softmax (transformers' eager_attention_forward)."""
         return act_bytes + 2 * FP32 if self.eager else 0
+
+    def routed_expert_bytes(self, h: int, e: int, a: int, gated: bool = True) -> int:
+        """Activation bytes per routed (token, expert) pair inside a mixture-of-experts block, `e` the expert's
+        intermediate size on this GPU.
+        Engines and the static batch: vLLM's fused-MoE workspace (fused_moe.fused_experts_impl, read at
+        13cb3e44): intermediate_cache13 of max(gate-up width, hidden) values, reused for the down output,
+        beside intermediate_cache2 of e values.
+        Hugging Face (transformers 5's grouped_mm experts): the gathered input (h) beside the gate-up output
+        (2e), its activation and the product (e each); then the input, the down output and two fp32 weighted
+        copies (routing weights are fp32; the second copy restores the token order)."""
+        if self.hf:
+            return max((h + 4 * e) * a, h * (2 * a + 2 * FP32))
+        return (max(2 * e if gated else e, h) + e) * a
+
+    def routing_bytes(self, n_experts: int, k: int) -> int:
+        """Bytes per token of the router: fp32 logits for every expert, top-k int64 ids and fp32 weights;
+        Hugging Face also sorts the (token, expert) pairs (int64 values and a permutation, permuted weights)."""
+        out = n_experts * FP32 + k * (INDEX + FP32)
+        return out + k * (2 * INDEX + FP32) if self.hf else out
+
+    def logits_bytes_per_seq(self, vocab_per_gpu: int, a: int) -> int:
+        """A static batch's or generate()'s logits of the last position: the LM head's output in the activation
+        dtype and its fp32 copy for sampling (an fp32 model's .float() is a no-op; generate() copies
+        regardless). Engines count their sampler as a phase of the activation peak instead (kvdash.breakdown)."""
+        if self.engine:
+            return 0
+        return vocab_per_gpu * (a + FP32 if self.hf or a < FP32 else a)
 
     def mask_bytes_per_pair(self, kinds: set[str], act_bytes: int) -> tuple[int, int, int]:
         """Bytes per (query, key) position for the masks of one forward, given the layers' mask kinds
@@ -57,15 +95,20 @@ class Runtime:
         return 0, len(masked), act_bytes if masked else 0
 
 
+_ENGINE = "fused attention, at most max_num_batched_tokens tokens a step, paged cache, sampler after the forward"
 RUNTIMES = {
-    "engine": Runtime("engine", "Serving engine (vLLM, SGLang)", hf=False, eager=False, hidden_copies=2,
-                      summary="fused attention, prompt in chunks, paged cache"),
+    "vllm": Runtime("vllm", "vLLM", hf=False, eager=False, hidden_copies=2, summary=_ENGINE, engine="vllm"),
+    "sglang": Runtime("sglang", "SGLang", hf=False, eager=False, hidden_copies=2, summary=_ENGINE, engine="sglang"),
+    "trtllm": Runtime("trtllm", "TensorRT-LLM", hf=False, eager=False, hidden_copies=2, summary=_ENGINE,
+                      engine="trtllm"),
+    "static": Runtime("static", "static batch (kvdash's live decoder)", hf=False, eager=False, hidden_copies=2,
+                      summary="fused attention, the whole batch's prompts in one forward, logits of the last position"),
     "hf-sdpa": Runtime("hf-sdpa", "Hugging Face generate(), SDPA", hf=True, eager=False, hidden_copies=4,
                        summary="whole prompt at once, SDPA kernels, masks for windows, growing cache"),
     "hf-eager": Runtime("hf-eager", "Hugging Face generate(), eager attention", hf=True, eager=True,
                         hidden_copies=4, summary="whole prompt at once, B × heads × T × T scores in memory"),
 }
-DEFAULT_RUNTIME = "engine"
+DEFAULT_RUNTIME = "vllm"
 
 
 def get_runtime(key: str) -> Runtime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from kvdash.dtypes import KV_DTYPES, get_dtype
+from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.runtimes import DEFAULT_RUNTIME, get_runtime
@@ -32,8 +33,11 @@ class Scenario:
     expert_parallel: bool = False  # routed experts split whole across the tp GPUs (vLLM's --enable-expert-parallel)
     block_size: int = 0  # paged KV blocks of this many tokens; 0 = contiguous, no rounding
     shared_prefix_tokens: int = 0  # prompt tokens common to every sequence, cached once
-    runtime: str = DEFAULT_RUNTIME  # what runs the model (kvdash.runtimes): engine, hf-sdpa, hf-eager
-    prefill_chunk: int = 0  # engine: chunked prefill size in tokens per sequence; 0 = whole prompt at once
+    runtime: str = DEFAULT_RUNTIME  # what runs the model (kvdash.runtimes): vllm, sglang, trtllm, static, hf-*
+    # a serving engine's step: at most this many tokens, this many sequences at once; 0 = the engine's
+    # default on the GPU (kvdash.engines; `resolved` fills them in)
+    max_num_batched_tokens: int = 0
+    max_num_seqs: int = 0
     runtime_overhead_bytes: int = DEFAULT_RUNTIME_OVERHEAD
     gpu_memory_utilization: float = 0.0  # a serving engine's share of the GPU; 0 = not set
 
@@ -46,7 +50,8 @@ class Scenario:
             ("pp", 1, 1024),
             ("block_size", 0, 1 << 20),
             ("shared_prefix_tokens", 0, MAX_TOKENS),
-            ("prefill_chunk", 0, MAX_TOKENS),
+            ("max_num_batched_tokens", 0, MAX_TOKENS),
+            ("max_num_seqs", 0, MAX_BATCH),
             ("runtime_overhead_bytes", 0, 1 << 50),
         ):
             v = getattr(self, name)
@@ -59,7 +64,9 @@ class Scenario:
             get_dtype(self.moe_weights_dtype)
         if not get_dtype(self.kv_dtype).kv:
             raise KvdashError(f"{self.kv_dtype} is a weight format; the KV cache takes one of {', '.join(KV_DTYPES)}")
-        get_runtime(self.runtime)
+        if not get_runtime(self.runtime).engine and (self.max_num_batched_tokens or self.max_num_seqs):
+            raise KvdashError(f"max_num_batched_tokens and max_num_seqs are a serving engine's step limits; the "
+                              f"{self.runtime} runtime runs the whole batch at once")
         if self.shared_prefix_tokens > self.prompt_tokens:
             raise KvdashError(
                 f"shared_prefix_tokens ({self.shared_prefix_tokens:,}) cannot exceed "
@@ -87,6 +94,29 @@ class Scenario:
 
     def with_(self, **changes) -> Scenario:
         return replace(self, **changes)
+
+    @property
+    def engine(self) -> str:
+        """The serving engine that runs the scenario ("" for a static batch or Hugging Face)."""
+        return get_runtime(self.runtime).engine
+
+    def step_limits(self, gpu=None) -> tuple[int, int]:
+        """(tokens one step processes at most, sequences it runs at once) as set, else the engine's defaults on
+        `gpu` (without one: on its largest GPUs); (0, 0) for a runtime that runs the whole batch in one forward."""
+        if not self.engine:
+            return 0, 0
+        tokens, seqs = engine_facts(self.engine).step_limits(gpu)
+        tokens = self.max_num_batched_tokens or tokens
+        seqs = self.max_num_seqs or seqs or MAX_BATCH  # 0: as many as the KV pool holds (SGLang)
+        # vLLM caps max_num_seqs at max_num_batched_tokens (a step must fit one token of each)
+        return tokens, min(seqs, tokens) if self.engine == "vllm" and not self.max_num_seqs else seqs
+
+    def resolved(self, gpu) -> Scenario:
+        """The scenario with the engine's step limits on `gpu` filled in where they are unset."""
+        if not self.engine:
+            return self
+        tokens, seqs = self.step_limits(gpu)
+        return replace(self, max_num_batched_tokens=tokens, max_num_seqs=seqs)
 
 
 def check_parallel(m: ModelSpec, s: Scenario) -> None:

@@ -32,78 +32,45 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
-from kvdash.breakdown import breakdown
-from kvdash.capacity import engine_reserved_bytes
+from kvdash.breakdown import kv_bytes, scenario_stages
+from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
-from kvdash.speed import _matrix_params, link_bytes_per_s, matrix_rate, refuse_pipeline, weights_read
+from kvdash.startup import engine_startup
+from kvdash.step import Step, StepCosts, refuse_pipeline, step_time
 
 ENGINES_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
-ENGINES = ("vllm", "sglang", "trtllm")
+# vLLM's KV pool at the share the measured runs used: gpu_memory_utilization 0.9, the default of the releases
+# they ran (0.11 to 0.18; kvdash.startup's family "0.8-0.19")
+VLLM_FAMILY = "0.8-0.19"
 
 
 @dataclass(frozen=True)
-class EngineProfile:
-    name: str
-    memory_eff: float = 0.8  # fraction of peak bandwidth reached reading weights
-    cache_eff: float = 0.8  # ... and reading the KV cache (paged attention kernels gather scattered blocks)
-    compute_eff: float = 0.6  # fraction of peak dense FLOP/s reached
-    # Time beyond the GPU's work, per step: the CPU's scheduling and sampling (0 where the engine prepares
-    # step n + 1 while the GPU runs step n: `overlap_scheduler`), the gaps between a layer's kernels, and a
-    # cost per running sequence in each layer (attention's per-sequence work units, block tables)
-    step_overhead_s: float = 1e-3
-    layer_overhead_s: float = 10e-6  # per layer per step
-    seq_overhead_s: float = 0.0  # per running sequence per layer per step
-    overlap_scheduler: bool = False  # TensorRT-LLM's overlap scheduler, SGLang's overlap schedule (defaults)
+class EngineProfile(StepCosts):
+    """An engine's fitted step costs (kvdash.step) and the queueing terms of its time to first token; its
+    defaults (step limits, memory share, admission) are facts, in kvdash.engines."""
+
     queue_steps: float = 1.0  # steps a new request waits on average before its prompt runs
     queue_share: float = 0.0  # share of the other requests' prompts queued ahead of a new one (bursts)
     queue_prompts: float = 0.0  # ... plus this many of them, whatever the concurrency (at most all the others)
     request_overhead_s: float = 0.0  # per request, whatever the model: API server, tokenizer, streaming back
-    allreduce_latency_s: float = 10e-6
-    max_num_batched_tokens: int | None = None  # None: the engine's default on the GPU (batch_defaults)
-    max_num_seqs: int | None = None  # requests running at once at most; None: as batch_defaults
-    # the engine's defaults by GPU, first match wins: (least usable GiB, a name that excludes the rule,
-    # tokens per step, requests at once). vLLM's get_batch_defaults for `vllm serve`: 8,192 and 1,024 on
-    # GPUs of 70 GiB or more except A100s, else 2,048 and 256.
-    batch_defaults: tuple = ((0, "", 8192, 1 << 20),)
-    # the KV pool: `memory_fraction` of the GPU's usable memory minus weights and the profile forward
-    # (vLLM's gpu_memory_utilization, SGLang's mem_fraction_static), or of the memory left free after
-    # them (TensorRT-LLM's free_gpu_memory_fraction); TensorRT-LLM also reserves each request's whole
-    # isl + osl up front (GUARANTEED_NO_EVICT), the others allocate blocks as tokens arrive
-    memory_fraction: float = 0.9
-    fraction_of_free: bool = False
-    reserve_full_length: bool = False
-    source: str = "defaults, not fitted"
 
     def __post_init__(self):
-        object.__setattr__(self, "batch_defaults", tuple(tuple(r) for r in self.batch_defaults))  # from JSON
-        if self.overlap_scheduler and self.step_overhead_s:
+        super().__post_init__()
+        if engine_facts(self.name).overlap_scheduler and self.step_overhead_s:
             raise KvdashError("an engine that schedules the next step while the GPU runs this one has no per-step "
                               f"overhead; step_overhead_s must be 0, not {self.step_overhead_s!r}")
-        for f in ("memory_eff", "cache_eff", "compute_eff", "memory_fraction"):
-            if not 0.01 <= getattr(self, f) <= 1.0:
-                raise KvdashError(f"{f} must be between 0.01 and 1, not {getattr(self, f)!r}")
-        for f in ("step_overhead_s", "layer_overhead_s", "seq_overhead_s", "queue_steps", "queue_share",
-                  "queue_prompts", "request_overhead_s", "allreduce_latency_s"):
+        for f in ("queue_steps", "queue_share", "queue_prompts", "request_overhead_s"):
             if not 0 <= getattr(self, f) <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")
-
-
-def batch_limits(p: EngineProfile, gpu: Gpu) -> tuple[int, int]:
-    """(tokens per step, requests running at once) of the engine on this GPU: as set, else its default."""
-    gib = gpu.usable_bytes / 2**30
-    rule = next((r for r in p.batch_defaults if gib >= r[0] and not (r[1] and r[1] in gpu.name.lower())),
-                p.batch_defaults[-1])
-    return p.max_num_batched_tokens or rule[2], p.max_num_seqs or rule[3]
 
 
 @lru_cache(maxsize=8)
 def engine_profile(name: str) -> EngineProfile:
     """The fitted profile of an engine (data/engines/NAME.json), or its defaults when none is stored."""
-    if name not in ENGINES:
-        raise KvdashError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    engine_facts(name)
     path = ENGINES_DIR / f"{name}.json"
     if not path.exists():
         return EngineProfile(name)
@@ -112,81 +79,19 @@ def engine_profile(name: str) -> EngineProfile:
     return EngineProfile(**{k: v for k, v in data.items() if k in known})
 
 
-@dataclass(frozen=True)
-class StepWork:
-    flops: float
-    bytes: float
-    cache_bytes: float  # of `bytes`, the KV cache and state read and written
-    allreduce_bytes: float  # per all-reduce, per GPU
+def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu) -> int:
+    """Bytes of KV pool per GPU the scenario's engine is left with at its default share (kvdash.startup, the
+    budget `kvdash capacity --gpu` prints; vLLM at 0.9)."""
+    return engine_startup(m, s, gpu, family=VLLM_FAMILY).kv_budget_bytes
 
 
-def step_work(m: ModelSpec, s: Scenario, decode: float, prefill: float, decode_ctx: float, prefill_ctx: float
-              ) -> StepWork:
-    """FLOPs and bytes on one GPU for a step of `decode` decode tokens (each at mean context decode_ctx)
-    and `prefill` prompt tokens (attending to a mean prefix of prefill_ctx)."""
-    b = breakdown(m, s.with_(batch=1, prompt_tokens=1, new_tokens=0))
-    st, tp = b.stage, s.tp
-    tokens = decode + prefill
-    shared, one_expert = _matrix_params(m)
-    weights = weights_read(m, s, st, tokens)
-    flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
-    flops += 2 * m.vocab_size * m.hidden_size * (decode + (prefill > 0)) / tp  # logits: decodes + last prompt token
-    # attention per layer kind: the keys a query at that context sees (windows and chunks stop early)
-    dc, pc = max(1, round(decode_ctx)), max(1, round(prefill_ctx))
-    flops += sum(n * spec.flops_per_pair(tp) * (decode * spec.attention_pairs(1, dc)
-                                                 + prefill * spec.attention_pairs(1, pc))
-                 for spec, n in m.layer_groups)
-    # a decode token reads its sequence's whole cache; a prompt token's K/V is written once and read back
-    # about once (flash attention reads the prefix once per query tile, not once per query)
-    cache = sum(bpt * (decode * spec.held(1, dc, 0, 0) + 2 * prefill) for spec, bpt in st.caches)
-    cache += st.state_bytes * decode
-    return StepWork(flops=flops, bytes=weights + cache, cache_bytes=cache, allreduce_bytes=tokens * m.hidden_size * 2)
-
-
-@dataclass(frozen=True)
-class Step:
-    seconds: float
-    compute_s: float
-    memory_s: float
-    overhead_s: float
-    comm_s: float
-    work: StepWork
-
-    @property
-    def bound(self) -> str:
-        return "compute" if self.compute_s >= self.memory_s else "memory"
-
-
-def step_time(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, decode: float, prefill: float,
-              decode_ctx: float, prefill_ctx: float) -> Step:
-    w = step_work(m, s, decode, prefill, decode_ctx, prefill_ctx)
-    compute = w.flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
-    bw = gpu.bandwidth_gbps * 1e9
-    memory = (w.bytes - w.cache_bytes) / (bw * p.memory_eff) + w.cache_bytes / (bw * p.cache_eff)
-    overhead = p.step_overhead_s + m.n_layers * (p.layer_overhead_s + decode * p.seq_overhead_s)
-    comm = 0.0
-    if s.tp > 1:  # two ring all-reduces of the step's hidden states per layer
-        ring = 2 * (s.tp - 1) / s.tp * w.allreduce_bytes
-        comm = 2 * m.n_layers * (p.allreduce_latency_s + ring / link_bytes_per_s(gpu))
-    return Step(max(compute, memory) + overhead + comm, compute, memory, overhead, comm, w)
-
-
-def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile) -> int:
-    """Bytes of KV pool per GPU the engine is left with: its memory fraction, less the weights, a
-    `max_num_batched_tokens` forward's activation peak and logits, and the CUDA context."""
-    used = engine_reserved_bytes(m, s.with_(batch=1, prompt_tokens=batch_limits(p, gpu)[0], new_tokens=0,
-                                            prefill_chunk=0), gpu)
-    if p.fraction_of_free:
-        return max(0, int(p.memory_fraction * (gpu.usable_bytes - used)))
-    return max(0, int(p.memory_fraction * gpu.usable_bytes) - used)
-
-
-def requests_held(m: ModelSpec, s: Scenario, gpu: Gpu, p: EngineProfile, isl: int, osl: int) -> tuple[int, int, int]:
+def requests_held(m: ModelSpec, s: Scenario, gpu: Gpu, isl: int, osl: int) -> tuple[int, int, int]:
     """(requests the KV pool holds at once, pool bytes, bytes one request holds): a request holds its
     prompt and, on average, half its output (all of it where the engine reserves the full length)."""
-    pool = kv_pool_bytes(m, s, gpu, p)
-    held = osl if p.reserve_full_length else osl // 2
-    one = breakdown(m, s.with_(batch=1, prompt_tokens=isl, new_tokens=held, prefill_chunk=0), gpu)["kv_cache"]
+    pool = kv_pool_bytes(m, s, gpu)
+    held = osl if engine_facts(s.engine).reserve_full_length else osl // 2
+    st = scenario_stages(m, s)[0]
+    one = kv_bytes(st, 1, isl + held, 0, s.block_size)
     return (pool // one if one else 1 << 30), pool, one
 
 
@@ -315,14 +220,22 @@ class ServingReport:
 
 
 def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl: int,
-            profile: EngineProfile) -> ServingReport:
-    """Steady-state serving of `concurrency` requests of isl prompt and osl output tokens (module docstring)."""
+            profile: EngineProfile | None = None) -> ServingReport:
+    """Steady-state serving of `concurrency` requests of isl prompt and osl output tokens by the scenario's
+    engine (s.runtime; its step limits as set, else its defaults on `gpu`) at its fitted profile, or at
+    `profile` (module docstring)."""
     refuse_pipeline(s)
+    if not s.engine:
+        raise KvdashError(f"serving needs a serving engine ({', '.join(ENGINES)}), not the {s.runtime} runtime")
     for name, v, hi in (("concurrency", concurrency, 1 << 20), ("isl", isl, 1 << 30), ("osl", osl, 1 << 30)):
         if type(v) is not int or not 1 <= v <= hi:
             raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
-    budget, max_seqs = batch_limits(profile, gpu)
-    cap, pool, one = requests_held(m, s, gpu, profile, isl, osl)
+    profile = profile or engine_profile(s.engine)
+    if profile.name != s.engine:
+        raise KvdashError(f"the {profile.name} profile cannot time the {s.engine} engine")
+    s = s.resolved(gpu)
+    budget, max_seqs = s.step_limits()
+    cap, pool, one = requests_held(m, s, gpu, isl, osl)
     if cap < 1:
         raise KvdashError(f"one request of {isl:,} + {osl:,} tokens holds {one:,} B of cache per GPU, more than "
                           f"the {pool:,} B the engine leaves for its KV pool on {gpu.name}")
@@ -338,8 +251,8 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     n_mix = min(S, C * k)
     p = min(budget - d, C * isl / n_mix)
     ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
-    step = step_time(m, s, gpu, profile, d, 0, ctx, 0)
-    mixed = step_time(m, s, gpu, profile, d, p, ctx, isl / 2)
+    step = step_time(m, s, gpu, profile, d, ctx)
+    mixed = step_time(m, s, gpu, profile, d, ctx, prefill=p, prompt=isl)
     cycle = n_mix * mixed.seconds + (S - n_mix) * step.seconds
     own = k * mixed.seconds  # the request's own chunks; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds

@@ -1,172 +1,41 @@
-"""How fast will it run? A roofline model of prefill and decode, per GPU, with calibration.
+"""How fast does a static batch run? B sequences prefilled together, then decoded together (what the Live
+run measures), timed by the one step model (kvdash.step):
 
-Per step kvdash counts the FLOPs and the bytes moved:
-- prefill: every weight read once; 2 FLOPs per active parameter per token; attention scores and
-  values over the prompt (the quadratic term: 4 x heads x head_dim per query-key pair);
-- decode: every weight read once per step (for MoE only the experts the batch touches), the whole
-  KV cache of every sequence read, 2 FLOPs per active parameter per sequence plus attention;
+- prefill: one step of B x P prompt tokens (every weight read once, 2 FLOPs per active parameter per
+  token, the attention products over the prompt: the quadratic term);
+- decode: one step of B decodes at the context (weights read once, each sequence's cache read);
 - without a KV cache, every new token is a prefill of the whole prefix.
 
-    time(step) = max(FLOPs / (rate x compute_eff), bytes / (bandwidth x memory_eff))
-                 + (layers + 1) x layer_overhead  + tensor-parallel all-reduces
-
-The efficiencies and the per-layer overhead (kernel launches, framework) have defaults chosen from
-first principles, not fitted: 80 % of peak bandwidth and 70 % of peak dense FLOP/s, which tuned
-kernels reach on large operands, and 30 µs per layer for an engine that replays CUDA graphs
-(about 15 kernels of a few µs each); `RUNTIMES` gives an eager-PyTorch alternative (about 50
-kernel launches of ~10 µs). `calibrate()` fits them to measured runs.
+The step costs are a serving engine's fitted profile (data/engines/; the Speed page's serving section uses
+the same, so both time a decode step alike) or kvdash's own decoder's (kvdash.step.RUNTIMES: CUDA graphs or
+eager PyTorch, first-principles defaults), which kvdash.step.calibrate fits to measured runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from kvdash.breakdown import breakdown
-from kvdash.dtypes import get_dtype, high_precision
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
-from kvdash.params import embedding_params
-from kvdash.scenario import Scenario, check_parallel
-from kvdash.units import cdiv
+from kvdash.scenario import Scenario
+from kvdash.serving import engine_profile
+from kvdash.step import IDEAL, RUNTIMES, Step, StepCosts, step_time
+
+__all__ = ["IDEAL", "RUNTIMES", "SpeedReport", "compute_bound_batch", "decode_step", "generation_seconds",
+           "prefill_step", "speed", "step_costs"]
+
+DEFAULT = RUNTIMES["torch-graphs"]
 
 
-@dataclass(frozen=True)
-class SpeedParams:
-    memory_eff: float = 0.8  # fraction of peak bandwidth reached
-    compute_eff: float = 0.7  # fraction of peak dense FLOP/s reached
-    layer_overhead_s: float = 30e-6  # launch and framework time per layer per step
-    allreduce_latency_s: float = 10e-6  # fixed cost of one tensor-parallel all-reduce
-    name: str = "serving engine (CUDA graphs)"
-
-    def __post_init__(self):
-        for field, lo, hi in (("memory_eff", 0.01, 1.0), ("compute_eff", 0.01, 1.0),
-                              ("layer_overhead_s", 0.0, 1.0), ("allreduce_latency_s", 0.0, 1.0)):
-            v = getattr(self, field)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
-                raise KvdashError(f"{field} must be between {lo} and {hi}, not {v!r}")
-
-
-#: A fitted bandwidth efficiency below this is not physical for tuned kernels: it means the runs are
-#: dominated by overhead, so the fit holds the efficiency here and explains the rest as overhead.
-MIN_FITTED_EFF = 0.3
-
-RUNTIMES = {
-    "engine": SpeedParams(),
-    "eager": SpeedParams(layer_overhead_s=500e-6, name="PyTorch eager (no graphs)"),
-}
-
-
-def link_bytes_per_s(gpu) -> float:
-    """Bytes/s one way to another GPU of the tensor-parallel group (the catalog's `link_gbps_one_way`:
-    NVLink's quoted two-way totals halved, else PCIe per direction)."""
-    if not gpu.link_gbps:
-        raise KvdashError(f"the catalog has no GPU-to-GPU link for {gpu.name}, so tensor parallelism "
-                          "cannot be timed on it; use tp = 1")
-    return gpu.link_gbps * 1e9
-
-
-def matrix_rate(gpu, weights_dtype: str) -> float:
-    """Peak dense FLOP/s the matrix products run at: fp8 formats (per-tensor or block-scaled) on fp8
-    tensor cores; NVFP4/MXFP4 on fp4 tensor cores where the GPU has them (Blackwell); fp32 at fp32; the
-    rest in bf16 (weight-only int formats, and fp4 on GPUs without an fp4 path such as Hopper, dequantize
-    to bf16 in the kernel)."""
-    if weights_dtype == "fp32":
-        rate = gpu.fp32_tflops
-    elif weights_dtype.startswith("fp8"):
-        rate = gpu.fp8_tflops or gpu.bf16_tflops
-    elif weights_dtype in ("nvfp4", "mxfp4"):
-        rate = gpu.fp4_tflops or gpu.bf16_tflops
-    else:
-        rate = gpu.bf16_tflops
-    if not rate:
-        raise KvdashError(f"the catalog has no {weights_dtype} matrix rate for {gpu.name}")
-    return rate * 1e12
-
-
-@dataclass(frozen=True)
-class Step:
-    """One forward step on one GPU: work, time, and which roof bounds it."""
-
-    flops: int
-    bytes: int
-    seconds: float
-    compute_s: float
-    memory_s: float
-    overhead_s: float
-
-    @property
-    def bound(self) -> str:
-        return "compute" if self.compute_s >= self.memory_s else "memory"
-
-
-def _attention_pairs(m: ModelSpec, queries: int, context: int) -> int:
-    """Query-key pairs all layers score when `queries` new tokens end at position `context`."""
-    return sum(n * spec.attention_pairs(queries, context) for spec, n in m.layer_groups)
-
-
-def refuse_pipeline(s: Scenario) -> None:
-    """Step times are for one GPU holding every layer's share: pipeline stages are not modelled yet."""
-    if s.pp > 1:
-        raise KvdashError(f"the speed model does not model pipeline parallelism (pp = {s.pp}); use tensor "
-                          "parallelism, or pp = 1")
-
-
-def _score_flops(m: ModelSpec, queries: int, context: int, tp: int) -> int:
-    """FLOPs of QK^T and PV per sequence when `queries` new tokens end at position `context`, summed
-    over the layers (each kind says how many keys a query sees)."""
-    return sum(n * spec.flops_per_pair(tp) * spec.attention_pairs(queries, context) for spec, n in m.layer_groups)
-
-
-def _matrix_params(m: ModelSpec) -> tuple[int, int]:
-    """(parameters every token multiplies by, excluding routed experts and the LM head;
-    parameters of one routed expert summed over the MoE layers)."""
-    e = embedding_params(m)
-    untied_head = 0 if m.tie_word_embeddings else e.head
-    body = m.params - e.embed - untied_head - e.final_norm - m.extra_params - m.encoder_params
-    one_expert = (3 if m.gated_mlp else 2) * m.hidden_size * m.expert_intermediate_size * sum(m.moe_mask)
-    return body - m.n_experts * one_expert, one_expert
-
-
-def weights_read(m: ModelSpec, s: Scenario, st, tokens: float) -> float:
-    """Weight bytes one step reads on this GPU for `tokens` tokens: every matrix once, but of the routed
-    experts only those the tokens hit (uniform routing), and of an untied input embedding only the
-    tokens' rows (the LM head, or a tied embedding, is read whole)."""
-    out = st.weight_bytes
-    if m.n_experts:
-        untouched = m.n_experts * (1 - m.experts_per_token / m.n_experts) ** tokens
-        out -= st.expert_bytes * untouched / m.n_experts
-    if st.index == 0 and not m.tie_word_embeddings:
-        table = cdiv(m.vocab_size, s.tp) * m.hidden_size
-        rows = min(tokens, cdiv(m.vocab_size, s.tp)) * m.hidden_size
-        out -= (table - rows) * high_precision(get_dtype(s.weights_dtype)).nbytes(1, 1)
-    return out
-
-
-def step_work(m: ModelSpec, s: Scenario, queries: int, context: int) -> tuple[int, int]:
-    """(FLOPs, bytes moved) on one GPU for a step in which each of `s.batch` sequences adds `queries`
-    tokens ending at position `context`: a prefill has queries == context, a decode step queries == 1."""
-    check_parallel(m, s)
-    refuse_pipeline(s)
-    B, tp = s.batch, s.tp
-    b = breakdown(m, s.with_(prompt_tokens=max(context, s.shared_prefix_tokens, 1), new_tokens=0))
-    tokens = B * queries
-    shared, one_expert = _matrix_params(m)
-    weights = round(weights_read(m, s, b.stage, tokens))
-    flops = (2 * (shared + m.experts_per_token * one_expert) * tokens // tp  # the layers' matrices
-             + 2 * m.vocab_size * m.hidden_size * B // tp  # LM head, last position only
-             + B * _score_flops(m, queries, context, tp))  # QK^T and PV
-    return flops, weights + b["kv_cache"]
-
-
-def _step(m: ModelSpec, s: Scenario, gpu, p: SpeedParams, queries: int, context: int) -> Step:
-    flops, moved = step_work(m, s, queries, context)
-    compute_s = flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
-    memory_s = moved / (gpu.bandwidth_gbps * 1e9 * p.memory_eff)
-    overhead = (m.n_layers + 1) * p.layer_overhead_s
-    if s.tp > 1:  # two all-reduces of the hidden state per layer; a ring moves 2 (t-1)/t of it
-        per = s.batch * queries * m.hidden_size * 2 * 2 * (s.tp - 1) / s.tp
-        overhead += 2 * m.n_layers * (p.allreduce_latency_s + per / link_bytes_per_s(gpu))
-    return Step(flops, moved, max(compute_s, memory_s) + overhead, compute_s, memory_s, overhead)
+def step_costs(name: str) -> StepCosts:
+    """A static-batch profile by name: a serving engine's fitted one (vllm, sglang, trtllm) or kvdash's decoder's."""
+    if name in RUNTIMES:
+        return RUNTIMES[name]
+    try:
+        return engine_profile(name)
+    except KvdashError:
+        raise KvdashError(f"unknown step costs {name!r}; choose one of vllm, sglang, trtllm, "
+                          f"{', '.join(RUNTIMES)}") from None
 
 
 @dataclass(frozen=True)
@@ -205,17 +74,18 @@ class SpeedReport:
         }
 
 
-def decode_step(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedParams(), context: int | None = None) -> Step:
+def decode_step(m: ModelSpec, s: Scenario, gpu, p: StepCosts = DEFAULT, context: int | None = None) -> Step:
     """One decode step of the batch at `context` tokens (default: the scenario's full context)."""
-    return _step(m, s, gpu, p, 1, context or s.context)
+    return step_time(m, s, gpu, p, s.batch, context or s.context)
 
 
-def prefill_step(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedParams(), tokens: int | None = None) -> Step:
+def prefill_step(m: ModelSpec, s: Scenario, gpu, p: StepCosts = DEFAULT, tokens: int | None = None) -> Step:
+    """The batch's prompts (`tokens` each; default the scenario's) in one step."""
     t = tokens or s.prompt_tokens
-    return _step(m, s, gpu, p, t, t)
+    return step_time(m, s, gpu, p, 0, 0, prefill=s.batch * t, prompt=t)
 
 
-def compute_bound_batch(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedParams(), limit: int = 1 << 16):
+def compute_bound_batch(m: ModelSpec, s: Scenario, gpu, p: StepCosts = DEFAULT, limit: int = 1 << 16):
     """Smallest batch at which a decode step at the scenario's context is compute-bound (None if
     not even at `limit`)."""
     def bound(b: int) -> bool:
@@ -230,7 +100,7 @@ def compute_bound_batch(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedPa
     return lo
 
 
-def speed(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedParams(), knee: bool = True) -> SpeedReport:
+def speed(m: ModelSpec, s: Scenario, gpu, p: StepCosts = DEFAULT, knee: bool = True) -> SpeedReport:
     mid = s.prompt_tokens + max(0, s.new_tokens - 1) // 2 + 1
     return SpeedReport(
         prefill=prefill_step(m, s, gpu, p),
@@ -241,7 +111,7 @@ def speed(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedParams(), knee: 
     )
 
 
-def generation_seconds(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedParams(), cache: bool = True,
+def generation_seconds(m: ModelSpec, s: Scenario, gpu, p: StepCosts = DEFAULT, cache: bool = True,
                        samples: int = 256) -> float:
     """Time to generate s.new_tokens after the prompt: with a KV cache (a prefill, then one decode
     step per further token) or without (every token re-runs the whole prefix as a prefill).
@@ -267,38 +137,3 @@ def generation_seconds(m: ModelSpec, s: Scenario, gpu, p: SpeedParams = SpeedPar
     ys = [step(round(x)) for x in xs]
     width = (G - 1 - lo) / (samples - 1)
     return first + (sum(ys) - (ys[0] + ys[-1]) / 2) * width + (ys[0] + ys[-1]) / 2
-
-
-# ---- calibration ---------------------------------------------------------------------------------
-def calibrate(samples: list[tuple[float, float, int]], base: SpeedParams = SpeedParams()) -> SpeedParams:
-    """Fit memory efficiency and per-layer overhead to measured decode steps.
-
-    samples: (measured seconds, seconds at 100 % of peak bandwidth, layers + 1). The model
-    t = floor / eff + n x overhead is linear in (1 / eff, overhead): least squares, clamped to the
-    physical range. With one sample only the overhead is fitted.
-    """
-    if not samples:
-        raise KvdashError("no measured runs to calibrate against")
-    if len(samples) == 1:
-        t, floor, n = samples[0]
-        overhead = max(0.0, (t - floor / base.memory_eff) / n)
-        return replace(base, layer_overhead_s=min(overhead, 1.0), name=f"{base.name}, calibrated on 1 run")
-    # normal equations for [a, o] in t = a * floor + o * n
-    sff = sum(f * f for _, f, _ in samples)
-    sfn = sum(f * n for _, f, n in samples)
-    snn = sum(n * n for _, _, n in samples)
-    stf = sum(t * f for t, f, _ in samples)
-    stn = sum(t * n for t, _, n in samples)
-    det = sff * snn - sfn * sfn
-    if det <= 0:
-        raise KvdashError("the runs do not separate bandwidth from overhead (vary the shapes)")
-    a = (stf * snn - stn * sfn) / det
-    o = (sff * stn - sfn * stf) / det
-    eff = 1 / a if a > 0 else 1.0
-    if not MIN_FITTED_EFF <= eff <= 1.0 or o < 0:
-        # Outside the physical range (overhead-dominated runs cannot pin the bandwidth down):
-        # hold the efficiency at its nearest bound and fit the overhead alone.
-        eff = min(1.0, max(MIN_FITTED_EFF, eff))
-        o = max(0.0, sum(n * (t - f / eff) for t, f, n in samples) / snn)
-    return replace(base, memory_eff=eff, layer_overhead_s=min(o, 1.0),
-                   name=f"{base.name}, calibrated on {len(samples)} runs")

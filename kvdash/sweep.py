@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvdash.breakdown import scenario_stages, stage_bytes
+from kvdash.breakdown import overhead_bytes, reserve_bytes, scenario_stages, stage_bytes
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
@@ -26,9 +26,11 @@ def _as_axis(values, name: str, hi: int) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def total_grid(m: ModelSpec, s: Scenario, batches, prompts) -> np.ndarray:
-    """Per-GPU bytes for every (batch, prompt_tokens) pair: shape (len(batches), len(prompts))."""
+def total_grid(m: ModelSpec, s: Scenario, batches, prompts, gpu=None) -> np.ndarray:
+    """Per-GPU bytes for every (batch, prompt_tokens) pair: shape (len(batches), len(prompts)); an engine's
+    step limits as on `gpu` (its defaults for the largest GPUs without one)."""
     check_parallel(m, s)
+    s = s.resolved(gpu)
     B = _as_axis(batches, "batches", MAX_BATCH)[:, None]
     P = _as_axis(prompts, "prompts", MAX_TOKENS)[None, :]
     if P.min() < s.shared_prefix_tokens:
@@ -40,13 +42,17 @@ def total_grid(m: ModelSpec, s: Scenario, batches, prompts) -> np.ndarray:
     for st in scenario_stages(m, s):
         t = stage_bytes(st, s, B, P, np.minimum, np.maximum)
         out = t if out is None else np.maximum(out, t)
-    return np.broadcast_to(out, (B.shape[0], P.shape[1])) + s.runtime_overhead_bytes
+    return np.broadcast_to(out, (B.shape[0], P.shape[1])) + overhead_bytes(s)
 
 
 def fit_grid(m: ModelSpec, s: Scenario, batches, prompts, gpus) -> np.ndarray:
-    """Boolean (len(gpus), len(batches), len(prompts)): does each point fit each GPU?"""
-    totals = total_grid(m, s, batches, prompts)
-    usable = np.array([g.usable_bytes for g in gpus], dtype=np.int64)
-    if s.gpu_memory_utilization:
-        usable = (usable * s.gpu_memory_utilization).astype(np.int64)  # engine cap, per GPU
-    return totals[None, :, :] <= usable[:, None, None]
+    """Boolean (len(gpus), len(batches), len(prompts)): does each point fit each GPU? (A grid per distinct
+    step limits: an engine's defaults differ by GPU.)"""
+    grids: dict[tuple, np.ndarray] = {}
+    out = []
+    for g in gpus:
+        limits = s.step_limits(g)
+        if limits not in grids:
+            grids[limits] = total_grid(m, s, batches, prompts, g)
+        out.append(grids[limits] + reserve_bytes(s.resolved(g), g) <= g.usable_bytes)
+    return np.stack(out)

@@ -42,6 +42,7 @@ def models(draw, kinds=(FULL, SLIDING, MLA), moe=True) -> ModelSpec:
 @st.composite
 def scenarios(draw, max_tp: int = 1) -> Scenario:
     prompt = draw(st.integers(1, 20_000))
+    runtime = draw(st.sampled_from(["vllm", "sglang", "trtllm", "static", "hf-sdpa", "hf-eager"]))
     return Scenario(
         batch=draw(st.integers(1, 64)),
         prompt_tokens=prompt,
@@ -50,8 +51,8 @@ def scenarios(draw, max_tp: int = 1) -> Scenario:
         kv_dtype=draw(st.sampled_from(["fp32", "bf16", "fp8", "int8", "int4"])),
         block_size=draw(st.sampled_from([0, 0, 16, 32])),
         shared_prefix_tokens=draw(st.integers(0, prompt)),
-        runtime=draw(st.sampled_from(["engine", "hf-sdpa", "hf-eager"])),
-        prefill_chunk=draw(st.sampled_from([0, 512, 2048])),
+        runtime=runtime,
+        max_num_batched_tokens=draw(st.sampled_from([0, 512, 2048])) if runtime in ("vllm", "sglang", "trtllm") else 0,
     )
 
 

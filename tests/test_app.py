@@ -83,16 +83,34 @@ def test_metric_units_follow_the_value_and_negative_headroom_points_down():
     assert fit.value == "does not fit" and fit.delta.startswith("-")  # Streamlit draws a down arrow
 
 
-def test_engine_chunked_prefill_makes_memory_agree_with_serving():
+def test_an_engine_step_makes_memory_agree_with_serving():
     # the review's scenario: Llama-3.1-70B, 16 x 32,768 tokens, fp8 KV, tp 4 on H100. Prefilling all 524,288
-    # prompt tokens in one forward does not fit; an engine's 8,192-token steps (512 per sequence) do
+    # prompt tokens in one forward (a static batch) does not fit; vLLM's steps of 8,192 tokens do
     state = dict(model="llama-3.1-70b", batch=16, context=32768, kvdtype="fp8", tp=4)
-    whole = run_app(**state)
-    engine = run_app(**state, runtime="engine, chunks of 8,192 tokens")
-    assert metrics(whole)["On H100 SXM5 80GB"] == "does not fit" and metrics(engine)["On H100 SXM5 80GB"] == "fits"
+    static = run_app(**state, runtime="static batch (Live run)")
+    engine = run_app(**state)  # the default runtime: vLLM at its default token budget on the GPU
+    assert metrics(static)["On H100 SXM5 80GB"] == "does not fit" and metrics(engine)["On H100 SXM5 80GB"] == "fits"
     m, gpu = preset_model("llama-3.1-70b"), get_gpu("nvidia-h100-sxm5")
-    s = Scenario(batch=16, prompt_tokens=32768, kv_dtype="fp8", tp=4, prefill_chunk=8192 // 16)
+    s = Scenario(batch=16, prompt_tokens=32768, kv_dtype="fp8", tp=4, runtime="vllm")
     assert metrics(engine)["Total"] == fmt_bytes(breakdown(m, s, gpu).total, "GiB")
+    # a smaller budget shrinks the step: 2,048 tokens
+    small = run_app(**state, step_tokens="2048")
+    s = s.with_(max_num_batched_tokens=2048)
+    assert metrics(small)["Total"] == fmt_bytes(breakdown(m, s, gpu).total, "GiB")
+
+
+def test_the_largest_batch_does_not_depend_on_the_batch_asked_at():
+    # Llama-3.1-8B, 8,192 tokens, H100, vLLM: 62 sequences (tests/test_solvers.py by hand), at any sidebar batch,
+    # as the CLI says
+    from kvdash.cli import main
+
+    for batch in (1, 8, 32):
+        at = run_app(batch=batch)
+        text = next(m.value for m in at.markdown if m.value.startswith("Largest batch"))
+        assert "Largest batch at 8,192 tokens: **62**" in text, text
+    for batch in ("1", "8", "32"):
+        assert main(["size", "--preset", "llama-3.1-8b", "--batch", batch, "--context", "8192", "--gpu",
+                     "nvidia-h100-sxm5", "--json"]) == 0
 
 
 def test_dimension_sliders_take_exact_values_and_edit_a_preset():
@@ -189,12 +207,14 @@ def test_live_page_without_torch_says_so(monkeypatch):
 
 
 def test_speed_page_shows_the_library_prediction():
+    from kvdash.serving import engine_profile
     from kvdash.speed import speed
 
     at = run_app("app_pages/speed.py")
     assert not at.exception
+    # the static batch at the sidebar engine's (vLLM's) fitted costs, as the serving section above it
     r = speed(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256),
-              get_gpu("nvidia-h100-sxm5"), knee=False)
+              get_gpu("nvidia-h100-sxm5"), engine_profile("vllm"), knee=False)
     assert metrics(at)["Time per output token"] == f"{r.tpot_s * 1e3:,.2f} ms"
     # serving latency and curve, then the static batch's knee, GPU comparison, with/without cache
     assert len(at.get("plotly_chart")) == 5
@@ -214,7 +234,7 @@ def test_fit_button_calibrates_and_feeds_the_speed_page():
     after = table[table["mode"] == "graph"]["error after"].map(lambda v: abs(float(v.rstrip("%"))))
     assert (after < 25).all()
     at.switch_page("app_pages/speed.py").run()
-    assert any("calibrated" in o for o in at.radio(key="speed_runtime").options)
+    assert any(o.startswith("fitted: graph") for o in at.radio(key="speed_runtime").options)
 
 
 def test_memory_page_charts_and_exports():
@@ -301,7 +321,7 @@ def test_scaling_compare_serving_learn_pages():
     assert list(table["KV per token (B)"][:3]) == ["131,072", "524,288", "36,864"]
     at = run_app("app_pages/serving.py")
     assert not at.exception
-    from kvdash.vllm_startup import vllm_startup
+    from kvdash.startup import vllm_startup
 
     m = preset_model("llama-3.1-8b")
     cap = vllm_startup(m, get_gpu("nvidia-h100-sxm5"), max_model_len=131072).capacity
@@ -361,16 +381,30 @@ def test_serving_capacity_starts_from_vllms_step_budget_for_the_gpu():
 def test_speed_page_serves_at_a_concurrency():
     from kvdash.serving import engine_profile, serving
 
-    at = run_app("app_pages/speed.py", serving_concurrency=64, serving_engine="sglang")
+    at = run_app("app_pages/speed.py", serving_concurrency=64, runtime="SGLang")  # the sidebar's engine
     assert not at.exception and not at.error
     shown = metrics(at)
-    r = serving(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256),
+    r = serving(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256, runtime="sglang"),
                 get_gpu("nvidia-h100-sxm5"), 64, 8192, 256, engine_profile("sglang"))
     assert shown["TPOT at 64 in flight"] == f"{r.tpot_s * 1e3:,.2f} ms"  # the page shows the library's number
     terms = next(d.value for d in at.dataframe if "step with a prompt chunk, ms" in d.value.columns)
     assert list(terms["term"]) == ["compute", "memory", "overheads", "all-reduces", "step"]
     assert terms["decode-only step, ms"].iloc[-1] == round(r.step.seconds * 1e3, 3)
     assert any(c.key == "serving_curve" for c in at.get("plotly_chart"))
+
+
+def test_speed_page_times_a_decode_step_alike_in_both_sections():
+    # batch 32 of 1,024 + 256 tokens: the serving section's decode-only step at 32 in flight (32 decodes at
+    # 1,024 + 128 tokens) is the static batch's decode step at mid-generation (1,024 + 127 + 1 tokens)
+    at = run_app("app_pages/speed.py", batch=32, context=1024, new=256)
+    assert not at.exception and at.select_slider(key="serving_concurrency").value == 32
+    terms = next(d.value for d in at.dataframe if "step with a prompt chunk, ms" in d.value.columns)
+    static = float(metrics(at)["Time per output token"].removesuffix(" ms"))
+    assert abs(terms["decode-only step, ms"].iloc[-1] - static) < 0.006
+    # the serving engine radio appears only when the sidebar's runtime is not an engine
+    assert not [r for r in at.radio if r.key == "serving_engine"]
+    hf = run_app("app_pages/speed.py", runtime="HF generate(), SDPA")
+    assert not hf.exception and hf.radio(key="serving_engine").value == "vllm"
 
 
 def chart_traces(at, key: str) -> list[str]:
@@ -380,7 +414,7 @@ def chart_traces(at, key: str) -> list[str]:
 
 def test_speed_page_draws_measured_runs_where_the_scenario_matches():
     # Llama-3.1-70B in fp8 on 4 x H100 with vLLM, 1,024 + 1,024 tokens: measured at 4 to 64 in flight
-    state = dict(model="llama-3.1-70b", wdtype="fp8", tp=4, context=1024, new=1024, serving_engine="vllm")
+    state = dict(model="llama-3.1-70b", wdtype="fp8", tp=4, context=1024, new=1024)
     at = run_app("app_pages/speed.py", **state)
     assert not at.exception and not at.error
     assert any(n.startswith("TPOT, measured") for n in chart_traces(at, "serving_latency"))
@@ -393,7 +427,7 @@ def test_speed_page_draws_measured_runs_where_the_scenario_matches():
 def test_speed_page_says_when_requests_queue_for_the_kv_pool():
     # Llama-3.1-8B on one H100 at 512 requests of 8,192 + 256 tokens: about 1.06 GiB of cache each, far
     # more than the ~60 GiB pool holds at once
-    at = run_app("app_pages/speed.py", serving_concurrency=512, serving_engine="vllm")
+    at = run_app("app_pages/speed.py", serving_concurrency=512)
     assert not at.exception
     assert any("others queue for a slot" in w.value for w in at.warning)
 
@@ -431,8 +465,9 @@ def test_runtime_choice_drives_the_peak_and_its_split():
 
 
 def test_memory_page_tables_beyond_int64_stay_exact():
-    # 16,777,216 sequences of 2^30 tokens: byte counts past Arrow's int64 are shown as exact text
-    at = run_app(batch=1 << 24, context=1 << 30)
+    # 16,777,216 sequences of 2^30 tokens in one forward (a static batch; an engine's step is bounded): byte
+    # counts past Arrow's int64 are shown as exact text
+    at = run_app(batch=1 << 24, context=1 << 30, runtime="static batch (Live run)")
     assert not at.exception
     split = next(d.value for d in at.dataframe if "term" in d.value.columns)
     assert all(isinstance(v, str) for v in split["bytes"]) and any(len(v) > 19 for v in split["bytes"])

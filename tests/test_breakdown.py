@@ -4,8 +4,10 @@ import pytest
 
 from kvdash.breakdown import breakdown, held_full, held_sliding, pipeline_partition
 from kvdash.errors import KvdashError
+from kvdash.gpus import get_gpu
 from kvdash.params import embedding_params, layer_params
 from kvdash.presets import preset_model
+from kvdash.report import formulas
 from kvdash.scenario import DEFAULT_RUNTIME_OVERHEAD, Scenario
 
 # Llama-3.1-8B by hand: per layer q 4096x4096, k and v 4096x1024 each, o 4096x4096, MLP 3 x 4096x14336.
@@ -56,6 +58,7 @@ def test_generated_tokens_count_toward_the_cache(llama8b):
 def test_fused_activation_peak(llama8b):
     # per token: residual + normed copy 2 x 4096 x 2 B = 16,384; MLP gate, up, product 3 x 14336 x 2 B
     # = 86,016 (wider than attention's (4096 + 2048 + 4096) x 2 B = 20,480).
+    # (vLLM's sampler after that step, 4,096 x 4,096 x 2 B of hidden states + 128,256 logits x 15 B, is smaller)
     b = breakdown(llama8b, Scenario(prompt_tokens=4096))
     assert b["activation"] == 4096 * (16_384 + 86_016) == 419_430_400
 
@@ -74,9 +77,11 @@ def test_eager_attention_materialises_scores(llama8b):
 
 def test_hf_sdpa_prefills_the_whole_prompt_with_four_residual_copies(llama8b):
     # No mask (is_causal), no score matrix: 4 x 8,192 B residual-stream copies + 520 B of positions + the
-    # MLP's 86,016 B per token, for all 4096 tokens even when an engine chunk is set (generate() does not chunk).
-    b = breakdown(llama8b, Scenario(prompt_tokens=4096, runtime="hf-sdpa", prefill_chunk=512))
-    assert b["activation"] == 4096 * (4 * 8192 + 520 + 86_016) == 488_669_184
+    # MLP's 86,016 B per token, for all 4096 tokens of the batch (generate() has no token budget; one is refused).
+    b = breakdown(llama8b, Scenario(batch=2, prompt_tokens=4096, runtime="hf-sdpa"))
+    assert b["activation"] == 2 * 4096 * (4 * 8192 + 520 + 86_016) == 977_338_368
+    with pytest.raises(KvdashError, match="serving engine's step limits"):
+        Scenario(runtime="hf-sdpa", max_num_batched_tokens=512)
 
 
 def test_hf_decode_holds_two_copies_of_a_growing_layer(llama8b):
@@ -90,22 +95,45 @@ def test_hf_decode_holds_two_copies_of_a_growing_layer(llama8b):
     assert decode > prefill and b["activation"] == decode == 266_304 + 163_823_616
 
 
-def test_chunked_prefill_bounds_activations(llama8b):
-    b = breakdown(llama8b, Scenario(prompt_tokens=4096, prefill_chunk=512))
+def test_an_engine_step_holds_at_most_its_token_budget(llama8b, h100):
+    # vLLM processes at most max_num_batched_tokens a step: 512 tokens x (16,384 + 86,016) B
+    b = breakdown(llama8b, Scenario(prompt_tokens=4096, max_num_batched_tokens=512))
     assert b["activation"] == 512 * (16_384 + 86_016)
+    # 32 prompts of 8,192 tokens on an H100 run in steps of vLLM's default 8,192 tokens there: 0.78 GiB, not the
+    # 32 x 8,192 x 102,400 B = 25 GiB of one pass over the whole batch (a static batch, as the Live run does)
+    b = breakdown(llama8b, Scenario(batch=32, prompt_tokens=8192), h100)
+    assert b["activation"] == 8192 * 102_400 == 838_860_800 == 0.78125 * 2**30
+    static = breakdown(llama8b, Scenario(batch=32, prompt_tokens=8192, runtime="static"), h100)
+    assert static["activation"] == 32 * 8192 * 102_400 == 25 * 2**30
+    # on an L4 (22 GiB) vLLM's default is 2,048 tokens
+    assert breakdown(llama8b, Scenario(batch=32, prompt_tokens=8192), get_gpu("nvidia-l4"))["activation"] \
+        == 2048 * 102_400
 
 
 def test_logits_and_overhead(llama8b):
-    b = breakdown(llama8b, Scenario(batch=4))
-    assert b["logits"] == 4 * 128_256 * (2 + 4)  # LM head's bf16 output and its fp32 copy, last position
+    # a static batch: the LM head's bf16 output and its fp32 copy, last position; the CUDA context alone
+    b = breakdown(llama8b, Scenario(batch=4, runtime="static"))
+    assert b["logits"] == 4 * 128_256 * (2 + 4)
     assert b["overhead"] == DEFAULT_RUNTIME_OVERHEAD == 520 * 2**20
     assert b.total == sum(c.bytes for c in b.components)
+    # vLLM samples after the forward: fp32 logits of the whole vocabulary and sort buffers, 15 B per logit
+    # (measured), for the 4 requests, beside the step's 4 x 1,024 hidden states; a phase of the activation
+    # peak, smaller here than the forward. Outside torch it holds 0.25 GiB (measured) beside the context.
+    v = breakdown(llama8b, Scenario(batch=4))
+    assert v["logits"] == 0 and v.phases()["sampler"] == 4 * 128_256 * 15 + 4 * 1024 * 4096 * 2
+    assert v["overhead"] == 520 * 2**20 + 2**28
+    # at tp 2 every GPU still holds the whole vocabulary's logits (vLLM all-gathers them), and 2.1 GiB of
+    # all-reduce buffers
+    t = breakdown(llama8b, Scenario(batch=4, tp=2))
+    assert t.phases()["sampler"] == 4 * 128_256 * 15 + 4 * 1024 * 4096 * 2
+    assert t["overhead"] == 520 * 2**20 + int(2.1 * 2**30)
 
 
 def test_engine_reserve_and_fit(llama8b, h100):
     assert h100.usable_bytes == 81_079 * 2**20
+    # (1 - 0.9) x usable, of which the CUDA context (520 MiB) is part: the engine's share starts after it
     b = breakdown(llama8b, Scenario(gpu_memory_utilization=0.9), h100)
-    assert b["engine_reserve"] == h100.usable_bytes - int(0.9 * h100.usable_bytes) == 8_501_749_351
+    assert b["engine_reserve"] == h100.usable_bytes - int(0.9 * h100.usable_bytes) - 520 * 2**20 == 7_956_489_831
     assert b.fits and b.headroom == h100.usable_bytes - b.total
 
 
@@ -197,7 +225,7 @@ def test_tied_embedding_is_duplicated_only_across_stages():
 
 def test_formulas_show_the_numbers(llama8b):
     b = breakdown(llama8b, Scenario(batch=2, prompt_tokens=512))
-    text = {c.key: c.formula for c in b.components}
+    text = formulas(b)
     assert "2 seq × 512 tokens × 131,072 B/token" in text["kv_cache"]
     assert "6,979,321,856" in text["weights"]
     assert [c.basis for c in b.components if c.key == "overhead"] == ["measured"]

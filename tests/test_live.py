@@ -93,7 +93,8 @@ def test_cache_bytes_equal_the_prediction(m, batch, prompt, new):
         model = LiveDecoder(m, prompt + new)  # meta tensors: shapes and bytes without memory
     model.embed.weight = torch.nn.Parameter(torch.empty(0))
     allocated = model.allocate_cache(batch)
-    predicted = breakdown(m, Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, kv_dtype="fp32"))
+    predicted = breakdown(m, Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, kv_dtype="fp32",
+                                      runtime="static"))
     assert allocated == predicted["kv_cache"]
 
 
@@ -144,7 +145,7 @@ def test_out_of_memory_is_reported_and_the_lock_released(monkeypatch):
     monkeypatch.setattr(bench, "_run", boom)
     cfg = LiveConfig(spec=SHAPES["small"], batch=4, prompt_tokens=512, new_tokens=8, device="cpu")
     predicted = breakdown(SHAPES["small"], Scenario(batch=4, prompt_tokens=512, new_tokens=8, weights_dtype="fp32",
-                                                    kv_dtype="fp32"))
+                                                    kv_dtype="fp32", runtime="static"))
     with pytest.raises(LiveOutOfMemory) as e:
         runner.run_exclusive(cfg)
     assert f"{predicted.total:,} B" in str(e.value) and "out of memory" in str(e.value)

@@ -11,6 +11,7 @@ from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.layers import FullAttention, LatentAttention
 from kvdash.presets import preset_model
+from kvdash.report import activation_split, formulas
 from kvdash.runtimes import RUNTIMES
 from kvdash.scenario import Scenario
 
@@ -23,8 +24,8 @@ V2_LITE_MLA = LatentAttention(n_heads=16, kv_lora_rank=512, qk_rope_head_dim=64,
 
 
 def test_unknown_runtime_is_refused():
-    with pytest.raises(KvdashError, match="runtime must be one of engine, hf-sdpa, hf-eager"):
-        Scenario(runtime="vllm")
+    with pytest.raises(KvdashError, match="runtime must be one of vllm, sglang, trtllm, static, hf-sdpa, hf-eager"):
+        Scenario(runtime="engine")
 
 
 def test_hf_caches_mla_decompressed():
@@ -32,7 +33,7 @@ def test_hf_caches_mla_decompressed():
     # 27 layers x 16 heads x 320 x 2 B = 276,480 B per token; an engine keeps (512 + 64) x 2 B per layer.
     m = preset_model("deepseek-v2-lite")
     assert breakdown(m, Scenario(runtime="hf-sdpa")).kv_bytes_per_token == 27 * 16 * 320 * 2 == 276_480
-    assert breakdown(m, Scenario(runtime="engine")).kv_bytes_per_token == 27 * 576 * 2 == 31_104
+    assert breakdown(m, Scenario(runtime="vllm")).kv_bytes_per_token == 27 * 576 * 2 == 31_104
 
 
 def test_mla_prefill_width_counts_the_decompressed_keys_and_values():
@@ -82,9 +83,14 @@ def test_sdpa_window_masks():
 
 
 def test_the_peak_split_names_the_dominant_term(llama8b):
-    b = breakdown(llama8b, Scenario(prompt_tokens=4096, runtime="hf-eager"))
-    assert b.components[3].formula.startswith("prefill of 1 seq × 4,096 tokens, Hugging Face generate(), eager")
-    assert "4,096 × 4,096 scores × 32 heads × 10 B" in b.components[3].formula
+    text = formulas(breakdown(llama8b, Scenario(prompt_tokens=4096, runtime="hf-eager")))["activation"]
+    assert text.startswith("prefill of 1 seq × 4,096 tokens, Hugging Face generate(), eager")
+    assert "4,096 × 4,096 scores × 32 heads × 10 B" in text
+    # an engine's peak can be its sampler: 1,024 requests' logits after a step of 8,192 short prompts
+    b = breakdown(llama8b, Scenario(batch=1024, prompt_tokens=8, runtime="vllm"))
+    phase, terms = activation_split(b)
+    assert phase == "sampler after a step of 8,192 tokens (1,024 requests)"
+    assert sum(v for _, v, used, _ in terms if used) == b["activation"] == 1024 * 128_256 * 15 + 8192 * 8192
 
 
 def test_stored_measured_peaks():
@@ -109,7 +115,8 @@ def test_cli_runtime_in_json(capsys):
     assert out["runtime"] == "hf-eager" and out["activation_phase"] == "prefill of 1 seq × 4,096 tokens"
     mixer = next(t for t in out["activation_terms"] if t["term"] == "mixer")
     assert mixer["in_peak"] and mixer["bytes"] == 4096 * 32_768 + 4096 * 4096 * 32 * 10
-    assert main(["size", "--preset", "llama-3.1-8b", "--runtime", "vllm"]) == 2  # one line, exit 2
+    assert main(["size", "--preset", "llama-3.1-8b", "--runtime", "engine"]) == 2  # one line, exit 2
+    assert main(["size", "--preset", "llama-3.1-8b", "--runtime", "hf-sdpa", "--max-num-batched-tokens", "512"]) == 2
 
 
 @pytest.mark.parametrize("runtime", list(RUNTIMES))
@@ -119,7 +126,7 @@ def test_cli_runtime_in_json(capsys):
 def test_the_printed_split_adds_up_to_the_peak(runtime, preset, batch, prompt, new):
     # what the Memory page and --json show must be what the total counts
     b = breakdown(preset_model(preset), Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, runtime=runtime))
-    _, terms = b.activation_split()
+    _, terms = activation_split(b)
     assert sum(n for _, n, used, _ in terms if used) == b["activation"]
 
 

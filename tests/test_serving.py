@@ -1,101 +1,21 @@
-"""The serving model's structure, by hand: a pure decode step, a pure prefill, the experts a step reads,
-the all-reduce term, and the steady-state bookkeeping. (The fitted efficiencies are not tested here:
-BENCHMARKS.md reports how they hold on measured runs.)"""
+"""The serving model's structure, by hand: the steady-state bookkeeping, the KV pool and who waits for it, the
+engines' step limits. (Its steps are kvdash.step's, tested in test_step.py; the fitted efficiencies are not
+tested here: BENCHMARKS.md reports how they hold on measured runs.)"""
 
 from dataclasses import replace
 
 import pytest
 
+from kvdash.engines import engine_facts
 from kvdash.gpus import get_gpu
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
-from kvdash.serving import EngineProfile, engine_profile, serving, step_time, step_work
-from kvdash.speed import link_bytes_per_s
+from kvdash.serving import EngineProfile, engine_profile, serving
 
 H100 = get_gpu("nvidia-h100-sxm5")  # 3,350 GB/s, 989.5 dense bf16 TFLOP/s, NVLink 900 GB/s two-way
-PEAK = EngineProfile("test", memory_eff=1.0, cache_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
+PEAK = EngineProfile("vllm", memory_eff=1.0, cache_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
                      queue_steps=0.0, allreduce_latency_s=0.0)
-# Llama-3.1-8B: matrices and layer norms 6,979,584,000 parameters; embedding and head 128,256 x 4,096 each;
-# a full layer's attention does 2 x 32 heads x (128 + 128) = 16,384 FLOP per query-key pair, 32 layers.
-BODY, VOCAB_H, PAIR = 6_979_584_000, 128_256 * 4096, 32 * 16_384
-WEIGHTS, KV = 16_060_522_496, 131_072  # bf16 weights (B), cache per token (B)
-EMBED = 2 * VOCAB_H  # the untied input embedding (B): a step reads only its tokens' rows of it
-
-
-def test_a_pure_decode_step():
-    m = preset_model("llama-3.1-8b")
-    st = step_time(m, Scenario(), H100, PEAK, decode=8, prefill=0, decode_ctx=1000, prefill_ctx=0)
-    read = WEIGHTS - EMBED + 8 * 4096 * 2 + 8 * 1000 * KV
-    assert st.work.bytes == read
-    assert st.memory_s == pytest.approx(read / 3350e9)
-    flops = 2 * BODY * 8 + 2 * VOCAB_H * 8 + 8 * 1000 * PAIR
-    assert st.work.flops == pytest.approx(flops) and st.compute_s == pytest.approx(flops / 989.5e12)
-    assert st.bound == "memory" and st.seconds == pytest.approx(st.memory_s)
-    # the cache at its own efficiency, and a per-sequence overhead in each of the 32 layers for each of the
-    # 8 decodes, beside the step's and the layers' own
-    slow = replace(PEAK, cache_eff=0.5, seq_overhead_s=1e-6, step_overhead_s=1e-3, layer_overhead_s=10e-6)
-    st = step_time(m, Scenario(), H100, slow, decode=8, prefill=0, decode_ctx=1000, prefill_ctx=0)
-    assert st.work.cache_bytes == 8 * 1000 * KV
-    assert st.memory_s == pytest.approx((read - 8 * 1000 * KV) / 3350e9 + 8 * 1000 * KV / (0.5 * 3350e9))
-    assert st.overhead_s == pytest.approx(1e-3 + 32 * 10e-6 + 32 * 8 * 1e-6)  # 1.576 ms
-
-
-def test_a_pure_prefill_step():
-    m = preset_model("llama-3.1-8b")
-    w = step_work(m, Scenario(), decode=0, prefill=1024, decode_ctx=0, prefill_ctx=512)
-    # each prompt token's K/V written once and read back once; the logits of the last prompt token only
-    assert w.bytes == WEIGHTS - EMBED + 1024 * 4096 * 2 + 2 * 1024 * KV
-    assert w.flops == pytest.approx(2 * BODY * 1024 + 2 * VOCAB_H + 1024 * 512 * PAIR)
-
-
-def test_a_step_reads_only_the_experts_its_tokens_hit():
-    m = preset_model("mixtral-8x7b")  # 8 experts, 2 per token
-    one = step_work(m, Scenario(), 1, 0, 100, 0)
-    three = step_work(m, Scenario(), 3, 0, 100, 0)
-    from kvdash.breakdown import breakdown
-
-    st = breakdown(m, Scenario(prompt_tokens=1)).stage
-    cache = 32 * 8 * 256 * 2 * 100  # 32 layers x 8 KV heads x (128 + 128) x 2 B x 100 tokens
-    rows = 32_000 * 4096 * 2 - 4096 * 2  # of the untied input embedding, the tokens' rows only
-    # one token hits 2 experts per layer: 6 of 8 unread; three tokens leave 8 x (6/8)^3 = 3.375 unread
-    assert one.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 6 / 8 - rows + cache)
-    assert three.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 3.375 / 8 - rows - 2 * 4096 * 2
-                                        + 3 * cache)
-
-
-def test_the_all_reduce_term():
-    m = preset_model("llama-3.1-8b")
-    p = EngineProfile("test", memory_eff=1.0, cache_eff=1.0, compute_eff=1.0, step_overhead_s=0.0,
-                      layer_overhead_s=0.0, allreduce_latency_s=5e-6)
-    st = step_time(m, Scenario(tp=2), H100, p, decode=4, prefill=0, decode_ctx=10, prefill_ctx=0)
-    assert link_bytes_per_s(H100) == 450e9  # NVLink4's 900 GB/s is the two-way total
-    # 2 all-reduces per layer; a ring moves 2 (tp - 1) / tp of the 4 tokens' bf16 hidden states
-    assert st.comm_s == pytest.approx(2 * 32 * (5e-6 + 2 * 1 / 2 * 4 * 4096 * 2 / 450e9))
-
-
-def test_link_speeds_are_one_way_and_shared_with_the_speed_model():
-    from kvdash.errors import KvdashError
-    from kvdash.speed import speed
-
-    # vendors' two-way totals halved: B200 NVLink5 1.8 TB/s, MI300X 7 x 128 GB/s; PCIe Gen4 x16 per direction
-    assert link_bytes_per_s(get_gpu("nvidia-b200-hgx")) == 900e9
-    assert link_bytes_per_s(get_gpu("amd-mi300x")) == 448e9
-    assert link_bytes_per_s(get_gpu("nvidia-rtx-4090")) == 32e9
-    with pytest.raises(KvdashError, match="no GPU-to-GPU link"):
-        link_bytes_per_s(get_gpu("apple-m2-ultra"))
-    # the static-batch speed model's all-reduce uses the same one-way figure: a 70B decode at tp 8 on
-    # H100 moves 2 x 80 layers x 2 x 7/8 x 8,192 x 2 B per token over 450 GB/s (not 900)
-    m = preset_model("llama-3.1-70b")
-    r = speed(m, Scenario(batch=1, prompt_tokens=100, new_tokens=1, tp=8), H100)
-    assert r.decode.overhead_s >= 2 * 80 * 2 * 7 / 8 * 8192 * 2 / 450e9
-
-
-def test_fp4_matrices_run_on_fp4_tensor_cores_only_where_they_exist():
-    from kvdash.speed import matrix_rate
-
-    assert matrix_rate(get_gpu("nvidia-b200-hgx"), "nvfp4") == 9000e12  # B200: 9 PFLOP/s dense fp4
-    assert matrix_rate(H100, "nvfp4") == 989.5e12  # Hopper dequantizes to bf16
-    assert matrix_rate(H100, "fp8-block") == 1979e12
+KV = 131_072  # Llama-3.1-8B's bf16 cache per token (B)
 
 
 def test_steady_state_bookkeeping():
@@ -141,30 +61,40 @@ def test_requests_beyond_the_kv_pool_queue_for_a_slot():
     run = r.ttft_s - r.wait_s
     assert r.wait_s == pytest.approx((4096 - r.running) / r.running * (run + 255 * r.tpot_s))
     assert r.tokens_per_s_per_gpu == pytest.approx(r.running * 256 / r.cycle_s)  # only R are served
-    # TensorRT-LLM's rule: a fraction of the memory the weights and the profile forward leave free, and
-    # each request reserves its whole isl + osl
-    trt = replace(PEAK, fraction_of_free=True, reserve_full_length=True)
-    t = serving(m, Scenario(), H100, 32, 1024, 256, trt)
-    used = 0.9 * H100.usable_bytes - r.pool_bytes  # weights, forward, logits and context, from vLLM's rule
-    assert t.pool_bytes == pytest.approx(0.9 * (H100.usable_bytes - used), abs=2)
+    # TensorRT-LLM's rule: 0.9 of the memory free after the CUDA context (545,259,520 B), the weights with the
+    # rotary table (16,060,522,496 + 131,072 x 128 x 2 B), its profile pass at max_num_tokens 8,192 and
+    # max_batch_size 2,048 (the sampler on 2,048 x 128,256 logits x 15 B beside 8,192 x 4,096 x 2 B of hidden
+    # states, above the 8,192-token forward's 838,860,800 B) and 0.25 GiB outside torch; each request reserves
+    # its whole isl + osl
+    trt = replace(PEAK, name="trtllm")
+    t = serving(m, Scenario(runtime="trtllm"), H100, 32, 1024, 256, trt)
+    free = 81_079 * 2**20 - 545_259_520 - (16_060_522_496 + 33_554_432) - (2048 * 128_256 * 15 + 8192 * 4096 * 2) \
+        - 2**28
+    assert t.pool_bytes == int(0.9 * free) == 57_692_329_574
     assert t.request_bytes == 1280 * KV
 
 
-def test_engine_step_limits_follow_the_gpu_as_vllm_sets_them():
-    from kvdash.serving import batch_limits
-
-    vllm = engine_profile("vllm")
+def test_engine_step_limits_follow_the_gpu_as_the_engines_set_them():
+    vllm, trt, sgl = (engine_facts(e) for e in ("vllm", "trtllm", "sglang"))
     # vLLM's get_batch_defaults for `vllm serve`: 8,192 tokens and 1,024 requests on GPUs of 70 GiB or
     # more that are not A100s; 2,048 and 256 otherwise
-    assert batch_limits(vllm, H100) == (8192, 1024)
-    assert batch_limits(vllm, get_gpu("nvidia-h200-sxm")) == (8192, 1024)
-    assert batch_limits(vllm, get_gpu("nvidia-a100-sxm4-80gb")) == (2048, 256)
-    assert batch_limits(vllm, get_gpu("nvidia-l4")) == (2048, 256)
-    assert batch_limits(replace(vllm, max_num_batched_tokens=4096), get_gpu("nvidia-l4")) == (4096, 256)
-    assert batch_limits(engine_profile("trtllm"), get_gpu("nvidia-l4")) == (8192, 2048)
+    assert vllm.step_limits(H100) == (8192, 1024)
+    assert vllm.step_limits(get_gpu("nvidia-h200-sxm")) == (8192, 1024)
+    assert vllm.step_limits(get_gpu("nvidia-a100-sxm4-80gb")) == (2048, 256)
+    assert vllm.step_limits(get_gpu("nvidia-l4")) == (2048, 256)
+    assert Scenario(max_num_batched_tokens=4096).step_limits(get_gpu("nvidia-l4")) == (4096, 256)
+    # TensorRT-LLM: max_num_tokens 8,192 and max_batch_size 2,048 everywhere
+    assert trt.step_limits(get_gpu("nvidia-l4")) == (8192, 2048)
+    # SGLang's chunked_prefill_size by GPU memory (0.5.6): 2,048 below 35 GiB (L4, 22 GiB), 8,192 below 160 GiB
+    # (H100, H200), 16,384 above (B200, 179 GiB usable); running requests limited by its pool alone
+    assert [sgl.step_limits(get_gpu(g))[0] for g in ("nvidia-l4", "nvidia-h100-sxm5", "nvidia-h200-sxm",
+                                                      "nvidia-b200-hgx")] == [2048, 8192, 8192, 16384]
+    # its mem_fraction_static on one H100 (81,079 MiB): (81,079 - (512 + 1.5 x 8,192 + 2 x 256 + 1/8 x 1,024))
+    # / 81,079 = 0.834
+    assert sgl.memory_fraction(H100) == round((81_079 - 13_440) / 81_079, 3) == 0.834
     # 600 small requests fit the pool of one H100, but max_num_seqs 256 lets only 256 run
     m = preset_model("llama-3.1-8b")
-    r = serving(m, Scenario(), H100, 600, 128, 16, replace(PEAK, max_num_seqs=256))
+    r = serving(m, Scenario(max_num_seqs=256), H100, 600, 128, 16, PEAK)
     assert r.running == 256 and r.limited_by == "max_num_seqs" and r.wait_s > 0
 
 
@@ -191,13 +121,17 @@ def test_profiles_load_and_refuse_nonsense():
     with pytest.raises(KvdashError, match="unknown engine"):
         engine_profile("tgi")
     with pytest.raises(KvdashError, match="must exceed the requests running at once"):
-        serving(preset_model("llama-3.1-8b"), Scenario(), H100, 9000, 10, 10, PEAK)
+        serving(preset_model("llama-3.1-8b"), Scenario(max_num_seqs=9000), H100, 9000, 10, 10, PEAK)
     # an engine that overlaps scheduling with the GPU's step has no per-step overhead to add
     with pytest.raises(KvdashError, match="step_overhead_s must be 0"):
-        EngineProfile("test", overlap_scheduler=True, step_overhead_s=1e-3)
+        EngineProfile("trtllm", step_overhead_s=1e-3)
     # TensorRT-LLM and SGLang overlap it by default; vLLM's fitted profile keeps a per-step overhead
-    assert engine_profile("trtllm").overlap_scheduler and engine_profile("sglang").overlap_scheduler
-    assert not engine_profile("vllm").overlap_scheduler and engine_profile("vllm").step_overhead_s > 0
+    assert engine_facts("trtllm").overlap_scheduler and engine_facts("sglang").overlap_scheduler
+    assert not engine_facts("vllm").overlap_scheduler and engine_profile("vllm").step_overhead_s > 0
+    with pytest.raises(KvdashError, match="cannot time the sglang engine"):
+        serving(preset_model("llama-3.1-8b"), Scenario(runtime="sglang"), H100, 8, 100, 10, PEAK)
+    with pytest.raises(KvdashError, match="needs a serving engine"):
+        serving(preset_model("llama-3.1-8b"), Scenario(runtime="static"), H100, 8, 100, 10)
 
 
 def test_cli_serving_json_and_refusals(capsys):

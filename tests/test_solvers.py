@@ -18,19 +18,27 @@ FIXED_8B = 2 * 8_030_261_248 + 520 * 2**20  # bf16 weights + runtime constant = 
 
 
 def test_max_batch_by_hand(llama8b, h100):
-    # Per sequence at 8,192 tokens: KV 8,192 x 131,072 + activations 8,192 x 102,400 + logits 513,024
-    per_seq = 8192 * 131_072 + 8192 * 102_400 + 128_256 * 4
-    assert per_seq == 1_913_115_648
-    expected = (USABLE_H100 - FIXED_8B) // per_seq  # 68,411,711,488 / 1,913,115,648 = 35.76
-    assert max_batch(llama8b, Scenario(prompt_tokens=8192), h100) == expected == 35
+    # A static batch (the Live run's): per sequence at 8,192 tokens: KV 8,192 x 131,072 + activations
+    # 8,192 x 102,400 (the whole batch's prompts in one forward) + logits 128,256 x (2 + 4) B
+    per_seq = 8192 * 131_072 + 8192 * 102_400 + 128_256 * 6
+    assert per_seq == 1_913_372_160
+    expected = (USABLE_H100 - FIXED_8B) // per_seq  # 68,411,711,488 / 1,913,372,160 = 35.75
+    assert max_batch(llama8b, Scenario(prompt_tokens=8192, runtime="static"), h100) == expected == 35
+    # vLLM on an H100 runs steps of at most 8,192 tokens: one step's activation (8,192 x 102,400 B) whatever the
+    # batch, and 0.25 GiB outside torch; the rest holds 8,192 x 131,072 B of cache per sequence
+    fixed = FIXED_8B + 2**28 + 8192 * 102_400
+    assert max_batch(llama8b, Scenario(prompt_tokens=8192), h100) == (USABLE_H100 - fixed) // (8192 * 131_072) == 62
 
 
 def test_max_context_by_hand(llama8b, h100):
-    # batch 4: (131,072 KV + 102,400 activation) B per token per sequence, plus 4 x 769,536 B logits
+    # static batch of 4: (131,072 KV + 102,400 activation) B per token per sequence, plus 4 x 769,536 B logits
     expected = (USABLE_H100 - FIXED_8B - 4 * 769_536) // (4 * 233_472)
-    assert max_context(llama8b, Scenario(batch=4), h100) == expected == 73_251
+    assert max_context(llama8b, Scenario(batch=4, runtime="static"), h100) == expected == 73_251
     # generated tokens count: the prompt shrinks so that prompt + generated stays the same
-    assert max_context(llama8b, Scenario(batch=4, new_tokens=1000), h100) <= expected + 1000
+    assert max_context(llama8b, Scenario(batch=4, new_tokens=1000, runtime="static"), h100) <= expected + 1000
+    # vLLM: beyond 2,048 tokens per sequence its step is full (8,192 x 102,400 B); only the cache grows
+    fixed = FIXED_8B + 2**28 + 8192 * 102_400
+    assert max_context(llama8b, Scenario(batch=4), h100) == (USABLE_H100 - fixed) // (4 * 131_072) == 128_372
 
 
 def test_nothing_fits_gives_zero(h100):

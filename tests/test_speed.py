@@ -1,4 +1,5 @@
-"""The roofline speed model: hand calculations, properties, MoE, no-cache growth, calibration."""
+"""The static batch (kvdash.speed): hand calculations, properties, MoE, no-cache growth, calibration. The step
+model's own terms are tested in test_step.py."""
 
 import json
 from pathlib import Path
@@ -11,20 +12,12 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
-from kvdash.speed import (
-    RUNTIMES,
-    SpeedParams,
-    _attention_pairs,
-    calibrate,
-    compute_bound_batch,
-    decode_step,
-    generation_seconds,
-    prefill_step,
-    speed,
-)
+from kvdash.serving import engine_profile, serving
+from kvdash.speed import compute_bound_batch, decode_step, generation_seconds, prefill_step, speed, step_costs
+from kvdash.step import IDEAL as PEAK
+from kvdash.step import StepCosts, calibrate
 
 H100 = get_gpu("nvidia-h100-sxm5")
-PEAK = SpeedParams(memory_eff=1.0, compute_eff=1.0, layer_overhead_s=0.0, allreduce_latency_s=0.0)
 MEASUREMENTS = Path(__file__).resolve().parent.parent / "data" / "measurements"
 
 
@@ -51,11 +44,11 @@ def test_prefill_flops_by_hand(llama8b):
 
 
 def test_attention_pairs_with_windows():
-    m = preset_model("mistral-7b-v0.1")  # 32 sliding layers, window 4096
-    assert _attention_pairs(m, 1, 10_000) == 32 * 4096  # a decode step sees only the window
-    assert _attention_pairs(m, 10, 10) == 32 * 55  # short prompts are causal: 1 + 2 + ... + 10
+    spec = preset_model("mistral-7b-v0.1").layers[0]  # sliding, window 4096
+    assert spec.attention_pairs(1, 10_000) == 4096  # a decode step sees only the window
+    assert spec.attention_pairs(10, 10) == 55  # short prompts are causal: 1 + 2 + ... + 10
     # a 5,000-token prompt: the first 4,096 queries see their prefix, the other 904 see 4,096 keys
-    assert _attention_pairs(m, 5000, 5000) == 32 * (4096 * 4097 // 2 + 904 * 4096)
+    assert spec.attention_pairs(5000, 5000) == 4096 * 4097 // 2 + 904 * 4096
 
 
 def test_monotone_in_batch_and_context(llama8b):
@@ -108,18 +101,33 @@ def test_compute_bound_batch(llama8b):
 
 
 def test_tensor_parallel_adds_communication():
+    # a 70B decode of one sequence at tp 4 on H100: 2 all-reduces in each of 80 layers, each a 10 µs latency and
+    # a ring moving 2 x 3/4 of the token's 8,192 bf16 hidden values over 450 GB/s one way (not 900)
     m70 = preset_model("llama-3.1-70b")
-    s = Scenario(prompt_tokens=1024, tp=4)
-    with_comm = decode_step(m70, s, H100)
-    assert with_comm.overhead_s > (m70.n_layers + 1) * RUNTIMES["engine"].layer_overhead_s
+    with_comm = decode_step(m70, Scenario(prompt_tokens=1024, tp=4), H100)
+    assert with_comm.comm_s == pytest.approx(2 * 80 * (10e-6 + 2 * 3 / 4 * 8192 * 2 / 450e9))
+    assert with_comm.seconds > decode_step(m70, Scenario(prompt_tokens=1024, tp=4), H100).memory_s + with_comm.comm_s
+
+
+def test_static_and_serving_time_a_decode_step_alike():
+    # the Speed page's two sections: the static batch at an engine's costs, and the serving model's decode-only
+    # step of as many sequences at the same context, are the same step of kvdash.step
+    m, vllm = preset_model("llama-3.1-8b"), engine_profile("vllm")
+    r = serving(m, Scenario(), H100, 32, 1024, 256)
+    static = decode_step(m, Scenario(batch=32, prompt_tokens=1024, new_tokens=128), H100, vllm, context=1024 + 128)
+    assert r.step.seconds == static.seconds and r.decode_tokens_per_step == 32
+    assert step_costs("vllm") is vllm and step_costs("torch-eager").layer_overhead_s == 500e-6
+    with pytest.raises(KvdashError, match="unknown step costs"):
+        step_costs("tgi")
 
 
 def test_calibration_recovers_known_parameters():
-    truth = SpeedParams(memory_eff=0.65, layer_overhead_s=80e-6)
+    truth = StepCosts("truth", memory_eff=0.65, cache_eff=0.65, layer_overhead_s=80e-6)
     samples = [(floor / truth.memory_eff + n * truth.layer_overhead_s, floor, n)
                for floor, n in ((0.5e-3, 17), (1.4e-3, 9), (0.8e-3, 5), (0.3e-3, 33))]
     fitted = calibrate(samples)
     assert fitted.memory_eff == pytest.approx(0.65) and fitted.layer_overhead_s == pytest.approx(80e-6)
+    assert fitted.cache_eff == fitted.memory_eff and "calibrated on 4 runs" in fitted.source
     with pytest.raises(KvdashError):
         calibrate([])
 
@@ -133,11 +141,6 @@ def test_reference_runs_before_and_after_calibration():
     after = errors(graph, fit(graph))
     assert all(abs(r["tpot_error"]) < 0.25 for r in after)
     assert decode_step(graph[0].model, graph[0].scenario, graph[0].gpu, IDEAL).seconds < graph[0].tpot_s
-
-
-def test_speed_params_are_validated():
-    with pytest.raises(KvdashError, match="memory_eff"):
-        SpeedParams(memory_eff=1.5)
 
 
 def test_cli_speed(capsys):

@@ -10,8 +10,8 @@ from kvdash.cli import main
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
 from kvdash.presets import preset_model
+from kvdash.startup import vllm_startup
 from kvdash.units import GiB
-from kvdash.vllm_startup import vllm_startup
 
 LOGS = Path(__file__).resolve().parent / "data" / "vllm_logs"
 H100 = 81_079 * 2**20  # CUDA-visible bytes of the catalog's H100 SXM

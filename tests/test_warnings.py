@@ -32,13 +32,13 @@ def test_tensor_parallel_copies_of_the_cache():
 
 
 def test_a_tight_fit_is_flagged():
-    # Llama-3.1-8B on an H100 (81,079 MiB = 85,017,493,504 B usable): fixed 16,060,522,496 B of weights
+    # Llama-3.1-8B, a static batch, on an H100 (81,079 MiB = 85,017,493,504 B usable): 16,060,522,496 B of weights
     # + 545,259,520 B of overhead; per 8,192-token sequence 1,073,741,824 B of cache + 8,192 x 102,400 B
     # of prefill activations + 128,256 x 6 = 769,536 B of logits = 1,913,372,160 B.
     # Batch 35 leaves 1,443,685,888 B, under 5 % of usable.
     llama, h100 = preset_model("llama-3.1-8b"), get_gpu("nvidia-h100-sxm5")
-    roomy = breakdown(llama, Scenario(batch=1, prompt_tokens=8192), h100)
+    roomy = breakdown(llama, Scenario(batch=1, prompt_tokens=8192, runtime="static"), h100)
     assert roomy.fits and not roomy.warnings
-    tight = breakdown(llama, Scenario(batch=35, prompt_tokens=8192), h100)
+    tight = breakdown(llama, Scenario(batch=35, prompt_tokens=8192, runtime="static"), h100)
     assert tight.fits and tight.headroom == 85_017_493_504 - 16_605_782_016 - 35 * 1_913_372_160
     assert any("CUDA-graph capture" in x for x in tight.warnings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kvdash.dtypes import DTYPES, KV_DTYPES
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS
-from kvdash.vllm_startup import FAMILIES
+from kvdash.startup import FAMILIES
 
 WEIGHT_CHOICES = ("checkpoint", *DTYPES)
 EXPERTS_CHOICES = ("as the weights", *DTYPES)
@@ -22,15 +22,18 @@ EXPERT_SPLITS = ("sharded", "whole (EP)")
 SOURCES = ("preset", "Hub id", "config.json", "custom")
 ATTENTION_CHOICES = ("full", "sliding", "latent (MLA)")
 BLOCK_CHOICES = (0, 16, 32, 64, 128)
-# what runs the model (kvdash.runtimes), and how a serving engine prefills: the whole prompt in one step,
-# or steps of at most 8,192 tokens across the batch, as vLLM's and SGLang's chunked prefill does
-# (max_num_batched_tokens). Hugging Face generate() always prefills the whole prompt at once.
+# what runs the model (kvdash.runtimes): a serving engine, whose steps hold at most its token budget (its
+# default on the sidebar's GPU, or one of STEP_TOKENS), a static batch (the Live run's decoder), or Hugging
+# Face generate(); the last two prefill every prompt of the batch at once
 RUNTIME_CHOICES = {
-    "engine, whole prompt": ("engine", False),
-    "engine, chunks of 8,192 tokens": ("engine", True),
-    "HF generate(), SDPA": ("hf-sdpa", False),
-    "HF generate(), eager": ("hf-eager", False),
+    "vLLM": "vllm",
+    "SGLang": "sglang",
+    "TensorRT-LLM": "trtllm",
+    "static batch (Live run)": "static",
+    "HF generate(), SDPA": "hf-sdpa",
+    "HF generate(), eager": "hf-eager",
 }
+STEP_TOKENS = ("engine default", "512", "1024", "2048", "4096", "8192", "16384", "32768")
 UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
 COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
@@ -93,7 +96,7 @@ def _gpus() -> tuple:
 
 
 def _engines() -> tuple:
-    from kvdash.serving import ENGINES
+    from kvdash.engines import ENGINES
 
     return ENGINES
 
@@ -113,6 +116,7 @@ FIELDS: dict[str, Field] = {
     "pp": Field(1, 1024),
     "block": Field(choices=BLOCK_CHOICES),
     "runtime": Field(choices=tuple(RUNTIME_CHOICES)),
+    "step_tokens": Field(choices=STEP_TOKENS),
     "prefix": Field(0, MAX_TOKENS),
     "gpu": Field(choices=_gpus),
     "unit": Field(choices=UNITS),

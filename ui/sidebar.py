@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kvdash.capacity import DEFAULT_MAX_NUM_BATCHED_TOKENS
 from kvdash.dtypes import KV_DTYPES, get_dtype
+from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
@@ -28,6 +28,7 @@ from ui.links import (
     FIELDS,
     RUNTIME_CHOICES,
     SOURCES,
+    STEP_TOKENS,
     UNITS,
     WEIGHT_CHOICES,
     clean_link,
@@ -224,11 +225,18 @@ def render_sidebar() -> None:
                              help="0: a contiguous cache without block rounding")
         prefix = _number("Shared prefix", "prefix", 0, where=c2,
                                  help="prompt tokens common to every sequence, cached once")
-        runtime = st.radio("Runtime", tuple(RUNTIME_CHOICES), key="runtime", bind=Q,
-                           help="what runs the model decides the activation peak: a serving engine (fused attention; "
-                                "the prompt in one step, or in chunks of at most 8,192 tokens across the batch as "
-                                "vLLM and SGLang run) or Hugging Face generate() (the whole prompt in one forward; "
-                                "SDPA kernels, or eager attention that stores every score)")
+        runtime = RUNTIME_CHOICES[st.radio(
+            "Runtime", tuple(RUNTIME_CHOICES), key="runtime", bind=Q,
+            help="what runs the model decides the activation peak: a serving engine (fused attention; at most its "
+                 "token budget a step, prompts split into chunks to fit), a static batch as the Live run's decoder "
+                 "runs it, or Hugging Face generate() (the whole prompt in one forward; SDPA kernels, or eager "
+                 "attention that stores every score)")]
+        step_tokens = "engine default"
+        if runtime in ("vllm", "sglang", "trtllm"):
+            step_tokens = st.select_slider(
+                "Tokens per engine step", STEP_TOKENS, key="step_tokens", bind=Q,
+                help=f"{engine_facts(runtime).budget_name}: the most tokens one step processes (prompt chunks and "
+                     "decodes together); the engine's default depends on the GPU")
         if model is not None and model.n_experts:
             ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
                           help="sharded: every expert split tp ways; whole: each GPU holds E / tp whole experts, "
@@ -238,6 +246,13 @@ def render_sidebar() -> None:
                               help="usable memory as the runtime sees it (data/gpus.csv)")
         unit = st.radio("Units", UNITS, horizontal=True, key="unit", bind=Q,
                         help="GiB = 2^30 bytes, GB = 10^9 bytes")
+        if runtime in ("vllm", "sglang", "trtllm"):
+            facts = engine_facts(runtime)
+            tokens, seqs = facts.step_limits(gpus[gpu_id])
+            st.caption(f"{facts.label} on {gpus[gpu_id].name}: " + (
+                f"{int(step_tokens):,} tokens a step (set above; its default here is {tokens:,})"
+                if step_tokens != STEP_TOKENS[0] else f"{tokens:,} tokens a step (its default {facts.budget_name})")
+                + (f", at most {seqs:,} sequences at once" if seqs else ""))
     if first_run:
         st.session_state["_link_checked"] = True
         # a value the parser let through but a widget still did not take (e.g. a model missing from a list
@@ -256,9 +271,8 @@ def render_sidebar() -> None:
         st.session_state["sel_scenario"] = Scenario(
             batch=int(batch), prompt_tokens=int(context), new_tokens=int(new),
             **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
-            shared_prefix_tokens=int(prefix), expert_parallel=bool(ep),
-            runtime=RUNTIME_CHOICES[runtime][0],
-            prefill_chunk=max(1, DEFAULT_MAX_NUM_BATCHED_TOKENS // int(batch)) if RUNTIME_CHOICES[runtime][1] else 0)
+            shared_prefix_tokens=int(prefix), expert_parallel=bool(ep), runtime=runtime,
+            max_num_batched_tokens=0 if step_tokens == STEP_TOKENS[0] else int(step_tokens))
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None

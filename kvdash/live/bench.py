@@ -20,7 +20,7 @@ from kvdash.live.model import LiveDecoder, check_supported
 from kvdash.live.shapes import nocache_positions
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
-from kvdash.speed import step_work
+from kvdash.step import roofline, step_work
 
 Progress = Callable[[float, str], None]
 
@@ -110,7 +110,7 @@ def run_benchmark(cfg: LiveConfig, progress: Progress | None = None) -> dict:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     dt_name = "bf16" if dtype == torch.bfloat16 else "fp32"
     scenario = Scenario(batch=cfg.batch, prompt_tokens=cfg.prompt_tokens, new_tokens=cfg.new_tokens,
-                        weights_dtype=dt_name, kv_dtype=dt_name)
+                        weights_dtype=dt_name, kv_dtype=dt_name, runtime="static")
     predicted = breakdown(cfg.spec, scenario)
     out_of_memory = False
     try:
@@ -260,8 +260,9 @@ def _report(cfg, info, mem, probe, predicted, scenario, prefill_times, cached, n
     tpot = statistics.median(steps)
     cached_at = dict(cached)
     # The static decode step reads every cache slot, so its floor counts the whole cache.
-    decode_floor = step_work(m, scenario, 1, scenario.context)[1] / bandwidth
-    prefill_floor = step_work(m, scenario, cfg.prompt_tokens, cfg.prompt_tokens)[0] / matmul
+    B, P = scenario.batch, cfg.prompt_tokens
+    decode_floor = roofline(step_work(m, scenario, B, scenario.context), bandwidth, matmul)[0]
+    prefill_floor = roofline(step_work(m, scenario, 0, 0, prefill=B * P, prompt=P), bandwidth, matmul)[1]
     largest = nocache[-1]
     speedup = largest[1] / cached_at.get(largest[0], tpot)
     half = len(steps) // 2

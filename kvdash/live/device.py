@@ -62,7 +62,7 @@ def available_ram() -> int | None:
 def run_bytes(spec, batch: int, prompt: int, new: int, dtype: str) -> int:
     """What a live run allocates, as kvdash predicts it: weights, cache, activation peak and logits."""
     b = breakdown(spec, Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, weights_dtype=dtype,
-                                 kv_dtype=dtype, runtime_overhead_bytes=0))
+                                 kv_dtype=dtype, runtime="static", runtime_overhead_bytes=0))
     return b.total
 
 

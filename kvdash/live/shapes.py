@@ -60,8 +60,9 @@ def estimate_run_seconds(spec: ModelSpec, batch: int, prompt: int, new: int, gpu
     from kvdash.scenario import Scenario
     from kvdash.speed import RUNTIMES, decode_step, prefill_step
 
-    p = RUNTIMES["eager"]
-    s = Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, weights_dtype=dtype, kv_dtype=dtype)
+    p = RUNTIMES["torch-eager"]
+    s = Scenario(batch=batch, prompt_tokens=prompt, new_tokens=new, weights_dtype=dtype, kv_dtype=dtype,
+                 runtime="static")
     prefill = prefill_step(spec, s, gpu, p).seconds
     decode = decode_step(spec, s, gpu, p).seconds
     nocache = sum(4 * prefill_step(spec, s, gpu, p, tokens=pos + 1).seconds

@@ -1,0 +1,259 @@
+"""One forward step on one GPU: its work and its time. The one place a step's time is computed.
+
+The serving model (kvdash.serving), the static batch (kvdash.speed), the live run's floors and the
+calibration all call `step_work` and `step_time`. A step carries `decode` tokens (one per running
+sequence, each attending to its `decode_ctx` tokens) and `prefill` prompt tokens (chunks of prompts of
+`prompt` tokens). Per GPU it counts
+
+- FLOPs: 2 per matrix weight per token (routed experts: the k a token uses), the LM head for every
+  sampled position (a decode, or a prompt's last token), and attention: FLOPs per query-key pair times
+  the pairs, each layer kind its own (windows stop early; latent attention decodes with absorbed
+  weights, wider than its prefill);
+- bytes: every weight read once (routed experts: only those the step's tokens hit, uniform routing;
+  an untied input embedding: only the tokens' rows), every decode's cache at its length, and a prompt
+  token's K/V written once and read back about once (flash attention reads a prefix once per tile);
+- all-reduces: two of the step's hidden states per layer under tensor parallelism;
+
+    time = max(FLOPs / (rate x compute_eff), weight bytes / (bandwidth x memory_eff)
+                                            + cache bytes / (bandwidth x cache_eff))
+           + step overhead + layers x (layer overhead + decodes x sequence overhead)
+           + 2 x layers x (all-reduce latency + 2 (tp - 1) / tp x hidden bytes / one-way link)
+
+with one `StepCosts` per engine (fitted in data/engines/) or per static runtime (RUNTIMES below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kvdash.breakdown import scenario_stages
+from kvdash.dtypes import get_dtype, high_precision
+from kvdash.engines import engine_facts
+from kvdash.errors import KvdashError
+from kvdash.model import ModelSpec
+from kvdash.params import matrix_params
+from kvdash.runtimes import get_runtime
+from kvdash.scenario import Scenario, check_parallel
+from kvdash.units import cdiv
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """What a step costs beyond its work: the share of the GPU's peaks its kernels reach, and the time
+    between them (the CPU's scheduling and sampling per step, the gaps between a layer's kernels, a cost
+    per running sequence in each layer, a fixed latency per all-reduce)."""
+
+    name: str
+    memory_eff: float = 0.8  # fraction of peak bandwidth reached reading weights
+    cache_eff: float = 0.8  # ... and reading the KV cache (paged kernels gather scattered blocks)
+    compute_eff: float = 0.6  # fraction of peak dense FLOP/s reached
+    step_overhead_s: float = 0.0  # per step
+    layer_overhead_s: float = 10e-6  # per layer per step
+    seq_overhead_s: float = 0.0  # per running sequence per layer per step
+    allreduce_latency_s: float = 10e-6
+    source: str = "defaults, not fitted"
+
+    def __post_init__(self):
+        for f in ("memory_eff", "cache_eff", "compute_eff"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.01 <= v <= 1.0:
+                raise KvdashError(f"{f} must be between 0.01 and 1, not {v!r}")
+        for f in ("step_overhead_s", "layer_overhead_s", "seq_overhead_s", "allreduce_latency_s"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 100:
+                raise KvdashError(f"{f} must be between 0 and 100 seconds, not {v!r}")
+
+    def formula(self, gpu, weights_dtype: str, tp: int = 1) -> str:
+        """The step-time formula with these costs and this GPU's peaks filled in."""
+        text = (f"max(FLOPs / ({matrix_rate(gpu, weights_dtype) / 1e12:,.1f} TFLOP/s for {weights_dtype} × "
+                f"{self.compute_eff:.2f}), weight bytes / ({gpu.bandwidth_gbps:,.0f} GB/s × {self.memory_eff:.2f}) "
+                f"+ cache bytes / ({gpu.bandwidth_gbps:,.0f} GB/s × {self.cache_eff:.2f})) + "
+                f"{self.step_overhead_s * 1e3:.3f} ms + layers × ({self.layer_overhead_s * 1e6:.1f} µs + decodes × "
+                f"{self.seq_overhead_s * 1e6:.2f} µs)")
+        if tp > 1:
+            text += (f" + 2 all-reduces per layer ({self.allreduce_latency_s * 1e6:.0f} µs + 2 ({tp} − 1) / {tp} × "
+                     f"hidden bytes / {gpu.link_gbps:,.0f} GB/s one way)")
+        return text
+
+
+#: Static-batch costs for kvdash's own PyTorch decoder (the Live run), chosen from first principles, not
+#: fitted: 80 % of peak bandwidth and 70 % of dense FLOP/s, which tuned kernels reach on large operands;
+#: 30 µs per layer when CUDA graphs replay the step (about 15 kernels of a few µs), 500 µs per layer when
+#: PyTorch launches each kernel (about 50 launches of ~10 µs). The Live run page fits them to stored runs.
+RUNTIMES = {
+    "torch-graphs": StepCosts("torch-graphs", 0.8, 0.8, 0.7, 0.0, 30e-6,
+                              source="kvdash's decoder with CUDA graphs: first-principles defaults, not fitted"),
+    "torch-eager": StepCosts("torch-eager", 0.8, 0.8, 0.7, 0.0, 500e-6,
+                             source="kvdash's decoder, eager PyTorch: first-principles defaults, not fitted"),
+}
+IDEAL = StepCosts("peak", 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, source="the GPU's peaks, no overheads")
+
+
+def link_bytes_per_s(gpu) -> float:
+    """Bytes/s one way to another GPU of the tensor-parallel group (the catalog's `link_gbps_one_way`:
+    NVLink's quoted two-way totals halved, else PCIe per direction)."""
+    if not gpu.link_gbps:
+        raise KvdashError(f"the catalog has no GPU-to-GPU link for {gpu.name}, so tensor parallelism "
+                          "cannot be timed on it; use tp = 1")
+    return gpu.link_gbps * 1e9
+
+
+def matrix_rate(gpu, weights_dtype: str) -> float:
+    """Peak dense FLOP/s the matrix products run at: fp8 formats (per-tensor or block-scaled) on fp8
+    tensor cores; NVFP4/MXFP4 on fp4 tensor cores where the GPU has them (Blackwell); fp32 at fp32; the
+    rest in bf16 (weight-only int formats, and fp4 on GPUs without an fp4 path such as Hopper, dequantize
+    to bf16 in the kernel)."""
+    if weights_dtype == "fp32":
+        rate = gpu.fp32_tflops
+    elif weights_dtype.startswith("fp8"):
+        rate = gpu.fp8_tflops or gpu.bf16_tflops
+    elif weights_dtype in ("nvfp4", "mxfp4"):
+        rate = gpu.fp4_tflops or gpu.bf16_tflops
+    else:
+        rate = gpu.bf16_tflops
+    if not rate:
+        raise KvdashError(f"the catalog has no {weights_dtype} matrix rate for {gpu.name}")
+    return rate * 1e12
+
+
+def refuse_pipeline(s: Scenario) -> None:
+    """Step times are for one GPU holding every layer's share: pipeline stages are not modelled yet."""
+    if s.pp > 1:
+        raise KvdashError(f"the speed model does not model pipeline parallelism (pp = {s.pp}); use tensor "
+                          "parallelism, or pp = 1")
+
+
+@dataclass(frozen=True)
+class StepWork:
+    flops: float
+    bytes: float
+    cache_bytes: float  # of `bytes`, the KV cache and state read and written
+    allreduce_bytes: float  # per all-reduce, per GPU
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.bytes - self.cache_bytes
+
+
+def weights_read(m: ModelSpec, s: Scenario, st, tokens: float) -> float:
+    """Weight bytes one step reads on this GPU for `tokens` tokens: every matrix once, but of the routed
+    experts only those the tokens hit (uniform routing), and of an untied input embedding only the
+    tokens' rows (the LM head, or a tied embedding, is read whole)."""
+    out = st.weight_bytes
+    if m.n_experts:
+        untouched = m.n_experts * (1 - m.experts_per_token / m.n_experts) ** tokens
+        out -= st.expert_bytes * untouched / m.n_experts
+    if st.index == 0 and not m.tie_word_embeddings:
+        table = cdiv(m.vocab_size, s.tp) * m.hidden_size
+        rows = min(tokens, cdiv(m.vocab_size, s.tp)) * m.hidden_size
+        out -= (table - rows) * high_precision(get_dtype(s.weights_dtype)).nbytes(1, 1)
+    return out
+
+
+def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefill: float = 0.0,
+              prompt: int = 0) -> StepWork:
+    """FLOPs and bytes on one GPU of a step with `decode` decode tokens (each at context `decode_ctx`) and
+    `prefill` prompt tokens of prompts of `prompt` tokens. Prompt tokens sit anywhere in their prompt, so
+    on average they attend as a whole prompt does: prefill / prompt prompts' worth of its pairs (exact for
+    a whole prefill, and for windows)."""
+    check_parallel(m, s)
+    refuse_pipeline(s)
+    if prefill and prompt < 1:
+        raise KvdashError("a step with prompt tokens needs the prompt length")
+    st, tp = scenario_stages(m, s)[0], s.tp
+    absorbed = get_runtime(s.runtime).engine and engine_facts(get_runtime(s.runtime).engine).mla_absorbed_decode
+    tokens = decode + prefill
+    prompts = prefill / prompt if prefill else 0.0
+    shared, one_expert = matrix_params(m)
+    flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
+    flops += 2 * m.vocab_size * m.hidden_size * (decode + prompts) / tp  # the LM head: sampled positions only
+    dc = max(1, round(decode_ctx))
+    for spec, n in m.layer_groups:  # attention: each kind's FLOPs per pair x the keys its queries see
+        flops += n * (decode * spec.flops_per_pair(tp, decode=absorbed) * spec.attention_pairs(1, dc)
+                      + prompts * spec.flops_per_pair(tp) * spec.attention_pairs(prompt, prompt))
+    cache = sum(bpt * (decode * spec.held(1, dc, 0, 0) + 2 * prefill) for spec, bpt in st.caches)
+    cache += st.state_bytes * decode
+    return StepWork(flops=flops, bytes=weights_read(m, s, st, tokens) + cache, cache_bytes=cache,
+                    allreduce_bytes=tokens * m.hidden_size * st.act_bytes)
+
+
+@dataclass(frozen=True)
+class Step:
+    seconds: float
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+    comm_s: float
+    work: StepWork
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+    @property
+    def flops(self) -> float:
+        return self.work.flops
+
+    @property
+    def bytes(self) -> float:
+        return self.work.bytes
+
+
+def roofline(w: StepWork, bytes_per_s: float, flops_per_s: float) -> tuple[float, float]:
+    """(memory floor, compute floor) in seconds of a step's work at these rates (measured or peak)."""
+    return w.bytes / bytes_per_s, w.flops / flops_per_s
+
+
+def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decode_ctx: float, prefill: float = 0.0,
+              prompt: int = 0) -> Step:
+    """The step's time on one GPU of `gpu` at costs `p` (module docstring)."""
+    w = step_work(m, s, decode, decode_ctx, prefill, prompt)
+    bw = gpu.bandwidth_gbps * 1e9
+    compute = w.flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
+    memory = w.weight_bytes / (bw * p.memory_eff) + w.cache_bytes / (bw * p.cache_eff)
+    overhead = p.step_overhead_s + m.n_layers * (p.layer_overhead_s + decode * p.seq_overhead_s)
+    comm = 0.0
+    if s.tp > 1:  # two ring all-reduces of the step's hidden states per layer
+        ring = 2 * (s.tp - 1) / s.tp * w.allreduce_bytes
+        comm = 2 * m.n_layers * (p.allreduce_latency_s + ring / link_bytes_per_s(gpu))
+    return Step(max(compute, memory) + overhead + comm, compute, memory, overhead, comm, w)
+
+
+#: A fitted bandwidth efficiency below this is not physical for tuned kernels: it means the runs are
+#: dominated by overhead, so the fit holds the efficiency here and explains the rest as overhead.
+MIN_FITTED_EFF = 0.3
+
+
+# ---- calibration ---------------------------------------------------------------------------------
+def calibrate(samples: list[tuple[float, float, int]], base: StepCosts = RUNTIMES["torch-graphs"]) -> StepCosts:
+    """Fit bandwidth efficiency (weights and cache alike) and per-layer overhead to measured decode steps.
+
+    samples: (measured seconds, seconds at 100 % of peak bandwidth, layers). The model
+    t = floor / eff + n x overhead is linear in (1 / eff, overhead): least squares, clamped to the
+    physical range. With one sample only the overhead is fitted.
+    """
+    if not samples:
+        raise KvdashError("no measured runs to calibrate against")
+    if len(samples) == 1:
+        t, floor, n = samples[0]
+        overhead = max(0.0, (t - floor / base.memory_eff) / n)
+        return replace(base, layer_overhead_s=min(overhead, 1.0), source=f"{base.name}, calibrated on 1 run")
+    # normal equations for [a, o] in t = a * floor + o * n
+    sff = sum(f * f for _, f, _ in samples)
+    sfn = sum(f * n for _, f, n in samples)
+    snn = sum(n * n for _, _, n in samples)
+    stf = sum(t * f for t, f, _ in samples)
+    stn = sum(t * n for t, _, n in samples)
+    det = sff * snn - sfn * sfn
+    if det <= 0:
+        raise KvdashError("the runs do not separate bandwidth from overhead (vary the shapes)")
+    a = (stf * snn - stn * sfn) / det
+    o = (sff * stn - sfn * stf) / det
+    eff = 1 / a if a > 0 else 1.0
+    if not MIN_FITTED_EFF <= eff <= 1.0 or o < 0:
+        # Outside the physical range (overhead-dominated runs cannot pin the bandwidth down):
+        # hold the efficiency at its nearest bound and fit the overhead alone.
+        eff = min(1.0, max(MIN_FITTED_EFF, eff))
+        o = max(0.0, sum(n * (t - f / eff) for t, f, n in samples) / snn)
+    return replace(base, memory_eff=eff, cache_eff=eff, layer_overhead_s=min(o, 1.0),
+                   source=f"{base.name}, calibrated on {len(samples)} runs")

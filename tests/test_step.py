@@ -1,0 +1,143 @@
+"""The one step model (kvdash.step), by hand: a pure decode step, a pure prefill, the experts a step reads,
+latent attention decoded with absorbed weights, the all-reduce term, the GPU's rates and links; and that no
+other module computes a step's time."""
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kvdash.errors import KvdashError
+from kvdash.gpus import get_gpu
+from kvdash.presets import preset_model
+from kvdash.scenario import Scenario
+from kvdash.step import IDEAL, StepCosts, link_bytes_per_s, matrix_rate, step_time, step_work
+
+ROOT = Path(__file__).resolve().parent.parent
+H100 = get_gpu("nvidia-h100-sxm5")  # 3,350 GB/s, 989.5 dense bf16 TFLOP/s, NVLink 900 GB/s two-way
+# Llama-3.1-8B: matrices and layer norms 6,979,584,000 parameters; embedding and head 128,256 x 4,096 each;
+# a full layer's attention does 2 x 32 heads x (128 + 128) = 16,384 FLOP per query-key pair, 32 layers.
+BODY, VOCAB_H, PAIR = 6_979_584_000, 128_256 * 4096, 32 * 16_384
+WEIGHTS, KV = 16_060_522_496, 131_072  # bf16 weights (B), cache per token (B)
+EMBED = 2 * VOCAB_H  # the untied input embedding (B): a step reads only its tokens' rows of it
+
+
+def test_a_pure_decode_step():
+    m = preset_model("llama-3.1-8b")
+    st = step_time(m, Scenario(), H100, IDEAL, decode=8, decode_ctx=1000)
+    read = WEIGHTS - EMBED + 8 * 4096 * 2 + 8 * 1000 * KV
+    assert st.work.bytes == read
+    assert st.memory_s == pytest.approx(read / 3350e9)
+    flops = 2 * BODY * 8 + 2 * VOCAB_H * 8 + 8 * 1000 * PAIR
+    assert st.work.flops == pytest.approx(flops) and st.compute_s == pytest.approx(flops / 989.5e12)
+    assert st.bound == "memory" and st.seconds == pytest.approx(st.memory_s)
+    # the cache at its own efficiency, and a per-sequence overhead in each of the 32 layers for each of the
+    # 8 decodes, beside the step's and the layers' own
+    slow = replace(IDEAL, cache_eff=0.5, seq_overhead_s=1e-6, step_overhead_s=1e-3, layer_overhead_s=10e-6)
+    st = step_time(m, Scenario(), H100, slow, decode=8, decode_ctx=1000)
+    assert st.work.cache_bytes == 8 * 1000 * KV
+    assert st.memory_s == pytest.approx((read - 8 * 1000 * KV) / 3350e9 + 8 * 1000 * KV / (0.5 * 3350e9))
+    assert st.overhead_s == pytest.approx(1e-3 + 32 * 10e-6 + 32 * 8 * 1e-6)  # 1.576 ms
+
+
+def test_a_pure_prefill_step():
+    m = preset_model("llama-3.1-8b")
+    w = step_work(m, Scenario(), decode=0, decode_ctx=0, prefill=1024, prompt=1024)
+    # each prompt token's K/V written once and read back once; the logits of the prompt's last token only;
+    # the causal pairs of a whole 1,024-token prompt: 1,024 x 1,025 / 2
+    assert w.bytes == WEIGHTS - EMBED + 1024 * 4096 * 2 + 2 * 1024 * KV
+    assert w.flops == pytest.approx(2 * BODY * 1024 + 2 * VOCAB_H + 1024 * 1025 // 2 * PAIR)
+    # half a prompt's tokens (a chunk of a 2,048-token prompt, wherever it sits) carry half its pairs and
+    # half a sampled position: on average over a prompt's chunks, exact
+    half = step_work(m, Scenario(), decode=0, decode_ctx=0, prefill=1024, prompt=2048)
+    assert half.flops == pytest.approx(2 * BODY * 1024 + 2 * VOCAB_H / 2 + 2048 * 2049 // 2 / 2 * PAIR)
+
+
+def test_prefill_pairs_of_a_sliding_window():
+    m = preset_model("mistral-7b-v0.1")  # Llama-3.1-8B's layer shapes (BODY), 32 sliding layers of window 4,096
+    pair = 2 * 32 * 256
+    w = step_work(m, Scenario(), 0, 0, prefill=5000, prompt=5000)
+    # a 5,000-token prompt: the first 4,096 queries see their prefix, the other 904 see 4,096 keys
+    attention = 32 * pair * (4096 * 4097 // 2 + 904 * 4096)
+    assert w.flops == pytest.approx(2 * BODY * 5000 + 2 * 32_000 * 4096 + attention)
+    # a decode step past the window sees only the window: a longer context adds no work
+    assert step_work(m, Scenario(), 1, 10_000).flops == step_work(m, Scenario(), 1, 9_000).flops
+
+
+def test_a_step_reads_only_the_experts_its_tokens_hit():
+    from kvdash.breakdown import scenario_stages
+
+    m = preset_model("mixtral-8x7b")  # 8 experts, 2 per token
+    one = step_work(m, Scenario(), 1, 100)
+    three = step_work(m, Scenario(), 3, 100)
+    st = scenario_stages(m, Scenario())[0]
+    cache = 32 * 8 * 256 * 2 * 100  # 32 layers x 8 KV heads x (128 + 128) x 2 B x 100 tokens
+    rows = 32_000 * 4096 * 2 - 4096 * 2  # of the untied input embedding, the tokens' rows only
+    # one token hits 2 experts per layer: 6 of 8 unread; three tokens leave 8 x (6/8)^3 = 3.375 unread
+    assert one.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 6 / 8 - rows + cache)
+    assert three.bytes == pytest.approx(st.weight_bytes - st.expert_bytes * 3.375 / 8 - rows - 2 * 4096 * 2
+                                        + 3 * cache)
+
+
+def test_latent_attention_decodes_with_absorbed_weights():
+    # DeepSeek-V3 at tp 8: 16 of 128 heads per GPU, kv_lora_rank 512, rope 64, no-rope 128, values 128, 61 MLA
+    # layers. An engine's decode kernel (FlashMLA, FlashInfer MLA) attends in the latent space: QK^T over
+    # 512 + 64 values and PV over 512, so one more key costs 61 x 2 x 16 x (576 + 512) = 2,123,776 FLOP;
+    # a prefill (and Hugging Face) attends per head: 61 x 2 x 16 x (128 + 64 + 128) = 624,640, 3.4x less.
+    m = preset_model("deepseek-v3")
+    s = Scenario(tp=8)
+    key = step_work(m, s, 1, 1001).flops - step_work(m, s, 1, 1000).flops
+    assert key == pytest.approx(61 * 2 * 16 * (576 + 512)) == 2_123_776
+    hf = s.with_(runtime="hf-sdpa")
+    assert step_work(m, hf, 1, 1001).flops - step_work(m, hf, 1, 1000).flops == pytest.approx(624_640)
+    # the matrices are the same either way: absorbing W_UK and W_UV into the query and output costs what
+    # kv_b_proj (512 -> 16 x 256 per GPU) would, 2 x 512 x 16 x (128 + 128) FLOP per token per layer
+    spec = m.layers[0]
+    assert spec.flops_per_pair(8, decode=True) / spec.flops_per_pair(8) == pytest.approx(3.4)
+
+
+def test_the_all_reduce_term():
+    m = preset_model("llama-3.1-8b")
+    p = replace(IDEAL, allreduce_latency_s=5e-6)
+    st = step_time(m, Scenario(tp=2), H100, p, decode=4, decode_ctx=10)
+    assert link_bytes_per_s(H100) == 450e9  # NVLink4's 900 GB/s is the two-way total
+    # 2 all-reduces per layer; a ring moves 2 (tp - 1) / tp of the 4 tokens' bf16 hidden states
+    assert st.comm_s == pytest.approx(2 * 32 * (5e-6 + 2 * 1 / 2 * 4 * 4096 * 2 / 450e9))
+
+
+def test_link_speeds_are_one_way():
+    # vendors' two-way totals halved: B200 NVLink5 1.8 TB/s, MI300X 7 x 128 GB/s; PCIe Gen4 x16 per direction
+    assert link_bytes_per_s(get_gpu("nvidia-b200-hgx")) == 900e9
+    assert link_bytes_per_s(get_gpu("amd-mi300x")) == 448e9
+    assert link_bytes_per_s(get_gpu("nvidia-rtx-4090")) == 32e9
+    with pytest.raises(KvdashError, match="no GPU-to-GPU link"):
+        link_bytes_per_s(get_gpu("apple-m2-ultra"))
+
+
+def test_fp4_matrices_run_on_fp4_tensor_cores_only_where_they_exist():
+    assert matrix_rate(get_gpu("nvidia-b200-hgx"), "nvfp4") == 9000e12  # B200: 9 PFLOP/s dense fp4
+    assert matrix_rate(H100, "nvfp4") == 989.5e12  # Hopper dequantizes to bf16
+    assert matrix_rate(H100, "fp8-block") == 1979e12
+
+
+def test_costs_are_validated():
+    with pytest.raises(KvdashError, match="memory_eff"):
+        StepCosts("x", memory_eff=1.5)
+    with pytest.raises(KvdashError, match="layer_overhead_s"):
+        StepCosts("x", layer_overhead_s=-1.0)
+    with pytest.raises(KvdashError, match="prompt length"):
+        step_work(preset_model("llama-3.1-8b"), Scenario(), 0, 0, prefill=10)
+
+
+def test_no_other_module_computes_a_step_time():
+    # a step's time is work over a rate: only kvdash/step.py divides by a bandwidth, a FLOP rate or a link
+    rate = re.compile(r"/\s*\(?\s*[\w.]*(bandwidth_gbps|matrix_rate|link_bytes_per_s|_eff\b|tflops)")
+    offenders = []
+    for path in [*ROOT.glob("kvdash/**/*.py"), *ROOT.glob("app_pages/*.py"), *ROOT.glob("ui/*.py")]:
+        if path.name == "step.py":
+            continue
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if rate.search(line.split("#")[0]):
+                offenders.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert offenders == []
