@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from kvdash import serving_runs
+from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
 from kvdash.hf_config import load_config_file, model_from_config
 from kvdash.scenario import Scenario
-from kvdash.serving import ENGINES, ENGINES_DIR, EngineProfile, serving
+from kvdash.serving import ENGINES_DIR, EngineProfile, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "data" / "serving"
@@ -39,21 +40,13 @@ CONFIGS = {
     "meta-llama/Llama-3.1-70B": "meta-llama--Meta-Llama-3.1-70B.json",
     "openai/gpt-oss-120b": "openai--gpt-oss-120b.json", "MiniMaxAI/MiniMax-M2.5": "MiniMaxAI--MiniMax-M2.5.json",
 }
-# each engine's KV-pool rule at its defaults (not fitted): vLLM gpu_memory_utilization 0.9; SGLang
-# mem_fraction_static, which it derives from the GPU's memory and tp (0.79-0.88; 0.88 on one 80 GB GPU);
-# TensorRT-LLM free_gpu_memory_fraction 0.9 of what the weights leave, reserving isl + osl per request
-# Step limits by GPU: vLLM's get_batch_defaults (`vllm serve`: 8,192 tokens and 1,024 requests on GPUs of
-# 70 GiB or more except A100s, else 2,048 and 256); TensorRT-LLM's max_num_tokens 8,192 and max_batch_size
-# 2,048; SGLang's chunked_prefill_size 8,192, its running requests limited by its memory (the KV pool).
-# TensorRT-LLM (PyTorch backend, `disable_overlap_scheduler` False by default) and SGLang (its overlap
-# schedule, on by default) prepare step n + 1 on the CPU while the GPU runs step n, so they have no
-# per-step overhead to fit; what remains is per layer and per sequence. (Fitted anyway, TensorRT-LLM's
-# came out at 0.3 ms in sample and 2.6 ms with Llama-3.1-8B left out, the confusion that made that model's
-# TPOT 25 % off left out; 18 % without it, in sample unchanged.)
-MEMORY = {"vllm": {"batch_defaults": ((70, "a100", 8192, 1024), (0, "", 2048, 256))},
-          "sglang": {"memory_fraction": 0.88, "overlap_scheduler": True, "step_overhead_s": 0.0},
-          "trtllm": {"fraction_of_free": True, "reserve_full_length": True, "overlap_scheduler": True,
-                     "step_overhead_s": 0.0, "batch_defaults": ((0, "", 8192, 2048),)}}
+# Each engine's defaults (step limits, memory share, admission, whether it overlaps scheduling) are facts read
+# in its source (kvdash.engines), and its KV pool is kvdash.startup's, the budget `kvdash capacity --gpu`
+# prints: none of them is fitted here. TensorRT-LLM (PyTorch backend, `disable_overlap_scheduler` False by
+# default) and SGLang (its overlap schedule, on by default) prepare step n + 1 on the CPU while the GPU runs
+# step n, so they have no per-step overhead to fit; what remains is per layer and per sequence. (Fitted anyway,
+# TensorRT-LLM's came out at 0.3 ms in sample and 2.6 ms with Llama-3.1-8B left out, the confusion that made
+# that model's TPOT 25 % off left out; 18 % without it, in sample unchanged.)
 # Terms held at 0 rather than fitted. vLLM's queue_prompts (a fixed number of other prompts ahead of a new
 # one): fitted, it gained 1 point of TTFT in sample and lost 5 left out (Llama-3.1-70B 20 % -> 49 %), so
 # it is over-fitting there; TensorRT-LLM's runs, whose prompts run whole (no chunked prefill by default),
@@ -88,7 +81,7 @@ def load_rows() -> list[dict]:
     rows = []
     for r in serving_runs.load_runs():
         m = models[r.model]
-        s = Scenario(tp=r.tp, weights_dtype=r.weights,
+        s = Scenario(tp=r.tp, weights_dtype=r.weights, runtime=r.engine,
                      moe_weights_dtype=r.experts if m.n_experts and r.experts != r.weights else "",
                      expert_parallel=r.ep > 1, kv_dtype=r.kv)
         rows.append(dict(engine=r.engine, model=r.model, m=m, s=s, gpu=gpu, c=r.concurrency, isl=r.isl, osl=r.osl,
@@ -117,8 +110,9 @@ def loss(rows, p, what) -> float:
 
 
 def fit(rows: list[dict], engine: str) -> EngineProfile:
-    base = EngineProfile(engine, **MEMORY[engine])
-    fixed = FIXED.get(engine, {}) | ({"step_overhead_s": 0.0} if base.overlap_scheduler else {})
+    overlap = engine_facts(engine).overlap_scheduler
+    base = EngineProfile(engine, step_overhead_s=0.0 if overlap else 1e-3)
+    fixed = FIXED.get(engine, {}) | ({"step_overhead_s": 0.0} if overlap else {})
     grids = GRIDS | {name: [v] for name, v in fixed.items()}
     fits = []
     for start in STARTS:  # coordinate descent over the TPOT parameters, from each start; the best one wins

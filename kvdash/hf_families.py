@@ -2,7 +2,7 @@
 
 Each reader resolves the family's layer pattern exactly as its reference modelling code does and
 builds one layer spec per layer (kvdash.layers). Field names come from the families' config.json;
-the rule each reader follows is quoted in its docstring. Registered in kvdash.hf_config.
+the rule each reader follows is quoted in its docstring. kvdash.hf_config picks the reader by model_type.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kvdash.errors import KvdashError
-from kvdash.hf_config import _common, _Fields, _heads, _layers, _pattern_list, _show
+from kvdash.hf_readers import _common, _Fields, _heads, _layers, _pattern_list, _show
 from kvdash.layers import (
     ChunkedLocal,
     CrossAttention,

@@ -1,0 +1,425 @@
+"""The readers of the common Hugging Face config families (Llama, Mistral, Qwen, Gemma, Falcon, GPT-2, OPT,
+DeepSeek, generic decoders) and the typed field access every reader uses. kvdash.hf_families adds the
+hybrid, state-space and older-dialect families; kvdash.hf_config parses a config and picks the reader."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from kvdash.errors import KvdashError
+from kvdash.model import FULL, LIMITS, LINEAR, MLA, SLIDING, ModelSpec
+
+_MISSING = object()
+
+
+_LAYER_TYPE_NAMES = {
+    "full_attention": FULL,
+    "attention": FULL,
+    "global": FULL,
+    "sliding_attention": SLIDING,
+    "sliding_window": SLIDING,
+    "local": SLIDING,
+    "linear_attention": LINEAR,
+    "mamba": LINEAR,
+    "recurrent": LINEAR,
+}
+
+
+class _Fields:
+    """Typed, bounded access to a config dict; every error names the field."""
+
+    def __init__(self, cfg: dict, where: str = ""):
+        self.cfg = cfg
+        self.where = where
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}{key}"
+
+    def has(self, *keys: str) -> bool:
+        return any(self.cfg.get(k) is not None for k in keys)
+
+    def int(self, *keys: str, default=_MISSING, lo: int = 1, hi: int = 1 << 40) -> int:
+        for key in keys:
+            v = self.cfg.get(key)
+            if v is None:
+                continue
+            if isinstance(v, float) and v.is_integer() and math.isfinite(v):
+                v = int(v)
+            if type(v) is not int:
+                raise KvdashError(f"config field {self._name(key)!r} must be an integer, not {_show(v)}")
+            if not lo <= v <= hi:
+                raise KvdashError(f"config field {self._name(key)!r} = {v} is out of range ({lo} to {hi:,})")
+            return v
+        if default is _MISSING:
+            raise KvdashError(f"config is missing {self._name(keys[0])!r}" + (
+                f" (or {', '.join(map(repr, keys[1:]))})" if len(keys) > 1 else ""))
+        return default
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.cfg.get(key)
+        if v is None:
+            return default
+        if type(v) is not bool:
+            raise KvdashError(f"config field {self._name(key)!r} must be true or false, not {_show(v)}")
+        return v
+
+    def str(self, key: str, default: str | None = None) -> str | None:
+        v = self.cfg.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, str):
+            raise KvdashError(f"config field {self._name(key)!r} must be a string, not {_show(v)}")
+        return v
+
+    def list(self, key: str) -> list | None:
+        v = self.cfg.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, list):
+            raise KvdashError(f"config field {self._name(key)!r} must be a list, not {_show(v)}")
+        return v
+
+
+def _show(v) -> str:
+    text = json.dumps(v) if not isinstance(v, float) or math.isfinite(v) else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+# ---- shared pieces -----------------------------------------------------------------------------
+def _dtype(f: _Fields) -> str:
+    dt = f.str("torch_dtype") or f.str("dtype") or "bfloat16"
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(dt, "bf16")
+
+
+def _heads(f: _Fields) -> tuple[int, int, int, int]:
+    hidden = f.int("hidden_size", "n_embd", "d_model", hi=LIMITS["hidden_size"])
+    heads = f.int("num_attention_heads", "n_head", "num_heads", hi=LIMITS["n_heads"])
+    kv = f.int("num_key_value_heads", "num_kv_heads", "n_head_kv", default=heads, hi=LIMITS["n_kv_heads"])
+    if f.has("head_dim"):
+        hd = f.int("head_dim", hi=LIMITS["head_dim"])
+    else:
+        if hidden % heads:
+            raise KvdashError(
+                f"config has no 'head_dim' and hidden_size ({hidden}) is not divisible by "
+                f"num_attention_heads ({heads})"
+            )
+        hd = hidden // heads
+    if heads % kv:
+        raise KvdashError(f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv})")
+    return hidden, heads, kv, hd
+
+
+def _layers(f: _Fields) -> int:
+    return f.int("num_hidden_layers", "n_layer", "num_layers", hi=LIMITS["n_layers"])
+
+
+def _pattern_list(f: _Fields, key: str, n: int, allowed: dict) -> list | None:
+    """The config's per-layer list `key` mapped through `allowed` (None when absent); an unknown name or a
+    wrong length is refused, naming the field."""
+    raw = f.list(key)
+    if raw is None:
+        return None
+    if len(raw) != n:
+        raise KvdashError(f"config field {key!r} lists {len(raw)} layers but num_hidden_layers is {n}")
+    for i, t in enumerate(raw):
+        if not isinstance(t, str) or t not in allowed:
+            raise KvdashError(f"config field '{key}[{i}]' = {_show(t)} is not a known layer type "
+                              f"({', '.join(sorted(allowed))})")
+    return [allowed[t] for t in raw]
+
+
+def _explicit_layer_types(f: _Fields, n: int) -> tuple[str, ...] | None:
+    out = _pattern_list(f, "layer_types", n, _LAYER_TYPE_NAMES)
+    if out is None:
+        return None
+    if LINEAR in out:
+        raise KvdashError("config has linear-attention/state-space layers; their state size is "
+                          "architecture-specific: describe this model as a custom ModelSpec")
+    return tuple(out)
+
+
+def _window(f: _Fields) -> int | None:
+    return f.int("sliding_window", default=None, hi=LIMITS["sliding_window"])
+
+
+def _all_or_none(n: int, window: int | None) -> tuple[str, ...]:
+    return (SLIDING,) * n if window else ()
+
+
+def _common(f: _Fields, name: str, **kw) -> ModelSpec:
+    hidden, heads, kv, hd = _heads(f)
+    n = _layers(f)
+    base = dict(
+        name=name,
+        n_layers=n,
+        hidden_size=hidden,
+        n_heads=heads,
+        n_kv_heads=kv,
+        head_dim=hd,
+        vocab_size=f.int("vocab_size", hi=LIMITS["vocab_size"]),
+        intermediate_size=f.int("intermediate_size", hi=LIMITS["intermediate_size"], default=0),
+        max_position_embeddings=f.int("max_position_embeddings", "n_positions", default=0, lo=0,
+                                      hi=LIMITS["max_position_embeddings"]),
+        tie_word_embeddings=f.bool("tie_word_embeddings", False),
+        default_dtype=_dtype(f),
+    )
+    base.update(kw)
+    layer_types = _explicit_layer_types(f, n)
+    if layer_types is not None:
+        base["layer_types"] = () if set(layer_types) == {FULL} else layer_types
+    if base.get("layer_types") and SLIDING in base["layer_types"] and not base.get("sliding_window"):
+        w = _window(f)
+        if not w:
+            raise KvdashError("config has sliding layers but no 'sliding_window'")
+        base["sliding_window"] = w
+    if not base.get("layer_types"):
+        base.pop("sliding_window", None)
+    return ModelSpec(**base)
+
+
+# ---- families ----------------------------------------------------------------------------------
+def _llama(f: _Fields, name: str, mt: str) -> ModelSpec:
+    n = _layers(f)
+    w = _window(f) if mt in ("mistral", "phi3") else None
+    return _common(
+        f, name,
+        layer_types=_all_or_none(n, w), sliding_window=w or 0,
+        qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
+        mlp_bias=f.bool("mlp_bias", False),
+    )
+
+
+def _mixtral(f: _Fields, name: str, mt: str) -> ModelSpec:
+    n = _layers(f)
+    w = _window(f)
+    inter = f.int("intermediate_size", hi=LIMITS["intermediate_size"])
+    return _common(
+        f, name, layer_types=_all_or_none(n, w), sliding_window=w or 0,
+        n_experts=f.int("num_local_experts", hi=LIMITS["n_experts"]),
+        experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+        expert_intermediate_size=inter,
+    )
+
+
+def _qwen(f: _Fields, name: str, mt: str) -> ModelSpec:
+    n = _layers(f)
+    kw: dict = {}
+    if f.bool("use_sliding_window", False) and f.has("sliding_window"):
+        first = f.int("max_window_layers", default=n, lo=0, hi=LIMITS["n_layers"])
+        kw["layer_types"] = tuple(SLIDING if i >= first else FULL for i in range(n))
+        kw["sliding_window"] = _window(f)
+        if set(kw["layer_types"]) == {FULL}:
+            kw["layer_types"] = ()
+    if mt in ("qwen2", "qwen2_moe"):
+        kw["qkv_bias"] = True  # Qwen2 always has q/k/v biases (not on o_proj)
+    else:
+        kw["qk_norm"] = True
+        kw["qkv_bias"] = kw["o_bias"] = f.bool("attention_bias", False)
+    if mt in ("qwen2_moe", "qwen3_moe"):
+        experts = f.int("num_experts", hi=LIMITS["n_experts"])
+        step = f.int("decoder_sparse_step", default=1, hi=LIMITS["n_layers"])
+        dense = f.list("mlp_only_layers") or []
+        if any(type(i) is not int for i in dense):
+            raise KvdashError("config field 'mlp_only_layers' must list layer indices")
+        kw["moe_layers"] = tuple((i + 1) % step == 0 and i not in dense for i in range(n))
+        kw.update(
+            n_experts=experts,
+            experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+            expert_intermediate_size=f.int("moe_intermediate_size", hi=LIMITS["expert_intermediate_size"]),
+        )
+        if all(kw["moe_layers"]):
+            kw["moe_layers"] = ()
+        if mt == "qwen2_moe":
+            shared = f.int("shared_expert_intermediate_size", default=0, lo=0,
+                           hi=LIMITS["shared_expert_intermediate_size"])
+            if shared:
+                kw.update(n_shared_experts=1, shared_expert_intermediate_size=shared, shared_expert_gate=True)
+    return _common(f, name, **kw)
+
+
+def _gemma(f: _Fields, name: str, mt: str) -> ModelSpec:
+    n = _layers(f)
+    kw: dict = dict(tie_word_embeddings=f.bool("tie_word_embeddings", True))
+    if mt == "gemma":
+        kw["norms_per_layer"] = 2
+    else:
+        kw["norms_per_layer"] = 4  # input, post-attention, pre- and post-feedforward
+        w = f.int("sliding_window", default=4096, hi=LIMITS["sliding_window"])
+        if mt == "gemma2":
+            kw["layer_types"] = tuple(SLIDING if i % 2 == 0 else FULL for i in range(n))
+        else:
+            kw["qk_norm"] = True
+            pattern = f.int("sliding_window_pattern", default=6, hi=LIMITS["n_layers"])
+            kw["layer_types"] = tuple(FULL if (i + 1) % pattern == 0 else SLIDING for i in range(n))
+        kw["sliding_window"] = w
+        if set(kw["layer_types"]) == {FULL}:
+            kw["layer_types"] = ()
+    if mt in ("gemma3", "gemma3_text") and not f.has("vocab_size"):
+        f = _Fields(dict(f.cfg, vocab_size=262_208))  # Gemma3TextConfig's default; 27B omits it
+    kw["qkv_bias"] = kw["o_bias"] = f.bool("attention_bias", False)
+    return _common(f, name, **kw)
+
+
+def _falcon(f: _Fields, name: str, mt: str) -> ModelSpec:
+    hidden = f.int("hidden_size", "n_embed", hi=LIMITS["hidden_size"])
+    heads = f.int("num_attention_heads", "n_head", hi=LIMITS["n_heads"])
+    new_arch = f.bool("new_decoder_architecture", False)
+    if new_arch:
+        kv = f.int("num_kv_heads", "n_head_kv", hi=LIMITS["n_kv_heads"])
+    elif f.bool("multi_query", True):
+        kv = 1
+    else:
+        kv = heads
+    if hidden % heads:
+        raise KvdashError(f"hidden_size ({hidden}) must be divisible by num_attention_heads ({heads})")
+    bias = f.bool("bias", False)
+    if new_arch:  # separate norms before attention and MLP
+        norms = f.int("num_ln_in_parallel_attn", default=2, hi=2)
+    else:  # parallel attention shares one input norm
+        norms = 1 if f.bool("parallel_attn", True) else 2
+    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=kv,
+               head_dim=hidden // heads,
+               intermediate_size=f.int("ffn_hidden_size", default=4 * hidden, hi=LIMITS["intermediate_size"]),
+               num_hidden_layers=f.int("num_hidden_layers", "n_layer", hi=LIMITS["n_layers"]))
+    if heads % kv:
+        raise KvdashError(f"num_attention_heads ({heads}) must be a multiple of num_kv_heads ({kv})")
+    return _common(
+        _Fields(cfg), name, gated_mlp=False, norm="layer", norms_per_layer=norms,
+        tie_word_embeddings=f.bool("tie_word_embeddings", True), qkv_bias=bias, o_bias=bias, mlp_bias=bias,
+    )
+
+
+def _gpt2(f: _Fields, name: str, mt: str) -> ModelSpec:
+    hidden = f.int("n_embd", "hidden_size", hi=LIMITS["hidden_size"])
+    cfg = dict(f.cfg, hidden_size=hidden,
+               intermediate_size=f.int("n_inner", default=4 * hidden, hi=LIMITS["intermediate_size"]))
+    cfg.pop("head_dim", None)
+    positions = f.int("n_positions", "max_position_embeddings", hi=LIMITS["learned_pos_embeddings"])
+    return _common(
+        _Fields(cfg), name, gated_mlp=False, norm="layer", learned_pos_embeddings=positions,
+        tie_word_embeddings=f.bool("tie_word_embeddings", True), qkv_bias=True, o_bias=True, mlp_bias=True,
+    )
+
+
+def _gpt_neox(f: _Fields, name: str, mt: str) -> ModelSpec:
+    bias = f.bool("attention_bias", True)
+    return _common(f, name, gated_mlp=False, norm="layer", qkv_bias=bias, o_bias=bias, mlp_bias=True,
+                   tie_word_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _opt(f: _Fields, name: str, mt: str) -> ModelSpec:
+    hidden = f.int("hidden_size", hi=LIMITS["hidden_size"])
+    proj = f.int("word_embed_proj_dim", default=hidden, hi=LIMITS["hidden_size"])
+    if proj != hidden:
+        raise KvdashError(f"OPT with word_embed_proj_dim ({proj}) != hidden_size ({hidden}) is not supported")
+    bias = f.bool("enable_bias", True)
+    positions = f.int("max_position_embeddings", hi=LIMITS["learned_pos_embeddings"] - 2)
+    cfg = dict(f.cfg, intermediate_size=f.int("ffn_dim", hi=LIMITS["intermediate_size"]))
+    return _common(
+        _Fields(cfg), name, gated_mlp=False, norm="layer", qkv_bias=bias, o_bias=bias, mlp_bias=bias,
+        learned_pos_embeddings=positions + 2,  # OPT's learned positions are offset by 2 rows
+        tie_word_embeddings=f.bool("tie_word_embeddings", True),
+        final_norm=f.bool("do_layer_norm_before", True),  # post-LN OPT-350m has none
+    )
+
+
+def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """DeepSeek-V2/V3, Kimi-K2 (latent attention); DeepSeek-MoE v1 (`deepseek`: standard attention) shares
+    the expert layout: the first `first_k_dense_replace` layers dense, then every `moe_layer_freq`-th MoE."""
+    n = _layers(f)
+    experts = f.int("n_routed_experts", default=0, lo=0, hi=LIMITS["n_experts"])
+    latent = mt != "deepseek"
+    kw: dict = dict(
+        layer_types=(MLA,) * n,
+        kv_lora_rank=f.int("kv_lora_rank", hi=LIMITS["kv_lora_rank"]),
+        q_lora_rank=f.int("q_lora_rank", default=0, lo=0, hi=LIMITS["q_lora_rank"]),
+        qk_rope_head_dim=f.int("qk_rope_head_dim", hi=LIMITS["qk_rope_head_dim"]),
+        qk_nope_head_dim=f.int("qk_nope_head_dim", hi=LIMITS["qk_nope_head_dim"]),
+        v_head_dim=f.int("v_head_dim", hi=LIMITS["v_head_dim"]),
+    ) if latent else {}
+    if experts:
+        first_dense = f.int("first_k_dense_replace", default=0, lo=0, hi=LIMITS["n_layers"])
+        freq = f.int("moe_layer_freq", default=1, hi=LIMITS["n_layers"])
+        moe_inter = f.int("moe_intermediate_size", hi=LIMITS["expert_intermediate_size"])
+        shared = f.int("n_shared_experts", default=0, lo=0, hi=LIMITS["n_shared_experts"])
+        kw.update(
+            n_experts=experts,
+            experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+            expert_intermediate_size=moe_inter,
+            n_shared_experts=shared,
+            shared_expert_intermediate_size=shared * moe_inter,
+            router_bias=f.str("topk_method", "") == "noaux_tc",
+            moe_layers=tuple(i >= first_dense and i % freq == 0 for i in range(n)),
+        )
+    if not latent:
+        return _common(f, name, **kw)
+    hidden = f.int("hidden_size", hi=LIMITS["hidden_size"])
+    heads = f.int("num_attention_heads", hi=LIMITS["n_heads"])
+    # MLA caches a latent, not per-head K/V: the kv-head count and head_dim only shape queries.
+    cfg = dict(f.cfg, num_key_value_heads=heads, head_dim=kw["qk_nope_head_dim"] + kw["qk_rope_head_dim"],
+               hidden_size=hidden)
+    return _common(_Fields(cfg), name, **kw)
+
+
+def _generic(f: _Fields, name: str, mt: str) -> ModelSpec:
+    n = _layers(f)
+    w = _window(f) if f.bool("use_sliding_window", True) else None
+    if f.has("kv_lora_rank"):
+        return _deepseek(f, name, mt)
+    kw: dict = dict(layer_types=_all_or_none(n, w), sliding_window=w or 0,
+                    qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
+                    mlp_bias=f.bool("mlp_bias", False))
+    experts = f.int("num_local_experts", "num_experts", "n_routed_experts", default=0, lo=0,
+                    hi=LIMITS["n_experts"])
+    if experts:
+        kw.update(n_experts=experts,
+                  experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+                  expert_intermediate_size=f.int("moe_intermediate_size", "intermediate_size",
+                                                 hi=LIMITS["expert_intermediate_size"]))
+    if not f.has("intermediate_size", "n_inner", "ffn_dim") and not experts:
+        raise KvdashError("config is missing 'intermediate_size'")
+    cfg = dict(f.cfg)
+    if not f.has("intermediate_size"):
+        cfg["intermediate_size"] = f.int("n_inner", "ffn_dim", default=0, lo=0)
+    return _common(_Fields(cfg), name, **kw)
+
+
+BUILDERS = {
+    "llama": _llama,
+    "mistral": _llama,
+    "phi3": _llama,
+    "mixtral": _mixtral,
+    "qwen2": _qwen,
+    "qwen2_moe": _qwen,
+    "qwen3": _qwen,
+    "qwen3_moe": _qwen,
+    "gemma": _gemma,
+    "gemma2": _gemma,
+    "gemma3": _gemma,
+    "gemma3_text": _gemma,
+    "falcon": _falcon,
+    "refinedweb": _falcon,
+    "refinedwebmodel": _falcon,
+    "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "opt": _opt,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,
+    # vision-language models whose language model is one of the above (read under its own name)
+    "qwen2_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),
+    "qwen2_5_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),
+    "qwen2_5_vl_text": lambda f, name, mt: _qwen(f, name, "qwen2"),
+    "qwen3_vl_text": lambda f, name, mt: _qwen(f, name, "qwen3"),
+    "qwen3_vl_moe_text": lambda f, name, mt: _qwen(f, name, "qwen3_moe"),
+    "mistral3": lambda f, name, mt: _llama(f, name, "mistral"),
+    "internlm2": _llama,
+    "granite": _llama,
+    "granitemoe": _mixtral,
+    "deepseek": _deepseek,
+    "ministral3": lambda f, name, mt: _llama(f, name, "mistral"),
+}
