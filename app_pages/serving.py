@@ -26,8 +26,8 @@ if engine == "vllm":
 share = {"vllm": "gpu_memory_utilization", "sglang": "mem_fraction_static", "trtllm": "free_gpu_memory_fraction"}
 default_share = (FAMILIES[version].default_utilization if engine == "vllm"
                  else facts.memory_fraction(gpu, scenario.tp, scenario.pp))
-util = c2.slider(share[engine], 0.10, 0.99, round(min(0.99, max(0.10, default_share)), 2), 0.01, key="serve_util",
-                 bind="query-params", help=f"{facts.label}'s default here: {default_share}")
+util = c2.slider(share[engine], 0.10, 0.99, round(min(0.99, max(0.10, default_share)), 3), 0.001, format="%.3f",
+                 key="serve_util", bind="query-params", help=f"{facts.label}'s default here: {default_share}")
 block = c3.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
 c1, c2, c3 = st.columns(3)
 max_len = c1.number_input("max model length", 1, 1 << 24,

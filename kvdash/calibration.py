@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
-from kvdash.model import ModelSpec
+from kvdash.model import ModelSpec, decoder
 from kvdash.scenario import Scenario
 from kvdash.speed import decode_step, prefill_step
 from kvdash.step import IDEAL, RUNTIMES, StepCosts, calibrate
@@ -44,11 +44,10 @@ def from_run(run: dict, label: str = "") -> Measured:
     if gpu_id not in gpus:
         raise KvdashError(f"run {label or run.get('created')}: its GPU {run['device']['name']!r} is not in the catalog")
     kinds = tuple(s["layer_types"])
-    m = ModelSpec(name=s["name"], n_layers=s["n_layers"], hidden_size=s["hidden_size"], n_heads=s["n_heads"],
-                  n_kv_heads=s["n_kv_heads"], head_dim=s["head_dim"], vocab_size=s["vocab_size"],
-                  intermediate_size=s["intermediate_size"],
-                  layer_types=kinds, sliding_window=s["sliding_window"],
-                  tie_word_embeddings=s["tie_word_embeddings"])
+    m = decoder(name=s["name"], n_layers=s["n_layers"], hidden_size=s["hidden_size"], n_heads=s["n_heads"],
+                n_kv_heads=s["n_kv_heads"], head_dim=s["head_dim"], vocab_size=s["vocab_size"],
+                intermediate_size=s["intermediate_size"], layer_types=kinds, sliding_window=s["sliding_window"],
+                tie_word_embeddings=s["tie_word_embeddings"])
     dtype = "bf16" if run["device"]["dtype"] == "bfloat16" else "fp32"
     sc = Scenario(batch=s["batch"], prompt_tokens=s["prompt_tokens"], new_tokens=s["new_tokens"],
                   weights_dtype=dtype, kv_dtype=dtype, runtime="static")

@@ -38,11 +38,8 @@ def _ssm_fp32(f: _Fields) -> bool:
 
 
 def _with_specs(f: _Fields, name: str, specs: list, **kw) -> ModelSpec:
-    """A ModelSpec from explicit layer specs; the flat head fields describe the first attention layer."""
-    cfg = dict(f.cfg)
-    cfg.setdefault("num_attention_heads", 1)
-    cfg.pop("layer_types", None)  # read by the family reader, not the generic one
-    return _common(_Fields(cfg, f.where), name, layer_specs=tuple(specs), **kw)
+    """A ModelSpec from explicit layer specs (the family reader read the layer pattern itself)."""
+    return _common(f, name, layer_specs=tuple(specs), **kw)
 
 
 # ---- hybrids and state-space models -------------------------------------------------------------------
@@ -167,8 +164,7 @@ def _mamba2(f: _Fields, name: str, mt: str) -> ModelSpec:
     mixer = mamba2(hidden, heads * head_dim, f.int("state_size", default=128), f.int("conv_kernel", default=4),
                    heads, f.int("n_groups", default=1), conv_bias=f.bool("use_conv_bias", True),
                    proj_bias=f.bool("use_bias", False))
-    cfg = dict(f.cfg, intermediate_size=1, num_attention_heads=1, head_dim=1)
-    return _with_specs(_Fields(cfg), name, [mixer] * n, mlp_layers=(False,) * n, norms_per_layer=1,
+    return _with_specs(f, name, [mixer] * n, mlp_layers=(False,) * n, norms_per_layer=1, intermediate_size=0,
                        tie_word_embeddings=f.bool("tie_word_embeddings", True))
 
 

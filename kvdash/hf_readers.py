@@ -8,7 +8,7 @@ import json
 import math
 
 from kvdash.errors import KvdashError
-from kvdash.model import FULL, LIMITS, LINEAR, MLA, SLIDING, ModelSpec
+from kvdash.model import FULL, LIMITS, LINEAR, MLA, SLIDING, ModelSpec, decoder
 
 _MISSING = object()
 
@@ -151,15 +151,10 @@ def _all_or_none(n: int, window: int | None) -> tuple[str, ...]:
 
 
 def _common(f: _Fields, name: str, **kw) -> ModelSpec:
-    hidden, heads, kv, hd = _heads(f)
-    n = _layers(f)
+    """The model from the config's standard fields and a reader's own (`kw`). A reader that builds its layers
+    (`layer_specs`) needs no attention fields; otherwise every attention layer shares the config's heads."""
     base = dict(
         name=name,
-        n_layers=n,
-        hidden_size=hidden,
-        n_heads=heads,
-        n_kv_heads=kv,
-        head_dim=hd,
         vocab_size=f.int("vocab_size", hi=LIMITS["vocab_size"]),
         intermediate_size=f.int("intermediate_size", hi=LIMITS["intermediate_size"], default=0),
         max_position_embeddings=f.int("max_position_embeddings", "n_positions", default=0, lo=0,
@@ -167,6 +162,13 @@ def _common(f: _Fields, name: str, **kw) -> ModelSpec:
         tie_word_embeddings=f.bool("tie_word_embeddings", False),
         default_dtype=_dtype(f),
     )
+    base.update(kw)
+    if "layer_specs" in base:
+        base["hidden_size"] = f.int("hidden_size", "n_embd", "d_model", hi=LIMITS["hidden_size"])
+        return ModelSpec(**base)
+    hidden, heads, kv, hd = _heads(f)
+    n = _layers(f)
+    base.update(n_layers=n, hidden_size=hidden, n_heads=heads, n_kv_heads=kv, head_dim=hd)
     base.update(kw)
     layer_types = _explicit_layer_types(f, n)
     if layer_types is not None:
@@ -178,7 +180,7 @@ def _common(f: _Fields, name: str, **kw) -> ModelSpec:
         base["sliding_window"] = w
     if not base.get("layer_types"):
         base.pop("sliding_window", None)
-    return ModelSpec(**base)
+    return decoder(**base)
 
 
 # ---- families ----------------------------------------------------------------------------------

@@ -845,23 +845,3 @@ def short_conv(hidden: int, l_cache: int, bias: bool = False) -> StateLayer:
         w += [_v("in_proj_bias", 3 * hidden), _v("conv_bias", hidden), _v("out_proj_bias", hidden, False)]
     return StateLayer("short conv", conv_dim=hidden, conv_kernel=l_cache, heads=0, head_state=0,
                       weights=tuple(w), in_width=3 * hidden)
-
-
-def legacy_layer(m, kind: str) -> LayerSpec:
-    """The spec of a layer named by `layer_types` in a flat ModelSpec (kvdash.model), from its shared
-    head sizes."""
-    attention = dict(n_heads=m.n_heads, n_kv_heads=m.n_kv_heads, head_dim=m.head_dim, v_head_dim=m.v_head_dim,
-                     qkv_bias=m.qkv_bias, o_bias=m.o_bias, qk_norm=m.qk_norm)
-    makers = {
-        "full": lambda: FullAttention(**attention),
-        "sliding": lambda: SlidingWindow(**attention, window=m.sliding_window),
-        "mla": lambda: LatentAttention(n_heads=m.n_heads, kv_lora_rank=m.kv_lora_rank,
-                                       qk_rope_head_dim=m.qk_rope_head_dim, qk_nope_head_dim=m.qk_nope_head_dim,
-                                       v_head_dim=m.v_dim, q_lora_rank=m.q_lora_rank),
-        # a generic recurrent layer: its state as one split dimension, its parameters as one matrix
-        "linear": lambda: StateLayer("linear", conv_dim=0, conv_kernel=0, heads=m.linear_state_elems, head_state=1,
-                                     weights=(Tensor("mixer", 1, m.linear_layer_params, "cols"),)),
-    }
-    return makers[kind]()
-
-

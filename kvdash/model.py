@@ -1,11 +1,11 @@
 """The model description: a frozen, validated record of a decoder transformer's architecture.
 
-Field names follow Hugging Face configs. Each layer's token mixer is a layer spec (`kvdash.layers`):
-`layers` gives them, one per layer, either explicitly (`layer_specs`, as the config reader builds
-hybrid stacks) or from the flat fields below (`layer_types` names full / sliding / mla / linear per
-layer, with the shared head sizes), which keeps simple models simple to write. `moe_layers` and
-`mlp_layers` say which layers route to experts and which have a feed-forward block at all.
-Parameter counts are derived exactly from the architecture (`kvdash.params`).
+Field names follow Hugging Face configs. A model is its layers, one spec per layer (`kvdash.layers`: what
+each layer's token mixer stores and computes), its feed-forward blocks (`moe_layers` and `mlp_layers` say
+which layers route to experts and which have one at all), its embeddings and norms. Parameter counts come
+from the per-tensor table (`kvdash.params`). `decoder()` builds the common case, every layer's attention
+of one shape, from the flat fields people write (`layer_types` names full / sliding / mla / linear per
+layer); hybrid stacks pass their specs directly.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 
 from kvdash.errors import KvdashError
-from kvdash.layers import LayerSpec, legacy_layer
+from kvdash.layers import FullAttention, LatentAttention, LayerSpec, SlidingWindow, StateLayer, Tensor
 from kvdash.params import total_params
 
-# The names `layer_types` accepts (the flat way to describe a model; hybrids use layer_specs).
+# The names `layer_types` accepts (the flat way to describe a model; hybrids pass layer specs).
 FULL = "full"  # full causal attention: holds every token
 SLIDING = "sliding"  # sliding-window attention: holds the last `sliding_window` tokens
 MLA = "mla"  # multi-head latent attention: holds the compressed latent + shared rope key
@@ -56,25 +56,11 @@ LIMITS = {
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    n_layers: int
     hidden_size: int
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
     vocab_size: int
-    intermediate_size: int
-    v_head_dim: int = 0  # 0: same as head_dim
+    layer_specs: tuple[LayerSpec, ...]  # each layer's token mixer (equal layers may share one spec object)
+    intermediate_size: int = 0  # a dense MLP's width (0: no dense MLP)
     gated_mlp: bool = True  # SwiGLU/GeGLU: gate, up and down projections
-    layer_types: tuple[str, ...] = ()  # () : every layer FULL
-    sliding_window: int = 0
-    # Multi-head latent attention (DeepSeek-V2/V3)
-    kv_lora_rank: int = 0
-    q_lora_rank: int = 0  # 0: queries projected directly from the hidden state
-    qk_rope_head_dim: int = 0
-    qk_nope_head_dim: int = 0
-    # Linear-attention / state-space layers
-    linear_state_elems: int = 0  # state values held per sequence per LINEAR layer
-    linear_layer_params: int = 0  # mixer parameters of one LINEAR layer
     # Mixture of experts
     n_experts: int = 0
     experts_per_token: int = 0
@@ -85,18 +71,14 @@ class ModelSpec:
     router_bias: bool = False  # DeepSeek-V3's e_score_correction_bias
     moe_layers: tuple[bool, ...] = ()  # () : every layer is MoE when n_experts > 0
     mlp_layers: tuple[bool, ...] = ()  # () : every layer has a feed-forward block (dense or MoE)
-    layer_specs: tuple[LayerSpec, ...] = ()  # explicit mixers, one per layer; () : from layer_types
     # Embeddings, biases, norms
     tie_word_embeddings: bool = False
     max_position_embeddings: int = 0
     learned_pos_embeddings: int = 0  # rows of a learned position table (GPT-2, OPT)
-    qkv_bias: bool = False
-    o_bias: bool = False
     mlp_bias: bool = False
     norm: str = "rms"  # "rms": weight only; "layer": weight and bias
     norms_per_layer: int = 2
     final_norm: bool = True  # a norm after the last layer (absent in post-LN OPT-350m)
-    qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3, Gemma-3)
     extra_params: int = 0  # parameters outside this schema, stated by the importer
     encoder_params: int = 0  # a vision tower / audio encoder and its projector: weights, no cache
     default_dtype: str = "bf16"
@@ -110,16 +92,13 @@ class ModelSpec:
 
     # ---- derived shape -------------------------------------------------------------------
     @property
-    def v_dim(self) -> int:
-        return self.v_head_dim or self.head_dim
+    def n_layers(self) -> int:
+        return len(self.layer_specs)
 
-    @cached_property
+    @property
     def layers(self) -> tuple[LayerSpec, ...]:
-        """The mixer spec of every layer (equal layers share one spec object)."""
-        if self.layer_specs:
-            return self.layer_specs
-        made: dict[str, LayerSpec] = {}
-        return tuple(made.setdefault(k, legacy_layer(self, k)) for k in self.layer_types or (FULL,) * self.n_layers)
+        """The mixer spec of every layer."""
+        return self.layer_specs
 
     @cached_property
     def layer_groups(self) -> tuple[tuple[LayerSpec, int], ...]:
@@ -197,40 +176,32 @@ class ModelSpec:
         return out
 
 
+def _check_int(name: str, v, lo: int) -> None:
+    if type(v) is not int:
+        raise KvdashError(f"{name} must be an integer, not {v!r}")
+    if v < lo or v > LIMITS.get(name, 1 << 50):
+        raise KvdashError(f"{name} = {v} is out of range ({lo} to {LIMITS.get(name, 1 << 50):,})")
+
+
 def _validate(m: ModelSpec) -> None:
     if not isinstance(m.name, str) or not m.name or len(m.name) > 200:
         raise KvdashError("name must be a non-empty string of at most 200 characters")
     for f in fields(m):
         v = getattr(m, f.name)
         if f.type == "int":
-            if type(v) is not int:
-                raise KvdashError(f"{f.name} must be an integer, not {v!r}")
-            lo = 1 if f.name in _POSITIVE else 0
-            if v < lo or v > LIMITS.get(f.name, 1 << 50):
-                raise KvdashError(f"{f.name} = {v} is out of range ({lo} to {LIMITS.get(f.name, 1 << 50):,})")
+            _check_int(f.name, v, 1 if f.name in _POSITIVE else 0)
         elif f.type == "bool" and type(v) is not bool:
             raise KvdashError(f"{f.name} must be true or false, not {v!r}")
     if m.norm not in ("rms", "layer"):
         raise KvdashError(f"norm must be 'rms' or 'layer', not {m.norm!r}")
+    if not isinstance(m.layer_specs, tuple) or not 1 <= len(m.layer_specs) <= LIMITS["n_layers"]:
+        raise KvdashError(f"a model needs 1 to {LIMITS['n_layers']:,} layers (layer_specs)")
+    if not all(isinstance(x, LayerSpec) for x in m.layer_specs):
+        raise KvdashError("layer_specs must hold layer specs (kvdash.layers)")
     for name in ("moe_layers", "mlp_layers"):
         mask = getattr(m, name)
         if mask and (len(mask) != m.n_layers or any(type(x) is not bool for x in mask)):
             raise KvdashError(f"{name} must hold true/false for each of the {m.n_layers} layers")
-    if m.layer_specs:
-        if len(m.layer_specs) != m.n_layers:
-            raise KvdashError(f"layer_specs lists {len(m.layer_specs)} layers but n_layers is {m.n_layers}")
-        if not all(isinstance(x, LayerSpec) for x in m.layer_specs):
-            raise KvdashError("layer_specs must hold layer specs (kvdash.layers)")
-        return _validate_ffn(m)
-    if m.layer_types:
-        if len(m.layer_types) != m.n_layers:
-            raise KvdashError(
-                f"layer_types lists {len(m.layer_types)} layers but n_layers is {m.n_layers}"
-            )
-        bad = [t for t in m.layer_types if t not in LAYER_TYPES]
-        if bad:
-            raise KvdashError(f"layer_types: unknown kind {bad[0]!r}; use one of {', '.join(LAYER_TYPES)}")
-    _ = m.layers  # builds (and so validates) each layer's spec from the flat fields
     _validate_ffn(m)
 
 
@@ -252,3 +223,50 @@ def _validate_ffn(m: ModelSpec) -> None:
 
 
 _POSITIVE = {"n_layers", "hidden_size", "n_heads", "n_kv_heads", "head_dim", "vocab_size"}
+
+
+def decoder(name: str, n_layers: int, hidden_size: int, n_heads: int, n_kv_heads: int, head_dim: int,
+            vocab_size: int, intermediate_size: int = 0, *, v_head_dim: int = 0, layer_types: tuple[str, ...] = (),
+            sliding_window: int = 0, kv_lora_rank: int = 0, q_lora_rank: int = 0, qk_rope_head_dim: int = 0,
+            qk_nope_head_dim: int = 0, linear_state_elems: int = 0, linear_layer_params: int = 0,
+            qkv_bias: bool = False, o_bias: bool = False, qk_norm: bool = False, **rest) -> ModelSpec:
+    """A model whose attention layers share one shape, from the flat fields of a config: `layer_types` names
+    each layer full, sliding (window `sliding_window`), mla (the latent sizes) or linear (a generic recurrent
+    layer of `linear_state_elems` values per sequence, `linear_layer_params` parameters); () : all full.
+    `rest` are ModelSpec's own fields (feed-forward, embeddings, norms, formats)."""
+    for key, v in (("n_layers", n_layers), ("n_heads", n_heads), ("n_kv_heads", n_kv_heads), ("head_dim", head_dim),
+                   ("v_head_dim", v_head_dim), ("sliding_window", sliding_window), ("kv_lora_rank", kv_lora_rank),
+                   ("q_lora_rank", q_lora_rank), ("qk_rope_head_dim", qk_rope_head_dim),
+                   ("qk_nope_head_dim", qk_nope_head_dim), ("linear_state_elems", linear_state_elems),
+                   ("linear_layer_params", linear_layer_params)):
+        _check_int(key, v, 1 if key in _POSITIVE else 0)
+    for key, v in (("qkv_bias", qkv_bias), ("o_bias", o_bias), ("qk_norm", qk_norm)):
+        if type(v) is not bool:
+            raise KvdashError(f"{key} must be true or false, not {v!r}")
+    kinds = tuple(layer_types) or (FULL,) * n_layers
+    if len(kinds) != n_layers:
+        raise KvdashError(f"layer_types lists {len(kinds)} layers but n_layers is {n_layers}")
+    bad = [t for t in kinds if t not in LAYER_TYPES]
+    if bad:
+        raise KvdashError(f"layer_types: unknown kind {bad[0]!r}; use one of {', '.join(LAYER_TYPES)}")
+    attention = dict(n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim, v_head_dim=v_head_dim,
+                     qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm)
+    makers = {
+        FULL: lambda: FullAttention(**attention),
+        SLIDING: lambda: SlidingWindow(**attention, window=sliding_window),
+        MLA: lambda: LatentAttention(n_heads=n_heads, kv_lora_rank=kv_lora_rank, qk_rope_head_dim=qk_rope_head_dim,
+                                     qk_nope_head_dim=qk_nope_head_dim, v_head_dim=v_head_dim or head_dim,
+                                     q_lora_rank=q_lora_rank),
+        # its state as one split dimension, its parameters as one matrix
+        LINEAR: lambda: StateLayer("linear", conv_dim=0, conv_kernel=0, heads=linear_state_elems, head_state=1,
+                                   weights=(Tensor("mixer", 1, linear_layer_params, "cols"),)),
+    }
+    made: dict[str, LayerSpec] = {}
+    specs = tuple(made.setdefault(k, makers[k]()) for k in kinds)  # equal layers share one spec
+    return ModelSpec(name=name, hidden_size=hidden_size, vocab_size=vocab_size, layer_specs=specs,
+                     intermediate_size=intermediate_size, **rest)
+
+
+def attention_shape(m: ModelSpec) -> LayerSpec | None:
+    """The first attention layer's spec (its heads and head sizes), or None for a model without one."""
+    return next((spec for spec in m.layers if spec.heads_label), None)

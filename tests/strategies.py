@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from kvdash.model import FULL, MLA, SLIDING, ModelSpec
+from kvdash.model import FULL, MLA, SLIDING, ModelSpec, decoder
 from kvdash.scenario import Scenario
 
 
@@ -23,7 +23,7 @@ def models(draw, kinds=(FULL, SLIDING, MLA), moe=True) -> ModelSpec:
         n_exp = draw(st.integers(2, 16))
         kw.update(n_experts=n_exp, experts_per_token=draw(st.integers(1, n_exp)),
                   expert_intermediate_size=draw(st.sampled_from([128, 768])))
-    return ModelSpec(
+    return decoder(
         name="hypothesis",
         n_layers=n_layers,
         hidden_size=draw(st.sampled_from([256, 1024, 4096])),
@@ -84,5 +84,4 @@ def hybrid_models(draw) -> ModelSpec:
     ]
     n = draw(st.integers(1, 8))
     specs = tuple(draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n)))
-    return ModelSpec(name="hybrid", n_layers=n, hidden_size=hidden, n_heads=heads, n_kv_heads=kv, head_dim=hd,
-                     vocab_size=1000, intermediate_size=1024, layer_specs=specs)
+    return ModelSpec(name="hybrid", hidden_size=hidden, vocab_size=1000, intermediate_size=1024, layer_specs=specs)

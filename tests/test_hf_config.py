@@ -7,9 +7,14 @@ import pytest
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.hf_config import MAX_CONFIG_BYTES, load_config_file, model_from_config, parse_config_text
-from kvdash.model import FULL, MLA, SLIDING
+from kvdash.model import FULL, MLA, SLIDING, attention_shape
 from kvdash.presets import get_preset, preset_model
 from kvdash.scenario import Scenario
+
+
+def window(m):
+    """The window of the model's sliding layers."""
+    return next(spec.window for spec in m.layers if spec.kind == SLIDING)
 
 
 def cfg(preset: str) -> dict:
@@ -22,7 +27,8 @@ def kv_at(model, tokens: int, dtype: str = "bf16") -> int:
 
 def test_llama_reads_explicit_head_dim_and_gqa():
     m = model_from_config(cfg("llama-3.2-1b"))
-    assert (m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim) == (16, 32, 8, 64)
+    a = attention_shape(m)
+    assert (m.n_layers, a.n_heads, a.n_kv_heads, a.head_dim) == (16, 32, 8, 64)
     assert m.tie_word_embeddings is True
     assert set(m.kinds) == {FULL}
 
@@ -47,14 +53,15 @@ def test_qwen_window_applies_from_max_window_layers_when_enabled():
 def test_qwen2_has_qkv_bias_and_qwen3_has_qk_norm():
     q2 = model_from_config(cfg("qwen2.5-0.5b"))
     q3 = model_from_config(cfg("qwen3-8b"))
-    assert q2.qkv_bias and not q2.o_bias and not q2.qk_norm
-    assert q3.qk_norm and not q3.qkv_bias
+    a2, a3 = attention_shape(q2), attention_shape(q3)
+    assert a2.qkv_bias and not a2.o_bias and not a2.qk_norm
+    assert a3.qk_norm and not a3.qkv_bias
 
 
 def test_gemma2_even_layers_slide():
     m = model_from_config(cfg("gemma-2-9b"))
     assert m.kinds[:4] == (SLIDING, FULL, SLIDING, FULL)
-    assert m.count(SLIDING) == m.count(FULL) == 21 and m.sliding_window == 4096
+    assert m.count(SLIDING) == m.count(FULL) == 21 and window(m) == 4096
     # 8 KV heads x (256 + 256) x 2 B = 8,192 B per token per layer; at 8,192 tokens the 21 global
     # layers hold 8,192 tokens and the 21 local ones 4,096.
     assert kv_at(m, 8192) == 21 * 8192 * 8192 + 21 * 8192 * 4096 == 2_113_929_216
@@ -64,7 +71,7 @@ def test_gemma3_nested_text_config_and_pattern():
     c = cfg("gemma-3-27b")
     assert "text_config" in c
     m = model_from_config(c)
-    assert m.n_layers == 62 and m.head_dim == 128 and m.sliding_window == 1024
+    assert m.n_layers == 62 and attention_shape(m).head_dim == 128 and window(m) == 1024
     full = [i for i, k in enumerate(m.kinds) if k == FULL]
     assert full == list(range(5, 62, 6))  # every 6th layer is global: 10 of 62
     assert m.vocab_size == 262_208
@@ -79,7 +86,7 @@ def test_layer_types_wins_over_pattern():
 
 def test_mistral_v01_slides_everywhere_and_v03_does_not():
     v1, v3 = preset_model("mistral-7b-v0.1"), preset_model("mistral-7b-v0.3")
-    assert set(v1.kinds) == {SLIDING} and v1.sliding_window == 4096
+    assert set(v1.kinds) == {SLIDING} and window(v1) == 4096
     assert set(v3.kinds) == {FULL}
     per_token = 32 * 8 * 128 * 2 * 2
     assert kv_at(v1, 8192) == per_token * 4096
@@ -88,8 +95,9 @@ def test_mistral_v01_slides_everywhere_and_v03_does_not():
 
 def test_falcon_multi_query_and_new_architecture():
     f7, f40 = preset_model("falcon-7b"), preset_model("falcon-40b")
-    assert (f7.n_kv_heads, f7.head_dim, f7.norms_per_layer) == (1, 64, 1)
-    assert (f40.n_kv_heads, f40.head_dim, f40.norms_per_layer) == (8, 64, 2)
+    a7, a40 = attention_shape(f7), attention_shape(f40)
+    assert (a7.n_kv_heads, a7.head_dim, f7.norms_per_layer) == (1, 64, 1)
+    assert (a40.n_kv_heads, a40.head_dim, f40.norms_per_layer) == (8, 64, 2)
     # Falcon-7B by hand: embedding 65,024 x 4,544 (tied) + 32 layers x (fused QKV 4,544 x (71 + 2) x 64
     # + dense 4,544^2 + MLP 2 x 4 x 4,544^2 + one LayerNorm 2 x 4,544) + final LayerNorm 2 x 4,544.
     layer = 4544 * 73 * 64 + 4544**2 + 8 * 4544**2 + 2 * 4544
@@ -104,12 +112,12 @@ def test_falcon_legacy_refinedweb_keys():
 
 def test_falcon_without_multi_query_is_mha():
     c = cfg("falcon-7b") | {"multi_query": False}
-    assert model_from_config(c).n_kv_heads == 71
+    assert attention_shape(model_from_config(c)).n_kv_heads == 71
 
 
 def test_deepseek_latent_cache_replicated_under_tp():
     m = preset_model("deepseek-v3")
-    assert set(m.kinds) == {MLA} and m.kv_lora_rank == 512 and m.qk_rope_head_dim == 64
+    assert set(m.kinds) == {MLA} and m.layers[0].kv_lora_rank == 512 and m.layers[0].qk_rope_head_dim == 64
     assert m.moe_mask[:3] == (False, False, False) and all(m.moe_mask[3:])
     for tp in (1, 8, 16):
         b = breakdown(m, Scenario(prompt_tokens=1, tp=tp))
@@ -118,7 +126,7 @@ def test_deepseek_latent_cache_replicated_under_tp():
 
 def test_deepseek_v2_lite_without_q_lora():
     m = preset_model("deepseek-v2-lite")
-    assert m.q_lora_rank == 0 and m.n_shared_experts == 2 and m.shared_expert_intermediate_size == 2 * 1408
+    assert m.layers[0].q_lora_rank == 0 and m.n_shared_experts == 2 and m.shared_expert_intermediate_size == 2 * 1408
 
 
 def test_gpt2_null_n_inner_means_4x():
@@ -128,7 +136,7 @@ def test_gpt2_null_n_inner_means_4x():
 
 def test_opt_positions_offset_and_biases():
     m = preset_model("opt-13b")
-    assert m.learned_pos_embeddings == 2048 + 2 and m.qkv_bias and m.mlp_bias and m.norm == "layer"
+    assert m.learned_pos_embeddings == 2048 + 2 and m.layers[0].qkv_bias and m.mlp_bias and m.norm == "layer"
 
 
 def test_mixtral_and_qwen_moe():
@@ -152,16 +160,16 @@ def test_gpt_neox_and_generic_fallback():
     neox = {"model_type": "gpt_neox", "hidden_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8,
             "intermediate_size": 2048, "vocab_size": 50304}
     m = model_from_config(neox)
-    assert m.norm == "layer" and not m.gated_mlp and m.qkv_bias
+    assert m.norm == "layer" and not m.gated_mlp and m.layers[0].qkv_bias
     unknown = {"model_type": "brand_new", "hidden_size": 1024, "num_hidden_layers": 4, "num_attention_heads": 8,
                "num_key_value_heads": 2, "intermediate_size": 4096, "vocab_size": 1000}
     g = model_from_config(unknown)
-    assert (g.n_kv_heads, g.head_dim) == (2, 128)
+    assert (attention_shape(g).n_kv_heads, attention_shape(g).head_dim) == (2, 128)
 
 
 def test_phi3_window_makes_layers_slide():
     m = preset_model("phi-3-mini")
-    assert set(m.kinds) == {SLIDING} and m.sliding_window == 2047
+    assert set(m.kinds) == {SLIDING} and window(m) == 2047
 
 
 def test_string_and_file_inputs(tmp_path):

@@ -2,6 +2,7 @@
 
 from kvdash.breakdown import breakdown
 from kvdash.hf_config import model_from_config
+from kvdash.model import attention_shape
 from kvdash.scenario import Scenario
 
 
@@ -65,7 +66,8 @@ def test_llava_next_mistral_sparse_text_config():
                                                        "num_attention_heads": 16, "num_hidden_layers": 24,
                                                        "patch_size": 14, "projection_dim": 768}}
     m = model_from_config(cfg)
-    assert (m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim, m.hidden_size) == (32, 32, 8, 128, 4096)
+    a = attention_shape(m)
+    assert (m.n_layers, a.n_heads, a.n_kv_heads, a.head_dim, m.hidden_size) == (32, 32, 8, 128, 4096)
     assert breakdown(m, Scenario(prompt_tokens=65_536))["kv_cache"] == 32 * 8 * 256 * 2 * 65_536 == 8 * 2**30
     # the vision tower is a weights component of its own, labelled an estimate
     assert m.encoder_params > 300_000_000 and any("vision tower" in w for w in m.warnings)

@@ -16,13 +16,13 @@ from kvdash.live.bench import LiveConfig, LiveOutOfMemory, run_benchmark  # noqa
 from kvdash.live.model import LiveDecoder  # noqa: E402
 from kvdash.live.shapes import SHAPES, scaled_copy  # noqa: E402
 from kvdash.live.store import RunStore  # noqa: E402
-from kvdash.model import FULL, SLIDING, ModelSpec  # noqa: E402
+from kvdash.model import FULL, SLIDING, ModelSpec, decoder  # noqa: E402
 from kvdash.presets import preset_model  # noqa: E402
 from kvdash.scenario import Scenario  # noqa: E402
 
 
 def tiny(kinds=(FULL, FULL, FULL), window=0, tie=False) -> ModelSpec:
-    return ModelSpec(name="t", n_layers=len(kinds), hidden_size=64, n_heads=4, n_kv_heads=2, head_dim=16,
+    return decoder(name="t", n_layers=len(kinds), hidden_size=64, n_heads=4, n_kv_heads=2, head_dim=16,
                      vocab_size=97, intermediate_size=96, layer_types=kinds if SLIDING in kinds else (),
                      sliding_window=window, tie_word_embeddings=tie)
 

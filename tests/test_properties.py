@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvdash.breakdown import breakdown
-from kvdash.model import FULL, MLA, SLIDING
+from kvdash.model import FULL, MLA, SLIDING, attention_shape
 from kvdash.params import layer_params
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS
 from kvdash.solvers import max_batch, max_context, total_bytes_fn
@@ -31,14 +31,14 @@ def test_memory_grows_with_batch_and_context(m, s, extra_batch, extra_tokens):
 @SETTINGS
 @given(models(kinds=(FULL, SLIDING)), scenarios())
 def test_gqa_never_exceeds_mha(m, s):
-    mha = replace(m, n_kv_heads=m.n_heads)
+    mha = m.map_layers(lambda spec: spec.with_kv_heads(None))  # as many K/V heads as query heads
     assert breakdown(m, s)["kv_cache"] <= breakdown(mha, s)["kv_cache"]
 
 
 @SETTINGS
 @given(models(kinds=(FULL, SLIDING)), scenarios())
 def test_sliding_never_exceeds_full(m, s):
-    full = replace(m, layer_types=(FULL,) * m.n_layers, sliding_window=0)
+    full = m.map_layers(lambda spec: spec.as_full())
     assert breakdown(m, s)["kv_cache"] <= breakdown(full, s)["kv_cache"]
 
 
@@ -46,9 +46,11 @@ def test_sliding_never_exceeds_full(m, s):
 @given(models(kinds=(FULL, SLIDING, MLA), moe=True), scenarios(), st.sampled_from([2, 4, 8]))
 def test_tensor_parallel_shards_add_up(m, s, tp):
     # Make every split exact: tp divides the KV heads, the vocabulary and the MLP widths.
-    kv = max(m.n_kv_heads, tp) // tp * tp
-    m = replace(m, n_kv_heads=kv, n_heads=2 * kv, vocab_size=m.vocab_size * tp,
-                intermediate_size=m.intermediate_size * tp,
+    attn = attention_shape(m)
+    kv = max(getattr(attn, "n_kv_heads", attn.n_heads), tp) // tp * tp
+    m = m.map_layers(lambda spec: replace(spec, n_heads=2 * kv, **({"n_kv_heads": kv} if hasattr(spec, "n_kv_heads")
+                                                                   else {})))
+    m = replace(m, vocab_size=m.vocab_size * tp, intermediate_size=m.intermediate_size * tp,
                 expert_intermediate_size=m.expert_intermediate_size * tp)
     s = s.with_(shared_prefix_tokens=0)
     one, shard = breakdown(m, s), breakdown(m, s.with_(tp=tp))
@@ -56,7 +58,8 @@ def test_tensor_parallel_shards_add_up(m, s, tp):
     if not mla_layers:  # standard caches split exactly; latent caches are replicated
         assert shard["kv_cache"] * tp == one["kv_cache"]
     # Weight matrices split exactly, except MLA's down-projections, which every GPU holds whole.
-    replicated = mla_layers * m.hidden_size * (m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim)
+    mla = next((spec for spec in m.layers if spec.kind == MLA), None)
+    replicated = mla_layers * m.hidden_size * (mla.q_lora_rank + mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else 0
     whole = sum(p.linear for p in layer_params(m, 1))
     assert tp * sum(p.linear for p in layer_params(m, tp)) == whole + (tp - 1) * replicated
 

@@ -6,7 +6,7 @@ import pytest
 from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
-from kvdash.model import FULL, LINEAR, ModelSpec
+from kvdash.model import FULL, LINEAR, decoder
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
 from kvdash.solvers import gpus_needed, kv_tokens_for_budget, max_batch, max_context, valid_tp_degrees
@@ -64,7 +64,7 @@ def test_gpus_needed(h100):
 
 
 def test_linear_state_layers_hold_a_fixed_state():
-    m = ModelSpec(name="hybrid", n_layers=4, hidden_size=1024, n_heads=8, n_kv_heads=2, head_dim=128,
+    m = decoder(name="hybrid", n_layers=4, hidden_size=1024, n_heads=8, n_kv_heads=2, head_dim=128,
                   vocab_size=1000, intermediate_size=4096, layer_types=(LINEAR, FULL, LINEAR, FULL),
                   linear_state_elems=1000, linear_layer_params=123)
     for tokens in (10, 10_000):

@@ -126,7 +126,7 @@ FIELDS: dict[str, Field] = {
     "serving_concurrency": Field(choices=CONCURRENCIES),
     "speed_new": Field(1, 1 << 20),
     # the Serving capacity page (vLLM's settings)
-    "serve_util": Field(choices=tuple(round(0.01 * i, 2) for i in range(10, 100))),
+    "serve_util": Field(choices=tuple(round(0.001 * i, 3) for i in range(100, 1000))),  # SGLang's has 3 decimals
     "serve_block": Field(choices=(16, 32, 64)),
     "serve_len": Field(1, 1 << 24),
     "serve_batched": Field(1, 1 << 20),

@@ -16,7 +16,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
 from kvdash.hub import load_checkpoint
-from kvdash.model import MLA, SLIDING, ModelSpec
+from kvdash.model import MLA, SLIDING, ModelSpec, attention_shape, decoder
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
 from ui.dimensions import dimension, precise_toggle
@@ -73,13 +73,17 @@ def edit_preset(model: ModelSpec) -> None:
     """Seed the custom architecture with a preset's values and switch to it ("edit this model"). A custom
     model has one attention kind for all layers: the choice whose layers hold the same cache as the
     preset's (bytes per token, and tokens held of a long sequence), else full attention."""
-    base = {"c_layers": model.n_layers, "c_hidden": model.hidden_size, "c_heads": model.n_heads,
-            "c_kv": model.n_kv_heads, "c_hd": model.head_dim, "c_inter": model.intermediate_size or 1,
+    attn = attention_shape(model)
+    heads, kv = getattr(attn, "n_heads", None), getattr(attn, "n_kv_heads", None)
+    hd = getattr(attn, "head_dim", None) or getattr(attn, "qk_nope_head_dim", None)
+    base = {"c_layers": model.n_layers, "c_hidden": model.hidden_size, "c_heads": heads,
+            "c_kv": kv or heads, "c_hd": hd, "c_inter": model.intermediate_size or 1,
             "c_vocab": model.vocab_size, "c_experts": model.n_experts, "c_topk": model.experts_per_token,
             "c_expert_inter": model.expert_intermediate_size or 1, "c_attn": ATTENTION_CHOICES[0]}
-    for attn in ATTENTION_CHOICES[1:]:
-        trial = base | {"c_attn": attn, "c_window": model.sliding_window, "c_latent": model.kv_lora_rank,
-                        "c_rope": model.qk_rope_head_dim, "c_hd": model.qk_nope_head_dim or model.head_dim}
+    for kind in ATTENTION_CHOICES[1:]:
+        window = next((w for spec in model.layers if (w := getattr(spec, "window", None))), None)
+        trial = base | {"c_attn": kind, "c_window": window, "c_latent": getattr(attn, "kv_lora_rank", None),
+                        "c_rope": getattr(attn, "qk_rope_head_dim", None), "c_hd": hd}
         try:
             if _cache_signature(custom_spec(trial)) == _cache_signature(model):
                 base = trial
@@ -112,7 +116,7 @@ def custom_spec(v: dict) -> ModelSpec:
     if v["c_experts"]:
         kw.update(n_experts=int(v["c_experts"]), experts_per_token=int(v["c_topk"]),
                   expert_intermediate_size=int(v["c_expert_inter"]))
-    return ModelSpec(name="custom", n_layers=n, hidden_size=int(v["c_hidden"]), n_heads=int(v["c_heads"]),
+    return decoder(name="custom", n_layers=n, hidden_size=int(v["c_hidden"]), n_heads=int(v["c_heads"]),
                      n_kv_heads=int(v["c_kv"]), head_dim=int(v["c_hd"]), vocab_size=int(v["c_vocab"]),
                      intermediate_size=int(v["c_inter"]), **kw)
 

@@ -18,7 +18,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import gpu_for_device_name
 from kvdash.live.model import LiveDecoder, check_supported
 from kvdash.live.shapes import nocache_positions
-from kvdash.model import ModelSpec
+from kvdash.model import ModelSpec, attention_shape
 from kvdash.scenario import Scenario
 from kvdash.step import roofline, step_work
 
@@ -261,6 +261,7 @@ def _report(cfg, info, mem, probe, predicted, scenario, prefill_times, cached, n
     cached_at = dict(cached)
     # The static decode step reads every cache slot, so its floor counts the whole cache.
     B, P = scenario.batch, cfg.prompt_tokens
+    attn = attention_shape(m)
     decode_floor = roofline(step_work(m, scenario, B, scenario.context), bandwidth, matmul)[0]
     prefill_floor = roofline(step_work(m, scenario, 0, 0, prefill=B * P, prompt=P), bandwidth, matmul)[1]
     largest = nocache[-1]
@@ -276,9 +277,10 @@ def _report(cfg, info, mem, probe, predicted, scenario, prefill_times, cached, n
         "device": info,
         "catalog_gpu": gpu.id if gpu else None,
         "shape": {
-            "name": m.name, "n_layers": m.n_layers, "hidden_size": m.hidden_size, "n_heads": m.n_heads,
-            "n_kv_heads": m.n_kv_heads, "head_dim": m.head_dim, "intermediate_size": m.intermediate_size,
-            "vocab_size": m.vocab_size, "sliding_window": m.sliding_window, "layer_types": list(m.kinds),
+            "name": m.name, "n_layers": m.n_layers, "hidden_size": m.hidden_size, "n_heads": attn.n_heads,
+            "n_kv_heads": attn.n_kv_heads, "head_dim": attn.head_dim, "intermediate_size": m.intermediate_size,
+            "vocab_size": m.vocab_size, "sliding_window": max(sp.live_window for sp in m.layers),
+            "layer_types": list(m.kinds),
             "tie_word_embeddings": m.tie_word_embeddings, "params": m.params,
             "batch": cfg.batch, "prompt_tokens": cfg.prompt_tokens, "new_tokens": cfg.new_tokens,
             "graph": cfg.graph and info["device"] == "cuda",

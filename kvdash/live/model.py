@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kvdash.errors import KvdashError
-from kvdash.model import ModelSpec
+from kvdash.model import ModelSpec, attention_shape
 
 
 def check_supported(m: ModelSpec) -> None:
@@ -31,10 +31,15 @@ def check_supported(m: ModelSpec) -> None:
         problems.append("mixture-of-experts layers")
     if not m.gated_mlp or m.norm != "rms" or m.norms_per_layer != 2:
         problems.append("a non-Llama block (gated MLP, two RMSNorms)")
-    if m.qkv_bias or m.o_bias or m.mlp_bias or m.qk_norm or m.learned_pos_embeddings or m.extra_params:
+    attention = {(sp.n_heads, sp.n_kv_heads, sp.head_dim, sp.v_dim, sp.qkv_bias, sp.o_bias, sp.qk_norm)
+                 for sp in m.layers if sp.live_window is not None}
+    if any(bias or o_bias or norm for *_, bias, o_bias, norm in attention) or m.mlp_bias or m.learned_pos_embeddings \
+            or m.extra_params:
         problems.append("biases, QK-norm or learned positions")
-    if m.v_dim != m.head_dim:
+    if any(hd != v for _, _, hd, v, *_ in attention):
         problems.append("different K and V head sizes")
+    if len({shape[:3] for shape in attention}) > 1:
+        problems.append("layers of different head counts or sizes")
     if problems:
         raise KvdashError(f"the live model does not run {', '.join(problems)}; pick a Llama-style shape")
 
@@ -65,7 +70,8 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 class Attention(nn.Module):
     def __init__(self, m: ModelSpec, window: int):
         super().__init__()
-        h, self.n_heads, self.n_kv, self.hd = m.hidden_size, m.n_heads, m.n_kv_heads, m.head_dim
+        attn = attention_shape(m)  # every layer's (check_supported)
+        h, self.n_heads, self.n_kv, self.hd = m.hidden_size, attn.n_heads, attn.n_kv_heads, attn.head_dim
         self.window = window  # 0: full attention
         # q, k and v projections fused in one matrix: one kernel instead of three per layer
         self.wqkv = nn.Linear(h, (self.n_heads + 2 * self.n_kv) * self.hd, bias=False)
@@ -188,7 +194,7 @@ class LiveDecoder(nn.Module):
 
     def setup_rope(self) -> None:
         device = self.embed.weight.device
-        self.cos, self.sin = rope_cache(self.max_tokens, self.spec.head_dim, self.rope_theta, device)
+        self.cos, self.sin = rope_cache(self.max_tokens, attention_shape(self.spec).head_dim, self.rope_theta, device)
 
     def allocate_cache(self, batch: int) -> int:
         """Preallocate every layer's cache; returns the exact bytes allocated."""

@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 from kvdash.errors import KvdashError
-from kvdash.model import FULL, SLIDING, ModelSpec
+from kvdash.model import FULL, SLIDING, ModelSpec, attention_shape, decoder
 
 SHAPES: dict[str, ModelSpec] = {
-    "tiny": ModelSpec(name="tiny (2 layers, 64 wide)", n_layers=2, hidden_size=64, n_heads=4, n_kv_heads=2,
+    "tiny": decoder(name="tiny (2 layers, 64 wide)", n_layers=2, hidden_size=64, n_heads=4, n_kv_heads=2,
                       head_dim=16, vocab_size=256, intermediate_size=128, tie_word_embeddings=True),
-    "tiny-sliding": ModelSpec(name="tiny sliding (window 8 on even layers)", n_layers=4, hidden_size=64,
+    "tiny-sliding": decoder(name="tiny sliding (window 8 on even layers)", n_layers=4, hidden_size=64,
                               n_heads=4, n_kv_heads=2, head_dim=16, vocab_size=256, intermediate_size=128,
                               tie_word_embeddings=True, layer_types=(SLIDING, FULL, SLIDING, FULL),
                               sliding_window=8),
-    "small": ModelSpec(name="small (12 layers, 768 wide, GQA 12/4)", n_layers=12, hidden_size=768, n_heads=12,
+    "small": decoder(name="small (12 layers, 768 wide, GQA 12/4)", n_layers=12, hidden_size=768, n_heads=12,
                        n_kv_heads=4, head_dim=64, vocab_size=32000, intermediate_size=2048,
                        tie_word_embeddings=True),
-    "1b": ModelSpec(name="Llama-3.2-1B shape (random weights)", n_layers=16, hidden_size=2048, n_heads=32,
+    "1b": decoder(name="Llama-3.2-1B shape (random weights)", n_layers=16, hidden_size=2048, n_heads=32,
                     n_kv_heads=8, head_dim=64, vocab_size=128256, intermediate_size=8192,
                     tie_word_embeddings=True, max_position_embeddings=131072),
 }
@@ -33,10 +33,11 @@ def scaled_copy(m: ModelSpec, layers: int) -> ModelSpec:
         raise KvdashError(f"layers must be between 1 and {m.n_layers}")
     kinds = m.kinds[:layers]
     window = max(spec.live_window for spec in m.layers[:layers])  # 0: every kept layer is full
-    return ModelSpec(
+    attn = attention_shape(m)
+    return decoder(
         name=f"{m.name}, first {layers} of {m.n_layers} layers",
-        n_layers=layers, hidden_size=m.hidden_size, n_heads=m.n_heads, n_kv_heads=m.n_kv_heads,
-        head_dim=m.head_dim, vocab_size=m.vocab_size, intermediate_size=m.intermediate_size,
+        n_layers=layers, hidden_size=m.hidden_size, n_heads=attn.n_heads, n_kv_heads=attn.n_kv_heads,
+        head_dim=attn.head_dim, vocab_size=m.vocab_size, intermediate_size=m.intermediate_size,
         layer_types=kinds if window else (), sliding_window=window,
         tie_word_embeddings=m.tie_word_embeddings, max_position_embeddings=m.max_position_embeddings,
     )
