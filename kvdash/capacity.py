@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvdash.breakdown import breakdown, pipeline_partition
+from kvdash.breakdown import pipeline_partition
 from kvdash.dtypes import get_dtype
+from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
 from kvdash.layers import LayerSpec
 from kvdash.model import ModelSpec
@@ -20,7 +21,7 @@ from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import GiB, cdiv
 
 DEFAULT_BLOCK_SIZE = 16
-DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192  # vLLM's scheduler default for `vllm serve` on large GPUs
+DEFAULT_MAX_NUM_BATCHED_TOKENS = engine_facts("vllm").step_limits(None)[0]  # `vllm serve`'s on large GPUs
 # vLLM groups layers by the largest kind's count when max < 1.5 x min, else by the smallest
 # (kv_cache_utils / kv_cache_planning, v0.20 to v0.33; v0.15 used 1.25, v0.11 always the smallest).
 GROUPING_RATIO = 1.5
@@ -172,10 +173,3 @@ def gib_to_bytes(gib: float) -> int:
     if not isinstance(gib, (int, float)) or isinstance(gib, bool) or not 0 <= gib <= 1 << 20:
         raise KvdashError(f"KV budget must be between 0 and 1,048,576 GiB, not {gib!r}")
     return int(gib * GiB)
-
-
-def engine_reserved_bytes(m: ModelSpec, s: Scenario, gpu) -> int:
-    """What an engine holds besides its KV pool, per GPU: weights, the activation peak and logits of the
-    scenario's forward (its profiling pass), and the CUDA context."""
-    b = breakdown(m, s.with_(gpu_memory_utilization=0.0), gpu)
-    return b["weights"] + b["activation"] + b["logits"] + b["overhead"]

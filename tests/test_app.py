@@ -99,9 +99,9 @@ def test_an_engine_step_makes_memory_agree_with_serving():
     assert metrics(small)["Total"] == fmt_bytes(breakdown(m, s, gpu).total, "GiB")
 
 
-def test_the_largest_batch_does_not_depend_on_the_batch_asked_at():
+def test_the_largest_batch_does_not_depend_on_the_batch_asked_at(capsys):
     # Llama-3.1-8B, 8,192 tokens, H100, vLLM: 62 sequences (tests/test_solvers.py by hand), at any sidebar batch,
-    # as the CLI says
+    # as the CLI says at any --batch
     from kvdash.cli import main
 
     for batch in (1, 8, 32):
@@ -111,6 +111,7 @@ def test_the_largest_batch_does_not_depend_on_the_batch_asked_at():
     for batch in ("1", "8", "32"):
         assert main(["size", "--preset", "llama-3.1-8b", "--batch", batch, "--context", "8192", "--gpu",
                      "nvidia-h100-sxm5", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["max_batch"] == 62
 
 
 def test_dimension_sliders_take_exact_values_and_edit_a_preset():
