@@ -24,9 +24,6 @@ from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import GiB, cdiv
 from kvdash.weights import formats, layer_weight_bytes, table_bytes
 
-NORM_BYTES = 2 * 4  # an RMSNorm in fp32: the upcast copy and its square / normalised copy, per value
-POSITION_ID_BYTES = 8  # int64 position ids per token (generate() builds them for the batch)
-
 
 # ---- per-token sizes -------------------------------------------------------------------------
 def kv_bytes_per_token_layer(m: ModelSpec, kind: str, kv: DType, tp: int = 1) -> int:
@@ -142,11 +139,7 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
     # the runtime's mixture-of-experts buffers per token: routed pairs, the shared experts, the router
     moe_pt = (k * rt.routed_expert_bytes(h, ffn.expert, a, m.gated_mlp) + ffn.matrices * ffn.shared_expert * a
               + rt.routing_bytes(m.n_experts, k))
-    moe_decode_pt = moe_pt
-    if rt.hf:
-        # generate() on a GPU decodes with batched_mm: per routed token it copies that expert's gate-up and
-        # down matrices (gate_up_proj[expert_ids], then down_proj[...] while the first is still referenced)
-        moe_decode_pt += k * get_dtype(experts_dtype).matrix_bytes(3 * ffn.expert, h)
+    moe_decode_pt = moe_pt + rt.decode_expert_copy_bytes(k, get_dtype(experts_dtype).matrix_bytes(3 * ffn.expert, h))
     # per sequence for the forward, once for the batch, and SDPA's per-sequence float copy in a masked layer's call
     mask_bytes, shared_mask_bytes, call_mask = rt.mask_bytes_per_pair({sp.mask for sp in m.layers if sp.mask}, a)
     out = []
@@ -197,17 +190,17 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 act_bytes=a,
                 runtime=rt,
                 hidden_pt=rt.hidden_copies * m.hidden_size * a,
-                position_pt=(POSITION_ID_BYTES + 2 * max((sp.rotary_dim for sp in m.layers), default=0) * a
-                             if rt.hf else 0),
+                position_pt=rt.position_bytes_per_token(max((sp.rotary_dim for sp in m.layers), default=0), a),
                 mixers=tuple(Mixer(spec, spec.act_bytes(tp, a, rt), spec.key_bytes(tp, a, rt),
                                    spec.key_bytes(tp, a, rt, decode=True), spec.score_heads(tp), rt.score_bytes(a),
                                    call_mask if spec.mask not in ("", "causal") else 0) for spec, _ in groups),
                 mlp_pt=max(moe_pt if moe_here else 0, dense_here),
                 mlp_decode_pt=max(moe_decode_pt if moe_here else 0, dense_here),
-                norm_pt=NORM_BYTES * m.hidden_size if rt.hf else 0,
+                norm_pt=rt.norm_bytes_per_token(m.hidden_size),
                 mask_bytes=mask_bytes,
                 shared_mask_bytes=shared_mask_bytes,
-                regrow=tuple((spec, b) for spec, _ in kept if rt.hf and (b := spec.regrow_bytes_per_token(kv, tp))),
+                regrow=tuple((spec, b) for spec, _ in kept
+                             if rt.cache_regrows and (b := spec.regrow_bytes_per_token(kv, tp))),
                 logits_per_seq=rt.logits_bytes_per_seq(cdiv(m.vocab_size, tp), a) if last else 0,
                 # an engine's sampler (last stage): the whole vocabulary on every GPU (gathered across the
                 # tensor-parallel group) per request, beside the step's hidden states and, for a mixture of

@@ -70,6 +70,27 @@ class Runtime:
         out = n_experts * FP32 + k * (INDEX + FP32)
         return out + k * (2 * INDEX + FP32) if self.hf else out
 
+    def decode_expert_copy_bytes(self, k: int, expert_matrix_bytes: int) -> int:
+        """Bytes per token in a decode step of copies of the routed experts' weights: generate() on a GPU decodes
+        with batched_mm, which gathers each routed expert's gate-up and down matrices per token
+        (gate_up_proj[expert_ids], then down_proj[...] while the first is still referenced); fused kernels read
+        the weights in place."""
+        return k * expert_matrix_bytes if self.hf else 0
+
+    @property
+    def cache_regrows(self) -> bool:
+        """Hugging Face's DynamicCache grows by torch.cat: a layer's old K or V exists while the new one is built
+        (engines and the static batch allocate their cache up front)."""
+        return self.hf
+
+    def norm_bytes_per_token(self, hidden: int) -> int:
+        """An RMSNorm computed in fp32 (Hugging Face): the upcast copy and its square / normalised copy."""
+        return 2 * FP32 * hidden if self.hf else 0
+
+    def position_bytes_per_token(self, rotary_dim: int, a: int) -> int:
+        """Hugging Face builds int64 position ids and the rotary cos and sin for every token of the forward."""
+        return INDEX + 2 * rotary_dim * a if self.hf else 0
+
     def logits_bytes_per_seq(self, vocab_per_gpu: int, a: int) -> int:
         """A static batch's or generate()'s logits of the last position: the LM head's output in the activation
         dtype and its fp32 copy for sampling (an fp32 model's .float() is a no-op; generate() copies
