@@ -1,6 +1,8 @@
 """Speed: a serving engine at a concurrency (kvdash.serving), then the static batch the Live run measures
-(kvdash.speed). Every number is predicted by a formula shown beside it; measured H100 runs are drawn where
-the scenario matches one."""
+(kvdash.speed). Every number is predicted by a formula shown beside it; a user's own measured runs are drawn
+where the scenario matches them, and can calibrate the engine's overheads for the session."""
+
+from dataclasses import replace
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -12,7 +14,9 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu, load_gpus
 from kvdash.presets import load_presets
 from kvdash.serving import engine_profile, serving
-from kvdash.serving_runs import matching_runs
+from kvdash.serving_fit import Observed, fit_profile, summary
+from kvdash.serving_fit import errors as fit_errors
+from kvdash.serving_runs import matching_runs, parse_runs
 from kvdash.speed import RUNTIMES, generation_seconds, speed
 from kvdash.step import matrix_rate
 from ui.links import CONCURRENCIES
@@ -21,9 +25,10 @@ from ui.style import LEGEND_BELOW, TITLE, tidy
 
 model, scenario, gpu, unit = require()
 st.title(f"{model.name}: how fast does it serve?")
-st.caption("Predicted by the serving model (its terms below), fitted to 784 measured H100 runs of vLLM, SGLang "
-           "and TensorRT-LLM; BENCHMARKS.md reports its error on them. Measured runs are drawn where the "
-           "scenario matches one (H100 SXM, same model, engine, tp, lengths, weights and KV cache format).")
+st.caption("Predicted by the serving model (its terms below): every kernel of an engine step at the GPU's measured "
+           "ceilings where kernel measurements exist, plus the engine's host overheads, fitted to measured H100 runs "
+           "(BENCHMARKS.md reports its error there and on other GPUs). Load your own runs below to draw them beside "
+           "the prediction and to calibrate the overheads to your cluster.")
 
 if scenario.new_tokens:
     new_tokens = scenario.new_tokens
@@ -41,7 +46,8 @@ else:
 concurrency = c2.select_slider("Concurrency (requests in flight)", CONCURRENCIES,
                                value=min(CONCURRENCIES, key=lambda c: abs(c - s.batch)),
                                key="serving_concurrency", bind="query-params")
-profile = engine_profile(engine)
+calibrated = st.session_state.setdefault("serving_calibrated", {})
+profile = calibrated.get(engine) or engine_profile(engine)
 isl, osl = s.prompt_tokens, int(new_tokens)
 served = s.with_(runtime=engine) if s.engine else s.with_(runtime=engine, max_num_batched_tokens=0, max_num_seqs=0)
 
@@ -70,19 +76,29 @@ if not srv.fits:
                f"{srv.request_bytes / 2**20:,.1f} MiB per request; max_num_seqs {srv.max_seqs:,}); the others "
                f"queue for a slot, {srv.wait_s:,.2f} s on average, which the TTFT includes.")
 st.dataframe(pd.DataFrame([{"term": name, "decode-only step, ms": round(sec * 1e3, 3),
-                            "step with a prompt chunk, ms": round(mix * 1e3, 3), "formula": text}
+                            "step with prompt tokens, ms": round(mix * 1e3, 3), "formula": text}
                            for name, sec, mix, text in srv.terms()]), hide_index=True, width="stretch",
              key="serving_terms")
 rate = matrix_rate(gpu, s.weights_dtype) / 1e12
-st.caption(f"A request lives {srv.steps_per_cycle:,.1f} engine steps; {srv.mixed_steps_per_cycle:,.1f} of them carry a "
-           f"prompt chunk of {srv.prompt_tokens_per_mixed_step:,.1f} tokens ({srv.budget:,} "
-           f"tokens a step at most) beside {srv.decode_tokens_per_step:,.1f} decodes. Peak: "
+st.caption(f"{srv.cycle_text()[0].upper()}{srv.cycle_text()[1:]}. Peak: "
            f"{rate:,.1f} TFLOP/s for {s.weights_dtype} matrices on {gpu.name}, {gpu.bandwidth_gbps:,.0f} GB/s"
            + (f"; all-reduces over {gpu.link_gbps:,.0f} GB/s one way between the {s.tp} GPUs" if s.tp > 1 else "")
            + f". Engine profile: {profile.source}.")
 
 hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), "") or model.name
-runs = matching_runs(hf_id, gpu.id, engine, s.tp, isl, osl, s.weights_dtype, s.kv_dtype)
+uploads = st.file_uploader("Your measured runs: `vllm bench serve --save-result` JSON files, or a CSV (concurrency, "
+                           "isl, osl, ttft_ms, tpot_ms; optionally engine, gpu, tp, model)", type=["json", "jsonl",
+                           "csv"], accept_multiple_files=True, key="speed_runs", max_upload_size=8)
+loaded = []
+for f in uploads or []:
+    try:
+        loaded += parse_runs(f.getvalue(), f.name)
+    except KvdashError as e:
+        st.error(str(e))
+runs = matching_runs(loaded, engine, s.tp, isl, osl, gpu.id, model=hf_id)
+if loaded and not runs:
+    st.caption(f"None of your {len(loaded):,} runs matches this scenario ({engine}, tp {s.tp}, {isl:,} + {osl:,} "
+               "tokens within 5 %, the sidebar's GPU and model where the file names them).")
 lat = go.Figure(dict(data=[
     dict(type="scatter", mode="lines+markers", name="TPOT, predicted", x=[c for c, _ in sweep],
          y=[r.tpot_s * 1e3 for _, r in sweep], line=dict(color="#0072B2")),
@@ -99,9 +115,23 @@ lat = go.Figure(dict(data=[
                xaxis=dict(type="log", title=dict(text="requests in flight")),
                yaxis=dict(type="log", title=dict(text="ms")), legend=LEGEND_BELOW)))
 st.plotly_chart(lat, width="stretch", key="serving_latency")
-if not runs:
-    st.caption("No measured run matches this scenario (the stored runs: H100 SXM; Llama-3.1-8B and 70B, "
-               "Qwen3-32B, Qwen3-235B-A22B, gpt-oss-120b, MiniMax-M2.5 at their measured lengths and tp).")
+if runs:
+    observed = [Observed(model, served.with_(batch=1), gpu, r.concurrency, r.isl, r.osl, r.ttft_s, r.tpot_s)
+                for r in runs]
+    err = {w: summary(fit_errors(observed, profile, w)) for w in ("tpot", "ttft")}
+    st.caption(f"{len(runs)} of your runs match: predicted / measured − 1, median / 90th percentile: TPOT "
+               f"{err['tpot']}, TTFT {err['ttft']} ({profile.source}).")
+    if st.button(f"Calibrate {engine}'s overheads to these runs", key="speed_calibrate",
+                 help="fits the engine's host time per step, per layer and per running sequence to their TPOT, then "
+                      "its queueing terms to their TTFT (kvdash.serving_fit); the GPU's kernels stay as measured. "
+                      "For this session only."):
+        with st.spinner("fitting"):
+            fitted = fit_profile(observed, engine)
+        calibrated[engine] = replace(fitted, source=f"calibrated to {len(runs)} of your runs on {gpu.name}")
+        st.rerun()
+if engine in calibrated and st.button(f"Back to {engine}'s fitted profile", key="speed_uncalibrate"):
+    del calibrated[engine]
+    st.rerun()
 
 # The curve serving teams pick a point on: throughput per GPU against speed per user, for a few GPUs.
 catalog = load_gpus()
@@ -129,7 +159,7 @@ for i, gid in enumerate(chosen):
                            marker=dict(color=colour, symbol="x-open", size=10), text=[f"C={c}" for c, _ in over],
                            hovertemplate="%{text}: the rest queue<extra></extra>"))
 if runs and gpu.id in chosen:
-    curves.append(dict(type="scatter", mode="markers", name="H100 SXM, measured (tokens/s from TPOT)",
+    curves.append(dict(type="scatter", mode="markers", name="your runs, measured (tokens/s from TPOT)",
                        x=[1 / r.tpot_s for r in runs], y=[r.concurrency / r.tpot_s / s.tp for r in runs],
                        marker=dict(color="#000000", symbol="diamond-open", size=11)))
 curve = go.Figure(dict(data=curves, layout=dict(

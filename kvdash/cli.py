@@ -323,10 +323,8 @@ def _cmd_serving(args) -> int:
     print(f"KV pool {fmt_bytes(r.pool_bytes, 'GiB')} per GPU ({fmt_bytes(r.request_bytes, 'GiB')} per request; "
           f"`kvdash capacity --gpu {gpu.id} --engine {args.engine}` shows its terms); {r.running:,} requests run at "
           f"once; steps of at most {r.budget:,} tokens, {r.max_seqs:,} requests")
-    print(f"a request lives {r.steps_per_cycle:,.1f} engine steps; {r.mixed_steps_per_cycle:,.1f} of them carry a "
-          f"prompt chunk of {r.prompt_tokens_per_mixed_step:,.1f} tokens beside {r.decode_tokens_per_step:,.1f} "
-          f"decodes, the others only the decodes")
-    print(f"  {'term':<12} {'decode step':>12} {'with a chunk':>13}")
+    print(r.cycle_text())
+    print(f"  {'term':<12} {'decode step':>12} {'with prompts':>13}")
     for name, sec, mix, text in r.terms():
         print(f"  {name:<12} {sec * 1e3:>9.3f} ms {mix * 1e3:>10.3f} ms  {text}")
     print(f"TTFT {r.ttft_s * 1e3:,.1f} ms; TPOT {r.tpot_s * 1e3:,.2f} ms; request {r.request_latency_s:,.2f} s; "

@@ -12,21 +12,28 @@ Read in (release archives and the public source):
   or more; not modelled, see FACTS); max_num_seqs is then capped at max_num_batched_tokens. Chunked prefill
   on. gpu_memory_utilization 0.9 (config/cache.py, v0.11.0; 0.92 later, see kvdash.vllm_startup's
   families). Logits all-gathered to every tensor-parallel rank (platforms/interface.py use_all_gather,
-  True under V1; layers/logits_processor.py). MLA decodes with absorbed weights (queries and keys 576 wide,
-  values 512: layers/attention/mla_attention.py "_forward_decode", FlashMLA head_dim_v = kv_lora_rank) and
-  prefills per head (192 + 128). No overlap of scheduling with the GPU by default.
+  True under V1; layers/logits_processor.py). One token budget per step for decodes and prompt chunks
+  alike (v1/core/sched/scheduler.py: running requests first, then waiting ones while tokens remain). MLA
+  decodes with absorbed weights (queries and keys 576 wide, values 512: layers/attention/mla_attention.py
+  "_forward_decode", FlashMLA head_dim_v = kv_lora_rank) and prefills per head (192 + 128). No overlap of
+  scheduling with the GPU by default.
 - SGLang 0.5.6, srt/server_args.py: GPU memory as nvidia-smi's total in MiB; chunked_prefill_size 2,048
   below 35 GiB, 4,096 below 60 GiB, 8,192 below 160 GiB, 16,384 above; cuda_graph_max_bs by the same
   tiers and tp; mem_fraction_static = (memory - reserved) / memory, reserved = 512 MiB + 1.5 x
   max(chunk, 2,048) MiB + 2 x cuda_graph_max_bs MiB + tp x pp / 8 GiB (at least 10 GiB above 60 GiB);
   max_running_requests from the KV pool (model_runner); the overlap schedule on
-  (disable_overlap_schedule False); MLA decodes absorbed (models/deepseek_v2.py forward_absorb). The KV pool
+  (disable_overlap_schedule False); prefill first, in batches of their own: Scheduler.get_next_batch_to_run
+  runs a new prefill batch whenever one is waiting and the running decodes only when none is
+  (managers/scheduler.py, 0.5.1), enable_mixed_chunk False; a prefill batch holds chunked_prefill_size
+  tokens in all (PrefillAdder's rem_chunk_tokens shrinks with each request, managers/schedule_policy.py);
+  MLA decodes absorbed (models/deepseek_v2.py forward_absorb). The KV pool
   is mem_fraction_static of the total less what is in use after loading (model_runner.profile_max_num_token:
   rest = available - total x (1 - mem_fraction_static)): no profiling forward.
 - TensorRT-LLM (PyTorch backend, `trtllm-serve`, commands/serve.py at 00209af1, llmapi/llm_args.py at
   fcd3f316, builder.py BuildConfig at 008b2b8d): max_num_tokens 8,192 and max_batch_size 2,048;
   free_gpu_memory_fraction 0.9 of the memory free after the model and a profiling forward; the overlap
-  scheduler on (disable_overlap_scheduler False); chunked prefill off; capacity scheduler
+  scheduler on (disable_overlap_scheduler False); in-flight batching: context and generation requests in one
+  step up to max_num_tokens (_torch/pyexecutor/scheduler.py ScheduledRequests); chunked prefill off; capacity scheduler
   GUARANTEED_NO_EVICT (a request is admitted only with room for its whole isl + osl).
 """
 
@@ -56,6 +63,7 @@ class EngineFacts:
     overlap_scheduler: bool  # the CPU prepares step n + 1 while the GPU runs step n
     mla_absorbed_decode: bool  # latent attention decodes in the latent space (FlashMLA / FlashInfer MLA)
     chunked_prefill: bool  # a prompt longer than the step budget is split across steps
+    mixed_batches: bool  # prompt tokens ride in the running decodes' steps (else prefill steps of their own)
     reserve_full_length: bool  # a request is admitted only with cache room for its whole isl + osl
     budget_name: str  # what the engine calls its per-step token budget
     source: str
@@ -102,13 +110,16 @@ def _sglang_tier(gib: float) -> tuple[int, tuple[int, int]]:
 
 FACTS = {
     "vllm": EngineFacts("vllm", "vLLM", overlap_scheduler=False, mla_absorbed_decode=True, chunked_prefill=True,
+                        mixed_batches=True,
                         reserve_full_length=False, budget_name="max_num_batched_tokens",
                         source="vLLM v0.11.0 (engine/arg_utils.py get_batch_defaults, config/cache.py)"),
     "sglang": EngineFacts("sglang", "SGLang", overlap_scheduler=True, mla_absorbed_decode=True, chunked_prefill=True,
+                          mixed_batches=False,
                           reserve_full_length=False, budget_name="chunked_prefill_size",
                           source="SGLang 0.5.6 (srt/server_args.py)"),
     "trtllm": EngineFacts("trtllm", "TensorRT-LLM", overlap_scheduler=True, mla_absorbed_decode=True,
-                          chunked_prefill=False, reserve_full_length=True, budget_name="max_num_tokens",
+                          chunked_prefill=False, mixed_batches=True, reserve_full_length=True,
+                          budget_name="max_num_tokens",
                           source="TensorRT-LLM PyTorch backend (commands/serve.py, llmapi/llm_args.py)"),
 }
 ENGINES = tuple(FACTS)

@@ -159,6 +159,7 @@ class LayerSpec:
     kind: ClassVar[str] = ""
     label: ClassVar[str] = ""  # what the dashboard calls this kind
     grows: ClassVar[bool] = False  # does its cache grow with the context?
+    kernel: ClassVar[str] = ""  # the kernels that run its attention (kvdash.kernels): "attention", "latent" or ""
     mask: ClassVar[str] = ""  # the attention mask Hugging Face builds for it ("causal", "sliding", "chunked")
     hf_read: ClassVar[bool] = False  # were transformers' allocations for this kind read and measured (runtimes)?
 
@@ -297,6 +298,7 @@ class FullAttention(_EveryToken):
     kv_shared: bool = False  # reads an earlier layer's K/V (Gemma-3n/4's last layers): no cache, no k/v weights
 
     kind: ClassVar[str] = "full"
+    kernel: ClassVar[str] = "attention"
     label: ClassVar[str] = "full attention"
     grows: ClassVar[bool] = True
     mask: ClassVar[str] = "causal"
@@ -580,6 +582,7 @@ class LatentAttention(_EveryToken):
     q_lora_rank: int = 0  # 0: queries projected directly from the hidden state
 
     kind: ClassVar[str] = "mla"
+    kernel: ClassVar[str] = "latent"
     label: ClassVar[str] = "latent attention (MLA)"
     grows: ClassVar[bool] = True
     mask: ClassVar[str] = "causal"

@@ -2,26 +2,18 @@
 
 C requests of `isl` prompt and `osl` output tokens are in flight at all times (a finished request is
 replaced at once), as in the measured benchmarks; at most as many run as the engine's KV pool holds,
-the others wait for a slot (Little's law). A step processes at most `max_num_batched_tokens` tokens
-(chunked prefill: a prompt chunk rides along with the running decodes). A request lives
-
-    S = max(k + osl - 1, C (isl + osl - 1) / budget) steps     (its prompt in k chunks, then a step per token)
-
-and the C requests' prompts, arriving spread over that cycle, ride in n = min(S, C k) of its steps. So a
-cycle has two kinds of step, each on one GPU taking (every term printed by `ServingReport.terms`)
-
-    max(FLOPs / (rate x compute_eff), weight bytes / (bandwidth x memory_eff)
-                                      + cache bytes / (bandwidth x cache_eff))
-      + step overhead + layers x (layer overhead + decodes x sequence overhead)
-      + 2 all-reduces per layer (latency + 2 (tp - 1) / tp x bytes / one-way link)
-
-with the FLOPs and bytes of the step's tokens: weights read once per step (routed experts: only those the
-step's tokens hit, uniform routing), every decode's cache read at its mean length, a chunk attending to
-its prefix. Averaging the chunks over every step would hide their compute under the decode steps' memory
-time; keeping the two kinds apart is what makes TPOT right when prompts are long. TPOT is the request's
-lifetime after its own chunks over its other output tokens; TTFT is `ServingReport.first_token_s` plus any
-wait for a slot. The engine profile's efficiencies, overheads and queueing terms are fitted to measured
-runs (benchmarks/fit_serving.py), not guessed; its numbers live in data/engines/.
+the others wait for a slot (Little's law). A step processes at most the engine's token budget
+(max_num_batched_tokens, chunked_prefill_size, max_num_tokens). How a request's lifetime is made of steps
+follows the engine's scheduler (`arrivals`): an engine that mixes prompt chunks into the decodes' steps
+(vLLM, TensorRT-LLM) takes each new prompt in steps of its own beside the others' decodes, spread over the
+cycle; SGLang, which prefills in batches of their own, runs waves (all prompts, then all decodes). So a
+cycle has two kinds of step, each timed by kvdash.step from the GPU's measured kernel ceilings and the
+engine's host overheads (every term printed by `ServingReport.terms`): decode-only steps, and steps with
+prompt tokens. Averaging the prompts over every step would hide their compute under the decode steps'
+memory time; keeping the two kinds apart is what makes TPOT right when prompts are long. TPOT is the
+request's lifetime after its first token over its other output tokens; TTFT is `ServingReport.first_token_s`
+plus any wait for a slot. The engine's overheads and queueing terms are fitted to measured H100 runs
+(benchmarks/fit_serving.py; data/engines/), its defaults are facts of its source (kvdash.engines).
 """
 
 from __future__ import annotations
@@ -79,6 +71,7 @@ def engine_profile(name: str) -> EngineProfile:
     return EngineProfile(**{k: v for k, v in data.items() if k in known})
 
 
+@lru_cache(maxsize=4096)
 def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu) -> int:
     """Bytes of KV pool per GPU the scenario's engine is left with at its default share (kvdash.startup, the
     budget `kvdash capacity --gpu` prints; vLLM at 0.9)."""
@@ -96,19 +89,55 @@ def requests_held(m: ModelSpec, s: Scenario, gpu: Gpu, isl: int, osl: int) -> tu
 
 
 @dataclass(frozen=True)
+class Arrivals:
+    """How a cycle's steps are made up (see `arrivals`)."""
+
+    group: int  # prompts that arrive, and are prefilled, together
+    steps: float  # engine steps in one request's lifetime
+    mixed_steps: float  # of them, steps that carry prompt tokens
+    mixed_decodes: float  # decodes in a step with prompt tokens (the other groups'; 0 in a wave)
+    prompt_tokens: float  # prompt tokens in such a step
+    prefill_steps: int  # steps a group's prompts take
+    first_token_steps: float  # of them, the mean step on which a member's prompt completes
+    saturated: bool  # the token budget, not the output length, sets the cycle: every step carries prompt tokens
+
+
+def arrivals(mixed_batches: bool, C: int, isl: int, osl: int, budget: int) -> Arrivals:
+    """The steady state of C requests in flight whose finished requests are replaced at once, as a benchmark at a
+    fixed concurrency runs them.
+
+    - An engine that runs prompts in steps of their own (SGLang: prefill batches first, decodes wait) runs in
+      waves: requests that start together decode together and finish together, so their replacements arrive
+      together. All C prompts are prefilled in ceil(C isl / budget) steps of up to `budget` prompt tokens,
+      the j-th completing on step ceil(j isl / budget), then the C decode together for osl - 1 steps.
+    - An engine that mixes prompt chunks into the running decodes' steps (vLLM, TensorRT-LLM) takes new
+      prompts as they come, spread over the cycle: each prompt rides in ceil(isl / (budget - (C - 1))) steps
+      of its own beside the other C - 1 decodes, and a request lives those steps plus osl - 1, unless the
+      prompts' steps outnumber that: then every step carries prompt tokens and the budget sets the cycle
+      (C (isl + osl - 1) tokens in steps of `budget`). (Waves for these engines too, where the burst at a
+      benchmark's start would persist, made the validation split's TTFT worse: BENCHMARKS.md.)
+    """
+    a = 1 if mixed_batches else C
+    room = budget - (C - a)
+    m = math.ceil(a * isl / room)
+    first = sum(math.ceil(j * isl / room) for j in range(1, a + 1)) / a if a > 1 else m
+    groups = C // a
+    if groups * m <= m + osl - 1:
+        return Arrivals(a, m + osl - 1, groups * m, C - a, a * isl / m, m, first, False)
+    S = max(m + osl - 1, C * (isl + osl - 1) / budget)
+    return Arrivals(a, S, S, C * (osl - 1) / S, C * isl / S, m, m, True)
+
+
+@dataclass(frozen=True)
 class ServingReport:
     concurrency: int
     running: int  # requests running at once (the KV pool or max_num_seqs); the rest wait for a slot
     isl: int
     osl: int
     n_gpus: int
-    steps_per_cycle: float  # engine steps in one request's lifetime
-    mixed_steps_per_cycle: float  # of them, steps that carry a prompt chunk
-    decode_tokens_per_step: float
-    prompt_tokens_per_mixed_step: float
+    arrivals: Arrivals  # how a cycle's steps are made up
     step: Step  # a decode-only step
-    mixed: Step  # a step with a prompt chunk beside the decodes
-    prefill_steps: int  # chunks of one prompt
+    mixed: Step  # a step with prompt tokens (and the other groups' decodes, if any)
     tpot_s: float
     cycle_s: float  # one request's lifetime once it runs: every step of the cycle
     profile: EngineProfile
@@ -117,13 +146,43 @@ class ServingReport:
     budget: int  # tokens per step (max_num_batched_tokens)
     max_seqs: int  # requests at once the engine allows (max_num_seqs)
 
-    def warnings(self, gpu: Gpu) -> list[str]:
-        """What the numbers rest on that was not measured here."""
-        from kvdash.serving_runs import GPU
+    @property
+    def steps_per_cycle(self) -> float:
+        return self.arrivals.steps
 
-        if self.profile.source.startswith("fitted") and gpu.id != GPU:
-            return [f"the {self.profile.name} profile was fitted on H100 SXM runs only; on {gpu.name} its "
-                    "efficiencies and overheads are carried over, not checked against measurements"]
+    @property
+    def mixed_steps_per_cycle(self) -> float:
+        return self.arrivals.mixed_steps
+
+    @property
+    def decode_tokens_per_step(self) -> int:
+        """Decodes in a decode-only step: every running request."""
+        return self.running
+
+    @property
+    def prompt_tokens_per_mixed_step(self) -> float:
+        return self.arrivals.prompt_tokens
+
+    def cycle_text(self) -> str:
+        """What a request's lifetime is made of, in words (`arrivals`)."""
+        a, b = self.arrivals, self.budget
+        if a.group > 1:
+            return (f"the {a.group:,} running requests go in waves: their prompts in {a.prefill_steps:,} steps of "
+                    f"up to {b:,} prompt tokens with no decodes (a prompt completes on step "
+                    f"{a.first_token_steps:,.1f} on average), then {self.osl - 1:,} decode steps together; a "
+                    f"request lives {a.steps:,.1f} steps")
+        return (f"a request lives {a.steps:,.1f} engine steps; {a.mixed_steps:,.1f} of them carry "
+                f"{a.prompt_tokens:,.1f} prompt tokens beside {a.mixed_decodes:,.1f} decodes ({b:,} tokens a step "
+                f"at most), the others {self.running:,} decodes")
+
+    def warnings(self, gpu: Gpu) -> list[str]:
+        """What the numbers rest on that was not measured: kernels timed from the spec sheet where no kernel
+        measurements of this engine on this GPU exist."""
+        c = self.step.ceilings
+        if not c.measured:
+            return [f"no kernel measurements of {self.profile.name} on {gpu.name}: its kernels are timed from the "
+                    f"spec sheet at {c.memory_eff:.0%} of its bandwidth and {c.compute_eff:.0%} of its dense FLOP/s "
+                    "(stated, not measured), so expect larger errors than on the measured GPUs"]
         return []
 
     @property
@@ -134,20 +193,16 @@ class ServingReport:
     def first_token_s(self, queue_steps: float, queue_share: float, request_overhead: float = 0.0,
                       queue_prompts: float = 0.0, mn=min) -> float:
         """Time to the first token once the request holds a slot in the KV pool (numpy arrays of the four
-        fitted terms, with mn=np.minimum, give an array, which is how benchmarks/fit_serving.py searches them):
+        fitted terms, with mn=np.minimum, give an array, which is how kvdash.serving_fit searches them):
         - the engine's fixed per-request time (`request_overhead`: API server, tokenizing, streaming back);
-        - the rest of the step in progress when it arrives: a random moment falls in a step with odds
-          proportional to the step's length, so on average sum(t^2) / (2 sum(t)) over the cycle's steps;
-        - `queue_steps` average steps of scheduling and output handling (fitted per engine);
-        - the prompts queued ahead of it: `queue_share` of the others plus `queue_prompts` of them, at most
-          all the others (a benchmark's burst start leaves requests arriving in groups; fitted), each its
-          chunks' worth of steps with a chunk;
-        - its own prompt's chunks."""
-        n, S, mix, dec = self.mixed_steps_per_cycle, self.steps_per_cycle, self.mixed.seconds, self.step.seconds
-        residual = (n * mix**2 + (S - n) * dec**2) / (2 * self.cycle_s)
+        - `queue_steps` average steps of waiting for the step in progress and of scheduling (fitted);
+        - prompts queued ahead of its group beyond the model's: `queue_share` of the others plus
+          `queue_prompts` of them, at most all the others, each its share of a step with prompt tokens;
+        - its group's steps with prompt tokens until its own prompt completes (`arrivals`)."""
+        a, mix = self.arrivals, self.mixed.seconds
         ahead = mn(queue_prompts + queue_share * (self.running - 1), self.running - 1)
-        ahead = ahead * self.isl / self.prompt_tokens_per_mixed_step
-        return request_overhead + residual + queue_steps * self.cycle_s / S + ahead * mix + self.prefill_steps * mix
+        ahead = ahead * self.isl / a.prompt_tokens
+        return request_overhead + queue_steps * self.cycle_s / a.steps + ahead * mix + a.first_token_steps * mix
 
     def wait_for_slot_s(self, first_token_s: float) -> float:
         """More requests than the pool holds: concurrency - C wait while slots free at C per request lifetime,
@@ -188,19 +243,26 @@ class ServingReport:
         return self.running >= self.concurrency
 
     def terms(self) -> list[tuple[str, float, float, str]]:
-        """(term, seconds in a decode-only step, seconds in a step with a prompt chunk, formula)."""
+        """(term, seconds in a decode-only step, seconds in a step with prompt tokens, formula)."""
         d, x, p = self.step, self.mixed, self.profile
+        c = d.ceilings
+        share = ("the share of peak its kernels reach, measured" if c.measured
+                 else f"{c.memory_eff:.0%} of bandwidth, {c.compute_eff:.0%} of FLOP/s (spec sheet)")
+        dec, mix = self.decode_tokens_per_step, self.arrivals.mixed_decodes + self.prompt_tokens_per_mixed_step
         return [
-            ("compute", d.compute_s, x.compute_s, f"{d.work.flops:,.0f} | {x.work.flops:,.0f} FLOP / (peak x "
-                                                  f"{p.compute_eff:.2f})"),
-            ("memory", d.memory_s, x.memory_s, f"weights {d.work.bytes - d.work.cache_bytes:,.0f} B / (bandwidth x "
-                                               f"{p.memory_eff:.2f}) + cache {d.work.cache_bytes:,.0f} | "
-                                               f"{x.work.cache_bytes:,.0f} B / (bandwidth x {p.cache_eff:.2f})"),
+            ("matrices", d.gemm_s, x.gemm_s, f"each GEMM (fused q/k/v, gate/up; the LM head) for {dec:,.1f} | "
+                                             f"{mix:,.1f} tokens: max(FLOPs / peak, bytes / bandwidth) / {share}"),
+            ("experts", d.experts_s, x.experts_s, f"the touched experts' bytes or their FLOPs / {share}"),
+            ("attention", d.attention_s, x.attention_s, f"cache {d.work.cache_bytes:,.0f} | {x.work.cache_bytes:,.0f} "
+                                                        f"B read by decode kernels, a chunk's pairs by prefill "
+                                                        f"kernels / {share}"),
+            ("all-reduces", d.comm_s, x.comm_s, "2 per layer of the step's hidden states"
+                                                + (": the engine's measured all-reduce" if c.measured
+                                                   else ": latency + 2 (tp - 1) / tp x bytes / one-way link")),
             ("overheads", d.overhead_s, x.overhead_s, f"{p.step_overhead_s * 1e3:.3f} ms per step + layers x "
                                                       f"({p.layer_overhead_s * 1e6:.1f} µs + decodes x "
-                                                      f"{p.seq_overhead_s * 1e6:.2f} µs)"),
-            ("all-reduces", d.comm_s, x.comm_s, "2 per layer: latency + 2 (tp - 1) / tp x hidden states / link"),
-            ("step", d.seconds, x.seconds, "max(compute, memory) + overheads + all-reduces"),
+                                                      f"{p.seq_overhead_s * 1e6:.2f} µs) (fitted)"),
+            ("step", d.seconds, x.seconds, "the sum: kernels run one after another"),
         ]
 
     def to_dict(self) -> dict:
@@ -210,7 +272,9 @@ class ServingReport:
             "decode_step_s": self.step.seconds, "mixed_step_s": self.mixed.seconds,
             "steps_per_cycle": self.steps_per_cycle, "mixed_steps_per_cycle": self.mixed_steps_per_cycle,
             "decode_tokens_per_step": self.decode_tokens_per_step,
-            "prompt_tokens_per_mixed_step": self.prompt_tokens_per_mixed_step, "prefill_steps": self.prefill_steps,
+            "decode_tokens_per_mixed_step": self.arrivals.mixed_decodes,
+            "prompt_tokens_per_mixed_step": self.prompt_tokens_per_mixed_step,
+            "prompts_per_group": self.arrivals.group, "prefill_steps": self.arrivals.prefill_steps,
             "bound": self.step.bound, "engine": self.profile.name, "running": self.running,
             "wait_s": self.wait_s, "kv_pool_bytes": self.pool_bytes, "request_kv_bytes": self.request_bytes,
             "max_num_batched_tokens": self.budget, "max_num_seqs": self.max_seqs,
@@ -242,19 +306,13 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     C = min(concurrency, cap, max_seqs)  # the KV pool, or the engine's max_num_seqs, limits who runs
     if budget <= C:
         raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the requests running at once ({C:,})")
-    # A request lives k + osl - 1 steps (its prompt in k chunks, the last of which yields the first token),
-    # unless the token budget cannot carry all C requests' tokens in that many steps.
-    k = math.ceil(isl / (budget - C))
-    S = max(k + osl - 1, C * (isl + osl - 1) / budget)
-    d = C * osl / S
-    # Arrivals are spread over the cycle, so chunks ride in separate steps until every step carries one.
-    n_mix = min(S, C * k)
-    p = min(budget - d, C * isl / n_mix)
+    arr = arrivals(engine_facts(s.engine).mixed_batches, C, isl, osl, budget)
     ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
-    step = step_time(m, s, gpu, profile, d, ctx)
-    mixed = step_time(m, s, gpu, profile, d, ctx, prefill=p, prompt=isl)
+    step = step_time(m, s, gpu, profile, C, ctx)
+    mixed = step_time(m, s, gpu, profile, arr.mixed_decodes, ctx, prefill=arr.prompt_tokens, prompt=isl)
+    S, n_mix = arr.steps, arr.mixed_steps
     cycle = n_mix * mixed.seconds + (S - n_mix) * step.seconds
-    own = k * mixed.seconds  # the request's own chunks; its TPOT counts the rest of its lifetime
+    own = arr.first_token_steps * mixed.seconds  # until its first token; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
-    return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, S, n_mix, d, p, step, mixed, k, tpot, cycle, profile,
-                         pool, one, budget, max_seqs)
+    return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, arr, step, mixed, tpot, cycle, profile, pool, one,
+                         budget, max_seqs)

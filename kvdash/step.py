@@ -3,38 +3,44 @@
 The serving model (kvdash.serving), the static batch (kvdash.speed), the live run's floors and the
 calibration all call `step_work` and `step_time`. A step carries `decode` tokens (one per running
 sequence, each attending to its `decode_ctx` tokens) and `prefill` prompt tokens (chunks of prompts of
-`prompt` tokens). Per GPU it counts
+`prompt` tokens).
 
-- FLOPs: 2 per matrix weight per token (routed experts: the k a token uses), the LM head for every
-  sampled position (a decode, or a prompt's last token), and attention: FLOPs per query-key pair times
-  the pairs, each layer kind its own (windows stop early; latent attention decodes with absorbed
-  weights, wider than its prefill);
-- bytes: every weight read once (routed experts: only those the step's tokens hit, uniform routing;
-  an untied input embedding: only the tokens' rows), every decode's cache at its length, and a prompt
-  token's K/V written once and read back about once (flash attention reads a prefix once per tile);
-- all-reduces: two of the step's hidden states per layer under tensor parallelism;
+`step_work` counts per GPU its FLOPs (2 per matrix weight per token, routed experts: the k a token uses;
+the LM head for every sampled position; attention per layer kind: windows stop early, latent attention
+decodes with absorbed weights), its bytes (weights once, only the touched routed experts, every decode's
+cache at its length, a prompt token's K/V written and read back about once) and the hidden states of an
+all-reduce: the roofline's inputs, which the static batch's floors print.
 
-    time = max(FLOPs / (rate x compute_eff), weight bytes / (bandwidth x memory_eff)
-                                            + cache bytes / (bandwidth x cache_eff))
-           + step overhead + layers x (layer overhead + decodes x sequence overhead)
-           + 2 x layers x (all-reduce latency + 2 (tp - 1) / tp x hidden bytes / one-way link)
+`step_time` times the step as its kernels run, one after another:
 
-with one `StepCosts` per engine (fitted in data/engines/) or per static runtime (RUNTIMES below).
+    time = sum over the layers' GEMMs (engines' fused q/k/v and gate/up) and the LM head of gemm_s(tokens, n, k)
+         + per MoE layer moe_s(tokens, FLOPs of the (token, expert) pairs, bytes of the touched experts)
+         + per attention layer decode_attention_s(cache bytes its decodes read) + prefill_attention_s(prompt FLOPs)
+           (a recurrent state layer: its state read and written per decode, at the spec sheet's bandwidth share)
+         + 2 all-reduces per layer under tensor parallelism (the engine's measured all-reduce)
+         + step overhead + layers x (layer overhead + decodes x sequence overhead)
+
+each kernel at the ceilings of kvdash.kernels: the GPU's measured share of peak for that kernel and size where
+kernel measurements of the engine on that GPU exist, else the spec sheet at the profile's stated shares. The
+overheads are an engine's (fitted in data/engines/) or a static runtime's (RUNTIMES below).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
-from kvdash.breakdown import scenario_stages
+from kvdash.breakdown import activation_dtype, scenario_stages
 from kvdash.dtypes import get_dtype, high_precision
 from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
+from kvdash.kernels import Ceilings, ceilings
 from kvdash.model import ModelSpec
-from kvdash.params import matrix_params
+from kvdash.params import layer_tensors, matrix_params
 from kvdash.runtimes import get_runtime
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import cdiv
+from kvdash.weights import formats, tensor_bytes
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,10 @@ class StepCosts:
     per running sequence in each layer, a fixed latency per all-reduce)."""
 
     name: str
+    # the spec sheet's shares of peak, where no kernel measurements answer (kvdash.kernels): stated, not fitted
     memory_eff: float = 0.8  # fraction of peak bandwidth reached reading weights
     cache_eff: float = 0.8  # ... and reading the KV cache (paged kernels gather scattered blocks)
-    compute_eff: float = 0.6  # fraction of peak dense FLOP/s reached
+    compute_eff: float = 0.7  # fraction of peak dense FLOP/s reached
     step_overhead_s: float = 0.0  # per step
     layer_overhead_s: float = 10e-6  # per layer per step
     seq_overhead_s: float = 0.0  # per running sequence per layer per step
@@ -178,13 +185,53 @@ def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefi
 
 
 @dataclass(frozen=True)
+class LayerOps:
+    """One layer's kernels that do not depend on the step: its GEMMs (the engine's fused projections:
+    q/k/v in one, gate/up in one) as (n, k, weight bytes, format), and its routed experts."""
+
+    gemms: tuple[tuple[int, int, int, str], ...]
+    experts: int  # routed experts on this GPU (0: no MoE block)
+    expert_numel: int  # parameters of one local expert on this GPU (its shard)
+    expert_bytes: int  # bytes of one local expert on this GPU, scales included
+
+
+@lru_cache(maxsize=256)
+def layer_ops(m: ModelSpec, tp: int, ep: int, weights_dtype: str, experts_dtype: str) -> tuple[LayerOps, ...]:
+    """Every layer's kernels, from the per-tensor table: matrices that read the same input in the same block
+    (a split by rows, one input width) run as one GEMM, as engines fuse them."""
+    fmt = formats(weights_dtype, experts_dtype)
+    out = []
+    for i in range(m.n_layers):
+        fused: dict[tuple, list] = {}
+        experts = numel = nbytes = 0
+        for t, n in layer_tensors(m, i, ep=ep):
+            if t.role == "expert":
+                experts, numel, nbytes = n, numel + t.numel(tp), nbytes + tensor_bytes(t, tp, fmt)
+                continue
+            if not t.matrix:
+                continue
+            block = t.name.split(".")[0] if "." in t.name else "mixer"
+            rows, cols = t.shard(tp)
+            key = (block, cols, t.split) if t.split == "rows" else (t.name,)
+            g = fused.setdefault(key, [0, cols, 0])
+            g[0], g[2] = g[0] + n * rows, g[2] + n * tensor_bytes(t, tp, fmt)
+        out.append(LayerOps(tuple((r, c, b, fmt["linear"].name) for r, c, b in fused.values()), experts, numel,
+                            nbytes))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Step:
     seconds: float
-    compute_s: float
-    memory_s: float
-    overhead_s: float
-    comm_s: float
+    gemm_s: float  # the layers' matrices and the LM head
+    experts_s: float  # routed experts (fused MoE)
+    attention_s: float  # attention over the cache and the prompt, and state layers
+    comm_s: float  # tensor-parallel all-reduces
+    overhead_s: float  # the engine's host time: per step, per layer, per running sequence
+    compute_s: float  # the step's FLOPs at the ceilings' peak rate (what a perfect kernel would take)
+    memory_s: float  # ... and its bytes at the peak bandwidth
     work: StepWork
+    ceilings: Ceilings
 
     @property
     def bound(self) -> str:
@@ -204,19 +251,58 @@ def roofline(w: StepWork, bytes_per_s: float, flops_per_s: float) -> tuple[float
     return w.bytes / bytes_per_s, w.flops / flops_per_s
 
 
+def step_ceilings(s: Scenario, gpu, p: StepCosts) -> Ceilings:
+    """The engine's measured kernels on this GPU where they exist (kvdash.kernels), else the spec sheet at the
+    profile's efficiencies."""
+    return ceilings(gpu, s.engine, p.memory_eff, p.compute_eff, p.cache_eff)
+
+
 def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decode_ctx: float, prefill: float = 0.0,
               prompt: int = 0) -> Step:
-    """The step's time on one GPU of `gpu` at costs `p` (module docstring)."""
+    """The step's time on one GPU of `gpu` at costs `p`: every kernel's time at the ceilings (module docstring),
+    added up, and the engine's host overheads."""
     w = step_work(m, s, decode, decode_ctx, prefill, prompt)
-    bw = gpu.bandwidth_gbps * 1e9
-    compute = w.flops / (matrix_rate(gpu, s.weights_dtype) * p.compute_eff)
-    memory = w.weight_bytes / (bw * p.memory_eff) + w.cache_bytes / (bw * p.cache_eff)
+    c = step_ceilings(s, gpu, p)
+    tp, tokens = s.tp, decode + prefill
+    prompts = prefill / prompt if prefill else 0.0
+    a = scenario_stages(m, s)[0].act_bytes
+    dc = max(1, round(decode_ctx))
+    gemm = experts = 0.0
+    ops = layer_ops(m, tp, s.ep, s.weights_dtype, s.experts_dtype)
+    for lo in dict.fromkeys(ops):  # distinct layers once, times how many there are
+        n_layers = ops.count(lo) if len(ops) < 256 else sum(1 for x in ops if x == lo)
+        t = sum(c.gemm_s(tokens, n, k, f, wb, a) for n, k, wb, f in lo.gemms)
+        if lo.experts:
+            pairs = tokens * m.experts_per_token / s.ep  # (token, expert) pairs on this GPU, uniform routing
+            touched = lo.experts * (1 - (1 - 1 / lo.experts) ** pairs)
+            experts += n_layers * c.moe_s(tokens, 2.0 * pairs * lo.expert_numel, touched * lo.expert_bytes,
+                                          s.experts_dtype)
+        gemm += n_layers * t
+    head = formats(s.weights_dtype, s.experts_dtype)["embed"]
+    vocab = cdiv(m.vocab_size, tp)
+    gemm += c.gemm_s(decode + prompts, vocab, m.hidden_size, head.name, head.matrix_bytes(vocab, m.hidden_size), a)
+    kv = get_dtype(s.kv_dtype)
+    attention = 0.0
+    for spec, n in m.layer_groups:
+        kept = spec.cache_spec(get_runtime(s.runtime))
+        if spec.kernel:  # attention: the decodes' cache, the prompt tokens' pairs
+            read = decode * kept.bytes_per_token(kv, tp) * kept.held(1, dc, 0, 0)
+            flops = prompts * spec.flops_per_pair(tp) * spec.attention_pairs(prompt, prompt)
+            attention += n * (c.decode_attention_s(read, s.kv_dtype, spec.kernel == "latent")
+                              + c.prefill_attention_s(flops, spec.kernel == "latent"))
+        else:  # a recurrent state read and written by each decode (no kernel table: the spec-sheet share)
+            state = 2 * decode * kept.bytes_per_seq(kv, activation_dtype(get_dtype(s.weights_dtype)), tp)
+            attention += n * state / (c.peaks["bandwidth"] * c.memory_eff)
     overhead = p.step_overhead_s + m.n_layers * (p.layer_overhead_s + decode * p.seq_overhead_s)
     comm = 0.0
-    if s.tp > 1:  # two ring all-reduces of the step's hidden states per layer
-        ring = 2 * (s.tp - 1) / s.tp * w.allreduce_bytes
-        comm = 2 * m.n_layers * (p.allreduce_latency_s + ring / link_bytes_per_s(gpu))
-    return Step(max(compute, memory) + overhead + comm, compute, memory, overhead, comm, w)
+    if tp > 1:  # two all-reduces of the step's hidden states per layer
+        link = link_bytes_per_s(gpu)
+        one = c.allreduce_s(w.allreduce_bytes, tp, link, p.allreduce_latency_s)
+        if one is None:
+            one = p.allreduce_latency_s + 2 * (tp - 1) / tp * w.allreduce_bytes / link
+        comm = 2 * m.n_layers * one
+    return Step(gemm + experts + attention + overhead + comm, gemm, experts, attention, comm, overhead,
+                w.flops / c.rate(s.weights_dtype), w.bytes / c.peaks["bandwidth"], w, c)
 
 
 #: A fitted bandwidth efficiency below this is not physical for tuned kernels: it means the runs are

@@ -14,6 +14,7 @@ from kvdash.scenario import Scenario
 from kvdash.units import fmt_bytes
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
+BENCH_RUNS = Path(__file__).resolve().parent / "data" / "vllm_bench"
 
 
 def run_app(page: str | None = None, **state) -> AppTest:
@@ -388,8 +389,8 @@ def test_speed_page_serves_at_a_concurrency():
     r = serving(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256, runtime="sglang"),
                 get_gpu("nvidia-h100-sxm5"), 64, 8192, 256, engine_profile("sglang"))
     assert shown["TPOT at 64 in flight"] == f"{r.tpot_s * 1e3:,.2f} ms"  # the page shows the library's number
-    terms = next(d.value for d in at.dataframe if "step with a prompt chunk, ms" in d.value.columns)
-    assert list(terms["term"]) == ["compute", "memory", "overheads", "all-reduces", "step"]
+    terms = next(d.value for d in at.dataframe if "step with prompt tokens, ms" in d.value.columns)
+    assert list(terms["term"]) == ["matrices", "experts", "attention", "all-reduces", "overheads", "step"]
     assert terms["decode-only step, ms"].iloc[-1] == round(r.step.seconds * 1e3, 3)
     assert any(c.key == "serving_curve" for c in at.get("plotly_chart"))
 
@@ -399,7 +400,7 @@ def test_speed_page_times_a_decode_step_alike_in_both_sections():
     # 1,024 + 128 tokens) is the static batch's decode step at mid-generation (1,024 + 127 + 1 tokens)
     at = run_app("app_pages/speed.py", batch=32, context=1024, new=256)
     assert not at.exception and at.select_slider(key="serving_concurrency").value == 32
-    terms = next(d.value for d in at.dataframe if "step with a prompt chunk, ms" in d.value.columns)
+    terms = next(d.value for d in at.dataframe if "step with prompt tokens, ms" in d.value.columns)
     static = float(metrics(at)["Time per output token"].removesuffix(" ms"))
     assert abs(terms["decode-only step, ms"].iloc[-1] - static) < 0.006
     # the serving engine radio appears only when the sidebar's runtime is not an engine
@@ -413,16 +414,33 @@ def chart_traces(at, key: str) -> list[str]:
     return [t.get("name", "") for t in json.loads(chart.proto.spec)["data"]]
 
 
-def test_speed_page_draws_measured_runs_where_the_scenario_matches():
-    # Llama-3.1-70B in fp8 on 4 x H100 with vLLM, 1,024 + 1,024 tokens: measured at 4 to 64 in flight
-    state = dict(model="llama-3.1-70b", wdtype="fp8", tp=4, context=1024, new=1024)
-    at = run_app("app_pages/speed.py", **state)
+def test_speed_page_draws_and_calibrates_to_the_users_runs():
+    # recorded `vllm bench serve` results (tests/data/vllm_bench): Llama-3.1-8B, one H100, 8,192 + 256 tokens
+    files = [(f.name, f.read_bytes(), "application/json") for f in sorted(BENCH_RUNS.glob("*.json"))]
+    at = run_app("app_pages/speed.py")  # the default scenario is that one
+    assert not any("measured" in n for n in chart_traces(at, "serving_latency"))
+    at.file_uploader(key="speed_runs").set_value(files).run()
     assert not at.exception and not at.error
     assert any(n.startswith("TPOT, measured") for n in chart_traces(at, "serving_latency"))
     assert "TTFT, measured" in chart_traces(at, "serving_latency")
-    at = run_app("app_pages/speed.py", **(state | {"new": 512}))  # never measured at 512 output tokens
+    assert any("3 of your runs match" in c.value for c in at.caption)
+    at.button(key="speed_calibrate").click().run()
+    assert not at.exception
+    assert "calibrated to 3 of your runs" in at.session_state["serving_calibrated"]["vllm"].source
+    assert any("calibrated to 3 of your runs" in c.value for c in at.caption)
+    at.button(key="speed_uncalibrate").click().run()
+    assert not at.exception and "vllm" not in at.session_state["serving_calibrated"]
+    # the same files at another output length match nothing, and the page says so
+    at.session_state["new"] = 512
+    at.run()
     assert not any("measured" in n for n in chart_traces(at, "serving_latency"))
-    assert any("No measured run matches" in c.value for c in at.caption)
+    assert any("None of your 3 runs matches" in c.value for c in at.caption)
+
+
+def test_speed_page_refuses_a_hostile_runs_file_in_an_error_box():
+    at = run_app("app_pages/speed.py")
+    at.file_uploader(key="speed_runs").set_value(("runs.json", b"{not json", "application/json")).run()
+    assert not at.exception and at.error and at.sidebar.selectbox  # the sidebar stays
 
 
 def test_speed_page_says_when_requests_queue_for_the_kv_pool():

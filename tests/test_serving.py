@@ -3,6 +3,7 @@ engines' step limits. (Its steps are kvdash.step's, tested in test_step.py; the 
 tested here: BENCHMARKS.md reports how they hold on measured runs.)"""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from kvdash.scenario import Scenario
 from kvdash.serving import EngineProfile, engine_profile, serving
 
 H100 = get_gpu("nvidia-h100-sxm5")  # 3,350 GB/s, 989.5 dense bf16 TFLOP/s, NVLink 900 GB/s two-way
+REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"  # read in place, never copied
 PEAK = EngineProfile("vllm", memory_eff=1.0, cache_eff=1.0, compute_eff=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
                      queue_steps=0.0, allreduce_latency_s=0.0)
 KV = 131_072  # Llama-3.1-8B's bf16 cache per token (B)
@@ -21,34 +23,52 @@ KV = 131_072  # Llama-3.1-8B's bf16 cache per token (B)
 def test_steady_state_bookkeeping():
     m = preset_model("llama-3.1-8b")
     r = serving(m, Scenario(), H100, 32, 1024, 256, PEAK)
-    # each prompt fits one chunk beside the 32 decodes (k = 1), so a request lives 1 + 255 = 256 steps; the
-    # 32 requests' prompts arrive spread over them and ride in 32 separate steps of 1,024 prompt tokens
+    # vLLM mixes prompts into the decodes' steps: each prompt fits one step beside the 31 other decodes
+    # (1,024 <= 8,192 - 31), so a request lives 1 + 255 = 256 steps; the 32 requests' prompts arrive spread
+    # over them and ride in 32 separate steps of 1,024 prompt tokens and 31 decodes
     assert (r.steps_per_cycle, r.mixed_steps_per_cycle, r.decode_tokens_per_step) == (256, 32, 32)
-    assert (r.prompt_tokens_per_mixed_step, r.prefill_steps) == (1024, 1)
+    assert (r.prompt_tokens_per_mixed_step, r.arrivals.mixed_decodes, r.arrivals.prefill_steps) == (1024, 31, 1)
     assert r.mixed.work.flops > r.step.work.flops  # the chunk's 1,024 tokens of work
     assert r.cycle_s == pytest.approx(32 * r.mixed.seconds + 224 * r.step.seconds)
     # TPOT: the request's lifetime after its own prompt step, over its 255 later tokens
     assert r.tpot_s == pytest.approx((31 * r.mixed.seconds + 224 * r.step.seconds) / 255)
     assert r.tokens_per_s_per_gpu == pytest.approx(32 * 256 / r.cycle_s)
-    # the first token (PEAK has no queueing terms): the rest of the step in progress, a random moment
-    # landing in a step with odds proportional to its length, then the request's own chunk
-    mix, dec = r.mixed.seconds, r.step.seconds
-    assert r.ttft_s == pytest.approx((32 * mix**2 + 224 * dec**2) / (2 * r.cycle_s) + mix)
-    # queue_steps average steps, and a share of the other 31 prompts ahead, each one chunk step
+    # the first token (PEAK has no queueing terms): the request's own step
+    mix = r.mixed.seconds
+    assert r.ttft_s == pytest.approx(mix)
+    # queue_steps average steps, and a share of the other 31 prompts ahead, each one prompt step
     assert r.ttft_with(2, 0.5) == pytest.approx(r.ttft_s + 2 * r.cycle_s / 256 + 0.5 * 31 * mix)
     # plus a number of them whatever the concurrency, but never more than the 31 others
     assert r.ttft_with(0, 0.5, 0, 3) == pytest.approx(r.ttft_s + (0.5 * 31 + 3) * mix)
     assert r.ttft_with(0, 0.5, 0, 20) == pytest.approx(r.ttft_s + 31 * mix)
     assert r.ttft_with(0, 0, 0.05) == pytest.approx(r.ttft_s + 0.05)  # the engine's fixed per-request time
     long = serving(m, Scenario(), H100, 32, 8192, 16, PEAK)
-    # prompt-bound: 32 x (8,192 + 15) tokens need 32.06 full steps, more than a lifetime of 2 + 15
+    # prompt-bound: each prompt needs 2 steps beside 31 decodes (8,192 > 8,192 - 31), 64 prompt steps, more
+    # than a lifetime of 2 + 15: every step carries prompt tokens, and 32 x (8,192 + 15) tokens fill
+    # 32.06 steps of 8,192
     S = 32 * 8207 / 8192
-    assert long.steps_per_cycle == pytest.approx(S) and long.prefill_steps == 2  # 8,192 > 8,192 - 32
-    assert long.mixed_steps_per_cycle == pytest.approx(S)  # every step carries a chunk
-    d = 32 * 16 / S
-    assert long.decode_tokens_per_step == pytest.approx(d)
-    assert long.prompt_tokens_per_mixed_step == pytest.approx(8192 - d)  # the budget caps the chunk
+    assert long.steps_per_cycle == pytest.approx(S) and long.arrivals.prefill_steps == 2
+    assert long.mixed_steps_per_cycle == pytest.approx(S) and long.arrivals.saturated
+    d = 32 * 15 / S  # the decodes of a cycle's 15 later tokens, spread over its steps
+    assert long.arrivals.mixed_decodes == pytest.approx(d)
+    assert long.prompt_tokens_per_mixed_step == pytest.approx(8192 - d)  # the budget holds the rest
     assert long.tpot_s == pytest.approx((S - 2) * long.mixed.seconds / 15)
+
+
+def test_sglang_runs_prompts_in_waves():
+    # SGLang prefills in batches of their own (decodes wait) of chunked_prefill_size = 8,192 tokens on an
+    # 80 GB GPU: 32 prompts of 1,024 take 4 prefill steps, the j-th prompt completing on step ceil(j / 8),
+    # so on step 2.5 on average; then the 32 decode together for 255 steps and finish together
+    m = preset_model("llama-3.1-8b")
+    r = serving(m, Scenario(runtime="sglang"), H100, 32, 1024, 256, replace(PEAK, name="sglang"))
+    a = r.arrivals
+    assert (a.group, a.prefill_steps, a.first_token_steps, a.mixed_decodes) == (32, 4, 2.5, 0)
+    assert (r.steps_per_cycle, r.mixed_steps_per_cycle, r.prompt_tokens_per_mixed_step) == (259, 4, 8192)
+    assert r.mixed.work.flops > r.step.work.flops and r.mixed.work.cache_bytes == 2 * 8192 * KV  # no decodes
+    P, D = r.mixed.seconds, r.step.seconds
+    assert r.cycle_s == pytest.approx(4 * P + 255 * D)
+    assert r.ttft_s == pytest.approx(2.5 * P)
+    assert r.tpot_s == pytest.approx((1.5 * P + 255 * D) / 255)  # its wave's later prefill steps, then decodes
 
 
 def test_requests_beyond_the_kv_pool_queue_for_a_slot():
@@ -98,12 +118,13 @@ def test_engine_step_limits_follow_the_gpu_as_the_engines_set_them():
     assert r.running == 256 and r.limited_by == "max_num_seqs" and r.wait_s > 0
 
 
-def test_a_profile_used_off_the_gpu_it_was_fitted_on_says_so():
+def test_a_gpu_without_kernel_measurements_is_said_so():
     m, vllm = preset_model("llama-3.1-8b"), engine_profile("vllm")
-    assert serving(m, Scenario(), H100, 8, 1024, 128, vllm).warnings(H100) == []
-    l4 = get_gpu("nvidia-l4")
-    assert "fitted on H100 SXM runs only" in serving(m, Scenario(), l4, 8, 1024, 128, vllm).warnings(l4)[0]
-    assert serving(m, Scenario(), l4, 8, 1024, 128, PEAK).warnings(l4) == []  # not fitted: nothing to carry
+    assert serving(m, Scenario(), H100, 8, 1024, 128, vllm).warnings(H100) == []  # measured kernels
+    assert serving(m, Scenario(), get_gpu("nvidia-b200-hgx"), 8, 1024, 128, vllm).warnings(H100) == []
+    l4 = get_gpu("nvidia-l4")  # nobody's kernel tables: the spec sheet at stated shares, said so
+    w = serving(m, Scenario(), l4, 8, 1024, 128, vllm).warnings(l4)
+    assert len(w) == 1 and "no kernel measurements of vllm on L4" in w[0] and "80%" in w[0]
 
 
 def test_pipeline_parallelism_is_refused_not_guessed():
@@ -146,7 +167,7 @@ def test_cli_serving_json_and_refusals(capsys):
     for key in ("ttft_s", "tpot_s", "request_latency_s", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
                 "decode_step_s", "terms"):
         assert key in out
-    assert set(out["terms"]) == {"compute", "memory", "overheads", "all-reduces", "step"}
+    assert set(out["terms"]) == {"matrices", "experts", "attention", "all-reduces", "overheads", "step"}
     # 4,096 requests of 128k tokens cannot fit one H100: said, with the largest concurrency that does
     rc = main(["serving", "--preset", "llama-3.1-8b", "--gpu", "nvidia-h100-sxm5", "--concurrency", "4096",
                "--isl", "131072", "--osl", "16", "--max-num-batched-tokens", "16384", "--json"])
@@ -158,7 +179,7 @@ def test_cli_serving_json_and_refusals(capsys):
 
 
 def test_tensorrt_llm_per_tensor_fp8_runs_hold_an_fp8_cache():
-    from kvdash.serving_runs import GPU, kv_format, matching_runs
+    from kvdash.serving_runs import GPU, kv_format, load_runs, matching_runs
 
     assert kv_format("trtllm", "fp8") == "fp8"  # ModelOpt's per-tensor fp8 checkpoints quantize the cache too
     assert kv_format("trtllm", "fp8_block") == kv_format("vllm", "fp8") == kv_format("trtllm", "") == "bf16"
@@ -166,6 +187,7 @@ def test_tensorrt_llm_per_tensor_fp8_runs_hold_an_fp8_cache():
     # would hold 70.9 GB of bf16 cache on one 80 GB GPU beside its fp8 weights
     assert 64 * 4224 * 64 * 8 * 128 * 2 * 2 == 70_866_960_384
     # the Speed page draws those runs beside an fp8-cache scenario only
-    runs = matching_runs("Qwen/Qwen3-32B", GPU, "trtllm", 1, 4096, 128, "fp8", "fp8")
-    assert [r.concurrency for r in runs] == [8, 16, 32, 64]
-    assert matching_runs("Qwen/Qwen3-32B", GPU, "trtllm", 1, 4096, 128, "fp8") == []
+    runs = load_runs(REFERENCE / "serving_h100.csv")
+    fp8 = matching_runs(runs, "trtllm", 1, 4096, 128, GPU, "fp8", "fp8", "Qwen/Qwen3-32B")
+    assert [r.concurrency for r in fp8] == [8, 16, 32, 64]
+    assert matching_runs(runs, "trtllm", 1, 4096, 128, GPU, "fp8", "bf16", "Qwen/Qwen3-32B") == []

@@ -1,0 +1,252 @@
+"""Derive kvdash's per-GPU kernel tables (data/gpu_tables/*.json) from AIConfigurator's public kernel
+measurements (ai-dynamo/aiconfigurator, Apache-2.0, aic-core/src/aiconfigurator_core/systems/data/<gpu>/).
+
+Reads the repository where `fetch` put it (a git directory; nothing is copied into this project) and writes
+small tables of kvdash's own derived numbers: for each GPU and engine, the share of the GPU's peak (from
+kvdash's catalog, stored beside the tables) that a kernel reaches, by its size:
+
+- GEMM: utilization = max(FLOPs / peak FLOP/s, bytes / peak bandwidth) / measured latency, by tokens m (rows)
+  and the weight's size n x k (log2, even buckets), the median over the measured shapes in each cell;
+- decode attention (GQA/MHA, head size 128, no window) and latent-attention decode (MLA): bytes of K/V read
+  over the measured latency, as a share of peak bandwidth, by the bytes read (log2 buckets);
+- prefill attention and latent-attention prefill: causal FLOPs over latency, as a share of the dense bf16 peak,
+  by the FLOPs (log2 buckets);
+- MoE (balanced routing): max(FLOPs, the touched experts' bytes) over latency, by tokens per step;
+- all-reduce (the engine's custom all-reduce, CUDA-graph variant where measured): microseconds by message bytes
+  and GPU count.
+
+    python benchmarks/derive_gpu_tables.py GITDIR [--out data/gpu_tables]
+
+GITDIR is the fetched repository's git directory (e.g. .../ai-dynamo+aiconfigurator/repo); the commit read is
+its HEAD and is written into every table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from kvdash.gpus import get_gpu  # noqa: E402
+
+DATA = "aic-core/src/aiconfigurator_core/systems/data"
+GPUS = {"a100_sxm": "nvidia-a100-sxm4-80gb", "h100_sxm": "nvidia-h100-sxm5", "h200_sxm": "nvidia-h200-sxm",
+        "b200_sxm": "nvidia-b200-hgx", "b300_sxm": "nvidia-b300-hgx", "gb200": "nvidia-gb200",
+        "gb300": "nvidia-gb300", "l40s": "nvidia-l40s", "rtx_pro_6000_server": "nvidia-rtx-pro-6000-bw-server"}
+# per engine, the versions to take a table from, first found wins: the releases nearest the measured serving
+# runs kvdash's overheads are fitted on (vLLM 0.11 - 0.18, TensorRT-LLM 1.0, SGLang 0.5.1 - 0.5.8), then newer
+VERSIONS = {"vllm": ("0.19.0", "0.14.0", "0.22.0", "0.24.0"),
+            "trtllm": ("1.2.0rc5", "1.0.0", "1.3.0rc10", "1.3.0rc20"),
+            "sglang": ("0.5.9", "0.5.6.post2", "0.5.10", "0.5.14")}
+# AIConfigurator's format names -> kvdash's
+GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
+MOE_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4", "int4_wo": "int4",
+              "w4a16_mxfp4": "mxfp4"}
+KV_BYTES = {"bfloat16": 2, "float16": 2, "fp8": 1}
+W_BYTES = {"bf16": 2, "fp8": 1, "fp8-block": 1, "nvfp4": 0.5, "int4": 0.5, "mxfp4": 0.5}
+M_GRID = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+SIZE_GRID = list(range(16, 33, 2))  # log2(n x k)
+
+
+class Repo:
+    def __init__(self, gitdir: str):
+        self.gitdir = gitdir
+        self.commit = self._git("rev-parse", "HEAD").decode().strip()
+        self.files = set(self._git("ls-tree", "-r", "--name-only", "HEAD", DATA).decode().split("\n"))
+
+    def _git(self, *args) -> bytes:
+        return subprocess.run(["git", "-C", self.gitdir, *args], check=True, capture_output=True).stdout
+
+    def table(self, gpu: str, family: str, engine: str, name: str) -> tuple[pd.DataFrame | None, str]:
+        """(the table, the version it was measured on) for the first preferred version that has it."""
+        for version in VERSIONS[engine]:
+            path = f"{DATA}/{gpu}/{family}/{engine}/{version}/{name}.parquet"
+            if path in self.files:
+                t = pd.read_parquet(io.BytesIO(self._git("show", f"HEAD:{path}")))
+                return (t.assign(window_size=0) if "window_size" not in t else t), version
+        return None, ""
+
+
+def _median_by(df: pd.DataFrame, key: str, grid: list[int]) -> list[float | None]:
+    out = []
+    for g in grid:
+        cell = df[df[key] == g]["util"]
+        out.append(round(float(cell.median()), 4) if len(cell) else None)
+    return out
+
+
+def _fill(values: list) -> list:
+    """Cells without a measurement take their nearest measured neighbour (the edges hold the edge value)."""
+    known = [i for i, v in enumerate(values) if v is not None]
+    if not known:
+        return values
+    return [values[i] if values[i] is not None else values[min(known, key=lambda k: abs(k - i))]
+            for i in range(len(values))]
+
+
+def gemm(df: pd.DataFrame, peaks: dict) -> dict:
+    out = {}
+    for src, name in GEMM_DTYPES.items():
+        d = df[df.gemm_dtype == src].copy()
+        rate = peaks.get(name)
+        if d.empty or not rate:
+            continue
+        flops = 2.0 * d.m * d.n * d.k
+        nbytes = d.n * d.k * W_BYTES[name] + 2.0 * d.m * (d.k + d.n)
+        d["util"] = np.maximum(flops / rate, nbytes / peaks["bandwidth"]) / (d.latency * 1e-3)
+        d["size"] = (np.log2(d.n * d.k) / 2).round().astype(int) * 2
+        d = d[d.m.isin(M_GRID)]
+        rows = {m: _fill([_cell(d, m, s) for s in SIZE_GRID]) for m in M_GRID}
+        rows = {m: row for m, row in rows.items() if row[0] is not None}  # token counts it measured
+        if rows:
+            out[name] = {"m": list(rows), "log2_size": SIZE_GRID, "util": list(rows.values())}
+    return out
+
+
+def _cell(d: pd.DataFrame, m: int, s: int):
+    cell = d[(d.m == m) & (d["size"] == s)]["util"]
+    return round(float(cell.median()), 4) if len(cell) else None
+
+
+def by_log2(d: pd.DataFrame, value: pd.Series, lo: int, hi: int) -> dict:
+    d = d.assign(key=np.log2(value).round().astype(int))
+    grid = list(range(lo, hi + 1))
+    return {"log2": grid, "util": _fill(_median_by(d, "key", grid))}
+
+
+def decode_attention(df: pd.DataFrame, bw: float) -> dict:
+    out = {}
+    d = df[(df.window_size == 0) & (df.head_dim == 128)]
+    for kv, nbytes in KV_BYTES.items():
+        k = d[d.kv_cache_dtype == kv]
+        if k.empty:
+            continue
+        heads = np.where(k.num_key_value_heads == 0, k.num_heads, k.num_key_value_heads)
+        read = k.batch_size * (k.isl + k.step) * heads * k.head_dim * 2 * nbytes
+        out["bf16" if nbytes == 2 else "fp8"] = by_log2(k.assign(util=read / (k.latency * 1e-3) / bw), read, 12, 34)
+    return out
+
+
+def prefill_attention(df: pd.DataFrame, rate: float) -> dict:
+    d = df[(df.window_size == 0) & (df.head_dim == 128) & (df.attn_dtype == "bfloat16")
+           & (df.kv_cache_dtype == "bfloat16")]
+    if d.empty:
+        return {}
+    flops = 2.0 * 2 * d.batch_size * d.num_heads * d.head_dim * d.isl * (d.isl + 1) / 2  # QK^T and PV, causal
+    return {"bf16": by_log2(d.assign(util=flops / (d.latency * 1e-3) / rate), flops, 14, 46)}
+
+
+def mla_decode(df: pd.DataFrame, bw: float) -> dict:
+    out = {}
+    for kv, nbytes in KV_BYTES.items():
+        k = df[(df.kv_cache_dtype == kv) & (df.mla_dtype == "bfloat16")]
+        if k.empty:
+            continue
+        read = k.batch_size * (k.isl + k.step) * 576 * nbytes  # the latent and the rotary key, per layer
+        out["bf16" if nbytes == 2 else "fp8"] = by_log2(k.assign(util=read / (k.latency * 1e-3) / bw), read, 12, 34)
+    return out
+
+
+def mla_prefill(df: pd.DataFrame, rate: float) -> dict:
+    d = df[(df.kv_cache_dtype == "bfloat16") & (df.mla_dtype == "bfloat16")]
+    if d.empty:
+        return {}
+    heads = d.num_heads / d.tp_size if "tp_size" in d else d.num_heads
+    flops = 2.0 * d.batch_size * heads * (192 + 128) * d.isl * (d.isl + 1) / 2  # per-head K 128 + 64, V 128
+    return {"bf16": by_log2(d.assign(util=flops / (d.latency * 1e-3) / rate), flops, 14, 46)}
+
+
+def moe(df: pd.DataFrame, peaks: dict) -> dict:
+    out = {}
+    d = df[df.distribution == "balanced"]
+    for src, name in MOE_DTYPES.items():
+        k = d[d.moe_dtype == src]
+        rate = peaks.get(name) or peaks.get("bf16")
+        if k.empty or not rate:
+            continue
+        inter = k.inter_size / k.moe_tp_size
+        local = k.num_experts / k.moe_ep_size
+        routed = k.num_tokens * k.topk / k.moe_ep_size  # (token, expert) pairs on this GPU
+        touched = local * (1 - (1 - 1 / local) ** routed.clip(lower=0))
+        flops = 2.0 * routed * 3 * k.hidden_size * inter
+        nbytes = touched * 3 * k.hidden_size * inter * W_BYTES[name]
+        util = np.maximum(flops / rate, nbytes / peaks["bandwidth"]) / (k.latency * 1e-3)
+        out[name] = by_log2(k.assign(util=util), k.num_tokens, 0, 16)
+    return out
+
+
+def allreduce(df: pd.DataFrame) -> dict:
+    d = df[df.allreduce_dtype.isin(["bfloat16", "half", "float16"])]
+    for col in ("backend", "implementation", "kernel_source"):
+        if col in d and d[col].astype(str).str.contains("graph").any():
+            d = d[d[col].astype(str).str.contains("graph")]
+            break
+    out = {}
+    for n in sorted(d.num_gpus.unique()):
+        k = d[d.num_gpus == n]
+        nbytes = k.message_size * 2  # message_size counts bf16 elements
+        key = np.log2(nbytes).round().astype(int)
+        grid = sorted(key.unique())
+        us = [round(float(k[key == g].latency.median() * 1e3), 3) for g in grid]
+        out[str(int(n))] = {"log2_bytes": [int(g) for g in grid], "us": us}
+    return out
+
+
+def derive(repo: Repo, aic_gpu: str) -> dict:
+    gpu = get_gpu(GPUS[aic_gpu])
+    peaks = {"bandwidth": gpu.bandwidth_gbps * 1e9, "bf16": (gpu.bf16_tflops or 0) * 1e12,
+             "fp8": (gpu.fp8_tflops or 0) * 1e12, "fp8-block": (gpu.fp8_tflops or 0) * 1e12,
+             "nvfp4": (gpu.fp4_tflops or 0) * 1e12, "mxfp4": (gpu.fp4_tflops or 0) * 1e12}
+    engines = {}
+    for engine in VERSIONS:
+        tables, versions = {}, {}
+        for key, family, name, fn in (
+                ("gemm", "gemm", "gemm_perf", lambda t: gemm(t, peaks)),
+                ("decode_attention", "attention", "generation_attention_perf",
+                 lambda t: decode_attention(t, peaks["bandwidth"])),
+                ("prefill_attention", "attention", "context_attention_perf",
+                 lambda t: prefill_attention(t, peaks["bf16"])),
+                ("mla_decode", "mla", "generation_mla_perf", lambda t: mla_decode(t, peaks["bandwidth"])),
+                ("mla_prefill", "mla", "context_mla_perf", lambda t: mla_prefill(t, peaks["bf16"])),
+                ("moe", "moe", "moe_perf", lambda t: moe(t, peaks)),
+                ("allreduce", "comm", "custom_allreduce_perf", allreduce)):
+            t, version = repo.table(aic_gpu, family, engine, name)
+            if t is not None:
+                derived = fn(t)
+                if derived:
+                    tables[key], versions[key] = derived, version
+        if tables:
+            engines[engine] = {"versions": versions, **tables}
+    return {"gpu": gpu.id, "aic_system": aic_gpu,
+            "source": f"derived by benchmarks/derive_gpu_tables.py from ai-dynamo/aiconfigurator@{repo.commit} "
+                      f"{DATA}/{aic_gpu} (Apache-2.0): shares of the peaks below that its measured kernels reach",
+            "peaks": {k: v for k, v in peaks.items() if v}, "engines": engines}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("gitdir", help="the fetched ai-dynamo/aiconfigurator git directory")
+    ap.add_argument("--out", default=str(ROOT / "data" / "gpu_tables"))
+    args = ap.parse_args(argv)
+    repo = Repo(args.gitdir)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for aic_gpu, gpu_id in GPUS.items():
+        table = derive(repo, aic_gpu)
+        path = out / f"{gpu_id}.json"
+        path.write_text(json.dumps(table, separators=(",", ":")) + "\n", encoding="utf-8")
+        print(f"{gpu_id}: {', '.join(f'{e} ({len(t) - 1} tables)' for e, t in table['engines'].items())}, "
+              f"{path.stat().st_size:,} B")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""What a GPU's kernels reach: measured ceilings per GPU and engine, or the spec sheet at a stated efficiency.
+
+`data/gpu_tables/<gpu>.json` holds kvdash's own numbers derived from public kernel measurements
+(benchmarks/derive_gpu_tables.py, from AIConfigurator's per-GPU tables; the source and commit are in each
+file): for each engine, the share of the GPU's peak a GEMM reaches by its rows and its weight's size, decode
+and prefill attention (standard and latent) by the bytes read or FLOPs done, a fused-MoE layer by its tokens,
+and the engine's all-reduce time by message size and GPU count. A kernel's time is its ideal time at the
+stored peaks divided by that share (interpolated in log2 space, the edge value held beyond the measured
+range). Where no table exists (a GPU or an engine nobody measured, kvdash's own decoder) `spec_sheet`
+answers instead: the catalog's peaks at fixed efficiencies, said so by `Ceilings.measured` and `source`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+TABLES_DIR = Path(__file__).resolve().parent.parent / "data" / "gpu_tables"
+# which GEMM table answers for a weight format: its own, else the 16-bit kernels that dequantize it
+GEMM_FORMAT = {"fp8": "fp8", "fp8-block": "fp8-block", "nvfp4": "nvfp4", "mxfp4": "nvfp4"}
+
+
+def _interp(grid: list[float], values: list[float], x: float) -> float:
+    """Linear interpolation in `grid` (already log2), the edge value held outside it."""
+    if x <= grid[0]:
+        return values[0]
+    if x >= grid[-1]:
+        return values[-1]
+    i = bisect_right(grid, x) - 1
+    t = (x - grid[i]) / (grid[i + 1] - grid[i])
+    return values[i] + t * (values[i + 1] - values[i])
+
+
+def _log2(x: float) -> float:
+    return math.log2(max(x, 1e-30))
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Peaks and the share of them a kernel reaches, for one GPU and engine."""
+
+    gpu_id: str
+    engine: str
+    measured: bool  # from kernel measurements (a table), or the spec sheet
+    source: str
+    peaks: dict  # bandwidth (B/s) and dense FLOP/s by format
+    tables: dict  # the engine's tables ({} on the spec sheet)
+    memory_eff: float = 0.8  # the spec sheet's shares, where no table answers
+    compute_eff: float = 0.7
+    cache_eff: float = 0.8
+
+    def rate(self, fmt: str) -> float:
+        """Peak dense FLOP/s of matrix products in `fmt` (fp8 on fp8 tensor cores, fp4 on fp4 ones where the GPU
+        has them; the rest in bf16)."""
+        if fmt == "fp32":
+            return self.peaks.get("fp32") or self.peaks["bf16"] / 2
+        if fmt.startswith("fp8"):
+            return self.peaks.get("fp8") or self.peaks["bf16"]
+        if fmt in ("nvfp4", "mxfp4"):
+            return self.peaks.get("nvfp4") or self.peaks["bf16"]
+        return self.peaks["bf16"]
+
+    def _table_util(self, key: str, fmt: str, x: float) -> float | None:
+        t = self.tables.get(key, {}).get(fmt)
+        return max(1e-6, _interp(t["log2"], t["util"], _log2(x))) if t else None
+
+    def gemm_s(self, m: float, n: int, k: int, fmt: str, weight_bytes: float, act_bytes: int = 2) -> float:
+        """One GEMM of m rows by a weight of n x k (weight_bytes with its scales), in `fmt`."""
+        flops = 2.0 * m * n * k
+        ideal_c, ideal_m = flops / self.rate(fmt), (weight_bytes + act_bytes * m * (n + k)) / self.peaks["bandwidth"]
+        t = self.tables.get("gemm", {}).get(GEMM_FORMAT.get(fmt, "bf16"))
+        if not t:
+            return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
+        lm, ls = _log2(m), _log2(n * k)
+        rows = [_interp(t["log2_size"], row, ls) for row in t["util"]]
+        util = _interp([math.log2(x) for x in t["m"]], rows, lm)
+        return max(ideal_c, ideal_m) / max(util, 1e-6)
+
+    def moe_s(self, tokens: float, flops: float, nbytes: float, fmt: str) -> float:
+        """A fused-MoE layer's experts for `tokens` tokens: its FLOPs and the touched experts' bytes."""
+        ideal_c, ideal_m = flops / self.rate(fmt), nbytes / self.peaks["bandwidth"]
+        util = self._table_util("moe", fmt if fmt in self.tables.get("moe", {}) else "bf16", tokens)
+        if util is None:
+            return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
+        return max(ideal_c, ideal_m) / util
+
+    def decode_attention_s(self, nbytes: float, kv_fmt: str, latent: bool = False) -> float:
+        """One layer's decode attention reading `nbytes` of cache (the whole step's sequences)."""
+        if nbytes <= 0:
+            return 0.0
+        fmt = "fp8" if kv_fmt.startswith("fp8") or kv_fmt in ("int8", "int4") else "bf16"
+        util = (self._table_util("mla_decode", fmt, nbytes) if latent else None) or \
+            self._table_util("decode_attention", fmt, nbytes) or self._table_util("decode_attention", "bf16", nbytes)
+        return nbytes / (self.peaks["bandwidth"] * (util or self.cache_eff))
+
+    def prefill_attention_s(self, flops: float, latent: bool = False) -> float:
+        """One layer's prefill attention doing `flops` (QK^T and PV over the causal pairs)."""
+        if flops <= 0:
+            return 0.0
+        util = (self._table_util("mla_prefill", "bf16", flops) if latent else None) or \
+            self._table_util("prefill_attention", "bf16", flops)
+        return flops / (self.peaks["bf16"] * (util or self.compute_eff))
+
+    def allreduce_s(self, nbytes: float, n_gpus: int, link_bytes_per_s: float, latency_s: float) -> float | None:
+        """One all-reduce of `nbytes` per GPU over `n_gpus`: the engine's measured all-reduce (the nearest GPU
+        count measured, scaled by the ring's 2 (n - 1) / n), else None (the caller's ring formula answers)."""
+        t = self.tables.get("allreduce")
+        if not t:
+            return None
+        counts = sorted(int(c) for c in t)
+        near = min(counts, key=lambda c: abs(c - n_gpus))
+        row = t[str(near)]
+        us = _interp(row["log2_bytes"], row["us"], _log2(nbytes))
+        return us * 1e-6 * ((n_gpus - 1) / n_gpus) / ((near - 1) / near)
+
+
+@lru_cache(maxsize=64)
+def _load(gpu_id: str) -> dict | None:
+    path = TABLES_DIR / f"{gpu_id}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def spec_sheet(gpu, engine: str = "", memory_eff: float = 0.8, compute_eff: float = 0.7,
+               cache_eff: float = 0.8) -> Ceilings:
+    peaks = {"bandwidth": gpu.bandwidth_gbps * 1e9, "bf16": (gpu.bf16_tflops or 0) * 1e12,
+             "fp8": (gpu.fp8_tflops or 0) * 1e12, "nvfp4": (gpu.fp4_tflops or 0) * 1e12,
+             "fp32": (gpu.fp32_tflops or 0) * 1e12}
+    return Ceilings(gpu.id, engine, False, f"the spec sheet of {gpu.name} at {memory_eff:.0%} of its bandwidth and "
+                    f"{compute_eff:.0%} of its dense FLOP/s (no kernel measurements of this GPU and engine)",
+                    {k: v for k, v in peaks.items() if v}, {}, memory_eff, compute_eff, cache_eff)
+
+
+def ceilings(gpu, engine: str, memory_eff: float = 0.8, compute_eff: float = 0.7, cache_eff: float = 0.8) -> Ceilings:
+    """The measured ceilings of `engine` on `gpu` where a table exists, else the spec sheet."""
+    data = _load(gpu.id) if engine else None
+    tables = (data or {}).get("engines", {}).get(engine)
+    if not tables:
+        return spec_sheet(gpu, engine, memory_eff, compute_eff, cache_eff)
+    versions = ", ".join(sorted({f"{engine} {v}" for v in tables["versions"].values()}))
+    return Ceilings(gpu.id, engine, True, f"kernel measurements of {versions} on {gpu.name} ({data['source']})",
+                    data["peaks"], tables, memory_eff, compute_eff, cache_eff)
+
+
+def measured_gpus() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in TABLES_DIR.glob("*.json")))

@@ -1,0 +1,54 @@
+"""The per-GPU kernel tables (data/gpu_tables, derived by benchmarks/derive_gpu_tables.py from AIConfigurator's
+kernel measurements at ai-dynamo/aiconfigurator@095f58a5) against measurements quoted from the source by hand:
+each GPU's weight-streaming bandwidth (a bf16 GEMM of one token by a 16,384 x 16,384 weight, vLLM's table), and
+for the H100 a decode-attention kernel and an all-reduce. The tables hold medians over a size bucket, so a single
+shape agrees within a few per cent."""
+
+import pytest
+
+from kvdash.gpus import get_gpu, load_gpus
+from kvdash.kernels import ceilings, measured_gpus, spec_sheet
+
+# (kvdash GPU, the vLLM version measured, latency in ms of gemm_perf.parquet's bf16 row m = 1, n = k = 16,384)
+STREAMING = [
+    ("nvidia-a100-sxm4-80gb", "0.14.0", 0.354472),
+    ("nvidia-h100-sxm5", "0.19.0", 0.183296),
+    ("nvidia-h200-sxm", "0.19.0", 0.134492),
+    ("nvidia-b200-hgx", "0.19.0", 0.082914),
+    ("nvidia-b300-hgx", "0.19.0", 0.083199),
+    ("nvidia-gb200", "0.19.0", 0.090690),
+    ("nvidia-l40s", "0.14.0", 0.719538),
+]
+WEIGHT = 2 * 16_384 * 16_384  # 536,870,912 B of bf16 weight, read once for one token
+
+
+@pytest.mark.parametrize(("gpu_id", "version", "latency_ms"), STREAMING)
+def test_each_gpu_streams_weights_as_measured(gpu_id, version, latency_ms):
+    # H100: 536,870,912 B in 0.183296 ms is 2.93 TB/s, 87 % of the 3.35 TB/s spec; H200 3.99 of 4.8 TB/s
+    c = ceilings(get_gpu(gpu_id), "vllm")
+    assert c.measured and f"vllm {version}" in c.source
+    assert c.gemm_s(1, 16_384, 16_384, "bf16", WEIGHT) == pytest.approx(latency_ms * 1e-3, rel=0.10)
+
+
+def test_h100_decode_attention_and_all_reduce_as_measured():
+    c = ceilings(get_gpu("nvidia-h100-sxm5"), "vllm")
+    # generation_attention_perf.parquet: batch 64, 32 query and 8 K/V heads of 128, bf16 cache, 4,096 tokens
+    # (step 4,095): 64 x 4,096 x 8 x 128 x 2 x 2 B = 2^30 B read in 0.360373 ms (2.98 TB/s)
+    assert c.decode_attention_s(2**30, "bf16") == pytest.approx(0.360373e-3, rel=0.02)
+    # custom_allreduce_perf.parquet, vLLM's CUDA-graph all-reduce on 2 GPUs: 1,048,576 bf16 values (2 MiB) in
+    # 0.012364 ms
+    assert c.allreduce_s(2 * 1_048_576, 2, 450e9, 10e-6) == pytest.approx(0.012364e-3, rel=0.01)
+
+
+def test_tables_cover_the_gpus_the_issue_names_and_others_use_the_spec_sheet():
+    assert {"nvidia-a100-sxm4-80gb", "nvidia-h100-sxm5", "nvidia-h200-sxm", "nvidia-b200-hgx", "nvidia-b300-hgx",
+            "nvidia-gb200", "nvidia-l40s"} <= set(measured_gpus())
+    for engine in ("vllm", "sglang", "trtllm"):
+        assert ceilings(get_gpu("nvidia-h100-sxm5"), engine).measured
+    l4 = get_gpu("nvidia-l4")
+    c = ceilings(l4, "vllm")
+    assert not c.measured and "spec sheet" in c.source and c == spec_sheet(l4, "vllm")
+    # a decode of 1 GB on the spec sheet: bytes / (bandwidth x 0.8)
+    assert c.decode_attention_s(1e9, "bf16") == pytest.approx(1e9 / (l4.bandwidth_gbps * 1e9 * 0.8))
+    assert not ceilings(get_gpu("nvidia-h100-sxm5"), "").measured  # no engine: kvdash's own decoder
+    assert set(measured_gpus()) <= set(load_gpus())
