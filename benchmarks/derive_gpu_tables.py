@@ -6,12 +6,14 @@ small tables of kvdash's own derived numbers: for each GPU and engine, the share
 kvdash's catalog, stored beside the tables) that a kernel reaches, by its size:
 
 - GEMM: utilization = max(FLOPs / peak FLOP/s, bytes / peak bandwidth) / measured latency, by tokens m (rows)
-  and the weight's size n x k (log2, even buckets), the median over the measured shapes in each cell;
+  and the weight's size n x k (log2, even buckets), the median over the measured shapes in each cell; per-tensor
+  fp8 without the dynamic activation-scale kernel the collectors include (`static_fp8`);
 - decode attention (GQA/MHA, head size 128, no window) and latent-attention decode (MLA): bytes of K/V read
   over the measured latency, as a share of peak bandwidth, by the bytes read (log2 buckets);
 - prefill attention and latent-attention prefill: causal FLOPs over latency, as a share of the dense bf16 peak,
   by the FLOPs (log2 buckets);
-- MoE (balanced routing): max(FLOPs, the touched experts' bytes) over latency, by tokens per step;
+- MoE (balanced routing): max(FLOPs, the touched experts' bytes) over latency, by tokens per step and the
+  touched experts' parameters (log2, even buckets);
 - all-reduce (the engine's custom all-reduce, CUDA-graph variant where measured): microseconds by message bytes
   and GPU count.
 
@@ -54,6 +56,7 @@ KV_BYTES = {"bfloat16": 2, "float16": 2, "fp8": 1}
 W_BYTES = {"bf16": 2, "fp8": 1, "fp8-block": 1, "nvfp4": 0.5, "int4": 0.5, "mxfp4": 0.5}
 M_GRID = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 SIZE_GRID = list(range(16, 33, 2))  # log2(n x k)
+MOE_SIZE_GRID = list(range(18, 37, 2))  # log2(parameters of the touched experts)
 
 
 class Repo:
@@ -65,9 +68,16 @@ class Repo:
     def _git(self, *args) -> bytes:
         return subprocess.run(["git", "-C", self.gitdir, *args], check=True, capture_output=True).stdout
 
-    def table(self, gpu: str, family: str, engine: str, name: str) -> tuple[pd.DataFrame | None, str]:
-        """(the table, the version it was measured on) for the first preferred version that has it."""
-        for version in VERSIONS[engine]:
+    def table(self, gpu: str, family: str, engine: str, name: str,
+              any_version: bool = False) -> tuple[pd.DataFrame | None, str]:
+        """(the table, the version it was measured on) for the first preferred version that has it (with
+        any_version, then any other version, newest first by name)."""
+        versions = list(VERSIONS[engine])
+        if any_version:
+            prefix = f"{DATA}/{gpu}/{family}/{engine}/"
+            versions += sorted({f[len(prefix):].split("/")[0] for f in self.files if f.startswith(prefix)},
+                               reverse=True)
+        for version in versions:
             path = f"{DATA}/{gpu}/{family}/{engine}/{version}/{name}.parquet"
             if path in self.files:
                 t = pd.read_parquet(io.BytesIO(self._git("show", f"HEAD:{path}")))
@@ -92,27 +102,56 @@ def _fill(values: list) -> list:
             for i in range(len(values))]
 
 
-def gemm(df: pd.DataFrame, peaks: dict) -> dict:
+def static_fp8(d: pd.DataFrame, scale: pd.DataFrame | None) -> pd.DataFrame:
+    """Per-tensor fp8 GEMMs as a checkpoint with static activation scales runs them. The collectors measure
+    fp8 with dynamic activation quantization (collector/trtllm/collect_gemm.py: "the collected fp8 GEMM
+    includes the compute-scale overhead. AIC derives fp8_static at query time by subtracting that overhead";
+    collector/vllm/collect_gemm.py: activation_scheme="dynamic"); ModelOpt and llm-compressor per-tensor fp8
+    checkpoints carry static input scales, so the compute-scale kernel (computescale_perf: m x k) is taken off,
+    at the nearest measured k and interpolated in log2 m. Never below half the measured time."""
+    if scale is None or scale.empty:
+        return d
+    ks = np.array(sorted(scale.k.unique()))
+    curves = {k: scale[scale.k == k].groupby("m").latency.median().sort_index() for k in ks}
+
+    def overhead(m: int, k: int) -> float:
+        c = curves[ks[np.argmin(np.abs(np.log2(ks) - np.log2(k)))]]
+        return float(np.interp(np.log2(m), np.log2(c.index.to_numpy(float)), c.to_numpy()))
+
+    cut = np.array([overhead(m, k) for m, k in zip(d.m, d.k, strict=True)])
+    return d.assign(latency=np.maximum(d.latency - cut, d.latency / 2))
+
+
+def gemm(df: pd.DataFrame, peaks: dict, scale: pd.DataFrame | None = None) -> dict:
     out = {}
     for src, name in GEMM_DTYPES.items():
         d = df[df.gemm_dtype == src].copy()
         rate = peaks.get(name)
         if d.empty or not rate:
             continue
+        if src == "fp8":
+            d = static_fp8(d, scale)
         flops = 2.0 * d.m * d.n * d.k
         nbytes = d.n * d.k * W_BYTES[name] + 2.0 * d.m * (d.k + d.n)
         d["util"] = np.maximum(flops / rate, nbytes / peaks["bandwidth"]) / (d.latency * 1e-3)
-        d["size"] = (np.log2(d.n * d.k) / 2).round().astype(int) * 2
-        d = d[d.m.isin(M_GRID)]
-        rows = {m: _fill([_cell(d, m, s) for s in SIZE_GRID]) for m in M_GRID}
-        rows = {m: row for m, row in rows.items() if row[0] is not None}  # token counts it measured
-        if rows:
-            out[name] = {"m": list(rows), "log2_size": SIZE_GRID, "util": list(rows.values())}
+        table = by_rows_and_size(d, d.m, d.n * d.k, SIZE_GRID)
+        if table:
+            out[name] = table
     return out
 
 
+def by_rows_and_size(d: pd.DataFrame, rows: pd.Series, size: pd.Series, grid: list[int]) -> dict:
+    """Median utilisation per (rows in M_GRID, log2 size in even buckets of `grid`), the cells a row did not
+    measure filled from their nearest neighbour; rows never measured are left out."""
+    d = d.assign(rows=rows, size=(np.log2(size) / 2).round().astype(int) * 2)
+    d = d[d.rows.isin(M_GRID)]
+    table = {m: _fill([_cell(d, m, s) for s in grid]) for m in M_GRID}
+    table = {m: row for m, row in table.items() if row[0] is not None}
+    return {"m": list(table), "log2_size": grid, "util": list(table.values())} if table else {}
+
+
 def _cell(d: pd.DataFrame, m: int, s: int):
-    cell = d[(d.m == m) & (d["size"] == s)]["util"]
+    cell = d[(d.rows == m) & (d["size"] == s)]["util"]
     return round(float(cell.median()), 4) if len(cell) else None
 
 
@@ -165,6 +204,9 @@ def mla_prefill(df: pd.DataFrame, rate: float) -> dict:
 
 
 def moe(df: pd.DataFrame, peaks: dict) -> dict:
+    """A fused-MoE layer's share of peak by tokens and by the parameters its tokens touch: at decode sizes its
+    time is mostly a floor, so one share per token count (whatever the experts' size) would be wrong by the
+    ratio of two models' expert sizes."""
     out = {}
     d = df[df.distribution == "balanced"]
     for src, name in MOE_DTYPES.items():
@@ -177,9 +219,11 @@ def moe(df: pd.DataFrame, peaks: dict) -> dict:
         routed = k.num_tokens * k.topk / k.moe_ep_size  # (token, expert) pairs on this GPU
         touched = local * (1 - (1 - 1 / local) ** routed.clip(lower=0))
         flops = 2.0 * routed * 3 * k.hidden_size * inter
-        nbytes = touched * 3 * k.hidden_size * inter * W_BYTES[name]
-        util = np.maximum(flops / rate, nbytes / peaks["bandwidth"]) / (k.latency * 1e-3)
-        out[name] = by_log2(k.assign(util=util), k.num_tokens, 0, 16)
+        params = touched * 3 * k.hidden_size * inter
+        util = np.maximum(flops / rate, params * W_BYTES[name] / peaks["bandwidth"]) / (k.latency * 1e-3)
+        table = by_rows_and_size(k.assign(util=util), k.num_tokens, params, MOE_SIZE_GRID)
+        if table:
+            out[name] = table
     return out
 
 
@@ -208,8 +252,9 @@ def derive(repo: Repo, aic_gpu: str) -> dict:
     engines = {}
     for engine in VERSIONS:
         tables, versions = {}, {}
+        scale, scale_version = repo.table(aic_gpu, "quantize", engine, "computescale_perf", any_version=True)
         for key, family, name, fn in (
-                ("gemm", "gemm", "gemm_perf", lambda t: gemm(t, peaks)),
+                ("gemm", "gemm", "gemm_perf", lambda t, scale=scale: gemm(t, peaks, scale)),
                 ("decode_attention", "attention", "generation_attention_perf",
                  lambda t: decode_attention(t, peaks["bandwidth"])),
                 ("prefill_attention", "attention", "context_attention_perf",
@@ -223,6 +268,8 @@ def derive(repo: Repo, aic_gpu: str) -> dict:
                 derived = fn(t)
                 if derived:
                     tables[key], versions[key] = derived, version
+                    if key == "gemm" and scale is not None:
+                        versions["fp8_compute_scale"] = scale_version
         if tables:
             engines[engine] = {"versions": versions, **tables}
     return {"gpu": gpu.id, "aic_system": aic_gpu,

@@ -57,7 +57,9 @@ def load_config(gitdir: str, model_path: str, cache: dict):
         path = f"{CONFIGS}/{name.replace('/', '--')}_config.json"
         try:
             cache[name] = model_from_config(json.loads(git(gitdir, "show", f"HEAD:{path}")), name=model_path)
-        except (subprocess.CalledProcessError, KvdashError) as e:
+        except subprocess.CalledProcessError:
+            cache[name] = KvdashError(f"no config {path} in the repository")
+        except KvdashError as e:
             cache[name] = e
     return cache[name]
 

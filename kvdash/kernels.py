@@ -3,11 +3,12 @@
 `data/gpu_tables/<gpu>.json` holds kvdash's own numbers derived from public kernel measurements
 (benchmarks/derive_gpu_tables.py, from AIConfigurator's per-GPU tables; the source and commit are in each
 file): for each engine, the share of the GPU's peak a GEMM reaches by its rows and its weight's size, decode
-and prefill attention (standard and latent) by the bytes read or FLOPs done, a fused-MoE layer by its tokens,
-and the engine's all-reduce time by message size and GPU count. A kernel's time is its ideal time at the
-stored peaks divided by that share (interpolated in log2 space, the edge value held beyond the measured
-range). Where no table exists (a GPU or an engine nobody measured, kvdash's own decoder) `spec_sheet`
-answers instead: the catalog's peaks at fixed efficiencies, said so by `Ceilings.measured` and `source`.
+and prefill attention (standard and latent) by the bytes read or FLOPs done, a fused-MoE layer by its tokens
+and the touched experts' parameters, and the engine's all-reduce time by message size and GPU count. A
+kernel's time is its ideal time at the stored peaks divided by that share (interpolated in log2 space, the
+edge value held beyond the measured range). Where no table exists (a GPU or an engine nobody measured,
+kvdash's own decoder) `spec_sheet` answers instead: the catalog's peaks at fixed efficiencies, said so by
+`Ceilings.measured` and `source`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ def _interp(grid: list[float], values: list[float], x: float) -> float:
 
 def _log2(x: float) -> float:
     return math.log2(max(x, 1e-30))
+
+
+def _util_2d(t: dict | None, rows: float, size: float) -> float | None:
+    """A table's share of peak at `rows` tokens and `size` (log2-interpolated both ways), or None."""
+    if not t:
+        return None
+    ls = _log2(size)
+    by_rows = [_interp(t["log2_size"], row, ls) for row in t["util"]]
+    return max(_interp([math.log2(x) for x in t["m"]], by_rows, _log2(rows)), 1e-6)
 
 
 @dataclass(frozen=True)
@@ -72,18 +82,17 @@ class Ceilings:
         """One GEMM of m rows by a weight of n x k (weight_bytes with its scales), in `fmt`."""
         flops = 2.0 * m * n * k
         ideal_c, ideal_m = flops / self.rate(fmt), (weight_bytes + act_bytes * m * (n + k)) / self.peaks["bandwidth"]
-        t = self.tables.get("gemm", {}).get(GEMM_FORMAT.get(fmt, "bf16"))
-        if not t:
+        util = _util_2d(self.tables.get("gemm", {}).get(GEMM_FORMAT.get(fmt, "bf16")), m, n * k)
+        if util is None:
             return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
-        lm, ls = _log2(m), _log2(n * k)
-        rows = [_interp(t["log2_size"], row, ls) for row in t["util"]]
-        util = _interp([math.log2(x) for x in t["m"]], rows, lm)
-        return max(ideal_c, ideal_m) / max(util, 1e-6)
+        return max(ideal_c, ideal_m) / util
 
-    def moe_s(self, tokens: float, flops: float, nbytes: float, fmt: str) -> float:
-        """A fused-MoE layer's experts for `tokens` tokens: its FLOPs and the touched experts' bytes."""
+    def moe_s(self, tokens: float, flops: float, nbytes: float, params: float, fmt: str) -> float:
+        """A fused-MoE layer's experts for `tokens` tokens: its FLOPs, and the touched experts' bytes and
+        parameters."""
         ideal_c, ideal_m = flops / self.rate(fmt), nbytes / self.peaks["bandwidth"]
-        util = self._table_util("moe", fmt if fmt in self.tables.get("moe", {}) else "bf16", tokens)
+        moe = self.tables.get("moe", {})
+        util = _util_2d(moe.get(fmt) or moe.get("bf16"), tokens, params)
         if util is None:
             return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
         return max(ideal_c, ideal_m) / util

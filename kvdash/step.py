@@ -14,7 +14,7 @@ all-reduce: the roofline's inputs, which the static batch's floors print.
 `step_time` times the step as its kernels run, one after another:
 
     time = sum over the layers' GEMMs (engines' fused q/k/v and gate/up) and the LM head of gemm_s(tokens, n, k)
-         + per MoE layer moe_s(tokens, FLOPs of the (token, expert) pairs, bytes of the touched experts)
+         + per MoE layer moe_s(tokens, FLOPs of the (token, expert) pairs, the touched experts' bytes and size)
          + per attention layer decode_attention_s(cache bytes its decodes read) + prefill_attention_s(prompt FLOPs)
            (a recurrent state layer: its state read and written per decode, at the spec sheet's bandwidth share)
          + 2 all-reduces per layer under tensor parallelism (the engine's measured all-reduce)
@@ -276,7 +276,7 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
             pairs = tokens * m.experts_per_token / s.ep  # (token, expert) pairs on this GPU, uniform routing
             touched = lo.experts * (1 - (1 - 1 / lo.experts) ** pairs)
             experts += n_layers * c.moe_s(tokens, 2.0 * pairs * lo.expert_numel, touched * lo.expert_bytes,
-                                          s.experts_dtype)
+                                          touched * lo.expert_numel, s.experts_dtype)
         gemm += n_layers * t
     head = formats(s.weights_dtype, s.experts_dtype)["embed"]
     vocab = cdiv(m.vocab_size, tp)

@@ -52,3 +52,19 @@ def test_tables_cover_the_gpus_the_issue_names_and_others_use_the_spec_sheet():
     assert c.decode_attention_s(1e9, "bf16") == pytest.approx(1e9 / (l4.bandwidth_gbps * 1e9 * 0.8))
     assert not ceilings(get_gpu("nvidia-h100-sxm5"), "").measured  # no engine: kvdash's own decoder
     assert set(measured_gpus()) <= set(load_gpus())
+
+
+def test_h100_fused_moe_as_measured_by_its_experts_size():
+    # moe_perf.parquet (TensorRT-LLM 1.2.0rc5, block-scaled fp8, balanced routing), both at 16 tokens:
+    # - hidden 4,096, 8 experts of 14,336 split over tp 16 (896 wide) and ep 8: one local expert, 4 (token,
+    #   expert) pairs, 3 x 4,096 x 896 = 11,010,048 parameters touched, in 0.027408 ms;
+    # - hidden 7,168, 256 experts of 2,048 over tp 2 (1,024) and ep 128: two local experts, both touched by
+    #   16 x 8 / 128 = 1 pair on average (1 - (1/2)^1 of 2 = 1 expert, 3 x 7,168 x 1,024 = 22,020,096
+    #   parameters), in 0.048208 ms.
+    # At decode sizes a fused MoE is mostly a floor, so its share of peak depends on the experts' size: one share
+    # per token count would put these two 2x apart in bytes and in time alike.
+    c = ceilings(get_gpu("nvidia-h100-sxm5"), "trtllm")
+    for pairs, params, latency_ms in ((4, 11_010_048, 0.027408), (1, 22_020_096, 0.048208)):
+        # FLOPs: every pair through the one touched expert's shard; bytes: its parameters at 1 B (fp8)
+        t = c.moe_s(16, 2.0 * pairs * params, params, params, "fp8-block")
+        assert t == pytest.approx(latency_ms * 1e-3, rel=0.20)
