@@ -5,7 +5,10 @@ size, and every field is type- and range-checked. Any problem raises KvdashError
 
 Which layers slide (the traps, see the module's tests):
 - `layer_types` is authoritative whenever present.
-- mistral / mixtral / phi3 / generic: a non-null `sliding_window` makes every layer slide.
+- mistral / mixtral / phi3: a non-null `sliding_window` makes every layer slide.
+- cohere2 / exaone4 / generic: without `layer_types`, the integer (or L/G string) `sliding_window_pattern`
+  says which layers slide; an unknown family with a bare `sliding_window` is sized all-full, with a warning
+  (the guess that errs towards more memory).
 - qwen2 / qwen2_moe / qwen3 / qwen3_moe: `sliding_window` is ignored unless `use_sliding_window`
   is true; then layers from `max_window_layers` on slide (Qwen2.5 ships 131072 with it false).
 - gemma2: even-indexed layers slide; gemma3: every `sliding_window_pattern`-th layer is global.

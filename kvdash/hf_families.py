@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kvdash.errors import KvdashError
-from kvdash.hf_readers import _common, _Fields, _heads, _layers, _pattern_list, _show
+from kvdash.hf_readers import _common, _Fields, _heads, _layers, _pattern_list, _show, _sliding_pattern, _window
 from kvdash.layers import (
     ChunkedLocal,
     CrossAttention,
@@ -320,10 +320,29 @@ def _gemma4(f: _Fields, name: str, mt: str) -> ModelSpec:
 
 def _cohere(f: _Fields, name: str, mt: str) -> ModelSpec:
     """Cohere Command-R / Aya (modeling_cohere.py): attention and MLP in parallel after one bias-free
-    LayerNorm per layer; optional q/k LayerNorms (`use_qk_norm`); tied head by default."""
+    LayerNorm per layer; optional q/k LayerNorms (`use_qk_norm`); tied head by default. Cohere2 (Command-R7B,
+    Command-A) slides 3 layers in 4: without `layer_types`, configuration_cohere2.py builds them from the
+    integer `sliding_window_pattern` (default 4), every p-th layer full."""
+    kw: dict = {}
+    if mt == "cohere2" and not f.has("layer_types"):
+        n, w = _layers(f), _window(f)
+        if w:
+            kw.update(layer_types=_sliding_pattern(f, n, default=4), sliding_window=w)
     return _common(f, name, norms_per_layer=1, qk_norm=f.bool("use_qk_norm", False),
                    qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
-                   tie_word_embeddings=f.bool("tie_word_embeddings", True))
+                   tie_word_embeddings=f.bool("tie_word_embeddings", True), **kw)
+
+
+def _exaone4(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """EXAONE-4 (modeling_exaone4.py): Llama-like layers with q/k RMSNorms and the norms after attention and
+    after the MLP; sliding layers from `layer_types`, else from `sliding_window_pattern` (configuration_exaone4.py:
+    an integer p makes every p-th layer full, default 4; a string of L and G repeats, the final layer global);
+    no sliding layer when `sliding_window` is null."""
+    n, w = _layers(f), _window(f)
+    kw: dict = dict(qk_norm=True, tie_word_embeddings=f.bool("tie_word_embeddings", False))
+    if w and not f.has("layer_types"):
+        kw.update(layer_types=_sliding_pattern(f, n, default=4, last_full=True), sliding_window=w)
+    return _common(f, name, **kw)
 
 
 def _chatglm(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -535,6 +554,7 @@ BUILDERS = {
     "gemma4_text": _gemma4,
     "cohere": _cohere,
     "cohere2": _cohere,
+    "exaone4": _exaone4,
     "bart": _bart,
     "mbart": _bart,
     "gptj": _gptj,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 from kvdash.errors import KvdashError
 from kvdash.model import FULL, LIMITS, LINEAR, MLA, SLIDING, ModelSpec, decoder
@@ -140,6 +141,29 @@ def _explicit_layer_types(f: _Fields, n: int) -> tuple[str, ...] | None:
         raise KvdashError("config has linear-attention/state-space layers; their state size is "
                           "architecture-specific: describe this model as a custom ModelSpec")
     return tuple(out)
+
+
+def _sliding_pattern(f: _Fields, n: int, default: int | None = None,
+                     last_full: bool = False) -> tuple[str, ...] | None:
+    """Layer kinds from `sliding_window_pattern` where a config has no `layer_types`, or None without one.
+    An integer p: layer i is full where (i + 1) % p == 0, the others slide (transformers' Cohere2Config and
+    Exaone4Config build layer_types by that expression; Gemma-3 by the same rule); 0 means no sliding layer.
+    A string of L (local: sliding) and G (global: full) repeats from layer 0 (Exaone4Config's docstring,
+    which adds that the final layer is then always global: `last_full`)."""
+    raw = f.cfg.get("sliding_window_pattern", default)
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        if not raw or len(raw) > LIMITS["n_layers"] or set(raw.upper()) - {"L", "G"}:
+            raise KvdashError(f"config field 'sliding_window_pattern' = {_show(raw)} is neither a layer count nor a "
+                              "string of L (local) and G (global)")
+        kinds = [SLIDING if raw[i % len(raw)].upper() == "L" else FULL for i in range(n)]
+    else:
+        p = f.int("sliding_window_pattern", default=default, lo=0, hi=LIMITS["n_layers"])
+        kinds = [SLIDING if p and (i + 1) % p else FULL for i in range(n)]
+    if last_full and isinstance(raw, str):
+        kinds[-1] = FULL
+    return tuple(kinds)
 
 
 def _window(f: _Fields) -> int | None:
@@ -368,11 +392,20 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
 
 
 def _generic(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """A decoder of an unknown family, from its standard fields. Which layers slide is never guessed: only
+    `layer_types` or `sliding_window_pattern` make a layer slide; a bare `sliding_window` leaves every layer
+    attending in full, the guess that errs towards more memory, and says so."""
     n = _layers(f)
-    w = _window(f) if f.bool("use_sliding_window", True) else None
     if f.has("kv_lora_rank"):
         return _deepseek(f, name, mt)
-    kw: dict = dict(layer_types=_all_or_none(n, w), sliding_window=w or 0,
+    w = _window(f) if f.bool("use_sliding_window", True) else None
+    pattern = _sliding_pattern(f, n) if w else None
+    warnings = []
+    if w and pattern is None and not f.has("layer_types"):
+        warnings.append(f"the config sets sliding_window = {w:,} but no per-layer pattern (layer_types or "
+                        "sliding_window_pattern): every layer is sized attending in full, which errs towards more "
+                        "cache than a model with sliding layers holds")
+    kw: dict = dict(layer_types=pattern or (), sliding_window=w or 0,
                     qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
                     mlp_bias=f.bool("mlp_bias", False))
     experts = f.int("num_local_experts", "num_experts", "n_routed_experts", default=0, lo=0,
@@ -387,7 +420,8 @@ def _generic(f: _Fields, name: str, mt: str) -> ModelSpec:
     cfg = dict(f.cfg)
     if not f.has("intermediate_size"):
         cfg["intermediate_size"] = f.int("n_inner", "ffn_dim", default=0, lo=0)
-    return _common(_Fields(cfg), name, **kw)
+    spec = _common(_Fields(cfg), name, **kw)
+    return replace(spec, warnings=(*spec.warnings, *warnings)) if warnings else spec
 
 
 BUILDERS = {

@@ -630,24 +630,30 @@ class LatentAttention(_EveryToken):
         """Prefill decompresses the latent for every head (kv_b_proj: no-rope keys and values), then
         attends with per-head keys (no-rope part + the shared rotary key) as ordinary attention: the
         latent, the decompressed K/V, queries, keys, values and the output are alive together. Engines pad
-        the values to the key size for FlashAttention (vLLM's MLA prefill); Hugging Face concatenates the
-        queries' and keys' two parts into new tensors."""
+        the values to the key size for FlashAttention (vLLM's MLA prefill). Hugging Face decompresses every
+        cached key in every step (`key_bytes`); per query token it holds the latent, the queries and their
+        concatenated copy, and the output twice."""
         nh, qk, v = self.n_heads // tp, self.qk_dim, self.v_head_dim
-        decompressed = nh * (self.qk_nope_head_dim + v)
         if rt is not None and rt.hf:
-            return (self.latent_width + decompressed + 3 * nh * qk + nh * v + nh * v) * a
-        return (self.latent_width + decompressed + 3 * nh * qk + nh * v) * a
+            return (self.latent_width + 2 * nh * qk + 2 * nh * v) * a
+        return (self.latent_width + nh * (self.qk_nope_head_dim + v) + 3 * nh * qk + nh * v) * a
+
+    def key_bytes(self, tp, a, rt=None, decode=False):
+        """Hugging Face (transformers 5.x modeling_deepseek_v2/v3.py) caches the latent and expands it for every
+        key it attends to, prefill and decode alike (`expand_kv`): kv_b_proj's per-head no-rope keys and values,
+        and the keys concatenated with the rotary part into a new tensor. Engines attend in the latent space."""
+        if rt is not None and rt.hf:
+            nh = self.n_heads // tp
+            return nh * (self.qk_nope_head_dim + self.v_head_dim + self.qk_dim) * a
+        return 0
+
+    def regrow_bytes_per_token(self, kv, tp=1):
+        """Hugging Face's cache appends the latent (as its keys) and the rotary key (as its values)."""
+        return kv.nbytes(max(self.kv_lora_rank, self.qk_rope_head_dim), 1)
 
     @property
     def rotary_dim(self):
         return self.qk_rope_head_dim
-
-    def cache_spec(self, rt=None):
-        """Hugging Face's DeepSeek attention caches the decompressed per-head keys and values, not the
-        latent: as full attention with one K/V head per query head."""
-        if rt is not None and rt.hf:
-            return FullAttention(self.n_heads, self.n_heads, self.qk_dim, self.v_head_dim)
-        return self
 
     def score_heads(self, tp):
         return self.n_heads // tp

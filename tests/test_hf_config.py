@@ -84,6 +84,44 @@ def test_layer_types_wins_over_pattern():
     assert m.kinds == (FULL,) * 2 + (SLIDING,) * 60
 
 
+# Command-R7B's shape (CohereLabs/c4ai-command-r7b-12-2024): 32 layers, 8 KV heads of 128, window 4,096
+COMMAND_R7B = dict(model_type="cohere2", hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                   num_hidden_layers=32, vocab_size=256_000, intermediate_size=14_336, sliding_window=4096,
+                   sliding_window_pattern=4, max_position_embeddings=131_072)
+
+
+def test_an_integer_sliding_window_pattern_slides_three_layers_in_four():
+    # configuration_cohere2.py without layer_types: "sliding_attention" if (i + 1) % pattern else "full_attention"
+    m = model_from_config(COMMAND_R7B)
+    assert m.kinds[:8] == (SLIDING, SLIDING, SLIDING, FULL) * 2 and m.count(FULL) == 8 and not m.warnings
+    # 8 KV heads x (128 + 128) x 2 B = 4,096 B per token per layer: 8 full layers x 131,072 tokens, 24 sliding
+    # layers x 4,096 tokens
+    assert kv_at(m, 131_072) == 8 * 131_072 * 4096 + 24 * 4096 * 4096 == 4_697_620_480
+    # the pattern's default is 4 in Cohere2Config; 0 (EXAONE-4's value without a window) slides nothing
+    no_pattern = {k: v for k, v in COMMAND_R7B.items() if k != "sliding_window_pattern"}
+    assert model_from_config(no_pattern).kinds == m.kinds
+    exaone = dict(COMMAND_R7B, model_type="exaone4", sliding_window=None)
+    assert set(model_from_config(exaone).kinds) == {FULL}
+
+
+def test_an_exaone4_string_pattern_repeats_and_ends_global():
+    # Exaone4Config's docstring: "LLLG" = layers 0-2 local, 3 global, repeated; the final layer always global
+    m = model_from_config(dict(COMMAND_R7B, model_type="exaone4", num_hidden_layers=30, sliding_window_pattern="LLLG"))
+    assert m.kinds == (SLIDING, SLIDING, SLIDING, FULL) * 7 + (SLIDING, FULL)
+    with pytest.raises(KvdashError, match="sliding_window_pattern"):
+        model_from_config(dict(COMMAND_R7B, model_type="exaone4", sliding_window_pattern="LLXG"))
+
+
+def test_an_unknown_family_with_a_bare_window_is_sized_all_full_and_says_so():
+    # no per-layer pattern: sliding every layer would err towards less memory, so every layer attends in full
+    c = {k: v for k, v in COMMAND_R7B.items() if k != "sliding_window_pattern"} | {"model_type": "newfamily"}
+    m = model_from_config(c)
+    assert set(m.kinds) == {FULL} and kv_at(m, 131_072) == 32 * 131_072 * 4096
+    assert any("no per-layer pattern" in w and "more cache" in w for w in m.warnings)
+    # with a pattern it is read like Cohere2's
+    assert model_from_config(c | {"sliding_window_pattern": 4}).kinds == model_from_config(COMMAND_R7B).kinds
+
+
 def test_mistral_v01_slides_everywhere_and_v03_does_not():
     v1, v3 = preset_model("mistral-7b-v0.1"), preset_model("mistral-7b-v0.3")
     assert set(v1.kinds) == {SLIDING} and window(v1) == 4096

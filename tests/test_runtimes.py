@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kvdash.breakdown import breakdown
+from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
 from kvdash.layers import FullAttention, LatentAttention
 from kvdash.presets import preset_model
@@ -28,19 +29,32 @@ def test_unknown_runtime_is_refused():
         Scenario(runtime="engine")
 
 
-def test_hf_caches_mla_decompressed():
-    # transformers' DeepSeek attention caches per-head keys (128 + 64) and values (128), not the latent:
-    # 27 layers x 16 heads x 320 x 2 B = 276,480 B per token; an engine keeps (512 + 64) x 2 B per layer.
+def test_hf_caches_the_mla_latent_and_expands_it_per_key():
+    # transformers 5.x (modeling_deepseek_v2.py DeepseekV2Attention.forward): "Cache read / write is performed
+    # while the latent KV is still compressed": cache.update(k_nope, k_pe) with the normed latent (512) and the
+    # rotary key (64) as one-head tensors, so 27 layers x 576 x 2 B = 31,104 B per token, as an engine keeps
+    # (measured on an H200 with transformers 5.17: 31,104 B per token)
     m = preset_model("deepseek-v2-lite")
-    assert breakdown(m, Scenario(runtime="hf-sdpa")).kv_bytes_per_token == 27 * 16 * 320 * 2 == 276_480
-    assert breakdown(m, Scenario(runtime="vllm")).kv_bytes_per_token == 27 * 576 * 2 == 31_104
+    assert breakdown(m, Scenario(runtime="hf-sdpa")).kv_bytes_per_token == 27 * 576 * 2 == 31_104
+    assert breakdown(m, Scenario(runtime="vllm")).kv_bytes_per_token == 31_104
+    # ... then expand_kv decompresses every cached key in every step: kv_b_proj's 16 x (128 + 128) and the
+    # keys' concatenated copy 16 x 192, per key of one sequence; its DynamicCache regrows the larger part,
+    # the 512-wide latent
+    hf = RUNTIMES["hf-sdpa"]
+    assert V2_LITE_MLA.key_bytes(1, 2, hf) == V2_LITE_MLA.key_bytes(1, 2, hf, decode=True) == 16 * 448 * 2 == 14_336
+    assert V2_LITE_MLA.key_bytes(1, 2) == 0  # engines attend in the latent space
+    assert V2_LITE_MLA.regrow_bytes_per_token(get_dtype("bf16")) == 512 * 2
 
 
 def test_mla_prefill_width_counts_the_decompressed_keys_and_values():
     # latent 576 + kv_b_proj output 16 x (128 + 128) + queries, keys and padded values 3 x 16 x 192
-    # + output 16 x 128 = 15,936 values x 2 B; Hugging Face keeps one more 16 x 128 value tensor.
+    # + output 16 x 128 = 15,936 values x 2 B
     assert V2_LITE_MLA.act_bytes(1, 2) == (576 + 4096 + 9216 + 2048) * 2 == 31_872
-    assert V2_LITE_MLA.act_bytes(1, 2, RUNTIMES["hf-sdpa"]) == 31_872 + 16 * 128 * 2
+    # Hugging Face per query token: the latent 576, the queries and their concatenated copy 2 x 16 x 192, the
+    # output twice 2 x 16 x 128; with the per-key expansion above, a prefill token holds the engine's width
+    # and one more 16 x 128 value tensor, as before
+    assert V2_LITE_MLA.act_bytes(1, 2, RUNTIMES["hf-sdpa"]) == (576 + 6144 + 4096) * 2 == 21_632
+    assert 21_632 + 14_336 == 31_872 + 16 * 128 * 2
 
 
 def test_moe_routing_buffers():
