@@ -121,6 +121,12 @@ _NESTED_DEFAULTS = {
 
 # Fields that change memory, and the model types whose reader models them. Anywhere else they are
 # refused by name: sizing such a config as a plain decoder would be silently wrong.
+# Encoder-only families (BERT and its descendants, used for embeddings and classification): one forward over
+# the input, no generation, so no KV cache to size; kvdash sizes decoders and says so rather than charge them
+# a cache.
+ENCODER_ONLY = frozenset({"bert", "roberta", "xlm-roberta", "xlm_roberta", "distilbert", "deberta", "deberta-v2",
+                          "electra", "albert", "mpnet", "camembert", "modernbert", "nomic_bert", "jina_bert", "ernie",
+                          "megatron-bert", "rembert", "xlnet", "funnel", "layoutlm", "new"})
 _FAMILY_FIELDS = {
     "hybrid_override_pattern": ("nemotron_h",),
     "attn_layer_period": ("jamba",),
@@ -163,6 +169,9 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     if name is None:
         name = f.str("_name_or_path") or model_type or "custom"
         name = name[:200] or "custom"
+    if model_type in ENCODER_ONLY:
+        raise KvdashError(f"model_type {model_type!r} is an encoder-only model (embeddings, classification): it runs "
+                          "one forward over its input and keeps no KV cache, and kvdash sizes decoders that generate")
     builder = BUILDERS.get(model_type) or FAMILY_BUILDERS.get(model_type)
     for key, families in _FAMILY_FIELDS.items():
         if f.cfg.get(key) not in (None, False, [], "") and model_type not in families:

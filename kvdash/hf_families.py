@@ -361,6 +361,23 @@ def _chatglm(f: _Fields, name: str, mt: str) -> ModelSpec:
                    final_norm=f.bool("post_layer_norm", True), tie_word_embeddings=False)
 
 
+def _glm(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """GLM in Hugging Face's format (modeling_glm.py GlmForCausalLM, modeling_glm4.py Glm4ForCausalLM for
+    GLM-4-0414): Llama's field names with GlmConfig's defaults where a field is absent (head_dim 128, not
+    hidden / heads; 2 K/V heads; q/k/v biases on, o_proj without), fused gate/up; Glm4 adds a norm after
+    attention and after the MLP. A config in ChatGLM's own dialect (`kv_channels`, model_type chatglm or glm)
+    goes to that reader."""
+    if f.has("kv_channels", "multi_query_group_num"):
+        return _chatglm(f, name, mt)
+    cfg = dict(f.cfg)
+    for key, default in (("head_dim", 128), ("num_key_value_heads", 2), ("attention_bias", True)):
+        if cfg.get(key) is None:
+            cfg[key] = default
+    g = _Fields(cfg)
+    return _common(g, name, qkv_bias=g.bool("attention_bias", True), o_bias=False,
+                   norms_per_layer=4 if mt == "glm4" else 2, tie_word_embeddings=g.bool("tie_word_embeddings", False))
+
+
 def _bloom(f: _Fields, name: str, mt: str) -> ModelSpec:
     """BLOOM (modeling_bloom.py): MHA with ALiBi, biases everywhere, 4h GELU MLP, LayerNorms, plus a
     LayerNorm right after the word embedding; tied head."""
@@ -543,7 +560,8 @@ BUILDERS = {
     "mllama": _mllama,
     "mllama_text_model": _mllama,
     "chatglm": _chatglm,
-    "glm": _chatglm,
+    "glm": _glm,
+    "glm4": _glm,
     "bloom": _bloom,
     "mpt": _mpt,
     "t5": _t5,

@@ -115,6 +115,16 @@ def test_bad_config_file(capsys, tmp_path):
     assert rc == 2 and "'hidden_size' must be an integer" in err
 
 
+def test_an_encoder_only_config_is_refused_in_one_line(capsys, tmp_path):
+    # BAAI/bge-base-en-v1.5's shape (BertModel): an embedding model keeps no KV cache
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(model_type="bert", architectures=["BertModel"], hidden_size=768,
+                                    num_attention_heads=12, num_hidden_layers=12, intermediate_size=3072,
+                                    vocab_size=30_522, max_position_embeddings=512, type_vocab_size=2)))
+    rc, out, err = run(capsys, "size", "--config", str(path))
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "encoder-only" in err and "no KV cache" in err
+
+
 def test_python_dash_m_entry_point():
     done = subprocess.run([sys.executable, "-m", "kvdash", "size", "--preset", "gpt2", "--json"],
                           capture_output=True, text=True, timeout=60)

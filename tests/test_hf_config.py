@@ -8,6 +8,7 @@ from kvdash.breakdown import breakdown
 from kvdash.errors import KvdashError
 from kvdash.hf_config import MAX_CONFIG_BYTES, load_config_file, model_from_config, parse_config_text
 from kvdash.model import FULL, MLA, SLIDING, attention_shape
+from kvdash.params import total_params
 from kvdash.presets import get_preset, preset_model
 from kvdash.scenario import Scenario
 
@@ -120,6 +121,21 @@ def test_an_unknown_family_with_a_bare_window_is_sized_all_full_and_says_so():
     assert any("no per-layer pattern" in w and "more cache" in w for w in m.warnings)
     # with a pattern it is read like Cohere2's
     assert model_from_config(c | {"sliding_window_pattern": 4}).kinds == model_from_config(COMMAND_R7B).kinds
+
+
+def test_hugging_face_glm_format_takes_glm_config_defaults():
+    # GlmForCausalLM (THUDM/glm-4-9b-chat-hf's shape) in Llama's field names; configuration_glm.py's defaults
+    # where a field is absent: head_dim 128 (not 4096 / 32), 2 K/V heads, q/k/v biases
+    c = dict(model_type="glm", architectures=["GlmForCausalLM"], hidden_size=4096, num_attention_heads=32,
+             num_hidden_layers=40, intermediate_size=13_696, vocab_size=151_552, partial_rotary_factor=0.5,
+             max_position_embeddings=131_072, tie_word_embeddings=False)
+    m = model_from_config(c)
+    a = attention_shape(m)
+    assert (a.n_kv_heads, a.head_dim) == (2, 128) and not m.warnings
+    assert kv_at(m, 1) == 40 * 2 * (128 + 128) * 2 == 40_960  # per token: 40 layers x 2 heads x K/V x 2 B
+    # GLM-4-0414 (Glm4ForCausalLM) adds two norms per layer: 2 x 4,096 more parameters per layer
+    g4 = model_from_config(c | {"model_type": "glm4", "architectures": ["Glm4ForCausalLM"]})
+    assert total_params(g4) - total_params(m) == 40 * 2 * 4096
 
 
 def test_mistral_v01_slides_everywhere_and_v03_does_not():
