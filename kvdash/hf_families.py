@@ -322,11 +322,13 @@ def _cohere(f: _Fields, name: str, mt: str) -> ModelSpec:
     """Cohere Command-R / Aya (modeling_cohere.py): attention and MLP in parallel after one bias-free
     LayerNorm per layer; optional q/k LayerNorms (`use_qk_norm`); tied head by default. Cohere2 (Command-R7B,
     Command-A) slides 3 layers in 4: without `layer_types`, configuration_cohere2.py builds them from the
-    integer `sliding_window_pattern` (default 4), every p-th layer full."""
+    integer `sliding_window_pattern` (default 4), every p-th layer full; its head_dim is always hidden / heads."""
     kw: dict = {}
-    if mt == "cohere2" and not f.has("layer_types"):
+    if mt == "cohere2":
+        # Cohere2Config.__post_init__ sets head_dim = hidden_size // num_attention_heads over any stored value
+        f = _Fields({k: v for k, v in f.cfg.items() if k != "head_dim"})
         n, w = _layers(f), _window(f)
-        if w:
+        if w and not f.has("layer_types"):
             kw.update(layer_types=_sliding_pattern(f, n, default=4), sliding_window=w)
     return _common(f, name, norms_per_layer=1, qk_norm=f.bool("use_qk_norm", False),
                    qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
@@ -391,9 +393,10 @@ def _bloom(f: _Fields, name: str, mt: str) -> ModelSpec:
 def _mpt(f: _Fields, name: str, mt: str) -> ModelSpec:
     """MPT / Replit (modeling_mpt.py): d_model, n_heads, n_layers, expansion_ratio; `attn_config` may set
     kv_n_heads (grouped-query) and alibi (no learned positions); `no_bias` drops every bias and the
-    LayerNorms' biases; tied head."""
-    hidden = f.int("d_model", hi=LIMITS["hidden_size"])
-    heads = f.int("n_heads")
+    LayerNorms' biases; tied head. Copies that write the standard names (hidden_size, num_attention_heads,
+    num_hidden_layers) are read the same: MptConfig maps them onto d_model, n_heads, n_layers."""
+    hidden = f.int("d_model", "hidden_size", hi=LIMITS["hidden_size"])
+    heads = f.int("n_heads", "num_attention_heads")
     attn = f.cfg.get("attn_config") or {}
     if not isinstance(attn, dict):
         raise KvdashError(f"config field 'attn_config' must be an object, not {_show(attn)}")
@@ -403,7 +406,8 @@ def _mpt(f: _Fields, name: str, mt: str) -> ModelSpec:
             raise KvdashError(f"config field 'attn_config.{key}' = {_show(attn[key])} is not modelled")
     no_bias = f.bool("no_bias", False)
     learned = 0 if a.bool("alibi", False) else f.int("max_seq_len", default=2048)
-    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=heads, num_hidden_layers=f.int("n_layers"),
+    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=heads,
+               num_hidden_layers=f.int("n_layers", "num_hidden_layers"),
                num_key_value_heads=a.int("kv_n_heads", default=heads),
                intermediate_size=f.int("expansion_ratio", default=4) * hidden,
                max_position_embeddings=f.int("max_seq_len", default=0, lo=0))

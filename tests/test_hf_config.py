@@ -1,6 +1,7 @@
 """config.json import, family by family, including the traps listed in formulas.md."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from kvdash.model import FULL, MLA, SLIDING, attention_shape
 from kvdash.params import total_params
 from kvdash.presets import get_preset, preset_model
 from kvdash.scenario import Scenario
+
+CORPUS = Path(__file__).resolve().parent / "data" / "configs"
 
 
 def window(m):
@@ -103,6 +106,8 @@ def test_an_integer_sliding_window_pattern_slides_three_layers_in_four():
     assert model_from_config(no_pattern).kinds == m.kinds
     exaone = dict(COMMAND_R7B, model_type="exaone4", sliding_window=None)
     assert set(model_from_config(exaone).kinds) == {FULL}
+    # Cohere2Config.__post_init__ overwrites head_dim with hidden_size // num_attention_heads
+    assert attention_shape(model_from_config(COMMAND_R7B | {"head_dim": 96})).head_dim == 128
 
 
 def test_an_exaone4_string_pattern_repeats_and_ends_global():
@@ -136,6 +141,17 @@ def test_hugging_face_glm_format_takes_glm_config_defaults():
     # GLM-4-0414 (Glm4ForCausalLM) adds two norms per layer: 2 x 4,096 more parameters per layer
     g4 = model_from_config(c | {"model_type": "glm4", "architectures": ["Glm4ForCausalLM"]})
     assert total_params(g4) - total_params(m) == 40 * 2 * 4096
+
+
+def test_an_mpt_copy_in_standard_field_names_reads_as_mpt():
+    # MptConfig.attribute_map: hidden_size -> d_model, num_attention_heads -> n_heads, num_hidden_layers ->
+    # n_layers; a copy written with the standard names is the same model
+    native = json.loads((CORPUS / "mpt-7b-instruct.json").read_text())["config"]
+    renamed = {k: v for k, v in native.items() if k not in ("d_model", "n_heads", "n_layers")}
+    renamed |= dict(hidden_size=native["d_model"], num_attention_heads=native["n_heads"],
+                    num_hidden_layers=native["n_layers"])
+    a, b = model_from_config(native), model_from_config(renamed)
+    assert total_params(a) == total_params(b) and kv_at(a, 4096) == kv_at(b, 4096) == 4096 * 32 * 4096 * 2 * 2
 
 
 def test_mistral_v01_slides_everywhere_and_v03_does_not():
