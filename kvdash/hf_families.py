@@ -427,6 +427,27 @@ def _gptj(f: _Fields, name: str, mt: str) -> ModelSpec:
                    tie_word_embeddings=f.bool("tie_word_embeddings", False), extra_params=vocab)
 
 
+def _phi(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Phi-1 / 1.5 / 2, in Hugging Face's format (modeling_phi.py, model_type phi) or Microsoft's original
+    (phi-msft: n_embd, n_head, n_head_kv, n_layer, n_inner): attention and MLP in parallel after one LayerNorm
+    per block, q/k/v and the output projection with biases, a GELU MLP of n_inner (null: 4 x n_embd) with
+    biases, a final LayerNorm and an untied LM head with a bias. Rotary embedding on `rotary_dim` (or
+    partial_rotary_factor) of each head changes nothing in the cache: K and V are whole heads."""
+    hidden = f.int("n_embd", "hidden_size", hi=LIMITS["hidden_size"])
+    heads = f.int("n_head", "num_attention_heads", hi=LIMITS["n_heads"])
+    cfg = dict(f.cfg, hidden_size=hidden, num_attention_heads=heads,
+               num_hidden_layers=f.int("n_layer", "num_hidden_layers", hi=LIMITS["n_layers"]),
+               num_key_value_heads=f.int("n_head_kv", "num_key_value_heads", default=heads, hi=LIMITS["n_kv_heads"]),
+               intermediate_size=f.int("n_inner", "intermediate_size", default=4 * hidden,
+                                       hi=LIMITS["intermediate_size"]))
+    for k in ("n_head_kv", "n_inner"):  # null in the original format: read as absent
+        if cfg.get(k) is None:
+            cfg.pop(k, None)
+    return _common(_Fields(cfg), name, gated_mlp=False, norm="layer", norms_per_layer=1, qkv_bias=True, o_bias=True,
+                   mlp_bias=True, qk_norm=f.bool("qk_layernorm", False),
+                   tie_word_embeddings=f.bool("tie_word_embeddings", False), extra_params=f.int("vocab_size"))
+
+
 def _gpt_bigcode(f: _Fields, name: str, mt: str) -> ModelSpec:
     """GPT-BigCode / SantaCoder / StarCoder (modeling_gpt_bigcode.py): `multi_query` keeps one K/V head;
     biases everywhere, LayerNorms, a 4h GELU MLP, learned positions, tied head."""
@@ -580,6 +601,8 @@ BUILDERS = {
     "bart": _bart,
     "mbart": _bart,
     "gptj": _gptj,
+    "phi": _phi,
+    "phi-msft": _phi,
     "gpt_bigcode": _gpt_bigcode,
     "starcoder2": _starcoder2,
     "gpt_oss": _gpt_oss,
