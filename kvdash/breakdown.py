@@ -61,6 +61,7 @@ class Mixer:
     score_heads: int  # query heads whose scores an eager kernel stores
     score_bytes: int  # bytes per score while an eager softmax runs (0: fused kernel)
     call_mask: int  # bytes per pair of SDPA's float copy of a window mask in a prefill's call (none in decode)
+    pair_bytes: int = 0  # bytes per pair of the mixer's own score tensors (a sparse-attention indexer's)
 
     def keys(self, T, decode: bool, mn=min, mx=max):
         """Keys a query attends to: the whole context in a prefill (masks and scores span it even where a
@@ -70,7 +71,7 @@ class Mixer:
     def bytes(self, tokens, B, T, decode: bool, mn=min, mx=max):
         k = self.keys(T, decode, mn, mx)
         per_key = self.per_key_decode if decode else self.per_key
-        per_pair = self.score_heads * self.score_bytes + (0 if decode else self.call_mask)
+        per_pair = self.score_heads * self.score_bytes + self.pair_bytes + (0 if decode else self.call_mask)
         return tokens * self.per_token + B * k * per_key + tokens * k * per_pair
 
 
@@ -193,7 +194,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 position_pt=rt.position_bytes_per_token(max((sp.rotary_dim for sp in m.layers), default=0), a),
                 mixers=tuple(Mixer(spec, spec.act_bytes(tp, a, rt), spec.key_bytes(tp, a, rt),
                                    spec.key_bytes(tp, a, rt, decode=True), spec.score_heads(tp), rt.score_bytes(a),
-                                   call_mask if spec.mask not in ("", "causal") else 0) for spec, _ in groups),
+                                   call_mask if spec.mask not in ("", "causal") else 0, spec.pair_bytes(tp, a, rt))
+                             for spec, _ in groups),
                 mlp_pt=max(moe_pt if moe_here else 0, dense_here),
                 mlp_decode_pt=max(moe_decode_pt if moe_here else 0, dense_here),
                 norm_pt=rt.norm_bytes_per_token(m.hidden_size),

@@ -388,7 +388,41 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
     # MLA caches a latent, not per-head K/V: the kv-head count and head_dim only shape queries.
     cfg = dict(f.cfg, num_key_value_heads=heads, head_dim=kw["qk_nope_head_dim"] + kw["qk_rope_head_dim"],
                hidden_size=hidden)
-    return _common(_Fields(cfg), name, **kw)
+    spec = _common(_Fields(cfg), name, **kw)
+    return _with_indexer(f, spec, mt) if mt in DSA_INDEX_HEADS or f.has("index_topk") else spec
+
+
+# DeepSeek Sparse Attention families and their config class's default indexer heads (DeepseekV32Config 64,
+# GlmMoeDsaConfig 32); both default to index_head_dim 128 and index_topk 2,048
+DSA_INDEX_HEADS = {"deepseek_v32": 64, "glm_moe_dsa": 32}
+
+
+def _with_indexer(f: _Fields, spec: ModelSpec, mt: str) -> ModelSpec:
+    """DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): every layer attends to the `index_topk` keys a
+    lightning indexer selects; a layer whose indexer is "full" runs it and caches its key per token, a
+    "shared" one reuses the previous full layer's selection and caches nothing more. Which is which:
+    `indexer_types`, else `index_topk_pattern` (F / S), else full where max(i - offset + 1, 0) % freq == 0
+    (`index_topk_freq` 1, `index_skip_topk_offset` 2 by default: every layer) — configuration_glm_moe_dsa.py,
+    and vLLM's models/deepseek_v2.py, which builds an indexer (and its cache) only on those layers."""
+    n = spec.n_layers
+    head_dim = f.int("index_head_dim", default=128, hi=LIMITS["head_dim"])
+    heads = f.int("index_n_heads", default=DSA_INDEX_HEADS.get(mt, 64), hi=LIMITS["n_heads"])
+    topk = f.int("index_topk", default=2048, hi=LIMITS["max_position_embeddings"])
+    kinds = _pattern_list(f, "indexer_types", n, {"full": True, "shared": False})
+    pattern = f.cfg.get("index_topk_pattern")
+    if kinds is None and pattern is not None:
+        if not isinstance(pattern, str) or len(pattern) != n or set(pattern) - {"F", "S"}:
+            raise KvdashError(f"config field 'index_topk_pattern' = {_show(pattern)} must be {n} letters F or S")
+        kinds = [c == "F" for c in pattern]
+    if kinds is None:
+        freq = f.int("index_topk_freq", default=1, hi=LIMITS["n_layers"])
+        offset = f.int("index_skip_topk_offset", default=2, lo=0, hi=LIMITS["n_layers"])
+        kinds = [max(i - offset + 1, 0) % freq == 0 for i in range(n)]
+    specs = tuple(replace(ls, index_head_dim=head_dim if full else 0, index_n_heads=heads if full else 0,
+                          index_topk=topk) for ls, full in zip(spec.layer_specs, kinds, strict=True))
+    warning = (f"DeepSeek Sparse Attention: vLLM also keeps a buffer of the top-{topk:,} indices of every token of a "
+               f"step (max_num_batched_tokens x {topk:,} x 4 B, 64 MiB at 8,192 tokens), not counted")
+    return replace(spec, layer_specs=specs, warnings=(*spec.warnings, warning))
 
 
 def _generic(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -446,6 +480,8 @@ BUILDERS = {
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,
+    "deepseek_v32": _deepseek,
+    "glm_moe_dsa": _deepseek,
     # vision-language models whose language model is one of the above (read under its own name)
     "qwen2_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),
     "qwen2_5_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),

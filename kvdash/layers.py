@@ -11,7 +11,8 @@ Every answer is per GPU of a `tp`-way tensor-parallel group:
   paged blocks of `bs` tokens (0: contiguous), at the peak of the sequences' life;
 - `bytes_per_seq(kv, act, tp, bs)`: fixed bytes per sequence (recurrent state, cross-attention K/V);
 - `vllm_*`: the page one block of this layer takes in vLLM and the blocks a request reserves;
-- `attention_pairs(queries, context)` and `flops_per_pair(tp)`: the score work of the speed model;
+- `attention_pairs(queries, context)`, `flops_per_pair(tp)`, `attention_flops` and `read_bytes`: the score
+  work and the cache a decode reads, for the speed model;
 - `tensors(hidden)`: the mixer's weight tensors (kvdash.params counts and shards them);
 - `act_bytes(tp, a, rt)`, `score_heads(tp)`, `mask`, `regrow_bytes_per_token(kv, tp)`, `cache_spec(rt)`: the
   activation terms under a runtime profile (kvdash.runtimes) and the cache that runtime keeps;
@@ -179,6 +180,14 @@ class LayerSpec:
     def attention_pairs(self, queries: int, context: int) -> int:
         return 0
 
+    def attention_flops(self, queries: float, context: int, tp: int, decode: bool = False) -> float:
+        """FLOPs on one GPU of `queries` queries ending at `context` (the speed model's attention work)."""
+        return self.flops_per_pair(tp, decode) * self.attention_pairs(queries, context)
+
+    def read_bytes(self, kv: DType, tp: int, context: int) -> float:
+        """Cache bytes one decode at `context` reads (its held tokens; a sparse layer only those it selects)."""
+        return self.bytes_per_token(kv, tp) * self.held(1, context, 0, 0)
+
     def flops_per_pair(self, tp: int, decode: bool = False) -> int:
         """FLOPs per query-key pair on one GPU (QK^T and PV); `decode`: as a decode kernel runs it (an
         engine's latent attention decodes with absorbed weights, kvdash.engines)."""
@@ -200,6 +209,11 @@ class LayerSpec:
         """Activation bytes per key of one sequence the mixer holds while it attends (copies of the cached
         K/V, such as Hugging Face's repeat_kv), in a prefill or a decode step; 0 when kernels read the cache
         in place."""
+        return 0
+
+    def pair_bytes(self, tp: int, a: int, rt=None) -> int:
+        """Activation bytes per (query, key) pair of the mixer's own score tensors, beyond attention's scores
+        (kvdash.runtimes counts those); 0 for most kinds."""
         return 0
 
     def regrow_bytes_per_token(self, kv: DType, tp: int = 1) -> int:
@@ -580,6 +594,13 @@ class LatentAttention(_EveryToken):
     qk_nope_head_dim: int
     v_head_dim: int
     q_lora_rank: int = 0  # 0: queries projected directly from the hidden state
+    # DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): a lightning indexer picks `index_topk` keys per query;
+    # a layer that runs it caches one `index_head_dim` key per token beside the latent (0: none, or it reuses
+    # an earlier layer's selection)
+    index_head_dim: int = 0
+    index_n_heads: int = 0
+    index_topk: int = 0  # keys each query attends to (0: every key, dense MLA)
+    index_bf16: bool = False  # indexer keys in the model's dtype (Hugging Face), not fp8 + fp32 scales (engines)
 
     kind: ClassVar[str] = "mla"
     kernel: ClassVar[str] = "latent"
@@ -592,13 +613,43 @@ class LatentAttention(_EveryToken):
         for name in ("n_heads", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
             _require(getattr(self, name), 1, 1 << 20, f"latent (MLA) layers: {name}")
         _require(self.q_lora_rank, 0, 1 << 20, "latent (MLA) layers: q_lora_rank")
+        for name in ("index_head_dim", "index_n_heads", "index_topk"):
+            _require(getattr(self, name), 0, 1 << 20, f"latent (MLA) layers: {name}")
+        if self.index_head_dim and not self.index_n_heads:
+            raise KvdashError("a sparse-attention indexer needs index_n_heads")
 
     @property
     def latent_width(self) -> int:
         return self.kv_lora_rank + self.qk_rope_head_dim
 
+    def index_bytes_per_token(self, kv) -> int:
+        """The indexer's key per token: vLLM stores it as fp8 with one fp32 scale per 128 values
+        (models/deepseek_v2.py DeepseekV32IndexerCache: head_dim + head_dim // 128 * 4 bytes, uint8);
+        transformers keeps it in the model's dtype (DeepseekV32Indexer, cache.update_indexer)."""
+        if not self.index_head_dim:
+            return 0
+        if self.index_bf16:
+            return kv.nbytes(self.index_head_dim, self.index_head_dim)
+        return self.index_head_dim + 4 * cdiv(self.index_head_dim, 128)
+
     def bytes_per_token(self, kv, tp=1):
-        return kv.nbytes(self.latent_width, self.latent_width)
+        return kv.nbytes(self.latent_width, self.latent_width) + self.index_bytes_per_token(kv)
+
+    def attention_flops(self, queries, context, tp, decode=False):
+        """Sparse attention: each query attends to at most index_topk keys, and the indexer scores every
+        earlier key with index_n_heads heads of index_head_dim (its weights are replicated, so every GPU of a
+        tensor-parallel group runs all its heads)."""
+        if not self.index_topk:
+            return super().attention_flops(queries, context, tp, decode)
+        indexer = 2 * self.index_n_heads * self.index_head_dim * self.attention_pairs(queries, context)
+        return self.flops_per_pair(tp, decode) * _growing_pairs(queries, context, self.index_topk) + indexer
+
+    def read_bytes(self, kv, tp, context):
+        """A sparse decode reads the selected keys' latents and every token's indexer key."""
+        if not self.index_topk:
+            return super().read_bytes(kv, tp, context)
+        latent = kv.nbytes(self.latent_width, self.latent_width)
+        return latent * min(context, self.index_topk) + self.index_bytes_per_token(kv) * context
 
     def flops_per_pair(self, tp, decode=False):
         """Prefill attends per head with decompressed keys (no-rope + rope) and values; decode with absorbed
@@ -616,6 +667,11 @@ class LatentAttention(_EveryToken):
                    Tensor("q_b_proj", nh * q_dim, self.q_lora_rank, "rows")]
         else:
             out = [Tensor("q_proj", nh * q_dim, hidden, "rows")]
+        if self.index_head_dim:  # the indexer, replicated on every GPU (vLLM: ReplicatedLinear, disable_tp)
+            ih, hd = self.index_n_heads, self.index_head_dim
+            out += [Tensor("indexer.wq_b", ih * hd, self.q_lora_rank or hidden), Tensor("indexer.wk", hd, hidden),
+                    Tensor("indexer.k_norm", 2 * hd, role="vector"),  # a LayerNorm: weight and bias
+                    Tensor("indexer.weights_proj", ih, hidden)]
         return (*out,
                 Tensor("kv_a_proj_with_mqa", self.latent_width, hidden),  # latent + shared rope key, replicated
                 Tensor("kv_a_norm", self.kv_lora_rank, role="vector"),
@@ -639,17 +695,34 @@ class LatentAttention(_EveryToken):
         return (self.latent_width + nh * (self.qk_nope_head_dim + v) + 3 * nh * qk + nh * v) * a
 
     def key_bytes(self, tp, a, rt=None, decode=False):
-        """Hugging Face (transformers 5.x modeling_deepseek_v2/v3.py) caches the latent and expands it for every
-        key it attends to, prefill and decode alike (`expand_kv`): kv_b_proj's per-head no-rope keys and values,
-        and the keys concatenated with the rotary part into a new tensor. Engines attend in the latent space."""
+        """Hugging Face (transformers 5.x modeling_deepseek_v2/v3.py, read in 5.24; measured with 5.17 on an
+        H200: 31,104 B per token for DeepSeek-V2-Lite; earlier releases cached these expanded K/V instead)
+        caches the latent and expands it for every key it attends to, prefill and decode alike (`expand_kv`):
+        kv_b_proj's per-head no-rope keys and values, and the keys concatenated with the rotary part into a new
+        tensor. Engines attend in the latent space."""
         if rt is not None and rt.hf:
             nh = self.n_heads // tp
             return nh * (self.qk_nope_head_dim + self.v_head_dim + self.qk_dim) * a
         return 0
 
+    def pair_bytes(self, tp, a, rt=None):
+        """Hugging Face's indexer (DeepseekV32Indexer.forward) scores every key with every indexer head in
+        fp32, then takes relu into a new tensor: 2 x index_n_heads x 4 B per pair at once, and the summed
+        index scores (4 B). Engines score in fused fp8 kernels (vLLM's SparseAttnIndexer) without such a
+        tensor per pair."""
+        if rt is not None and rt.hf and self.index_head_dim:
+            return 2 * self.index_n_heads * 4 + 4
+        return 0
+
     def regrow_bytes_per_token(self, kv, tp=1):
         """Hugging Face's cache appends the latent (as its keys) and the rotary key (as its values)."""
         return kv.nbytes(max(self.kv_lora_rank, self.qk_rope_head_dim), 1)
+
+    def cache_spec(self, rt=None):
+        """Hugging Face keeps the indexer's keys in the model's dtype; engines in fp8 with scales."""
+        if rt is not None and rt.hf and self.index_head_dim:
+            return replace(self, index_bf16=True)
+        return self
 
     @property
     def rotary_dim(self):
@@ -677,7 +750,12 @@ class LatentAttention(_EveryToken):
 
     def describe(self, kv, tp):
         s = f" + {kv.scale_bytes} B scale" if kv.scale_bytes else ""
-        return f"({self.kv_lora_rank} + {self.qk_rope_head_dim}) × {_bytes_text(kv)}{s}"
+        text = f"({self.kv_lora_rank} + {self.qk_rope_head_dim}) × {_bytes_text(kv)}{s}"
+        if self.index_head_dim:
+            index = (f"{self.index_head_dim} × {_bytes_text(kv)}" if self.index_bf16 else
+                     f"{self.index_head_dim} × 1 B fp8 + {4 * cdiv(self.index_head_dim, 128)} B of fp32 scales")
+            text = f"({text} + the indexer's key {index})"
+        return text
 
     def vllm_group(self):
         return "full"

@@ -175,10 +175,13 @@ def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefi
     flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
     flops += 2 * m.vocab_size * m.hidden_size * (decode + prompts) / tp  # the LM head: sampled positions only
     dc = max(1, round(decode_ctx))
-    for spec, n in m.layer_groups:  # attention: each kind's FLOPs per pair x the keys its queries see
-        flops += n * (decode * spec.flops_per_pair(tp, decode=absorbed) * spec.attention_pairs(1, dc)
-                      + prompts * spec.flops_per_pair(tp) * spec.attention_pairs(prompt, prompt))
-    cache = sum(bpt * (decode * spec.held(1, dc, 0, 0) + 2 * prefill) for spec, bpt in st.caches)
+    for spec, n in m.layer_groups:  # attention: each kind's FLOPs over the keys its queries see
+        flops += n * (decode * spec.attention_flops(1, dc, tp, decode=absorbed)
+                      + prompts * spec.attention_flops(prompt, prompt, tp))
+    kv = get_dtype(s.kv_dtype)
+    # st.caches holds (the kept spec, layers x bytes per token): a decode reads what the layer selects
+    cache = sum(bpt * 2 * prefill + bpt // spec.bytes_per_token(kv, tp) * decode * spec.read_bytes(kv, tp, dc)
+                for spec, bpt in st.caches)
     cache += st.state_bytes * decode
     return StepWork(flops=flops, bytes=weights_read(m, s, st, tokens) + cache, cache_bytes=cache,
                     allreduce_bytes=tokens * m.hidden_size * st.act_bytes)
@@ -286,8 +289,8 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
     for spec, n in m.layer_groups:
         kept = spec.cache_spec(get_runtime(s.runtime))
         if spec.kernel:  # attention: the decodes' cache, the prompt tokens' pairs
-            read = decode * kept.bytes_per_token(kv, tp) * kept.held(1, dc, 0, 0)
-            flops = prompts * spec.flops_per_pair(tp) * spec.attention_pairs(prompt, prompt)
+            read = decode * kept.read_bytes(kv, tp, dc)
+            flops = prompts * spec.attention_flops(prompt, prompt, tp)
             attention += n * (c.decode_attention_s(read, s.kv_dtype, spec.kernel == "latent")
                               + c.prefill_attention_s(flops, spec.kernel == "latent"))
         else:  # a recurrent state read and written by each decode (no kernel table: the spec-sheet share)

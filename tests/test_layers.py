@@ -9,6 +9,7 @@ from kvdash.breakdown import breakdown
 from kvdash.capacity import vllm_capacity
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
+from kvdash.hf_config import model_from_config
 from kvdash.layers import (
     KINDS,
     ChunkedLocal,
@@ -226,3 +227,50 @@ def test_capacity_unifies_pages_of_different_head_sizes():
     # per request: full ceil(8,192 / 16) = 512; each sliding group ceil(min(511 + 8,192, 8,192) / 32) + 1 = 257
     assert c.blocks_per_request == 512 + 5 * 257
     assert c.kv_cache_tokens == 40_960 // 6 * 16
+
+
+# DeepSeek-V3.2's shape (DeepseekV32Config): 61 layers of MLA (latent 512 + rope 64), 128 heads of 128 + 64 /
+# 128, q_lora_rank 1,536; the indexer: 64 heads of 128, top 2,048 keys
+V32 = dict(model_type="deepseek_v32", architectures=["DeepseekV32ForCausalLM"], hidden_size=7168,
+           num_attention_heads=128, num_key_value_heads=128, num_hidden_layers=61, intermediate_size=18_432,
+           moe_intermediate_size=2048, n_routed_experts=256, n_shared_experts=1, num_experts_per_tok=8,
+           first_k_dense_replace=3, kv_lora_rank=512, q_lora_rank=1536, qk_nope_head_dim=128, qk_rope_head_dim=64,
+           v_head_dim=128, vocab_size=129_280, index_head_dim=128, index_n_heads=64, index_topk=2048,
+           max_position_embeddings=163_840)
+
+
+def test_sparse_attention_caches_the_indexer_key_beside_the_latent():
+    m = model_from_config(V32)
+    # vLLM (DeepseekV32IndexerCache): 128 fp8 values + one fp32 scale per 128 = 132 B; transformers keeps the
+    # key in bf16 (256 B). The latent: (512 + 64) x 2 B = 1,152 B. 61 layers, all running the indexer.
+    assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 61 * (1152 + 132) == 78_324
+    assert breakdown(m, Scenario(prompt_tokens=1, runtime="hf-sdpa")).kv_bytes_per_token == 61 * (1152 + 256)
+    spec = m.layer_specs[0]
+    # a decode at 65,536 tokens reads the selected 2,048 latents and every indexer key
+    assert spec.read_bytes(BF16, 1, 65_536) == 2048 * 1152 + 65_536 * 132
+    assert spec.read_bytes(BF16, 1, 1000) == 1000 * (1152 + 132)  # below top-k: every key
+    # its FLOPs: absorbed decode attention 2 x 128 heads x (576 + 512) per selected key, and the indexer's
+    # 2 x 64 heads x 128 per key it scores (replicated, so the same on each of 8 GPUs)
+    assert spec.attention_flops(1, 65_536, 8, decode=True) == 2 * 16 * 1088 * 2048 + 2 * 64 * 128 * 65_536
+    # a prefill of 4,096 tokens: query p sees min(p, 2,048) keys; the indexer scores all 4,096 x 4,097 / 2 pairs
+    pairs = 2048 * 2049 // 2 + 2048 * 2048
+    assert spec.attention_flops(4096, 4096, 1) == 2 * 128 * 320 * pairs + 2 * 64 * 128 * 4096 * 4097 // 2
+
+
+def test_shared_indexer_layers_cache_no_indexer_key():
+    # GLM-5-style schedule (configuration_glm_moe_dsa.py): full where max(i - offset + 1, 0) % freq == 0;
+    # freq 4, offset 2 over 12 layers: max(i - 1, 0) is 0, 0, 1, 2, 3, 4, ... so layers 0, 1, 5, 9 run it
+    c = V32 | dict(num_hidden_layers=12, index_topk_freq=4, index_skip_topk_offset=2)
+    full = [i for i in range(12) if max(i - 2 + 1, 0) % 4 == 0]
+    assert full == [0, 1, 5, 9]
+    m = model_from_config(c)
+    assert [i for i, ls in enumerate(m.layer_specs) if ls.index_head_dim] == full
+    assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 12 * 1152 + 4 * 132
+    # an explicit list wins; a pattern string of F / S too
+    types = ["full", "shared"] * 6
+    assert [ls.index_head_dim > 0 for ls in model_from_config(c | {"indexer_types": types}).layer_specs] == \
+        [t == "full" for t in types]
+    assert [ls.index_head_dim > 0 for ls in model_from_config(c | {"index_topk_pattern": "FSSS" * 3}).layer_specs] \
+        == [i % 4 == 0 for i in range(12)]
+    with pytest.raises(KvdashError, match="index_topk_pattern"):
+        model_from_config(c | {"index_topk_pattern": "FX"})
