@@ -78,6 +78,15 @@ DTYPES: dict[str, DType] = {
                       note="AWQ: packed int4, one fp16 scale and a packed int4 zero per 128 inputs"),
     "gptq-int4": DType("gptq-int4", 4, scale_bytes=2, group=128, zero_bits=4, index_bytes=4, kv=False,
                        note="GPTQ: packed int4, fp16 scales and packed zeros per 128 inputs, an int32 g_idx per input"),
+    "int4-asym": DType("int4-asym", 4, scale_bytes=2, group=128, zero_bits=4, kv=False,
+                       note="compressed-tensors W4A16, asymmetric: packed int4, a 16-bit scale and a packed int4 zero "
+                            "per group"),
+    # one fp32 scale per output channel (a group wider than any row): W8A8 int8 and FP8-dynamic checkpoints
+    # (compressed-tensors int-quantized / float-quantized, channel strategy), as vLLM keeps their scales
+    "int8-channel": DType("int8-channel", 8, scale_bytes=4, group=1 << 30, kv=False,
+                          note="W8A8 int8: one fp32 scale per output channel"),
+    "fp8-channel": DType("fp8-channel", 8, scale_bytes=4, group=1 << 30, kv=False,
+                         note="fp8 with one fp32 scale per output channel (FP8-dynamic)"),
 }
 
 #: Formats the KV cache can take (weight-only checkpoint formats excluded).

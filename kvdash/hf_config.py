@@ -208,12 +208,41 @@ def _kept_16bit(name: str) -> bool:
                for seg in name.split("."))
 
 
+def _compressed_tensors(q: dict, g: _Fields) -> str | None:
+    """A compressed-tensors checkpoint's weight format from its first config group's `weights` scheme
+    (llm-compressor's presets): W4A16 (int, 4 bits, group or channel strategy; packed, a 16-bit scale per
+    group, a packed zero when asymmetric), W8A8 (int, 8 bits, channel: an fp32 scale per output channel as
+    vLLM keeps it), FP8 / FP8-dynamic (float, 8 bits: per tensor, per channel, or 128 x 128 blocks), NVFP4."""
+    form = (g.str("format") or "").lower()
+    if form == "nvfp4-pack-quantized":
+        return "nvfp4"
+    groups = q.get("config_groups")
+    first = next(iter(groups.values()), None) if isinstance(groups, dict) and groups else None
+    w = first.get("weights") if isinstance(first, dict) else None
+    if not isinstance(w, dict):
+        return "fp8" if form == "float-quantized" else None
+    s = _Fields(w, "quantization_config.config_groups.weights.")
+    bits, kind = s.int("num_bits", default=0, lo=0, hi=64), (s.str("type") or "").lower()
+    strategy = (s.str("strategy") or "").lower()
+    if kind == "float" and bits == 8:
+        block = w.get("block_structure")
+        return {"tensor": "fp8", "channel": "fp8-channel",
+                "block": "fp8-block" if block == [128, 128] else None}.get(strategy)
+    if kind == "int" and bits == 8 and strategy == "channel":
+        return "int8-channel"
+    if kind == "int" and bits == 4 and strategy in ("group", "channel"):
+        size = s.int("group_size", default=128, lo=-1, hi=1 << 20) if strategy == "group" else -1
+        return with_group("int4" if s.bool("symmetric", True) else "int4-asym", size if size > 0 else 1 << 20)
+    return None
+
+
 def _quantization(q, warnings: list) -> tuple[str, str]:
     """(matrices' format, routed experts' format) of a checkpoint from its quantization_config.
 
     gpt-oss (mxfp4) quantizes only the experts (its modules_to_not_convert lists the attention);
     DeepSeek's fp8 has 128 x 128 block scales (weight_block_size); AWQ and GPTQ store int4 with fp16
-    scales and packed zeros per group_size inputs; NVFP4 (modelopt, compressed-tensors)."""
+    scales and packed zeros per group_size inputs; NVFP4 (modelopt, compressed-tensors); compressed-tensors
+    W4A16, W8A8 and FP8 schemes (_compressed_tensors)."""
     if q is None:
         return "", ""
     if not isinstance(q, dict):
@@ -233,7 +262,7 @@ def _quantization(q, warnings: list) -> tuple[str, str]:
     elif method == "modelopt":
         fmt = {"nvfp4": "nvfp4", "fp8": "fp8"}.get((g.str("quant_algo") or "").lower())
     elif method == "compressed-tensors":
-        fmt = {"nvfp4-pack-quantized": "nvfp4", "float-quantized": "fp8"}.get((g.str("format") or "").lower())
+        fmt = _compressed_tensors(q, g)
     if fmt is None:
         warnings.append(f"quantization_config ({_show(q.get('quant_method', 'unknown'))}, {_show(q.get('bits'))} bits) "
                         "is not modelled: weights are sized at the chosen weights dtype")

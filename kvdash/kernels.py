@@ -22,7 +22,7 @@ from pathlib import Path
 
 TABLES_DIR = Path(__file__).resolve().parent.parent / "data" / "gpu_tables"
 # which GEMM table answers for a weight format: its own, else the 16-bit kernels that dequantize it
-GEMM_FORMAT = {"fp8": "fp8", "fp8-block": "fp8-block", "nvfp4": "nvfp4", "mxfp4": "nvfp4"}
+GEMM_FORMAT = {"fp8": "fp8", "fp8-channel": "fp8", "fp8-block": "fp8-block", "nvfp4": "nvfp4", "mxfp4": "nvfp4"}
 
 
 def _interp(grid: list[float], values: list[float], x: float) -> float:

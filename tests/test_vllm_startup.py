@@ -111,3 +111,16 @@ def test_kv_budget_against_public_logs(doc, run):
         assert abs(error) > 0.05, "the explained miss is gone: drop its why_not"
     else:
         assert abs(error) <= 0.05
+
+
+@pytest.mark.parametrize("log", ["redhatai-llama-3-3-70b-i--h100-80gb--tp2pp1dp1--8192",
+                                 "fp8dyn-llama-3-3-70b--h100-80gb--tp2pp1dp1--8192"])
+def test_w8a8_and_fp8_dynamic_70b_within_half_a_percent(log):
+    # RedHatAI's Llama-3.3-70B W8A8 (int8) and FP8-dynamic at tp 2 both log 33.88 GiB of weights: 1 B per value
+    # and one fp32 scale per output channel; the KV budget follows within 0.5 % (issue #20)
+    doc, run = next((d, r) for d, r in _runs() if r["log"] == log)
+    gpu = replace(get_gpu(doc["gpu"]), usable_bytes=int(doc["cuda_total_gib"] * GiB))
+    s = vllm_startup(preset_model(run["preset"]), gpu, utilization=run["utilization"], family=doc["vllm_family"],
+                     max_model_len=run["max_model_len"], tp=run["tp"], pp=run["pp"],
+                     weights_dtype=run["weights_dtype"], kv_dtype=run["kv_dtype"])
+    assert abs(s.rank0_kv_bytes / (run["logged"]["kv_gib"] * GiB) - 1) <= 0.005

@@ -158,3 +158,33 @@ def test_modules_left_unquantized_in_some_layers_are_warned_not_guessed():
                                             ["model.layers.*.self_attn", "model.layers.*.mlp.router"]}}
     m = model_from_config(every)
     assert (m.weights_format, m.experts_format) == ("", "mxfp4") and not m.warnings
+
+
+def _compressed_tensors(weights: dict, fmt: str) -> dict:
+    """llm-compressor's quantization_config for one scheme on every Linear but the LM head."""
+    return dict(quant_method="compressed-tensors", format=fmt, ignore=["lm_head"],
+                config_groups=dict(group_0=dict(targets=["Linear"], weights=weights, input_activations=None)))
+
+
+def test_compressed_tensors_w4a16_w8a8_and_fp8_dynamic():
+    base = json.loads(json.dumps(get_preset("llama-3.1-8b").config))
+    # Llama-3.1-8B's 32 layers of linear weights: 32 x (4,096 x 6,144 + 4,096 x 4,096 + 3 x 4,096 x 14,336)
+    # = 6,979,321,856 values; embeddings and the LM head (left in bf16) 2 x 128,256 x 4,096; norms 65 x 4,096
+    linear, sixteen = 6_979_321_856, (2 * 128_256 * 4096 + 65 * 4096) * 2
+    rows = 32 * (6144 + 4096 + 2 * 14_336 + 4096)  # output channels of those matrices
+    w4 = dict(num_bits=4, type="int", symmetric=True, strategy="group", group_size=128)
+    m = model_from_config(base | {"quantization_config": _compressed_tensors(w4, "pack-quantized")})
+    # W4A16: half a byte per value and one bf16 scale per 128 inputs (was bf16 with a "null bits" warning)
+    assert m.weights_format == "int4" and not m.warnings
+    w4_bytes = linear // 2 + linear // 128 * 2 + sixteen
+    assert breakdown(m, Scenario(weights_dtype=m.weights_format))["weights"] == w4_bytes
+    # asymmetric: a packed int4 zero per group as well
+    asym = model_from_config(base | {"quantization_config": _compressed_tensors(w4 | {"symmetric": False},
+                                                                                 "pack-quantized")})
+    assert asym.weights_format == "int4-asym"
+    # W8A8 int8 and FP8-dynamic: a byte per value and one fp32 scale per output channel
+    for kind, fmt, name in (("int", "int-quantized", "int8-channel"), ("float", "float-quantized", "fp8-channel")):
+        w8 = dict(num_bits=8, type=kind, symmetric=True, strategy="channel")
+        m8 = model_from_config(base | {"quantization_config": _compressed_tensors(w8, fmt)})
+        assert m8.weights_format == name
+        assert breakdown(m8, Scenario(weights_dtype=name))["weights"] == linear + rows * 4 + sixteen
