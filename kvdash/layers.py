@@ -777,6 +777,11 @@ class StateLayer(LayerSpec):
     weights: tuple[Tensor, ...] = ()  # the mixer's tensors, from the family's factory below
     in_width: int = 0  # activation values per token inside the mixer (its widest projection)
     recurrent_fp32: bool = False  # the recurrent state is kept in fp32 whatever the model dtype
+    # transformers' cache for this mixer (read in 5.24, checked against its allocations by
+    # tests/test_hf_oracle.py): the whole convolution window (conv_kernel values, not conv_kernel - 1) and the
+    # recurrent state in fp32; False where that was not read, and Hugging Face is then sized as an engine
+    hf_state: bool = False
+    conv_window: int = 0  # past inputs the convolution state keeps (0: conv_kernel - 1, as engines keep them)
 
     kind: ClassVar[str] = "state"
     label: ClassVar[str] = "state space / linear attention"
@@ -790,7 +795,13 @@ class StateLayer(LayerSpec):
             raise KvdashError(f"{self.mixer} layers need a convolution window or a recurrent state")
 
     def conv_elems(self, tp: int = 1) -> int:
-        return cdiv(self.conv_dim, tp) * max(0, self.conv_kernel - 1)
+        return cdiv(self.conv_dim, tp) * (self.conv_window or max(0, self.conv_kernel - 1))
+
+    def cache_spec(self, rt=None):
+        """Hugging Face keeps the whole convolution window and an fp32 recurrent state (`hf_state`)."""
+        if rt is not None and rt.hf and self.hf_state:
+            return replace(self, conv_window=self.conv_kernel, recurrent_fp32=True)
+        return self
 
     def recurrent_elems(self, tp: int = 1) -> int:
         return cdiv(self.heads, tp) * self.head_state
@@ -810,7 +821,8 @@ class StateLayer(LayerSpec):
             raise KvdashError(f"tp = {tp} must divide the {self.heads} heads of the {self.mixer} layers")
 
     def describe(self, kv, tp):
-        conv = f"{cdiv(self.conv_dim, tp):,} × {self.conv_kernel - 1} conv" if self.conv_kernel > 1 else ""
+        window = self.conv_window or self.conv_kernel - 1
+        conv = f"{cdiv(self.conv_dim, tp):,} × {window} conv" if self.conv_kernel > 1 else ""
         rec = f"{cdiv(self.heads, tp):,} × {self.head_state:,} recurrent{' (fp32)' if self.recurrent_fp32 else ''}"
         return f"{self.mixer}: ({' + '.join(p for p in (conv, rec) if p)}) values per sequence"
 
@@ -870,7 +882,7 @@ def mamba1(hidden: int, d_inner: int, d_state: int, d_conv: int, dt_rank: int, c
     if bcdt_norms:
         w += [_v("dt_layernorm", dt_rank, False), _v("b_layernorm", d_state, False), _v("c_layernorm", d_state, False)]
     return StateLayer("Mamba", conv_dim=d_inner, conv_kernel=d_conv, heads=d_inner, head_state=d_state,
-                      weights=tuple(w), in_width=2 * d_inner)
+                      weights=tuple(w), in_width=2 * d_inner, hf_state=True)
 
 
 def mamba2(hidden: int, d_inner: int, d_state: int, d_conv: int, n_heads: int, n_groups: int,
@@ -891,7 +903,7 @@ def mamba2(hidden: int, d_inner: int, d_state: int, d_conv: int, n_heads: int, n
         w += [_v("in_proj_bias", proj_out), _v("out_proj_bias", hidden, split=False)]
     return StateLayer("Mamba-2", conv_dim=conv_dim, conv_kernel=d_conv, heads=n_heads,
                       head_state=d_inner // n_heads * d_state, weights=tuple(w), in_width=proj_out,
-                      recurrent_fp32=recurrent_fp32)
+                      recurrent_fp32=recurrent_fp32, hf_state=True)
 
 
 def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: int, conv_kernel: int,
@@ -905,7 +917,7 @@ def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: i
          _v("dt_bias", v_heads), _v("A_log", v_heads), _v("norm", v_dim, False))
     return StateLayer("Gated DeltaNet", conv_dim=conv_dim, conv_kernel=conv_kernel, heads=v_heads,
                       head_state=k_dim * v_dim, weights=w, in_width=2 * key + 2 * value,
-                      recurrent_fp32=recurrent_fp32)
+                      recurrent_fp32=recurrent_fp32, hf_state=True)
 
 
 def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateLayer:

@@ -1,0 +1,97 @@
+"""transformers as an independent oracle for the cache (issue #20): each corpus config that transformers 5.x can
+build is built on torch's meta device (no memory, no weights), run forward over 1 and then 3 tokens with a
+cache, and every floating-point tensor its cache holds afterwards is counted. The growth per token and the
+fixed remainder must equal kvdash's hf-sdpa cache per token and state per sequence, to the byte.
+
+This shares nothing with kvdash's readers: transformers reads the config with its own classes and allocates what
+its own modeling code caches. Configs it cannot build are listed below with the reason; those keep their hand
+derivations (tests/test_config_corpus.py) only."""
+
+import json
+import warnings
+from functools import cache
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import logging as hf_logging
+
+from kvdash.breakdown import breakdown
+from kvdash.hf_config import model_from_config
+from kvdash.scenario import Scenario
+
+CORPUS = Path(__file__).parent / "data" / "configs"
+RECORDS = {p.stem: json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))}
+
+_NOT_CAUSAL = "transformers builds it as an encoder-decoder or a multimodal wrapper, not AutoModelForCausalLM"
+_NO_CLASS = "no transformers class for this model_type (the checkpoint's remote code only)"
+_META = "its forward calls .item() on a tensor, which the meta device cannot answer"
+# transformers 5.24 cannot build these from their configs as a causal LM on the meta device
+CANNOT_BUILD = {
+    "bart-large": _META, "bart-large-cnn": _META, "mbart-large-50-many-to-many-mmt": _META, "gemma-4-e4b-it": _META,
+    "chatglm2-6b": _NO_CLASS, "chatglm3-6b": _NO_CLASS, "codegeex2-6b": _NO_CLASS, "deepseek-moe-16b-base": _NO_CLASS,
+    "internvl2-2b": _NO_CLASS, "kimi-k2.5": _NO_CLASS, "phi-2-msft": _NO_CLASS,
+    "devstral-small-2-24b-instruct": _NOT_CAUSAL, "flan-t5-base": _NOT_CAUSAL, "flan-t5-large": _NOT_CAUSAL,
+    "lfm2.5-vl-1.6b": _NOT_CAUSAL, "llava-1.5-7b-hf": _NOT_CAUSAL, "olmocr-7b-0225-preview": _NOT_CAUSAL,
+    "qwen2-vl-7b-instruct": _NOT_CAUSAL, "qwen2.5-vl-7b-instruct": _NOT_CAUSAL,
+    "qwen3-vl-235b-a22b-thinking": _NOT_CAUSAL, "t5-base": _NOT_CAUSAL, "t5-large": _NOT_CAUSAL,
+    "t5-small": _NOT_CAUSAL, "voxtral-mini-3b-2507": _NOT_CAUSAL,
+}
+# Their cross-attention caches the encoder's keys and values, which a text-only forward does not produce: the
+# per-token cache is checked, the fixed part (kvdash: the cross-attention K/V over the source) is not.
+CROSS_ATTENTION = {"llama-3.2-90b-vision-instruct", "whisper-base", "whisper-large-v3-turbo", "whisper-large-v3",
+                   "whisper-small"}
+SIZED = [rid for rid, r in RECORDS.items() if "refused" not in r["expected"]]
+
+
+def _tensors(x):
+    if isinstance(x, torch.Tensor):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _tensors(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _tensors(v)
+
+
+@cache
+def transformers_cache(rid: str) -> tuple[int, int] | str:
+    """(bytes per token, fixed bytes per sequence) transformers' cache holds for the config at batch 1, bf16; or
+    why transformers cannot build it."""
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = AutoConfig.for_model(**RECORDS[rid]["config"])
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, trust_remote_code=False)
+            held = []
+            for tokens in (1, 3):
+                with torch.no_grad():
+                    out = model(input_ids=torch.zeros((1, tokens), dtype=torch.long, device="meta"), use_cache=True)
+                # every floating-point tensor of every cache layer (its int64 position counters are bookkeeping)
+                held.append(sum(t.numel() * t.element_size() for layer in out.past_key_values.layers
+                                for v in vars(layer).values() for t in _tensors(v) if t.is_floating_point()))
+    except (ValueError, RuntimeError, KeyError, TypeError) as e:
+        return f"{type(e).__name__}: {e}"
+    per_token = (held[1] - held[0]) // 2
+    return per_token, held[0] - per_token
+
+
+@pytest.mark.parametrize("rid", [rid for rid in SIZED if rid not in CANNOT_BUILD])
+def test_hf_cache_equals_what_transformers_allocates(rid):
+    got = transformers_cache(rid)
+    assert not isinstance(got, str), got
+    per_token, fixed = got
+    b = breakdown(model_from_config(RECORDS[rid]["config"]), Scenario(prompt_tokens=1, runtime="hf-sdpa"))
+    assert b.kv_bytes_per_token == per_token
+    if rid not in CROSS_ATTENTION:
+        assert b.state_bytes_per_seq == fixed
+
+
+def test_the_configs_transformers_cannot_build_are_the_listed_ones():
+    # a newer transformers that builds one of them moves it into the check above
+    failed = {rid for rid in SIZED if isinstance(transformers_cache(rid), str)}
+    assert failed == set(CANNOT_BUILD)
