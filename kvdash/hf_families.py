@@ -15,9 +15,11 @@ from kvdash.layers import (
     ChunkedLocal,
     CrossAttention,
     FullAttention,
+    LatentAttention,
     NoCache,
     SlidingWindow,
     gated_deltanet,
+    kda,
     mamba1,
     mamba2,
     rg_lru,
@@ -191,6 +193,47 @@ def _qwen3_next(f: _Fields, name: str, mt: str) -> ModelSpec:
                   n_shared_experts=1 if shared else 0, shared_expert_intermediate_size=shared,
                   shared_expert_gate=bool(shared))
     return _with_specs(f, name, kinds, **kw)
+
+
+def _kimi_linear(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Kimi-Linear (modeling_kimi_linear.py, configuration_kimi_linear.py): Kimi Delta Attention layers
+    interleaved with latent-attention (MLA, no rotary) layers, listed 1-indexed in the checkpoint's
+    `linear_attn_config` (full_attn_layers, kda_layers; else `layer_types`, else every 4th layer from the
+    second full); DeepSeek-style experts after the first `first_k_dense_replace` dense layers."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    lin = f.cfg.get("linear_attn_config") or {}
+    if not isinstance(lin, dict):
+        raise KvdashError(f"config field 'linear_attn_config' must be an object, not {_show(lin)}")
+    g = _Fields(lin, "linear_attn_config.")
+    delta = kda(hidden, g.int("num_heads", default=f.int("linear_num_heads", default=32)),
+                g.int("head_dim", default=f.int("linear_head_dim", default=128)),
+                g.int("short_conv_kernel_size", default=f.int("linear_conv_kernel_dim", default=4)))
+    heads = f.int("num_attention_heads", hi=LIMITS["n_heads"])
+    mla = LatentAttention(n_heads=heads, kv_lora_rank=f.int("kv_lora_rank", default=512),
+                          qk_rope_head_dim=f.int("qk_rope_head_dim", default=64),
+                          qk_nope_head_dim=f.int("qk_nope_head_dim", default=128),
+                          v_head_dim=f.int("v_head_dim", default=128),
+                          q_lora_rank=f.int("q_lora_rank", default=0, lo=0))
+    full, linear = g.list("full_attn_layers"), g.list("kda_layers")
+    if full is not None and linear is not None:
+        if sorted([*full, *linear]) != list(range(1, n + 1)):
+            raise KvdashError(f"linear_attn_config's full_attn_layers and kda_layers must number the {n} layers "
+                              "1 to n once each")
+        specs = [mla if i + 1 in full else delta for i in range(n)]
+    else:
+        specs = _pattern_list(f, "layer_types", n, {"full_attention": mla, "linear_attention": delta}) or \
+            [mla if i and i % 4 == 0 else delta for i in range(n)]
+    experts = f.int("num_experts", "num_local_experts", "n_routed_experts", default=0, lo=0, hi=LIMITS["n_experts"])
+    kw: dict = {}
+    if experts:
+        first_dense = f.int("first_k_dense_replace", default=1, lo=0, hi=LIMITS["n_layers"])
+        inter = f.int("moe_intermediate_size", hi=LIMITS["expert_intermediate_size"])
+        shared = f.int("num_shared_experts", "n_shared_experts", default=0, lo=0, hi=LIMITS["n_shared_experts"])
+        kw = dict(n_experts=experts, experts_per_token=f.int("num_experts_per_token", "num_experts_per_tok"),
+                  expert_intermediate_size=inter, n_shared_experts=shared,
+                  shared_expert_intermediate_size=shared * inter, router_bias=True,
+                  moe_layers=tuple(i >= first_dense for i in range(n)))
+    return _with_specs(f, name, specs, tie_word_embeddings=f.bool("tie_word_embeddings", False), **kw)
 
 
 def _lfm2(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -579,6 +622,7 @@ BUILDERS = {
     "qwen3_5_moe": _qwen3_next,
     "qwen3_5_moe_text": _qwen3_next,
     "lfm2": _lfm2,
+    "kimi_linear": _kimi_linear,
     "recurrent_gemma": _recurrent_gemma,
     "llama4": _llama4,
     "llama4_text": _llama4,

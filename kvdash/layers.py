@@ -920,6 +920,25 @@ def gated_deltanet(hidden: int, k_heads: int, v_heads: int, k_dim: int, v_dim: i
                       recurrent_fp32=recurrent_fp32, hf_state=True)
 
 
+def kda(hidden: int, n_heads: int, head_dim: int, conv_kernel: int) -> StateLayer:
+    """Kimi Delta Attention (Kimi-Linear: transformers' modeling_kimi_linear.py KimiLinearDeltaAttention):
+    q, k and v projections of n_heads x head_dim, a bias-free depthwise conv over the three, a low-rank forget
+    gate (f_a, f_b) with dt_bias per channel and A_log per head, a beta per head (b_proj), a low-rank output
+    gate (g_a, g_b), a gated RMSNorm of one head, o_proj. Its state (vLLM mamba_utils.kda_state_shape /
+    kda_state_dtype): the conv window over 3 x n_heads x head_dim channels in the model's dtype, and a
+    head_dim x head_dim recurrent state per head in fp32 (mamba_ssm_cache_dtype auto)."""
+    qkv = n_heads * head_dim
+    w = (Tensor("q_proj", qkv, hidden, "rows"), Tensor("k_proj", qkv, hidden, "rows"),
+         Tensor("v_proj", qkv, hidden, "rows"), Tensor("conv1d", 3 * qkv, conv_kernel, "rows", role="vector"),
+         Tensor("f_a_proj", head_dim, hidden), Tensor("f_b_proj", qkv, head_dim, "rows"), _v("dt_bias", qkv),
+         _v("A_log", n_heads), Tensor("b_proj", n_heads, hidden, "rows"), Tensor("g_a_proj", head_dim, hidden),
+         Tensor("g_b_proj", qkv, head_dim, "rows"), _v("o_norm", head_dim, False),
+         Tensor("o_proj", hidden, qkv, "cols"))
+    return StateLayer("Kimi Delta Attention", conv_dim=3 * qkv, conv_kernel=conv_kernel, heads=n_heads,
+                      head_state=head_dim * head_dim, weights=w, in_width=3 * qkv, recurrent_fp32=True,
+                      hf_state=True)
+
+
 def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateLayer:
     """RecurrentGemma's recurrent block: linear_x and linear_y (with biases) -> conv1d (with bias) ->
     RG-LRU (block-diagonal input and recurrence gates per head, a recurrent parameter) -> linear_out."""

@@ -71,3 +71,25 @@ def test_llava_next_mistral_sparse_text_config():
     assert breakdown(m, Scenario(prompt_tokens=65_536))["kv_cache"] == 32 * 8 * 256 * 2 * 65_536 == 8 * 2**30
     # the vision tower is a weights component of its own, labelled an estimate
     assert m.encoder_params > 300_000_000 and any("vision tower" in w for w in m.warnings)
+
+
+def test_kimi_linear_kda_state_and_mla_cache():
+    # Kimi-Linear-48B-A3B's shape (configuration_kimi_linear.py defaults): 27 layers, MLA at the 1-indexed
+    # full_attn_layers 4, 8, ..., 24, 27 and Kimi Delta Attention elsewhere (32 heads of 128, conv kernel 4)
+    full = [4, 8, 12, 16, 20, 24, 27]
+    c = dict(model_type="kimi_linear", vocab_size=163_840, hidden_size=2304, intermediate_size=9216,
+             moe_intermediate_size=1024, num_hidden_layers=27, num_attention_heads=32, num_experts=256,
+             num_experts_per_token=8, num_shared_experts=1, first_k_dense_replace=1, kv_lora_rank=512,
+             qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128, q_lora_rank=None,
+             linear_attn_config=dict(full_attn_layers=full, kda_layers=[i for i in range(1, 28) if i not in full],
+                                     head_dim=128, num_heads=32, short_conv_kernel_size=4))
+    m = model_from_config(c)
+    assert [i + 1 for i, k in enumerate(m.kinds) if k == "mla"] == full
+    # vLLM: 7 latent layers x (512 + 64) x 2 B per token; 20 KDA layers each a conv window of 3 x 4,096
+    # channels x 3 past inputs x 2 B and 32 x 128 x 128 fp32 recurrent values (kda_state_shape / _dtype)
+    b = breakdown(m, Scenario(prompt_tokens=1))
+    assert b.kv_bytes_per_token == 7 * 1152 == 8064
+    assert b.state_bytes_per_seq == 20 * (3 * 4096 * 3 * 2 + 32 * 128 * 128 * 4) == 43_417_600
+    # transformers keeps the whole 4-input window (the oracle's number for this config: 43,909,120)
+    hf = breakdown(m, Scenario(prompt_tokens=1, runtime="hf-sdpa"))
+    assert hf.state_bytes_per_seq == 20 * (3 * 4096 * 4 * 2 + 32 * 128 * 128 * 4) == 43_909_120
