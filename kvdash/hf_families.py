@@ -236,6 +236,57 @@ def _kimi_linear(f: _Fields, name: str, mt: str) -> ModelSpec:
     return _with_specs(f, name, specs, tie_word_embeddings=f.bool("tie_word_embeddings", False), **kw)
 
 
+def _nemotron_nas(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Llama-Nemotron Super / Ultra / Nano (DeciLM, model_type nemotron-nas): a Llama whose layers a
+    neural-architecture search made unequal. `block_configs` gives each layer its attention (n_heads_in_group:
+    num_attention_heads // n_heads_in_group K/V heads; no_op: no attention, no cache, no input norm) and its
+    MLP (ffn_mult: width _find_multiple(int(2 x ffn_mult x hidden / 3), 256); no_op: none, no post-attention
+    norm) — vLLM's models/nemotron_nas.py and the checkpoints' modeling_decilm.py. Blocks replaced by a
+    linear map, or with an attention window, are not modelled by vLLM's loader and are refused here."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    heads = f.int("num_attention_heads", hi=LIMITS["n_heads"])
+    head_dim = f.int("head_dim", default=hidden // heads, hi=LIMITS["head_dim"])
+    blocks = f.list("block_configs")
+    if blocks is None or len(blocks) != n or not all(isinstance(b, dict) for b in blocks):
+        raise KvdashError(f"config field 'block_configs' must list one block for each of the {n} layers")
+    specs, widths, norms = [], [], []
+    for i, b in enumerate(blocks):
+        attn, ffn = b.get("attention") or {}, b.get("ffn") or {}
+        if not isinstance(attn, dict) or not isinstance(ffn, dict):
+            raise KvdashError(f"config field 'block_configs[{i}]' needs 'attention' and 'ffn' objects")
+        a, m = _Fields(attn, f"block_configs[{i}].attention."), _Fields(ffn, f"block_configs[{i}].ffn.")
+        for part, g in (("attention", a), ("ffn", m)):
+            if g.bool("replace_with_linear", False):
+                raise KvdashError(f"block_configs[{i}].{part}.replace_with_linear is not modelled (vLLM's "
+                                  "nemotron_nas loader does not build it either)")
+        if attn.get("window_length") not in (None, 0):
+            raise KvdashError(f"block_configs[{i}].attention.window_length (windowed attention) is not modelled")
+        if a.bool("no_op", False):
+            specs.append(NoCache())
+        else:
+            group = a.int("n_heads_in_group", hi=LIMITS["n_heads"])
+            if heads % group:
+                raise KvdashError(f"block_configs[{i}].attention.n_heads_in_group ({group}) must divide the "
+                                  f"{heads} attention heads")
+            specs.append(FullAttention(heads, heads // group, head_dim))
+        if m.bool("no_op", False):
+            widths.append(0)
+        elif ffn.get("ffn_mult") is not None:
+            mult = ffn["ffn_mult"]
+            if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not 0 < mult <= 64:
+                raise KvdashError(f"config field 'block_configs[{i}].ffn.ffn_mult' = {_show(mult)} must be a "
+                                  "positive number")
+            width = int(2 * mult * hidden / 3)  # DeciLM's _ffn_mult_to_intermediate_size, rounded up to 256
+            widths.append(width if width % 256 == 0 else width + 256 - width % 256)
+        else:
+            widths.append(m.int("intermediate_size", hi=LIMITS["intermediate_size"]))
+        norms.append(int(not a.bool("no_op", False)) + int(not m.bool("no_op", False)))
+    kw: dict = dict(intermediate_size=max(widths), mlp_layers=tuple(w > 0 for w in widths), layer_norms=tuple(norms))
+    if len(set(w for w in widths if w)) > 1:
+        kw["intermediate_sizes"] = tuple(w or max(widths) for w in widths)
+    return _with_specs(f, name, specs, tie_word_embeddings=f.bool("tie_word_embeddings", False), **kw)
+
+
 def _lfm2(f: _Fields, name: str, mt: str) -> ModelSpec:
     """LFM2 (modeling_lfm2.py): `layer_types` names each layer conv (a gated short convolution of
     conv_L_cache taps) or full_attention (with q/k norms); SwiGLU MLP whose width is auto-adjusted like
@@ -623,6 +674,7 @@ BUILDERS = {
     "qwen3_5_moe_text": _qwen3_next,
     "lfm2": _lfm2,
     "kimi_linear": _kimi_linear,
+    "nemotron-nas": _nemotron_nas,
     "recurrent_gemma": _recurrent_gemma,
     "llama4": _llama4,
     "llama4_text": _llama4,

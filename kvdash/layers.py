@@ -843,7 +843,8 @@ class StateLayer(LayerSpec):
 
 @dataclass(frozen=True)
 class NoCache(LayerSpec):
-    """A layer without a token mixer (Nemotron-H's MLP-only and MoE-only blocks)."""
+    """A layer without a token mixer (Nemotron-H's MLP-only and MoE-only blocks, a NAS stack's skipped
+    attention)."""
 
     kind: ClassVar[str] = "none"
     label: ClassVar[str] = "no mixer (MLP only)"

@@ -59,7 +59,8 @@ class ModelSpec:
     hidden_size: int
     vocab_size: int
     layer_specs: tuple[LayerSpec, ...]  # each layer's token mixer (equal layers may share one spec object)
-    intermediate_size: int = 0  # a dense MLP's width (0: no dense MLP)
+    intermediate_size: int = 0  # a dense MLP's width (0: no dense MLP); with intermediate_sizes, the widest
+    intermediate_sizes: tuple[int, ...] = ()  # each layer's dense MLP width (NAS stacks); () : intermediate_size
     gated_mlp: bool = True  # SwiGLU/GeGLU: gate, up and down projections
     # Mixture of experts
     n_experts: int = 0
@@ -78,6 +79,7 @@ class ModelSpec:
     mlp_bias: bool = False
     norm: str = "rms"  # "rms": weight only; "layer": weight and bias
     norms_per_layer: int = 2
+    layer_norms: tuple[int, ...] = ()  # each layer's norm count where they differ (NAS stacks); () : norms_per_layer
     final_norm: bool = True  # a norm after the last layer (absent in post-LN OPT-350m)
     extra_params: int = 0  # parameters outside this schema, stated by the importer
     encoder_params: int = 0  # a vision tower / audio encoder and its projector: weights, no cache
@@ -220,6 +222,14 @@ def _validate_ffn(m: ModelSpec) -> None:
         raise KvdashError("intermediate_size must be >= 1 (dense MLP layers need it)")
     if m.n_shared_experts and not m.shared_expert_intermediate_size:
         raise KvdashError("shared experts need shared_expert_intermediate_size")
+    if m.layer_norms and (len(m.layer_norms) != m.n_layers or any(type(x) is not int or not 0 <= x <= 16
+                                                                     for x in m.layer_norms)):
+        raise KvdashError(f"layer_norms must give each of the {m.n_layers} layers a norm count from 0 to 16")
+    sizes = m.intermediate_sizes
+    if sizes and (len(sizes) != m.n_layers or any(type(x) is not int or not 1 <= x <= LIMITS["intermediate_size"]
+                                                  for x in sizes) or max(sizes) != m.intermediate_size):
+        raise KvdashError(f"intermediate_sizes must give each of the {m.n_layers} layers a width from 1 to "
+                          f"{LIMITS['intermediate_size']:,}, the widest equal to intermediate_size")
 
 
 _POSITIVE = {"n_layers", "hidden_size", "n_heads", "n_kv_heads", "head_dim", "vocab_size"}

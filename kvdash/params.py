@@ -51,16 +51,18 @@ def _matrices(m: ModelSpec, prefix: str, inter: int, role: str, count: int, whol
 
 
 @lru_cache(maxsize=1024)
-def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False, ep: int = 1) -> tuple[tuple[Tensor, int], ...]:
-    """(tensor, how many) of one feed-forward block: a dense MLP, or a router, routed experts (all of
-    them, or the ones a token uses) and shared experts. With expert parallelism over `ep` GPUs each
-    holds E / ep whole experts instead of a 1/tp shard of every expert."""
+def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False, ep: int = 1,
+                inter: int = 0) -> tuple[tuple[Tensor, int], ...]:
+    """(tensor, how many) of one feed-forward block: a dense MLP (of width `inter`, default the model's), or a
+    router, routed experts (all of them, or the ones a token uses) and shared experts. With expert parallelism
+    over `ep` GPUs each holds E / ep whole experts instead of a 1/tp shard of every expert."""
     h = m.hidden_size
     if not moe:
-        out = _matrices(m, "mlp", m.intermediate_size, "linear", 1)
+        inter = inter or m.intermediate_size
+        out = _matrices(m, "mlp", inter, "linear", 1)
         if m.mlp_bias:
             ups = ["gate", "up"] if m.gated_mlp else ["up"]
-            out += [(Tensor(f"mlp.{u}_bias", m.intermediate_size, split="rows", role="vector"), 1) for u in ups]
+            out += [(Tensor(f"mlp.{u}_bias", inter, split="rows", role="vector"), 1) for u in ups]
             out.append((Tensor("mlp.down_bias", h, role="vector"), 1))
         return tuple(out)
     out = [(Tensor("router", m.n_experts, h, role="vector"), 1)]
@@ -79,8 +81,10 @@ def layer_tensors(m: ModelSpec, i: int, active_only: bool = False, ep: int = 1) 
     """The weight table of layer i: its mixer's tensors, its feed-forward block, its norms (per GPU of an
     ep-way expert-parallel group for the routed experts)."""
     mixer = [(t, 1) for t in m.layers[i].tensors(m.hidden_size)]
-    ffn = list(ffn_tensors(m, m.moe_mask[i], active_only, ep)) if m.mlp_mask[i] else []
-    norms = [row for k in range(m.norms_per_layer) for row in _norms(m, f"norm{k + 1}")]
+    inter = m.intermediate_sizes[i] if m.intermediate_sizes else 0
+    ffn = list(ffn_tensors(m, m.moe_mask[i], active_only, ep, inter)) if m.mlp_mask[i] else []
+    count = m.layer_norms[i] if m.layer_norms else m.norms_per_layer
+    norms = [row for k in range(count) for row in _norms(m, f"norm{k + 1}")]
     return (*mixer, *ffn, *norms)
 
 
