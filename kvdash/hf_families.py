@@ -374,15 +374,18 @@ def _mllama(f: _Fields, name: str, mt: str) -> ModelSpec:
 # ---- older dialects ------------------------------------------------------------------------------------
 def _gemma4(f: _Fields, name: str, mt: str) -> ModelSpec:
     """Gemma-4 text (modeling_gemma4.py): `layer_types` sliding / full; full layers use `global_head_dim`
-    (and `num_global_key_value_heads`) when set; the last `num_kv_shared_layers` layers read the K/V of
-    the last earlier layer of their type and hold none; per-layer input embeddings (PLE) of
-    `hidden_size_per_layer_input` per layer; q/k norms, four norms per layer; optional MoE block."""
+    (and `num_global_key_value_heads`) when set, and with `attention_k_eq_v` reuse the key projection as
+    values (Gemma4Attention.use_alternative_attention: no v_proj; the cache keeps K and the v-normed V);
+    the last `num_kv_shared_layers` layers read the K/V of the last earlier layer of their type and hold
+    none; per-layer input embeddings (PLE) of `hidden_size_per_layer_input` per layer; q/k norms, four
+    norms per layer; optional MoE block."""
     n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
-    if f.bool("attention_k_eq_v", False):
-        raise KvdashError("config field 'attention_k_eq_v' (keys reused as values) is not modelled")
+    # attention_k_eq_v: full layers take their values from the key projection (no v_proj); it also gates
+    # num_global_key_value_heads, which configuration_gemma4.py applies only when the flag is true or absent
+    k_eq_v = f.bool("attention_k_eq_v", True)
     _, heads, kv, hd = _heads(f)
     g_hd = f.int("global_head_dim", default=hd)
-    g_kv = f.int("num_global_key_value_heads", default=kv)
+    g_kv = f.int("num_global_key_value_heads", default=kv) if k_eq_v else kv
     window = f.int("sliding_window", default=512)
     first_shared = n - f.int("num_kv_shared_layers", default=0, lo=0, hi=n)
     names = _pattern_list(f, "layer_types", n, {"sliding_attention": "s", "full_attention": "f"})
@@ -393,7 +396,8 @@ def _gemma4(f: _Fields, name: str, mt: str) -> ModelSpec:
         shared = i >= first_shared
         specs.append(SlidingWindow(n_heads=heads, n_kv_heads=kv, head_dim=hd, qk_norm=True, window=window,
                                    kv_shared=shared) if t == "s" else
-                     FullAttention(n_heads=heads, n_kv_heads=g_kv, head_dim=g_hd, qk_norm=True, kv_shared=shared))
+                     FullAttention(n_heads=heads, n_kv_heads=g_kv, head_dim=g_hd, qk_norm=True, kv_shared=shared,
+                                   v_from_k=f.bool("attention_k_eq_v", False)))
     ple = f.int("hidden_size_per_layer_input", default=0, lo=0)
     vocab_ple = f.int("vocab_size_per_layer_input", default=f.int("vocab_size"))
     # PLE: one table of n x ple per token, a projection from the hidden state, and per layer a gate,

@@ -310,6 +310,7 @@ class FullAttention(_EveryToken):
     qk_norm: bool = False  # per-head RMSNorm on queries and keys (Qwen3, Gemma-3)
     gated_q: bool = False  # q_proj also makes a sigmoid output gate per head (Qwen3-Next): twice as wide
     kv_shared: bool = False  # reads an earlier layer's K/V (Gemma-3n/4's last layers): no cache, no k/v weights
+    v_from_k: bool = False  # values are the key projection's output (Gemma-4's attention_k_eq_v): no v_proj
 
     kind: ClassVar[str] = "full"
     kernel: ClassVar[str] = "attention"
@@ -350,11 +351,15 @@ class FullAttention(_EveryToken):
         if self.kv_shared:
             k = v = 0
             del out[1:3]
+        elif self.v_from_k:  # the cache still holds K and V (v_norm makes the values differ), v_proj goes
+            v = 0
+            del out[2]
         if self.qkv_bias:
             out.append(Tensor("q_bias", q, split="rows", role="vector"))
             if k:
-                out += [Tensor("k_bias", k, split="rows", unit=self.head_dim, role="vector"),
-                        Tensor("v_bias", v, split="rows", unit=self.v_dim, role="vector")]
+                out.append(Tensor("k_bias", k, split="rows", unit=self.head_dim, role="vector"))
+            if v:
+                out.append(Tensor("v_bias", v, split="rows", unit=self.v_dim, role="vector"))
         if self.o_bias:
             out.append(Tensor("o_bias", hidden, role="vector"))
         if self.qk_norm:
@@ -435,7 +440,7 @@ class FullAttention(_EveryToken):
 
     def as_full(self):
         return FullAttention(self.n_heads, self.n_kv_heads, self.head_dim, self.v_head_dim, self.qkv_bias,
-                             self.o_bias, self.qk_norm, self.gated_q, self.kv_shared)
+                             self.o_bias, self.qk_norm, self.gated_q, self.kv_shared, self.v_from_k)
 
     def as_latent(self, kv_lora_rank, qk_rope_head_dim):
         return LatentAttention(n_heads=self.n_heads, kv_lora_rank=kv_lora_rank, qk_rope_head_dim=qk_rope_head_dim,

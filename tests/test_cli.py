@@ -146,7 +146,7 @@ def test_python_dash_m_entry_point():
           "linear_num_value_heads": 32, "linear_key_head_dim": 128, "linear_value_head_dim": 128},
          "not a known layer type"),
         ({"model_type": "mllama", "cross_attention_layers": [99]}, "must list layer indices"),
-        ({"model_type": "gemma4_text", "attention_k_eq_v": True}, "'attention_k_eq_v'"),
+        ({"model_type": "gemma4_text", "attention_k_eq_v": True}, "'layer_types'"),
     ],
 )
 def test_hostile_hybrid_configs_exit_2_with_one_line(capsys, tmp_path, change, needle):

@@ -1,5 +1,6 @@
 """Layer specs: each kind's arithmetic by hand, and no kind tests outside kvdash/layers.py."""
 
+import json
 import re
 from pathlib import Path
 
@@ -274,3 +275,20 @@ def test_shared_indexer_layers_cache_no_indexer_key():
         == [i % 4 == 0 for i in range(12)]
     with pytest.raises(KvdashError, match="index_topk_pattern"):
         model_from_config(c | {"index_topk_pattern": "FX"})
+
+
+def test_gemma4_keys_reused_as_values_drop_v_proj_not_the_cache():
+    # Gemma-4 with attention_k_eq_v (the 26B-A4B / 31B flag): full layers take values from the key projection
+    # (Gemma4Attention.use_alternative_attention: v_proj is None), then v_norm them, so the cache still holds K
+    # and V; and configuration_gemma4.py applies num_global_key_value_heads only with the flag set
+    cfg = json.loads((ROOT / "tests/data/configs/gemma-4-e4b-it.json").read_text())["config"]
+    text = cfg["text_config"]
+    plain = model_from_config(cfg | {"text_config": text | {"num_global_key_value_heads": 4}})
+    kv_eq = model_from_config(cfg | {"text_config": text | {"attention_k_eq_v": True, "num_global_key_value_heads": 4}})
+    full = [i for i, k in enumerate(kv_eq.kinds) if k == "full" and not kv_eq.layers[i].kv_shared]
+    # without the flag the global K/V head count stays num_key_value_heads (2); with it, 4
+    assert {plain.layers[i].n_kv_heads for i in full} == {2} and {kv_eq.layers[i].n_kv_heads for i in full} == {4}
+    names = {t.name for t in kv_eq.layers[full[0]].tensors(text["hidden_size"])}
+    assert "k_proj" in names and "v_proj" not in names
+    # per token a full layer holds 4 heads x (512 + 512) x 2 B, K and V both
+    assert kv_eq.layers[full[0]].bytes_per_token(BF16) == 4 * 1024 * 2
