@@ -127,6 +127,11 @@ _NESTED_DEFAULTS = {
 ENCODER_ONLY = frozenset({"bert", "roberta", "xlm-roberta", "xlm_roberta", "distilbert", "deberta", "deberta-v2",
                           "electra", "albert", "mpnet", "camembert", "modernbert", "nomic_bert", "jina_bert", "ernie",
                           "megatron-bert", "rembert", "xlnet", "funnel", "layoutlm", "new"})
+# Families whose memory kvdash knows it cannot size from standard fields (the generic reader would give them a
+# KV cache they do not keep): refused by name rather than guessed.
+NOT_MODELLED = {
+    t: "RWKV-5/6/7 keep a per-head matrix state per layer and no KV cache, which kvdash does not model yet "
+       "(RWKV-4, model_type rwkv, is)" for t in ("rwkv5", "rwkv6", "rwkv7", "rwkv_5", "rwkv_6", "rwkv_7")}
 _FAMILY_FIELDS = {
     "hybrid_override_pattern": ("nemotron_h",),
     "attn_layer_period": ("jamba",),
@@ -169,6 +174,8 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     if name is None:
         name = f.str("_name_or_path") or model_type or "custom"
         name = name[:200] or "custom"
+    if model_type in NOT_MODELLED:
+        raise KvdashError(f"model_type {model_type!r}: {NOT_MODELLED[model_type]}")
     if model_type in ENCODER_ONLY:
         raise KvdashError(f"model_type {model_type!r} is an encoder-only model (embeddings, classification): it runs "
                           "one forward over its input and keeps no KV cache, and kvdash sizes decoders that generate")

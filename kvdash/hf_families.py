@@ -23,6 +23,7 @@ from kvdash.layers import (
     mamba1,
     mamba2,
     rg_lru,
+    rwkv4,
     short_conv,
 )
 from kvdash.model import LIMITS, ModelSpec
@@ -285,6 +286,20 @@ def _nemotron_nas(f: _Fields, name: str, mt: str) -> ModelSpec:
     if len(set(w for w in widths if w)) > 1:
         kw["intermediate_sizes"] = tuple(w or max(widths) for w in widths)
     return _with_specs(f, name, specs, tie_word_embeddings=f.bool("tie_word_embeddings", False), **kw)
+
+
+def _rwkv(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """RWKV-4 (modeling_rwkv.py): every layer a time mixing with a fixed state and a channel mixing (a
+    squared-ReLU MLP of intermediate_size, default 4 x hidden, with a receptance gate); LayerNorms with
+    biases, one more before the first layer; an untied head. No engine kvdash models serves it."""
+    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    attention = f.int("attention_hidden_size", default=hidden, hi=LIMITS["hidden_size"])
+    inter = f.int("intermediate_size", default=4 * hidden, hi=LIMITS["intermediate_size"])
+    cfg = dict(f.cfg, intermediate_size=inter)
+    spec = _with_specs(_Fields(cfg), name, [rwkv4(hidden, attention)] * n, gated_mlp=False, norm="layer",
+                       extra_params=2 * hidden, tie_word_embeddings=f.bool("tie_word_embeddings", False))
+    return replace(spec, warnings=(*spec.warnings, "vLLM, SGLang and TensorRT-LLM do not serve RWKV: under their "
+                                   "runtimes kvdash shows what such an engine would hold, not a measured one"))
 
 
 def _lfm2(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -679,6 +694,7 @@ BUILDERS = {
     "lfm2": _lfm2,
     "kimi_linear": _kimi_linear,
     "nemotron-nas": _nemotron_nas,
+    "rwkv": _rwkv,
     "recurrent_gemma": _recurrent_gemma,
     "llama4": _llama4,
     "llama4_text": _llama4,

@@ -945,6 +945,21 @@ def kda(hidden: int, n_heads: int, head_dim: int, conv_kernel: int) -> StateLaye
                       hf_state=True)
 
 
+def rwkv4(hidden: int, attention_hidden: int) -> StateLayer:
+    """RWKV-4's time mixing (transformers' modeling_rwkv.py RwkvSelfAttention) and the channel mixing's
+    receptance and mixes (its key / value pair is the model's MLP). No KV cache: per sequence the previous
+    token's input to both mixings (token shift, the model's dtype) and the WKV numerator, denominator and
+    running maximum (fp32) — RwkvModel's five state tensors of hidden_size per layer."""
+    a = attention_hidden
+    w = (_v("time_decay", a, False), _v("time_first", a, False), _v("time_mix_key", hidden, False),
+         _v("time_mix_value", hidden, False), _v("time_mix_receptance", hidden, False),
+         Tensor("key", a, hidden), Tensor("value", a, hidden), Tensor("receptance", a, hidden),
+         Tensor("output", hidden, a), _v("ffn.time_mix_key", hidden, False),
+         _v("ffn.time_mix_receptance", hidden, False), Tensor("ffn.receptance", hidden, hidden))
+    return StateLayer("RWKV-4", conv_dim=2 * hidden, conv_kernel=2, heads=3 * hidden, head_state=1, weights=w,
+                      in_width=3 * a, recurrent_fp32=True)
+
+
 def rg_lru(hidden: int, lru_width: int, n_heads: int, conv_width: int) -> StateLayer:
     """RecurrentGemma's recurrent block: linear_x and linear_y (with biases) -> conv1d (with bias) ->
     RG-LRU (block-diagonal input and recurrence gates per head, a recurrent parameter) -> linear_out."""

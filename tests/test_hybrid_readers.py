@@ -1,6 +1,9 @@
 """Readers for families without a verbatim config in the corpus, checked by hand from their reference code."""
 
+import pytest
+
 from kvdash.breakdown import breakdown
+from kvdash.errors import KvdashError
 from kvdash.hf_config import model_from_config
 from kvdash.model import attention_shape
 from kvdash.scenario import Scenario
@@ -93,3 +96,22 @@ def test_kimi_linear_kda_state_and_mla_cache():
     # transformers keeps the whole 4-input window (the oracle's number for this config: 43,909,120)
     hf = breakdown(m, Scenario(prompt_tokens=1, runtime="hf-sdpa"))
     assert hf.state_bytes_per_seq == 20 * (3 * 4096 * 4 * 2 + 32 * 128 * 128 * 4) == 43_909_120
+
+
+def test_rwkv4_has_a_fixed_state_and_no_cache():
+    # RWKV-4-Pile-169M's shape (RwkvConfig): hidden 768, 12 layers, vocabulary 50,277
+    c = dict(model_type="rwkv", vocab_size=50_277, hidden_size=768, num_hidden_layers=12, attention_hidden_size=768,
+             intermediate_size=3072, context_length=1024, tie_word_embeddings=False)
+    m = model_from_config(c)
+    b = breakdown(m, Scenario(prompt_tokens=1, runtime="hf-sdpa"))
+    # RwkvModel.forward: five state tensors of (batch, hidden_size, layers), the first two (token shifts) in the
+    # model's dtype, the WKV numerator, denominator and maximum in fp32: 768 x (2 x 2 + 3 x 4) B per layer
+    assert b.kv_bytes_per_token == 0 and b.state_bytes_per_seq == 12 * 768 * 16 == 147_456
+    # parameters by hand: embeddings and head 2 x 50,277 x 768; per layer 2 x 768 decay/first, 5 x 768 mixes,
+    # key/value/receptance/output 4 x 768^2, the channel mix's receptance 768^2 and key/value 2 x 768 x 3,072,
+    # two LayerNorms 4 x 768; the pre-LayerNorm and ln_out 2 x 1,536
+    per_layer = 2 * 768 + 5 * 768 + 5 * 768 * 768 + 2 * 768 * 3072 + 4 * 768
+    assert m.params == 2 * 50_277 * 768 + 12 * per_layer + 2 * 1536 == 169_342_464
+    assert any("do not serve RWKV" in w for w in m.warnings)
+    with pytest.raises(KvdashError, match="RWKV-5/6/7"):
+        model_from_config(c | {"model_type": "rwkv6"})
