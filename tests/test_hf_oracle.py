@@ -32,6 +32,7 @@ CANNOT_BUILD = {
     "bart-large": _META, "bart-large-cnn": _META, "mbart-large-50-many-to-many-mmt": _META, "gemma-4-e4b-it": _META,
     "chatglm2-6b": _NO_CLASS, "chatglm3-6b": _NO_CLASS, "codegeex2-6b": _NO_CLASS, "deepseek-moe-16b-base": _NO_CLASS,
     "internvl2-2b": _NO_CLASS, "kimi-k2.5": _NO_CLASS, "phi-2-msft": _NO_CLASS,
+    "llama-3_3-nemotron-super-49b-v1": _NO_CLASS, "llama-3_1-nemotron-ultra-253b-v1": _NO_CLASS,
     "devstral-small-2-24b-instruct": _NOT_CAUSAL, "flan-t5-base": _NOT_CAUSAL, "flan-t5-large": _NOT_CAUSAL,
     "lfm2.5-vl-1.6b": _NOT_CAUSAL, "llava-1.5-7b-hf": _NOT_CAUSAL, "olmocr-7b-0225-preview": _NOT_CAUSAL,
     "qwen2-vl-7b-instruct": _NOT_CAUSAL, "qwen2.5-vl-7b-instruct": _NOT_CAUSAL,
