@@ -154,6 +154,16 @@ _FAMILY_FIELDS = {
 def _build(cfg: dict, name: str | None) -> ModelSpec:
     top = _Fields(cfg)
     model_type = (top.str("model_type") or "").lower()
+    notes = []
+    thinker = cfg.get("thinker_config")
+    if thinker is not None and "text_config" not in cfg:
+        # Qwen3-Omni (configuration_qwen3_omni_moe.py): the thinker (text model with its vision and audio
+        # encoders) answers; the talker and the code-to-wave model only speak, and vLLM serves the thinker
+        if not isinstance(thinker, dict):
+            raise KvdashError(f"config field 'thinker_config' must be an object, not {_show(thinker)}")
+        cfg = dict(thinker, _name_or_path=cfg.get("_name_or_path", thinker.get("_name_or_path")))
+        notes.append("the talker and code-to-wave models (speech output) are not counted: the thinker is sized, as "
+                     "vLLM serves it")
     vision = cfg.get("vision_config")
     for key in _NESTED:
         inner_cfg = cfg.get(key)
@@ -184,7 +194,7 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
         if f.cfg.get(key) not in (None, False, [], "") and model_type not in families:
             raise KvdashError(f"config field {key!r} changes the memory of a {', '.join(families)} model, and "
                               f"kvdash does not model it for model_type {model_type or 'unset'!r}")
-    warnings = []
+    warnings = notes
     if builder is None:
         builder = _generic
         warnings.append(f"model_type {model_type or 'unset'!r} is not a family kvdash knows: sized as a generic "

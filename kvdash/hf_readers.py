@@ -488,6 +488,7 @@ BUILDERS = {
     "qwen2_5_vl_text": lambda f, name, mt: _qwen(f, name, "qwen2"),
     "qwen3_vl_text": lambda f, name, mt: _qwen(f, name, "qwen3"),
     "qwen3_vl_moe_text": lambda f, name, mt: _qwen(f, name, "qwen3_moe"),
+    "qwen3_omni_moe_text": lambda f, name, mt: _qwen(f, name, "qwen3_moe"),
     "mistral3": lambda f, name, mt: _llama(f, name, "mistral"),
     "internlm2": _llama,
     "granite": _llama,

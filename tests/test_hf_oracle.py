@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers import logging as hf_logging
 
@@ -27,16 +28,19 @@ RECORDS = {p.stem: json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json
 _NOT_CAUSAL = "transformers builds it as an encoder-decoder or a multimodal wrapper, not AutoModelForCausalLM"
 _NO_CLASS = "no transformers class for this model_type (the checkpoint's remote code only)"
 _META = "its forward calls .item() on a tensor, which the meta device cannot answer"
+_STRICT = "a key the copy's source added (n_routed_experts: null) fails transformers' strict config validation"
 # transformers 5.24 cannot build these from their configs as a causal LM on the meta device
 CANNOT_BUILD = {
     "bart-large": _META, "bart-large-cnn": _META, "mbart-large-50-many-to-many-mmt": _META, "gemma-4-e4b-it": _META,
     "chatglm2-6b": _NO_CLASS, "chatglm3-6b": _NO_CLASS, "codegeex2-6b": _NO_CLASS, "deepseek-moe-16b-base": _NO_CLASS,
     "internvl2-2b": _NO_CLASS, "kimi-k2.5": _NO_CLASS, "phi-2-msft": _NO_CLASS,
     "llama-3_3-nemotron-super-49b-v1": _NO_CLASS, "llama-3_1-nemotron-ultra-253b-v1": _NO_CLASS,
+    "kimi-k2-instruct": _NO_CLASS, "nemotron-h-8b-base-8k": _STRICT,
     "devstral-small-2-24b-instruct": _NOT_CAUSAL, "flan-t5-base": _NOT_CAUSAL, "flan-t5-large": _NOT_CAUSAL,
     "lfm2.5-vl-1.6b": _NOT_CAUSAL, "llava-1.5-7b-hf": _NOT_CAUSAL, "olmocr-7b-0225-preview": _NOT_CAUSAL,
     "qwen2-vl-7b-instruct": _NOT_CAUSAL, "qwen2.5-vl-7b-instruct": _NOT_CAUSAL,
-    "qwen3-vl-235b-a22b-thinking": _NOT_CAUSAL, "t5-base": _NOT_CAUSAL, "t5-large": _NOT_CAUSAL,
+    "qwen3-vl-235b-a22b-thinking": _NOT_CAUSAL, "ministral-3-3b-reasoning-2512": _NOT_CAUSAL,
+    "qwen3-omni-30b-a3b-instruct": _NOT_CAUSAL, "t5-base": _NOT_CAUSAL, "t5-large": _NOT_CAUSAL,
     "t5-small": _NOT_CAUSAL, "voxtral-mini-3b-2507": _NOT_CAUSAL,
 }
 # Their cross-attention caches the encoder's keys and values, which a text-only forward does not produce: the
@@ -75,7 +79,7 @@ def transformers_cache(rid: str) -> tuple[int, int] | str:
                 # every floating-point tensor of every cache layer (its int64 position counters are bookkeeping)
                 held.append(sum(t.numel() * t.element_size() for layer in out.past_key_values.layers
                                 for v in vars(layer).values() for t in _tensors(v) if t.is_floating_point()))
-    except (ValueError, RuntimeError, KeyError, TypeError) as e:
+    except (ValueError, RuntimeError, KeyError, TypeError, StrictDataclassFieldValidationError) as e:
         return f"{type(e).__name__}: {e}"
     per_token = (held[1] - held[0]) // 2
     return per_token, held[0] - per_token
