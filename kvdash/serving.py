@@ -30,6 +30,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
+from kvdash.serving_runs import GPU as FITTED_GPU
 from kvdash.startup import engine_startup
 from kvdash.step import Step, StepCosts, refuse_pipeline, step_time
 
@@ -37,6 +38,13 @@ ENGINES_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
 # vLLM's KV pool at the share the measured runs used: gpu_memory_utilization 0.9, the default of the releases
 # they ran (0.11 to 0.18; kvdash.startup's family "0.8-0.19")
 VLLM_FAMILY = "0.8-0.19"
+
+
+# How the model did on measured runs on GPUs other than the one the overheads were fitted on (serving_runs.GPU)
+# (benchmarks/transfer.py: median |predicted / measured - 1| of TPOT and TTFT; BENCHMARKS.md)
+TRANSFER_GPUS = ("H200", "B200", "B300", "GB200")
+TRANSFER_ERROR = (0.283, 0.399)
+TRANSFER_DATE = "2026-12-05"
 
 
 @dataclass(frozen=True)
@@ -177,12 +185,17 @@ class ServingReport:
 
     def warnings(self, gpu: Gpu) -> list[str]:
         """What the numbers rest on that was not measured: kernels timed from the spec sheet where no kernel
-        measurements of this engine on this GPU exist."""
+        measurements of this engine on this GPU exist; on any GPU but the one the overheads were fitted on, the
+        error measured there (BENCHMARKS.md's transfer table)."""
         c = self.step.ceilings
         if not c.measured:
             return [f"no kernel measurements of {self.profile.name} on {gpu.name}: its kernels are timed from the "
                     f"spec sheet at {c.memory_eff:.0%} of its bandwidth and {c.compute_eff:.0%} of its dense FLOP/s "
                     "(stated, not measured), so expect larger errors than on the measured GPUs"]
+        if gpu.id != FITTED_GPU and self.profile.source.startswith("fitted"):  # not a user's own calibration
+            return [f"the engine's overheads were fitted on H100 SXM runs; on {len(TRANSFER_GPUS)} other GPUs' "
+                    f"measured runs ({', '.join(TRANSFER_GPUS)}) the median error was TPOT {TRANSFER_ERROR[0]:.0%}, "
+                    f"TTFT {TRANSFER_ERROR[1]:.0%}, mostly too slow (BENCHMARKS.md, {TRANSFER_DATE})"]
         return []
 
     @property
