@@ -26,7 +26,7 @@ from kvdash.layers import (
     rwkv4,
     short_conv,
 )
-from kvdash.model import LIMITS, ModelSpec
+from kvdash.model import FULL, LIMITS, SLIDING, ModelSpec
 from kvdash.units import cdiv
 
 
@@ -101,11 +101,10 @@ def _nemotron_h(f: _Fields, name: str, mt: str) -> ModelSpec:
                   expert_intermediate_size=moe, moe_layers=tuple(c == "E" for c in pattern),
                   n_shared_experts=shared, router_bias=True,
                   shared_expert_intermediate_size=shared * f.int("moe_shared_expert_intermediate_size", default=moe))
-    spec = _with_specs(_Fields(cfg), name, specs, **kw)
-    if f.has("moe_latent_size"):  # Nemotron-3 Super's latent MoE: experts work in a narrower space
-        spec = replace(spec, warnings=(f"moe_latent_size ({f.int('moe_latent_size')}) is not modelled: the routed "
-                                       "experts' weights are counted at the full hidden width, an overestimate",))
-    return spec
+        # Nemotron-3 Super's latent MoE: the routed experts work in moe_latent_size, with fc1_latent_proj and
+        # fc2_latent_proj around them (NemotronHMoE)
+        kw["moe_latent_size"] = f.int("moe_latent_size", default=0, lo=0, hi=hidden)
+    return _with_specs(_Fields(cfg), name, specs, **kw)
 
 
 def _mamba2_fields(f: _Fields, hidden: int):
@@ -300,6 +299,40 @@ def _rwkv(f: _Fields, name: str, mt: str) -> ModelSpec:
                        extra_params=2 * hidden, tie_word_embeddings=f.bool("tie_word_embeddings", False))
     return replace(spec, warnings=(*spec.warnings, "vLLM, SGLang and TensorRT-LLM do not serve RWKV: under their "
                                    "runtimes kvdash shows what such an engine would hold, not a measured one"))
+
+
+def _olmo2(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """OLMo-2 / OLMo-3 (modeling_olmo2.py, modeling_olmo3.py): RMSNorms on the whole q and k projections (not
+    per head), norms after attention and after the MLP (none before); OLMo-3 slides 3 layers in 4 by default
+    (configuration_olmo3.py: sliding unless (i + 1) % 4 == 0), `layer_types` wins."""
+    n, (_, heads, kv, hd) = _layers(f), _heads(f)
+    bias = f.bool("attention_bias", False)
+    attn = FullAttention(heads, kv, hd, qkv_bias=bias, o_bias=bias, qk_norm=True, qk_norm_full=True)
+    window = _window(f) if mt == "olmo3" else None
+    local = SlidingWindow(**{k: getattr(attn, k) for k in ("n_heads", "n_kv_heads", "head_dim", "qkv_bias", "o_bias",
+                                                            "qk_norm")}, qk_norm_full=True, window=window) \
+        if window else attn
+    kinds = _pattern_list(f, "layer_types", n, {"full_attention": attn, "sliding_attention": local})
+    if kinds is None:
+        kinds = [attn if mt == "olmo2" or (i + 1) % 4 == 0 else local for i in range(n)]
+    return _with_specs(f, name, kinds, tie_word_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _smollm3(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """SmolLM3 (modeling_smollm3.py): Llama with no rotary positions on every 4th layer (no_rope_layers:
+    nothing for the cache) and a tied head by default; with use_sliding_window, the no-rope layers slide
+    (configuration_smollm3.py), unless `layer_types` says otherwise."""
+    n = _layers(f)
+    kw: dict = dict(tie_word_embeddings=f.bool("tie_word_embeddings", True))
+    w = _window(f) if f.bool("use_sliding_window", False) else None
+    if w and not f.has("layer_types"):
+        rope = f.list("no_rope_layers") or [int((i + 1) % f.int("no_rope_layer_interval", default=4) != 0)
+                                             for i in range(n)]
+        if len(rope) != n or any(x not in (0, 1) for x in rope):
+            raise KvdashError(f"config field 'no_rope_layers' must hold 0 or 1 for each of the {n} layers")
+        kw.update(layer_types=tuple(SLIDING if not r else FULL for r in rope), sliding_window=w)
+    return _common(f, name, qkv_bias=f.bool("attention_bias", False), o_bias=f.bool("attention_bias", False),
+                   mlp_bias=f.bool("mlp_bias", False), **kw)
 
 
 def _lfm2(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -695,6 +728,9 @@ BUILDERS = {
     "kimi_linear": _kimi_linear,
     "nemotron-nas": _nemotron_nas,
     "rwkv": _rwkv,
+    "olmo2": _olmo2,
+    "olmo3": _olmo2,
+    "smollm3": _smollm3,
     "recurrent_gemma": _recurrent_gemma,
     "llama4": _llama4,
     "llama4_text": _llama4,

@@ -368,19 +368,7 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
         v_head_dim=f.int("v_head_dim", hi=LIMITS["v_head_dim"]),
     ) if latent else {}
     if experts:
-        first_dense = f.int("first_k_dense_replace", default=0, lo=0, hi=LIMITS["n_layers"])
-        freq = f.int("moe_layer_freq", default=1, hi=LIMITS["n_layers"])
-        moe_inter = f.int("moe_intermediate_size", hi=LIMITS["expert_intermediate_size"])
-        shared = f.int("n_shared_experts", default=0, lo=0, hi=LIMITS["n_shared_experts"])
-        kw.update(
-            n_experts=experts,
-            experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
-            expert_intermediate_size=moe_inter,
-            n_shared_experts=shared,
-            shared_expert_intermediate_size=shared * moe_inter,
-            router_bias=f.str("topk_method", "") == "noaux_tc",
-            moe_layers=tuple(i >= first_dense and i % freq == 0 for i in range(n)),
-        )
+        kw.update(_deepseek_moe(f, n, experts, router_bias=f.str("topk_method", "") == "noaux_tc"))
     if not latent:
         return _common(f, name, **kw)
     hidden = f.int("hidden_size", hi=LIMITS["hidden_size"])
@@ -390,6 +378,31 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
                hidden_size=hidden)
     spec = _common(_Fields(cfg), name, **kw)
     return _with_indexer(f, spec, mt) if mt in DSA_INDEX_HEADS or f.has("index_topk") else spec
+
+
+def _deepseek_moe(f: _Fields, n: int, experts: int, router_bias: bool, first_dense: int = 0) -> dict:
+    """DeepSeek's expert layout, which GLM-4.5 and others share: the first `first_k_dense_replace` layers
+    dense, then every `moe_layer_freq`-th routed, with `n_shared_experts` shared experts beside."""
+    first_dense = f.int("first_k_dense_replace", default=first_dense, lo=0, hi=LIMITS["n_layers"])
+    freq = f.int("moe_layer_freq", default=1, hi=LIMITS["n_layers"])
+    moe_inter = f.int("moe_intermediate_size", hi=LIMITS["expert_intermediate_size"])
+    shared = f.int("n_shared_experts", default=0, lo=0, hi=LIMITS["n_shared_experts"])
+    return dict(n_experts=experts, experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+                expert_intermediate_size=moe_inter, n_shared_experts=shared,
+                shared_expert_intermediate_size=shared * moe_inter, router_bias=router_bias,
+                moe_layers=tuple(i >= first_dense and i % freq == 0 for i in range(n)))
+
+
+def _glm4_moe(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """GLM-4.5 / 4.6 / 4.7 (modeling_glm4_moe.py): grouped-query attention with q/k/v biases (attention_bias)
+    and optional per-head q/k norms (use_qk_norm), head_dim as stored (5120 / 96 is not an integer in
+    GLM-4.7); DeepSeek's expert layout with a score-correction bias on the router (Glm4MoeTopkRouter),
+    Glm4MoeConfig's defaults where a field is absent (first_k_dense_replace 1, one shared expert)."""
+    n = _layers(f)
+    bias = f.bool("attention_bias", False)
+    moe = _deepseek_moe(f, n, f.int("n_routed_experts", default=128, hi=LIMITS["n_experts"]), router_bias=True,
+                        first_dense=1)
+    return _common(f, name, qkv_bias=bias, qk_norm=f.bool("use_qk_norm", False), **moe)
 
 
 # DeepSeek Sparse Attention families and their config class's default indexer heads (DeepseekV32Config 64,
@@ -481,6 +494,7 @@ BUILDERS = {
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,
     "deepseek_v32": _deepseek,
+    "glm4_moe": _glm4_moe,
     "glm_moe_dsa": _deepseek,
     # vision-language models whose language model is one of the above (read under its own name)
     "qwen2_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),

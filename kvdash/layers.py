@@ -311,6 +311,7 @@ class FullAttention(_EveryToken):
     gated_q: bool = False  # q_proj also makes a sigmoid output gate per head (Qwen3-Next): twice as wide
     kv_shared: bool = False  # reads an earlier layer's K/V (Gemma-3n/4's last layers): no cache, no k/v weights
     v_from_k: bool = False  # values are the key projection's output (Gemma-4's attention_k_eq_v): no v_proj
+    qk_norm_full: bool = False  # the q/k norms span the whole projection, not one head (OLMo-2/3)
 
     kind: ClassVar[str] = "full"
     kernel: ClassVar[str] = "attention"
@@ -362,7 +363,10 @@ class FullAttention(_EveryToken):
                 out.append(Tensor("v_bias", v, split="rows", unit=self.v_dim, role="vector"))
         if self.o_bias:
             out.append(Tensor("o_bias", hidden, role="vector"))
-        if self.qk_norm:
+        if self.qk_norm and self.qk_norm_full:
+            out += [Tensor("q_norm", self.n_heads * self.head_dim, split="rows", role="vector"),
+                    Tensor("k_norm", self.n_kv_heads * self.head_dim, split="rows", unit=self.head_dim, role="vector")]
+        elif self.qk_norm:
             out += [Tensor("q_norm", self.head_dim, role="vector"), Tensor("k_norm", self.head_dim, role="vector")]
         return tuple(out)
 
@@ -440,7 +444,8 @@ class FullAttention(_EveryToken):
 
     def as_full(self):
         return FullAttention(self.n_heads, self.n_kv_heads, self.head_dim, self.v_head_dim, self.qkv_bias,
-                             self.o_bias, self.qk_norm, self.gated_q, self.kv_shared, self.v_from_k)
+                             self.o_bias, self.qk_norm, self.gated_q, self.kv_shared, self.v_from_k,
+                             self.qk_norm_full)
 
     def as_latent(self, kv_lora_rank, qk_rope_head_dim):
         return LatentAttention(n_heads=self.n_heads, kv_lora_rank=kv_lora_rank, qk_rope_head_dim=qk_rope_head_dim,

@@ -66,6 +66,7 @@ class ModelSpec:
     n_experts: int = 0
     experts_per_token: int = 0
     expert_intermediate_size: int = 0
+    moe_latent_size: int = 0  # routed experts work in this width, projected in and out (Nemotron-3 Super); 0: hidden
     n_shared_experts: int = 0
     shared_expert_intermediate_size: int = 0  # all shared experts together
     shared_expert_gate: bool = False  # Qwen2-MoE's sigmoid gate on the shared expert
@@ -220,6 +221,8 @@ def _validate_ffn(m: ModelSpec) -> None:
     dense = [mlp and not moe for mlp, moe in zip(m.mlp_mask, m.moe_mask, strict=True)]
     if not m.intermediate_size and any(dense):
         raise KvdashError("intermediate_size must be >= 1 (dense MLP layers need it)")
+    if type(m.moe_latent_size) is not int or not 0 <= m.moe_latent_size <= LIMITS["hidden_size"]:
+        raise KvdashError(f"moe_latent_size must be an integer from 0 to {LIMITS['hidden_size']:,}")
     if m.n_shared_experts and not m.shared_expert_intermediate_size:
         raise KvdashError("shared experts need shared_expert_intermediate_size")
     if m.layer_norms and (len(m.layer_norms) != m.n_layers or any(type(x) is not int or not 0 <= x <= 16

@@ -40,10 +40,11 @@ def _norms(m: ModelSpec, name: str) -> list[tuple[Tensor, int]]:
     return [(Tensor(f"{name}.{p}", m.hidden_size, role="vector"), 1) for p in parts]
 
 
-def _matrices(m: ModelSpec, prefix: str, inter: int, role: str, count: int, whole: bool = False
-              ) -> list[tuple[Tensor, int]]:
-    """Gate (if gated), up and down projections; `whole`: not sharded by tensor parallelism."""
-    h = m.hidden_size
+def _matrices(m: ModelSpec, prefix: str, inter: int, role: str, count: int, whole: bool = False,
+              width: int = 0) -> list[tuple[Tensor, int]]:
+    """Gate (if gated), up and down projections between `width` (default hidden_size) and `inter`; `whole`:
+    not sharded by tensor parallelism."""
+    h = width or m.hidden_size
     up, down = (None, None) if whole else ("rows", "cols")
     gate = [(Tensor(f"{prefix}.gate_proj", inter, h, up, role=role), count)] if m.gated_mlp else []
     return [*gate, (Tensor(f"{prefix}.up_proj", inter, h, up, role=role), count),
@@ -69,7 +70,10 @@ def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False, ep: int = 1,
     if m.router_bias:
         out.append((Tensor("router.bias", m.n_experts, role="vector"), 1))
     experts = m.experts_per_token if active_only else m.n_experts
-    out += _matrices(m, "experts", m.expert_intermediate_size, "expert", cdiv(experts, ep), whole=ep > 1)
+    out += _matrices(m, "experts", m.expert_intermediate_size, "expert", cdiv(experts, ep), whole=ep > 1,
+                     width=m.moe_latent_size)
+    if m.moe_latent_size:  # the routed experts' way in and out of their narrower space
+        out += [(Tensor("latent_in", m.moe_latent_size, h), 1), (Tensor("latent_out", h, m.moe_latent_size), 1)]
     if m.shared_expert_intermediate_size:
         out += _matrices(m, "shared_expert", m.shared_expert_intermediate_size, "linear", 1)
         if m.shared_expert_gate:

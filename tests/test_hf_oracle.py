@@ -1,7 +1,8 @@
 """transformers as an independent oracle for the cache (issue #20): each corpus config that transformers 5.x can
 build is built on torch's meta device (no memory, no weights), run forward over 1 and then 3 tokens with a
 cache, and every floating-point tensor its cache holds afterwards is counted. The growth per token and the
-fixed remainder must equal kvdash's hf-sdpa cache per token and state per sequence, to the byte.
+fixed remainder must equal kvdash's hf-sdpa cache per token and state per sequence, to the byte, and the
+parameters transformers builds must equal kvdash's count.
 
 This shares nothing with kvdash's readers: transformers reads the config with its own classes and allocates what
 its own modeling code caches. Configs it cannot build are listed below with the reason; those keep their hand
@@ -47,6 +48,10 @@ CANNOT_BUILD = {
 # per-token cache is checked, the fixed part (kvdash: the cross-attention K/V over the source) is not.
 CROSS_ATTENTION = {"llama-3.2-90b-vision-instruct", "whisper-base", "whisper-large-v3-turbo", "whisper-large-v3",
                    "whisper-small"}
+# Parameter counts that differ from what transformers builds, for a reason outside kvdash's count: a copy
+# trimmed of `q_lora_rank: null`, which transformers then defaults to 1,536; Gemma-3's multimodal wrappers,
+# whose vision tower AutoModelForCausalLM builds and kvdash estimates apart (encoder_params).
+PARAMS_DIFFER = {"deepseek-v2-lite", "gemma-3-27b-it", "gemma-3-4b-it", "medgemma-27b-it"}
 SIZED = [rid for rid, r in RECORDS.items() if "refused" not in r["expected"]]
 
 
@@ -62,9 +67,10 @@ def _tensors(x):
 
 
 @cache
-def transformers_cache(rid: str) -> tuple[int, int] | str:
-    """(bytes per token, fixed bytes per sequence) transformers' cache holds for the config at batch 1, bf16; or
-    why transformers cannot build it."""
+def transformers_cache(rid: str) -> tuple[int, int, int] | str:
+    """(bytes per token, fixed bytes per sequence) transformers' cache holds for the config at batch 1, bf16,
+    and the parameters it builds (with the routers' score-correction biases, which it keeps as buffers but the
+    checkpoints store); or why transformers cannot build it."""
     hf_logging.set_verbosity_error()
     try:
         with warnings.catch_warnings():
@@ -82,18 +88,23 @@ def transformers_cache(rid: str) -> tuple[int, int] | str:
     except (ValueError, RuntimeError, KeyError, TypeError, StrictDataclassFieldValidationError) as e:
         return f"{type(e).__name__}: {e}"
     per_token = (held[1] - held[0]) // 2
-    return per_token, held[0] - per_token
+    params = sum(p.numel() for p in model.parameters())
+    params += sum(b.numel() for name, b in model.named_buffers() if name.endswith("e_score_correction_bias"))
+    return per_token, held[0] - per_token, params
 
 
 @pytest.mark.parametrize("rid", [rid for rid in SIZED if rid not in CANNOT_BUILD])
 def test_hf_cache_equals_what_transformers_allocates(rid):
     got = transformers_cache(rid)
     assert not isinstance(got, str), got
-    per_token, fixed = got
-    b = breakdown(model_from_config(RECORDS[rid]["config"]), Scenario(prompt_tokens=1, runtime="hf-sdpa"))
+    per_token, fixed, params = got
+    m = model_from_config(RECORDS[rid]["config"])
+    b = breakdown(m, Scenario(prompt_tokens=1, runtime="hf-sdpa"))
     assert b.kv_bytes_per_token == per_token
     if rid not in CROSS_ATTENTION:
         assert b.state_bytes_per_seq == fixed
+    if rid not in PARAMS_DIFFER:
+        assert m.params - m.encoder_params == params
 
 
 def test_the_configs_transformers_cannot_build_are_the_listed_ones():
