@@ -115,3 +115,19 @@ def test_rwkv4_has_a_fixed_state_and_no_cache():
     assert any("do not serve RWKV" in w for w in m.warnings)
     with pytest.raises(KvdashError, match="RWKV-5/6/7"):
         model_from_config(c | {"model_type": "rwkv6"})
+
+
+def test_glm4_moe_reads_deepseeks_expert_layout():
+    # GLM-4.7's shape (zai-org/GLM-4.7 config.json as its Hub page shows it): 92 layers, 96 query heads and 8 K/V
+    # heads of an explicit 128 (5,120 / 96 is not an integer), q/k/v biases and q/k norms; 160 routed experts
+    # of 1,536, 8 a token, one shared expert, the first 3 layers dense (Glm4MoeConfig, modeling_glm4_moe.py)
+    c = dict(model_type="glm4_moe", hidden_size=5120, num_attention_heads=96, num_key_value_heads=8, head_dim=128,
+             num_hidden_layers=92, intermediate_size=12_288, moe_intermediate_size=1536, n_routed_experts=160,
+             num_experts_per_tok=8, n_shared_experts=1, first_k_dense_replace=3, attention_bias=True,
+             use_qk_norm=True, vocab_size=151_552, partial_rotary_factor=0.5, tie_word_embeddings=False)
+    m = model_from_config(c)
+    assert not m.warnings and m.moe_mask == (False,) * 3 + (True,) * 89
+    assert m.shared_expert_intermediate_size == 1536 and m.router_bias
+    assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 92 * 8 * (128 + 128) * 2 == 376_832
+    names = {t.name for t in m.layers[0].tensors(5120)}
+    assert {"q_bias", "k_bias", "v_bias", "q_norm", "k_norm"} <= names and "o_bias" not in names
