@@ -318,6 +318,24 @@ def _olmo2(f: _Fields, name: str, mt: str) -> ModelSpec:
     return _with_specs(f, name, kinds, tie_word_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _minimax_m2(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """MiniMax-M2 (modeling_minimax_m2.py): grouped-query attention with RMSNorms over the whole q and k
+    projections (q_norm of heads x head_dim), head_dim as stored; every layer routes to `num_local_experts`
+    experts of `intermediate_size` with a score-correction bias (e_score_correction_bias). In this lineage an
+    `attn_type_list` entry of 0 is a lightning (linear) attention layer, which kvdash does not model: refused."""
+    n, (_, heads, kv, hd) = _layers(f), _heads(f)
+    kinds = f.list("attn_type_list")
+    if kinds is not None and (len(kinds) != n or any(k != 1 for k in kinds)):
+        raise KvdashError("config field 'attn_type_list' has lightning (linear) attention layers (0), which kvdash "
+                          "does not model for minimax_m2")
+    attn = FullAttention(heads, kv, hd, qk_norm=f.bool("use_qk_norm", True), qk_norm_full=True)
+    inter = f.int("intermediate_size", hi=LIMITS["expert_intermediate_size"])
+    return _with_specs(f, name, [attn] * n, n_experts=f.int("num_local_experts", hi=LIMITS["n_experts"]),
+                       experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+                       expert_intermediate_size=inter, router_bias=f.bool("use_routing_bias", True),
+                       tie_word_embeddings=f.bool("tie_word_embeddings", False))
+
+
 def _smollm3(f: _Fields, name: str, mt: str) -> ModelSpec:
     """SmolLM3 (modeling_smollm3.py): Llama with no rotary positions on every 4th layer (no_rope_layers:
     nothing for the cache) and a tied head by default; with use_sliding_window, the no-rope layers slide
@@ -731,6 +749,7 @@ BUILDERS = {
     "olmo2": _olmo2,
     "olmo3": _olmo2,
     "smollm3": _smollm3,
+    "minimax_m2": _minimax_m2,
     "recurrent_gemma": _recurrent_gemma,
     "llama4": _llama4,
     "llama4_text": _llama4,

@@ -131,3 +131,18 @@ def test_glm4_moe_reads_deepseeks_expert_layout():
     assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 92 * 8 * (128 + 128) * 2 == 376_832
     names = {t.name for t in m.layers[0].tensors(5120)}
     assert {"q_bias", "k_bias", "v_bias", "q_norm", "k_norm"} <= names and "o_bias" not in names
+
+
+def test_minimax_m2_norms_whole_projections_and_routes_every_layer():
+    # MiniMax-M2's shape (amd/MiniMax-M2.7-BF16's config): 62 layers, 48 query and 8 K/V heads of 128,
+    # 256 experts of 1,536, 8 a token, q/k RMSNorms over the whole projections (modeling_minimax_m2.py)
+    c = dict(model_type="minimax_m2", hidden_size=3072, num_attention_heads=48, num_key_value_heads=8, head_dim=128,
+             num_hidden_layers=62, intermediate_size=1536, num_local_experts=256, num_experts_per_tok=8,
+             use_qk_norm=True, qk_norm_type="per_layer", use_routing_bias=True, vocab_size=200_064,
+             attn_type_list=[1] * 62, rotary_dim=64, tie_word_embeddings=False)
+    m = model_from_config(c)
+    assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 62 * 8 * 256 * 2 == 253_952
+    norms = {t.name: t.numel(1) for t in m.layers[0].tensors(3072) if t.name.endswith("_norm")}
+    assert norms == {"q_norm": 48 * 128, "k_norm": 8 * 128} and m.router_bias and not m.warnings
+    with pytest.raises(KvdashError, match="lightning"):
+        model_from_config(c | {"attn_type_list": [0] + [1] * 61})
