@@ -39,7 +39,8 @@ for g in gpus.values():
         f"headroom ({unit})": round(to_unit(b.headroom, unit), 2),
         f"largest batch at {scenario.context:,} tokens": max_batch(model, scenario, g),
         f"longest context at batch {scenario.batch:,}": max_context(model, scenario, g),
-        "GPUs needed (tensor parallel)": needed if needed else "more than 64",
+        # text throughout: a column of numbers and words would not serialise to Arrow (Streamlit falls back)
+        "GPUs needed (tensor parallel)": f"{needed:,}" if needed else "more than 64",
         "usable memory from": g.usable_basis,
     })
 table = pd.DataFrame(rows)
