@@ -475,7 +475,8 @@ def _gemma4(f: _Fields, name: str, mt: str) -> ModelSpec:
                 "gates); small scalars are not"] if ple else []
     if f.bool("enable_moe_block", False):
         kw.update(n_experts=f.int("num_experts"), experts_per_token=f.int("top_k_experts"),
-                  expert_intermediate_size=f.int("expert_intermediate_size"), n_shared_experts=1,
+                  expert_intermediate_size=f.int("moe_intermediate_size", "expert_intermediate_size"),
+                  n_shared_experts=1,
                   shared_expert_intermediate_size=f.int("intermediate_size"))
         warnings.append("Gemma-4's dense MLP beside the experts is counted as a shared expert")
     spec = _with_specs(f, name, specs, **kw)
@@ -769,6 +770,7 @@ BUILDERS = {
     "cohere": _cohere,
     "cohere2": _cohere,
     "exaone4": _exaone4,
+    "exaone4_5_text": _exaone4,  # EXAONE-4.5's text model (under its multimodal wrapper's text_config)
     "bart": _bart,
     "mbart": _bart,
     "gptj": _gptj,

@@ -368,7 +368,9 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
         v_head_dim=f.int("v_head_dim", hi=LIMITS["v_head_dim"]),
     ) if latent else {}
     if experts:
-        kw.update(_deepseek_moe(f, n, experts, router_bias=f.str("topk_method", "") == "noaux_tc"))
+        # DeepSeek-V3's noaux_tc router keeps a score-correction bias; GLM-4.7-Flash's (glm4_moe_lite) always does
+        bias = f.str("topk_method", "") == "noaux_tc" or mt == "glm4_moe_lite"
+        kw.update(_deepseek_moe(f, n, experts, router_bias=bias))
     if not latent:
         return _common(f, name, **kw)
     hidden = f.int("hidden_size", hi=LIMITS["hidden_size"])
@@ -495,6 +497,7 @@ BUILDERS = {
     "kimi_k2": _deepseek,
     "deepseek_v32": _deepseek,
     "glm4_moe": _glm4_moe,
+    "glm4_moe_lite": _deepseek,  # GLM-4.7-Flash: latent attention, DeepSeek's expert layout
     "glm_moe_dsa": _deepseek,
     # vision-language models whose language model is one of the above (read under its own name)
     "qwen2_vl": lambda f, name, mt: _qwen(f, name, "qwen2"),
