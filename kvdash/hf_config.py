@@ -130,8 +130,10 @@ ENCODER_ONLY = frozenset({"bert", "roberta", "xlm-roberta", "xlm_roberta", "dist
 # Families whose memory kvdash knows it cannot size from standard fields (the generic reader would give them a
 # KV cache they do not keep): refused by name rather than guessed.
 NOT_MODELLED = {
-    t: "RWKV-5/6/7 keep a per-head matrix state per layer and no KV cache, which kvdash does not model yet "
-       "(RWKV-4, model_type rwkv, is)" for t in ("rwkv5", "rwkv6", "rwkv7", "rwkv_5", "rwkv_6", "rwkv_7")}
+    **{t: "RWKV-5/6/7 keep a per-head matrix state per layer and no KV cache, which kvdash does not model yet "
+          "(RWKV-4, model_type rwkv, is)" for t in ("rwkv5", "rwkv6", "rwkv7", "rwkv_5", "rwkv_6", "rwkv_7")},
+    **{t: "Hunyuan's per-layer expert lists (moe_topk, num_shared_expert) and cross-layer K/V sharing (use_cla, "
+          "cla_share_factor) are not modelled yet" for t in ("hunyuan", "hunyuan_v1_moe")}}
 _FAMILY_FIELDS = {
     "hybrid_override_pattern": ("nemotron_h",),
     "attn_layer_period": ("jamba",),

@@ -146,3 +146,12 @@ def test_minimax_m2_norms_whole_projections_and_routes_every_layer():
     assert norms == {"q_norm": 48 * 128, "k_norm": 8 * 128} and m.router_bias and not m.warnings
     with pytest.raises(KvdashError, match="lightning"):
         model_from_config(c | {"attn_type_list": [0] + [1] * 61})
+
+
+def test_hunyuan_is_refused_by_name_not_with_a_missing_field():
+    # Hunyuan-A13B's family: per-layer expert lists and cross-layer K/V sharing that kvdash does not model yet
+    c = dict(model_type="hunyuan", hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+             num_hidden_layers=32, intermediate_size=3072, vocab_size=128_167, num_experts=64, moe_topk=[8] * 32,
+             use_cla=False, cla_share_factor=2)
+    with pytest.raises(KvdashError, match="Hunyuan's per-layer expert lists"):
+        model_from_config(c)
