@@ -2,8 +2,8 @@
 the rows both answer. Run it with a Python where aiconfigurator 0.12.0 is installed (it ships its kernel data;
 it needs no network for the models it bundles), not in kvdash's environment:
 
-    python3 -m venv /tmp/aicvenv && /tmp/aicvenv/bin/pip install aiconfigurator==0.12.0
-    /tmp/aicvenv/bin/python benchmarks/aic_baseline.py GITDIR OUT.csv [EVERY]
+    python3 -m venv AICVENV && AICVENV/bin/pip install aiconfigurator==0.12.0
+    AICVENV/bin/python benchmarks/aic_baseline.py GITDIR OUT.csv [EVERY]
 
 EVERY > 1 estimates every EVERY-th row only (about 1 s a row on two cores; the comparison is then on that
 sample). Rows already in OUT.csv are kept and skipped, so an interrupted run resumes.
