@@ -368,8 +368,8 @@ def _deepseek(f: _Fields, name: str, mt: str) -> ModelSpec:
         v_head_dim=f.int("v_head_dim", hi=LIMITS["v_head_dim"]),
     ) if latent else {}
     if experts:
-        # DeepSeek-V3's noaux_tc router keeps a score-correction bias; GLM-4.7-Flash's (glm4_moe_lite) always does
-        bias = f.str("topk_method", "") == "noaux_tc" or mt == "glm4_moe_lite"
+        # DeepSeek-V3's noaux_tc router keeps a score-correction bias; the later families' always do
+        bias = f.str("topk_method", "") == "noaux_tc" or mt in ("glm4_moe_lite", "deepseek_v32", "glm_moe_dsa")
         kw.update(_deepseek_moe(f, n, experts, router_bias=bias))
     if not latent:
         return _common(f, name, **kw)
