@@ -38,6 +38,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from kvdash.gpus import get_gpu  # noqa: E402
+from kvdash.kernels import catalog_peaks  # noqa: E402
 
 DATA = "aic-core/src/aiconfigurator_core/systems/data"
 GPUS = {"a100_sxm": "nvidia-a100-sxm4-80gb", "h100_sxm": "nvidia-h100-sxm5", "h200_sxm": "nvidia-h200-sxm",
@@ -246,9 +247,8 @@ def allreduce(df: pd.DataFrame) -> dict:
 
 def derive(repo: Repo, aic_gpu: str) -> dict:
     gpu = get_gpu(GPUS[aic_gpu])
-    peaks = {"bandwidth": gpu.bandwidth_gbps * 1e9, "bf16": (gpu.bf16_tflops or 0) * 1e12,
-             "fp8": (gpu.fp8_tflops or 0) * 1e12, "fp8-block": (gpu.fp8_tflops or 0) * 1e12,
-             "nvfp4": (gpu.fp4_tflops or 0) * 1e12, "mxfp4": (gpu.fp4_tflops or 0) * 1e12}
+    peaks = catalog_peaks(gpu)  # kvdash.kernels' peaks, under the weight formats' names too
+    peaks |= {alias: peaks[base] for alias, base in (("fp8-block", "fp8"), ("mxfp4", "nvfp4")) if base in peaks}
     engines = {}
     for engine in VERSIONS:
         tables, versions = {}, {}

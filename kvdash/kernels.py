@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from kvdash.errors import KvdashError
+
 TABLES_DIR = Path(__file__).resolve().parent.parent / "data" / "gpu_tables"
 # which GEMM table answers for a weight format: its own, else the 16-bit kernels that dequantize it
 GEMM_FORMAT = {"fp8": "fp8", "fp8-channel": "fp8", "fp8-block": "fp8-block", "nvfp4": "nvfp4", "mxfp4": "nvfp4"}
@@ -62,17 +64,24 @@ class Ceilings:
     memory_eff: float = 0.8  # the spec sheet's shares, where no table answers
     compute_eff: float = 0.7
     cache_eff: float = 0.8
+    gpu_name: str = ""
 
     def rate(self, fmt: str) -> float:
-        """Peak dense FLOP/s of matrix products in `fmt` (fp8 on fp8 tensor cores, fp4 on fp4 ones where the GPU
-        has them; the rest in bf16)."""
+        """Peak dense FLOP/s the matrix products of `fmt` run at: fp8 formats (per tensor, channel or block) on
+        fp8 tensor cores; NVFP4/MXFP4 on fp4 tensor cores where the GPU has them (Blackwell); fp32 at fp32; the
+        rest in bf16 (weight-only int formats, and fp4 on GPUs without an fp4 path such as Hopper, dequantize
+        to bf16 in the kernel)."""
         if fmt == "fp32":
-            return self.peaks.get("fp32") or self.peaks["bf16"] / 2
-        if fmt.startswith("fp8"):
-            return self.peaks.get("fp8") or self.peaks["bf16"]
-        if fmt in ("nvfp4", "mxfp4"):
-            return self.peaks.get("nvfp4") or self.peaks["bf16"]
-        return self.peaks["bf16"]
+            r = self.peaks.get("fp32")
+        elif fmt.startswith("fp8"):
+            r = self.peaks.get("fp8") or self.peaks.get("bf16")
+        elif fmt in ("nvfp4", "mxfp4"):
+            r = self.peaks.get("nvfp4") or self.peaks.get("bf16")
+        else:
+            r = self.peaks.get("bf16")
+        if not r:
+            raise KvdashError(f"the catalog has no {fmt} matrix rate for {self.gpu_name or self.gpu_id}")
+        return r
 
     def _table_util(self, key: str, fmt: str, x: float) -> float | None:
         t = self.tables.get(key, {}).get(fmt)
@@ -112,7 +121,7 @@ class Ceilings:
             return 0.0
         util = (self._table_util("mla_prefill", "bf16", flops) if latent else None) or \
             self._table_util("prefill_attention", "bf16", flops)
-        return flops / (self.peaks["bf16"] * (util or self.compute_eff))
+        return flops / (self.rate("bf16") * (util or self.compute_eff))
 
     def allreduce_s(self, nbytes: float, n_gpus: int, link_bytes_per_s: float, latency_s: float) -> float | None:
         """One all-reduce of `nbytes` per GPU over `n_gpus`: the engine's measured all-reduce (the nearest GPU
@@ -133,14 +142,19 @@ def _load(gpu_id: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def spec_sheet(gpu, engine: str = "", memory_eff: float = 0.8, compute_eff: float = 0.7,
-               cache_eff: float = 0.8) -> Ceilings:
+def catalog_peaks(gpu) -> dict:
+    """The catalog's peaks of a GPU that it states: bandwidth in B/s, dense FLOP/s by tensor-core format."""
     peaks = {"bandwidth": gpu.bandwidth_gbps * 1e9, "bf16": (gpu.bf16_tflops or 0) * 1e12,
              "fp8": (gpu.fp8_tflops or 0) * 1e12, "nvfp4": (gpu.fp4_tflops or 0) * 1e12,
              "fp32": (gpu.fp32_tflops or 0) * 1e12}
+    return {k: v for k, v in peaks.items() if v}
+
+
+def spec_sheet(gpu, engine: str = "", memory_eff: float = 0.8, compute_eff: float = 0.7,
+               cache_eff: float = 0.8) -> Ceilings:
     return Ceilings(gpu.id, engine, False, f"the spec sheet of {gpu.name} at {memory_eff:.0%} of its bandwidth and "
                     f"{compute_eff:.0%} of its dense FLOP/s (no kernel measurements of this GPU and engine)",
-                    {k: v for k, v in peaks.items() if v}, {}, memory_eff, compute_eff, cache_eff)
+                    catalog_peaks(gpu), {}, memory_eff, compute_eff, cache_eff, gpu.name)
 
 
 def ceilings(gpu, engine: str, memory_eff: float = 0.8, compute_eff: float = 0.7, cache_eff: float = 0.8) -> Ceilings:
@@ -151,7 +165,7 @@ def ceilings(gpu, engine: str, memory_eff: float = 0.8, compute_eff: float = 0.7
         return spec_sheet(gpu, engine, memory_eff, compute_eff, cache_eff)
     versions = ", ".join(sorted({f"{engine} {v}" for v in tables["versions"].values()}))
     return Ceilings(gpu.id, engine, True, f"kernel measurements of {versions} on {gpu.name} ({data['source']})",
-                    data["peaks"], tables, memory_eff, compute_eff, cache_eff)
+                    data["peaks"], tables, memory_eff, compute_eff, cache_eff, gpu.name)
 
 
 def measured_gpus() -> tuple[str, ...]:

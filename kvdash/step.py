@@ -34,7 +34,7 @@ from kvdash.breakdown import activation_dtype, scenario_stages
 from kvdash.dtypes import get_dtype, high_precision
 from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
-from kvdash.kernels import Ceilings, ceilings
+from kvdash.kernels import Ceilings, ceilings, spec_sheet
 from kvdash.model import ModelSpec
 from kvdash.params import layer_tensors, matrix_params
 from kvdash.runtimes import get_runtime
@@ -106,21 +106,8 @@ def link_bytes_per_s(gpu) -> float:
 
 
 def matrix_rate(gpu, weights_dtype: str) -> float:
-    """Peak dense FLOP/s the matrix products run at: fp8 formats (per-tensor or block-scaled) on fp8
-    tensor cores; NVFP4/MXFP4 on fp4 tensor cores where the GPU has them (Blackwell); fp32 at fp32; the
-    rest in bf16 (weight-only int formats, and fp4 on GPUs without an fp4 path such as Hopper, dequantize
-    to bf16 in the kernel)."""
-    if weights_dtype == "fp32":
-        rate = gpu.fp32_tflops
-    elif weights_dtype.startswith("fp8"):
-        rate = gpu.fp8_tflops or gpu.bf16_tflops
-    elif weights_dtype in ("nvfp4", "mxfp4"):
-        rate = gpu.fp4_tflops or gpu.bf16_tflops
-    else:
-        rate = gpu.bf16_tflops
-    if not rate:
-        raise KvdashError(f"the catalog has no {weights_dtype} matrix rate for {gpu.name}")
-    return rate * 1e12
+    """Peak dense FLOP/s the matrix products of a weight format run at on `gpu` (kvdash.kernels' rule)."""
+    return spec_sheet(gpu).rate(weights_dtype)
 
 
 def refuse_pipeline(s: Scenario) -> None:

@@ -165,3 +165,12 @@ def test_no_other_module_computes_a_step_time():
             if rate.search(line.split("#")[0]):
                 offenders.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
     assert offenders == []
+
+
+def test_a_gpu_without_a_matrix_rate_is_refused_in_words():
+    # Apple's GPUs state no bf16 tensor rate in the catalog: the step is refused by name, not a KeyError
+    apple = get_gpu("apple-m2-ultra")
+    with pytest.raises(KvdashError, match="no bf16 matrix rate for M2 Ultra"):
+        step_time(preset_model("llama-3.2-1b"), Scenario(), apple, IDEAL, decode=1, decode_ctx=1)
+    with pytest.raises(KvdashError, match="no bf16 matrix rate"):
+        matrix_rate(apple, "bf16")
