@@ -202,7 +202,7 @@ st.write(f"Decode turns compute-bound at batch **{knee:,}** on {gpu.name}." if k
          f"Decode stays memory-bound at any batch at {s.context:,} tokens: each sequence's cache read grows "
          "with the batch as fast as the work does.")
 st.caption(
-    f"time(step) = {params.formula(gpu, s.weights_dtype, s.tp)} (kvdash.step, the serving section's step model; "
+    f"time(step) = {params.formula(gpu, static)} (kvdash.step, the serving section's step model; "
     f"costs: {params.source}). Decode step of {s.batch:,} at {s.prompt_tokens + (s.new_tokens - 1) // 2 + 1:,} "
     f"tokens (mid-generation): {report.decode.flops:,.0f} FLOP, {report.decode.bytes:,.0f} B. Prefill: "
     f"{report.prefill.flops:,.0f} FLOP, {report.prefill.bytes:,.0f} B.")

@@ -288,7 +288,7 @@ def _cmd_speed(args) -> int:
         return 0
     print(f"{m.name} on {gpu.name} x {s.tp}: a static batch of {s.batch:,}, prompt {s.prompt_tokens:,}, "
           f"{s.new_tokens:,} new tokens; step costs {p.name} ({p.source})")
-    print(f"  step time = {p.formula(gpu, s.weights_dtype, s.tp)}")
+    print(f"  step time = {p.formula(gpu, s)}")
     for name, st in (("prefill", r.prefill), ("decode", r.decode)):
         print(f"  {name:<8} {st.seconds * 1e3:>10.3f} ms  {st.bound}-bound: {st.flops:,.0f} FLOP, {st.bytes:,.0f} B "
               f"(compute {st.compute_s * 1e3:.3f} ms, memory {st.memory_s * 1e3:.3f} ms, "

@@ -70,15 +70,20 @@ class StepCosts:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100 seconds, not {v!r}")
 
-    def formula(self, gpu, weights_dtype: str, tp: int = 1) -> str:
-        """The step-time formula with these costs and this GPU's peaks filled in."""
-        text = (f"max(FLOPs / ({matrix_rate(gpu, weights_dtype) / 1e12:,.1f} TFLOP/s for {weights_dtype} × "
-                f"{self.compute_eff:.2f}), weight bytes / ({gpu.bandwidth_gbps:,.0f} GB/s × {self.memory_eff:.2f}) "
-                f"+ cache bytes / ({gpu.bandwidth_gbps:,.0f} GB/s × {self.cache_eff:.2f})) + "
-                f"{self.step_overhead_s * 1e3:.3f} ms + layers × ({self.layer_overhead_s * 1e6:.1f} µs + decodes × "
-                f"{self.seq_overhead_s * 1e6:.2f} µs)")
-        if tp > 1:
-            text += (f" + 2 all-reduces per layer ({self.allreduce_latency_s * 1e6:.0f} µs + 2 ({tp} − 1) / {tp} × "
+    def formula(self, gpu, s: Scenario) -> str:
+        """The step-time formula of `step_time` with these costs, the scenario's ceilings on `gpu` and its peaks
+        filled in."""
+        c = step_ceilings(s, gpu, self)
+        share = (f"the share of peak its kernels reach at that size ({c.source})" if c.measured else
+                 f"{self.compute_eff:.2f} of FLOP/s or {self.memory_eff:.2f} of bandwidth ({self.cache_eff:.2f} for "
+                 "the cache; spec sheet)")
+        text = (f"Σ over the step's kernels (each GEMM and the LM head, the touched experts, attention) of "
+                f"max(FLOPs / {c.rate(s.weights_dtype) / 1e12:,.1f} TFLOP/s for {s.weights_dtype}, bytes / "
+                f"{c.peaks['bandwidth'] / 1e9:,.0f} GB/s) ÷ {share} + {self.step_overhead_s * 1e3:.3f} ms + layers × "
+                f"({self.layer_overhead_s * 1e6:.1f} µs + decodes × {self.seq_overhead_s * 1e6:.2f} µs)")
+        if s.tp > 1:
+            text += (" + 2 all-reduces per layer (the engine's measured all-reduce)" if c.tables.get("allreduce") else
+                     f" + 2 all-reduces per layer ({self.allreduce_latency_s * 1e6:.0f} µs + 2 ({s.tp} − 1) / {s.tp} × "
                      f"hidden bytes / {gpu.link_gbps:,.0f} GB/s one way)")
         return text
 
