@@ -174,3 +174,11 @@ def test_a_gpu_without_a_matrix_rate_is_refused_in_words():
         step_time(preset_model("llama-3.2-1b"), Scenario(), apple, IDEAL, decode=1, decode_ctx=1)
     with pytest.raises(KvdashError, match="no bf16 matrix rate"):
         matrix_rate(apple, "bf16")
+
+
+def test_the_printed_formula_names_the_ceilings_the_step_uses():
+    vllm = Scenario(runtime="vllm")
+    f = IDEAL.formula(H100, vllm)
+    assert f.startswith("Σ over the step's kernels") and "kernel measurements of vllm" in f and "989.5 TFLOP/s" in f
+    assert "spec sheet" in IDEAL.formula(get_gpu("nvidia-l4"), vllm)
+    assert "measured all-reduce" in IDEAL.formula(H100, vllm.with_(tp=2))
