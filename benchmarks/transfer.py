@@ -29,6 +29,7 @@ from kvdash.gpus import get_gpu  # noqa: E402
 from kvdash.hf_config import model_from_config  # noqa: E402
 from kvdash.scenario import Scenario  # noqa: E402
 from kvdash.serving import serving  # noqa: E402
+from kvdash.serving_fit import summary  # noqa: E402
 from kvdash.serving_runs import kv_format  # noqa: E402
 
 SAMPLE = "aic-core/src/aiconfigurator_core/systems/silicon_sample.csv"
@@ -72,11 +73,6 @@ def predict(row, m) -> tuple[float, float]:
                  kv_dtype=kv_format(row.backend, str(row.gemm_quant_mode)))
     r = serving(m, s, get_gpu(GPUS[row.system]), int(row.batch_size), int(row.isl), int(row.osl))
     return r.ttft_s * 1e3, r.tpot_s * 1e3
-
-
-def summary(errs: list[float]) -> str:
-    a = sorted(abs(e) for e in errs)
-    return f"{statistics.median(a):.1%} / {a[min(len(a) - 1, int(0.9 * len(a)))]:.0%}" if a else "—"
 
 
 def main(argv=None) -> int:

@@ -276,8 +276,8 @@ def _nemotron_nas(f: _Fields, name: str, mt: str) -> ModelSpec:
             if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not 0 < mult <= 64:
                 raise KvdashError(f"config field 'block_configs[{i}].ffn.ffn_mult' = {_show(mult)} must be a "
                                   "positive number")
-            width = int(2 * mult * hidden / 3)  # DeciLM's _ffn_mult_to_intermediate_size, rounded up to 256
-            widths.append(width if width % 256 == 0 else width + 256 - width % 256)
+            # DeciLM's _ffn_mult_to_intermediate_size: int(2 x ffn_mult x hidden / 3), rounded up to 256
+            widths.append(cdiv(int(2 * mult * hidden / 3), 256) * 256)
         else:
             widths.append(m.int("intermediate_size", hi=LIMITS["intermediate_size"]))
         norms.append(int(not a.bool("no_op", False)) + int(not m.bool("no_op", False)))

@@ -279,8 +279,7 @@ def _gemma(f: _Fields, name: str, mt: str) -> ModelSpec:
             kw["layer_types"] = tuple(SLIDING if i % 2 == 0 else FULL for i in range(n))
         else:
             kw["qk_norm"] = True
-            pattern = f.int("sliding_window_pattern", default=6, hi=LIMITS["n_layers"])
-            kw["layer_types"] = tuple(FULL if (i + 1) % pattern == 0 else SLIDING for i in range(n))
+            kw["layer_types"] = _sliding_pattern(f, n, default=6)
         kw["sliding_window"] = w
         if set(kw["layer_types"]) == {FULL}:
             kw["layer_types"] = ()

@@ -128,7 +128,7 @@ def arrivals(mixed_batches: bool, C: int, isl: int, osl: int, budget: int) -> Ar
     a = 1 if mixed_batches else C
     room = budget - (C - a)
     m = math.ceil(a * isl / room)
-    first = sum(math.ceil(j * isl / room) for j in range(1, a + 1)) / a if a > 1 else m
+    first = sum(math.ceil(j * isl / room) for j in range(1, a + 1)) / a
     groups = C // a
     if groups * m <= m + osl - 1:
         return Arrivals(a, m + osl - 1, groups * m, C - a, a * isl / m, m, first, False)

@@ -27,6 +27,7 @@ overheads are an engine's (fitted in data/engines/) or a static runtime's (RUNTI
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -264,8 +265,7 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
     dc = max(1, round(decode_ctx))
     gemm = experts = 0.0
     ops = layer_ops(m, tp, s.ep, s.weights_dtype, s.experts_dtype)
-    for lo in dict.fromkeys(ops):  # distinct layers once, times how many there are
-        n_layers = ops.count(lo) if len(ops) < 256 else sum(1 for x in ops if x == lo)
+    for lo, n_layers in Counter(ops).items():  # distinct layers once, times how many there are
         t = sum(c.gemm_s(tokens, n, k, f, wb, a) for n, k, wb, f in lo.gemms)
         if lo.experts:
             pairs = tokens * m.experts_per_token / s.ep  # (token, expert) pairs on this GPU, uniform routing
