@@ -15,7 +15,7 @@ from ui.sidebar import render_sidebar
 
 started = time.perf_counter()
 
-st.set_page_config(page_title="kvdash: inference memory", layout="wide")
+st.set_page_config(page_title="kvdash", layout="wide")
 render_sidebar()
 page = st.navigation([
     # the default page is served at "/" (its url_path is only reserved); a hidden alias serves /memory
@@ -29,6 +29,7 @@ page = st.navigation([
     st.Page("app_pages/learn.py", title="Learn", url_path="learn"),
     st.Page("app_pages/memory.py", title="Memory", url_path="memory", visibility="hidden"),
 ])
+st.set_page_config(page_title=f"{page.title} · kvdash")  # each tab says which page it shows
 run_guarded(page)  # errors become an error box; the sidebar and navigation stay
 # Server time of this redraw, read by benchmarks/bench_app.py (a page that stops early skips it).
 st.session_state["_redraw_ms"] = (time.perf_counter() - started) * 1e3

@@ -11,9 +11,10 @@ from kvdash.scenario import Scenario
 from kvdash.solvers import gpus_needed, max_batch, max_context
 from kvdash.units import fmt_bytes, to_unit
 from ui.sidebar import require
+from ui.text import plain
 
 model, scenario, gpu, unit = require()
-st.title(f"{model.name} on every GPU")
+st.title(f"{plain(model.name)} on every GPU")
 st.caption(f"Batch {scenario.batch:,} × {scenario.context:,} tokens, weights {scenario.weights_dtype}, "
            f"KV cache {scenario.kv_dtype}, tensor parallel {scenario.tp} · the activation peak of "
            f"{get_runtime(scenario.runtime).label}"

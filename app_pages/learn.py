@@ -15,6 +15,7 @@ from kvdash.report import formulas
 from kvdash.scenario import Scenario
 from ui.sidebar import selection
 from ui.style import TITLE
+from ui.text import plain
 
 model, scenario, gpu, unit, error = selection()
 lecture = st.toggle("Lecture mode", key="lecture", bind="query-params",
@@ -107,7 +108,7 @@ def selected_model() -> None:
         st.header("The same steps for your model")
         st.info(f"Choose a valid model in the sidebar to see its steps ({error or 'none chosen'}).")
         return
-    st.header(f"The same steps for {model.name}")
+    st.header(f"The same steps for {plain(model.name)}")
     try:
         b = breakdown(model, scenario.with_(new_tokens=0))
     except KvdashError as e:

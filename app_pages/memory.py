@@ -17,6 +17,7 @@ from kvdash.weights import weight_table
 from ui.links import scenario_values
 from ui.sidebar import BOUND, require
 from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS
+from ui.text import plain
 
 INT64_LIMIT = 1 << 63
 
@@ -66,7 +67,7 @@ def composition(b, unit: str) -> go.Figure:
 
 
 model, scenario, gpu, unit = require()
-st.title(f"{model.name}: where the memory goes")
+st.title(f"{plain(model.name)}: where the memory goes")
 st.caption(f"{model.params:,} parameters ({model.active_params:,} active per token) · {model.attention_label} · "
            f"per GPU{' of ' + str(scenario.tp * scenario.pp) if scenario.tp * scenario.pp > 1 else ''} · "
            f"sizes in {unit} ({'2^30' if unit == 'GiB' else '10^9'} bytes)")

@@ -10,10 +10,11 @@ from kvdash.sweep import total_grid
 from kvdash.units import GB, GiB
 from ui.sidebar import require
 from ui.style import SERIES, tidy
+from ui.text import plain
 
 model, scenario, gpu, unit = require()
 scale = GiB if unit == "GiB" else GB
-st.title(f"{model.name}: how memory scales")
+st.title(f"{plain(model.name)}: how memory scales")
 st.caption(f"Per GPU, batch {scenario.batch:,}, sizes in {unit}. Every point is kvdash's breakdown of that scenario.")
 
 top = max(2048, model.max_position_embeddings or 131072)

@@ -10,11 +10,12 @@ from kvdash.presets import load_presets
 from kvdash.startup import DEFAULT_FAMILY, FAMILIES, engine_startup
 from kvdash.units import fmt_bytes
 from ui.sidebar import require
+from ui.text import plain
 
 model, scenario, gpu, unit = require()
 engine = scenario.engine or "vllm"  # the sidebar's engine; vLLM when the sidebar's runtime is not one
 facts = engine_facts(engine)
-st.title(f"Serving {model.name} with {facts.label} on {scenario.tp * scenario.pp} × {gpu.name}")
+st.title(f"Serving {plain(model.name)} with {facts.label} on {scenario.tp * scenario.pp} × {gpu.name}")
 if not scenario.engine:
     st.caption(f"The sidebar's runtime ({scenario.runtime}) is not a serving engine: this page shows vLLM's budget.")
 tokens_default, seqs_default = scenario.with_(runtime=engine, max_num_batched_tokens=0).step_limits(gpu)

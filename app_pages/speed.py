@@ -22,9 +22,10 @@ from kvdash.step import matrix_rate
 from ui.links import CONCURRENCIES
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, tidy
+from ui.text import plain
 
 model, scenario, gpu, unit = require()
-st.title(f"{model.name}: how fast does it serve?")
+st.title(f"{plain(model.name)}: how fast does it serve?")
 st.caption("Predicted by the serving model (its terms below): every kernel of an engine step at the GPU's measured "
            "ceilings where kernel measurements exist, plus the engine's host overheads, fitted to measured H100 runs "
            "(BENCHMARKS.md reports its error there and on other GPUs). Load your own runs below to draw them beside "

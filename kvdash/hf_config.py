@@ -183,6 +183,7 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
         cfg = merged
         break
     f = _Fields(cfg)
+    unnamed = name is None and not f.str("_name_or_path")  # named below from its type and size
     if name is None:
         name = f.str("_name_or_path") or model_type or "custom"
         name = name[:200] or "custom"
@@ -212,8 +213,15 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     if mtp:
         warnings.append(f"{mtp} multi-token-prediction layer(s) are not counted (engines load them only for "
                         "speculative decoding)")
-    return replace(spec, encoder_params=spec.encoder_params + encoder, weights_format=weights,
+    spec = replace(spec, encoder_params=spec.encoder_params + encoder, weights_format=weights,
                    experts_format=experts, warnings=(*spec.warnings, *warnings))
+    # a Hub config.json rarely carries _name_or_path: its parameter count tells gpt-oss-20b from -120b
+    return replace(spec, name=f"{spec.name}, {_count(spec.params)} parameters") if unnamed else spec
+
+
+def _count(n: int) -> str:
+    """A parameter count the way model cards round it: 116.8 B, 135.0 M."""
+    return f"{n / 1e9:,.1f} B" if n >= 10**9 else f"{n / 1e6:,.1f} M"
 
 
 # Module names a checkpoint may leave unquantized that kvdash keeps in 16-bit anyway (matched per

@@ -132,6 +132,12 @@ def test_dimension_sliders_take_exact_values_and_edit_a_preset():
     assert (at.select_slider(key="c_layers").value, at.select_slider(key="c_kv").value,
             at.select_slider(key="c_inter").value) == (32, 8, 14336)
     assert kv_bytes_in_table(at) == 4 * 1000 * 131_072  # the same model, the same cache
+    # ... under its own name, still knowing the context it was trained for (no "unknown" warning)
+    assert at.title[0].value.startswith("Llama-3.1-8B \\(edited\\)")
+    assert at.select_slider(key="c_ctx").value == 131_072
+    assert not [w for w in at.warning if "trained" in w.value]
+    # only valid head counts to drag: the divisors of the 32 query heads
+    assert at.select_slider(key="c_kv").options == ["1", "2", "4", "8", "16", "32"]
     at.select_slider(key="c_kv").set_value(32).run()
     assert kv_bytes_in_table(at) == 4 * 1000 * 32 * 2 * 32 * 128 * 2  # 4x the heads: 512 KiB per token
     at.select_slider(key="c_kv").set_value(1).run()
@@ -252,8 +258,17 @@ def test_custom_architecture():
     assert metrics(at)["KV per token"] == f"{10 * 2 * 64 * 2 * 2:,} B"
     at = run_app(source="custom", c_attn="latent (MLA)", c_layers=4, c_latent=256, c_rope=32)
     assert metrics(at)["KV per token"] == f"{4 * (256 + 32) * 2:,} B"
-    at = run_app(source="custom", c_heads=12, c_kv=5)  # impossible: 12 heads over 5 KV heads
-    assert not at.exception and "multiple of n_kv_heads" in at.error[0].value
+    # 12 query heads over 5 KV heads is impossible: the link's 5 moves to the divisor below, and says so
+    at = run_app(source="custom", c_layers=10, c_heads=12, c_kv=5, c_hd=64)
+    assert not at.exception and not at.error
+    assert at.select_slider(key="c_kv").options == ["1", "2", "3", "4", "6", "12"]
+    assert at.select_slider(key="c_kv").value == 4
+    assert any("5 KV heads do not divide 12 query heads: using 4" in c.value for c in at.caption)
+    assert metrics(at)["KV per token"] == f"{10 * 2 * 4 * 64 * 2:,} B"
+    # the heads change under a valid KV count: 8 KV heads do not divide 12, so they become 6
+    at = run_app(source="custom", c_heads=32, c_kv=8)
+    at.select_slider(key="c_heads").set_value(12).run()
+    assert not at.error and at.select_slider(key="c_kv").value == 6
 
 
 def test_pasted_config_and_malformed_config():

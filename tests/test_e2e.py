@@ -297,3 +297,35 @@ def test_hostile_links_never_break_a_page(page, server, query, expect):
         elif expect == "error":
             assert alerts, where
         assert not any("Traceback" in a or "File \"/" in a for a in alerts), where
+
+
+def test_names_render_as_plain_text_and_each_tab_names_its_page(page, server, tmp_path):
+    """Issue #21, item 5: a config's name is text, not Markdown (bold, links, LaTeX) and cannot reverse the
+    heading with a right-to-left override; a browser tab says which page it shows."""
+    cfg = json.loads((ROOT / "data" / "models" / "qwen3-8b.json").read_text())["config"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg | {"_name_or_path": "**bold** [x](http://e.com) $x^2$ \u202eevil"}))
+    open_page(page, f"{server}/")
+    assert page.title() == "Memory · kvdash"
+    page.locator('[data-testid="stSidebar"]').get_by_text("config.json", exact=True).first.click()
+    page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(str(path))
+    wait_for_metric(page, "KV per token", "147,456 B")
+    heading = page.locator("h1").first
+    assert heading.inner_text().replace("\u2060", "") == "**bold** [x](http://e.com) $x^2$ evil: where the memory goes"
+    assert heading.locator("strong, .katex, a[href*=\"e.com\"]").count() == 0  # (its own anchor link stays)
+    open_page(page, f"{server}/speed")
+    assert page.title() == "Speed · kvdash"
+
+
+def test_kv_heads_slider_offers_only_divisors_of_the_query_heads(page, server):
+    """Issue #21, item 2: a one-stop miss on the KV-heads slider cannot blank the page; a link with an
+    invalid count moves to the divisor below and says so."""
+    open_page(page, f"{server}/?source=custom&c_heads=32&c_kv=31")
+    side = page.locator('[data-testid="stSidebar"]')
+    side.get_by_text("31 KV heads do not divide 32 query heads: using 16.").wait_for()
+    assert page.locator('[data-testid="stMain"] [data-testid="stAlert"]').filter(has_text="multiple").count() == 0
+    wait_for_metric(page, "KV per token", f"{32 * 2 * 16 * 128 * 2:,} B")
+    slider = side.locator('[data-testid="stSlider"]').filter(has_text="KV heads")
+    slider.get_by_role("slider").focus()
+    page.keyboard.press("ArrowRight")  # one stop up: 16 -> 32, never 17
+    wait_for_metric(page, "KV per token", f"{32 * 2 * 32 * 128 * 2:,} B")

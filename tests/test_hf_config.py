@@ -306,3 +306,13 @@ def test_missing_and_oversized_files(tmp_path):
 def test_a_utf8_byte_order_mark_is_accepted():
     cfg = '{"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 2, "vocab_size": 100}'
     assert parse_config_text(b"\xef\xbb\xbf" + cfg.encode()) == parse_config_text("\ufeff" + cfg) == json.loads(cfg)
+
+
+@pytest.mark.parametrize(("record", "name"), [
+    # the gpt-oss model card (arXiv 2508.10925, Table 1): 20.91 B and 116.83 B parameters in total
+    ("gpt-oss-20b", "gpt_oss, 20.9 B parameters"), ("gpt-oss-120b", "gpt_oss, 116.8 B parameters")])
+def test_a_config_without_its_name_is_named_by_type_and_size(record, name):
+    """The Hub's config.json carries no _name_or_path: the two gpt-oss models must not look the same."""
+    cfg = json.loads((CORPUS / f"{record}.json").read_text())["config"]
+    assert "_name_or_path" not in cfg and model_from_config(cfg).name == name
+    assert model_from_config(cfg | {"_name_or_path": "openai/x"}).name == "openai/x"

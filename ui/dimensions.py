@@ -36,7 +36,8 @@ LADDERS: dict[str, list[int]] = {
     "c_layers": [*range(1, 129), 160, 192, 256],
     "c_hidden": _one_half(256, 65536),
     "c_heads": [*range(1, 129), 160, 192, 256],
-    "c_kv": [*range(1, 129)],
+    "c_kv": [*range(1, 129)],  # the sidebar offers only the divisors of the query heads
+    "c_ctx": [0, *_powers(512, 1 << 24)],
     "c_hd": [32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 512],
     "c_inter": _one_half(512, 1 << 18),
     "c_vocab": _one_half(1024, 1 << 18),
@@ -53,9 +54,10 @@ def precise_toggle(where=st) -> bool:
     return where.toggle("Precise values", key=PRECISE, help="number boxes instead of sliders, for exact values")
 
 
-def dimension(label: str, key: str, default: int, seed: dict, where=st, **kw) -> int:
-    """A URL-bound integer: a number box when "Precise values" is on, else a slider over LADDERS[key].
-    `seed` holds the link's parsed values (the first run only), so a linked value is a stop too."""
+def dimension(label: str, key: str, default: int, seed: dict, where=st, ladder=None, **kw) -> int:
+    """A URL-bound integer: a number box when "Precise values" is on, else a slider over `ladder` (by
+    default LADDERS[key]). `seed` holds the link's parsed values (the first run only), so a linked value
+    is a stop too."""
     f = FIELDS[key]
     precise = bool(st.session_state.get(PRECISE))
     current = st.session_state.get(key, seed.get(key, default))
@@ -65,6 +67,7 @@ def dimension(label: str, key: str, default: int, seed: dict, where=st, **kw) ->
     kinds[key] = precise
     if precise:
         return int(where.number_input(label, f.lo, f.hi, default, key=key, bind=Q, **kw))
-    stops = sorted({v for v in LADDERS[key] if f.lo <= v <= f.hi} | {int(current), default})
+    stops = sorted({v for v in (LADDERS[key] if ladder is None else ladder) if f.lo <= v <= f.hi}
+                   | {int(current), default})
     kw.pop("step", None)
     return int(where.select_slider(label, stops, value=default, key=key, bind=Q, **kw))

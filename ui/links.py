@@ -136,7 +136,10 @@ FIELDS: dict[str, Field] = {
     "cmp_n": Field(choices=(2, 3, 4)),
     **{f"cmp_{what}_{i}": Field(choices=choices) for i in range(4) for what, choices in (
         ("model", _presets), ("attn", COMPARE_ATTENTION), ("kv", tuple(DTYPES)), ("w", tuple(DTYPES)))},
-    # the custom architecture (bounds of kvdash.model.LIMITS)
+    # the custom architecture (bounds of kvdash.model.LIMITS); its name and trained context come from the
+    # preset it was edited from ("Edit this model")
+    "c_name": Field(pattern=r"[^\x00-\x1f\x7f]{1,120}"),
+    "c_ctx": Field(0, 1 << 34),
     "c_layers": Field(1, 10_000),
     "c_hidden": Field(1, 1_000_000),
     "c_heads": Field(1, 100_000),

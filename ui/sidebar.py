@@ -76,7 +76,8 @@ def edit_preset(model: ModelSpec) -> None:
     attn = attention_shape(model)
     heads, kv = getattr(attn, "n_heads", None), getattr(attn, "n_kv_heads", None)
     hd = getattr(attn, "head_dim", None) or getattr(attn, "qk_nope_head_dim", None)
-    base = {"c_layers": model.n_layers, "c_hidden": model.hidden_size, "c_heads": heads,
+    base = {"c_name": f"{model.name} (edited)"[:120], "c_ctx": model.max_position_embeddings,
+            "c_layers": model.n_layers, "c_hidden": model.hidden_size, "c_heads": heads,
             "c_kv": kv or heads, "c_hd": hd, "c_inter": model.intermediate_size or 1,
             "c_vocab": model.vocab_size, "c_experts": model.n_experts, "c_topk": model.experts_per_token,
             "c_expert_inter": model.expert_intermediate_size or 1, "c_attn": ATTENTION_CHOICES[0]}
@@ -116,18 +117,44 @@ def custom_spec(v: dict) -> ModelSpec:
     if v["c_experts"]:
         kw.update(n_experts=int(v["c_experts"]), experts_per_token=int(v["c_topk"]),
                   expert_intermediate_size=int(v["c_expert_inter"]))
-    return decoder(name="custom", n_layers=n, hidden_size=int(v["c_hidden"]), n_heads=int(v["c_heads"]),
-                     n_kv_heads=int(v["c_kv"]), head_dim=int(v["c_hd"]), vocab_size=int(v["c_vocab"]),
-                     intermediate_size=int(v["c_inter"]), **kw)
+    return decoder(name=v.get("c_name") or "custom", n_layers=n, hidden_size=int(v["c_hidden"]),
+                   n_heads=int(v["c_heads"]), n_kv_heads=int(v["c_kv"]), head_dim=int(v["c_hd"]),
+                   vocab_size=int(v["c_vocab"]), intermediate_size=int(v["c_inter"]),
+                   max_position_embeddings=int(v.get("c_ctx") or 0), **kw)
+
+
+def divisors(n: int) -> list[int]:
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})
+
+
+def _kv_heads(heads: int) -> int:
+    """KV heads as a slider over the divisors of the query heads (grouped-query attention shares each KV
+    head among heads / kv query heads), so a drag cannot land on an invalid count. A value that no longer
+    divides (the heads changed, a link, a number box) moves to the nearest divisor below, and says so."""
+    valid = divisors(heads)
+    asked = st.session_state.get("c_kv", _SEED.get("c_kv", 8))
+    if asked not in valid:
+        st.session_state["c_kv"] = max(d for d in valid if d <= asked) if asked > 0 else 1
+        st.session_state["_kv_moved"] = (asked, st.session_state["c_kv"])
+        _SEED.pop("c_kv", None)
+    kv = _number("KV heads", "c_kv", max(d for d in valid if d <= 8), ladder=valid,
+                 help=f"a divisor of the {heads:,} query heads: 1 is multi-query, {heads:,} multi-head attention")
+    moved = st.session_state.pop("_kv_moved", None)
+    if moved:
+        st.caption(f"{moved[0]:,} KV heads do not divide {heads:,} query heads: using {moved[1]:,}.")
+    return kv
 
 
 def _custom_model() -> ModelSpec:
     """The 'custom' architecture from sliders (defaults: a Llama-3.1-8B-like shape)."""
-    v = {"c_layers": _number("Layers", "c_layers", 32), "c_hidden": _number("Hidden size", "c_hidden", 4096),
-         "c_heads": _number("Attention heads", "c_heads", 32), "c_kv": _number("KV heads", "c_kv", 8),
-         "c_hd": _number("Head dim", "c_hd", 128), "c_inter": _number("MLP intermediate size", "c_inter", 14336),
-         "c_vocab": _number("Vocabulary", "c_vocab", 128256),
-         "c_attn": st.selectbox("Attention", ATTENTION_CHOICES, key="c_attn", bind=Q)}
+    v = {"c_name": st.text_input("Name", "custom", key="c_name", bind=Q, max_chars=120),
+         "c_layers": _number("Layers", "c_layers", 32), "c_hidden": _number("Hidden size", "c_hidden", 4096),
+         "c_heads": _number("Attention heads", "c_heads", 32)}
+    v |= {"c_kv": _kv_heads(v["c_heads"]), "c_hd": _number("Head dim", "c_hd", 128),
+          "c_inter": _number("MLP intermediate size", "c_inter", 14336),
+          "c_vocab": _number("Vocabulary", "c_vocab", 128256),
+          "c_attn": st.selectbox("Attention", ATTENTION_CHOICES, key="c_attn", bind=Q)}
     if v["c_attn"] == "sliding":
         v["c_window"] = _number("Window (tokens)", "c_window", 4096)
     elif v["c_attn"].startswith("latent"):
@@ -137,6 +164,8 @@ def _custom_model() -> ModelSpec:
     if v["c_experts"]:
         v["c_topk"] = _number("Experts per token", "c_topk", 2)
         v["c_expert_inter"] = _number("Expert FFN size", "c_expert_inter", 14336)
+    v["c_ctx"] = _number("Trained context (0: unknown)", "c_ctx", 131072,
+                         help="the longest sequence the model was trained for (max_position_embeddings)")
     return custom_spec(v)
 
 
