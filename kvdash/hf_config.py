@@ -132,8 +132,12 @@ ENCODER_ONLY = frozenset({"bert", "roberta", "xlm-roberta", "xlm_roberta", "dist
 NOT_MODELLED = {
     **{t: "RWKV-5/6/7 keep a per-head matrix state per layer and no KV cache, which kvdash does not model yet "
           "(RWKV-4, model_type rwkv, is)" for t in ("rwkv5", "rwkv6", "rwkv7", "rwkv_5", "rwkv_6", "rwkv_7")},
-    **{t: "Hunyuan's per-layer expert lists (moe_topk, num_shared_expert) and cross-layer K/V sharing (use_cla, "
-          "cla_share_factor) are not modelled yet" for t in ("hunyuan", "hunyuan_v1_moe")}}
+    # DeepSeek's reference inference/model.py, vLLM's deepseek_v4_attention.py, SGLang's deepseek_v4_memory_pool.py
+    "deepseek_v4": "DeepSeek-V4's compressed sparse attention is not modelled yet: every layer keeps a 128-token "
+                   "window, layers with compress_ratios 4 or 128 one compressed entry per 4 or 128 tokens (the ratio-4 "
+                   "ones an indexer key too) and an fp32 compressor state per sequence, in a 584-byte fp8 row in "
+                   "vLLM and SGLang, with hyper-connections (hc_mult) in the weights",
+}
 _FAMILY_FIELDS = {
     "hybrid_override_pattern": ("nemotron_h",),
     "attn_layer_period": ("jamba",),
@@ -145,7 +149,7 @@ _FAMILY_FIELDS = {
     "layers_block_type": ("nemotron_h",),
     "attn_layer_indices": ("bamba",),
     "ssm_state_size": ("nemotron_h",),
-    "attention_chunk_size": ("llama4", "llama4_text"),
+    "attention_chunk_size": ("llama4", "llama4_text", "mimo_v2_flash"),
     "cross_attention_layers": ("mllama", "mllama_text_model"),
     "num_decoder_layers": ("t5", "mt5", "umt5"),
     "decoder_layers": ("whisper", "bart", "mbart"),

@@ -483,6 +483,96 @@ def _gemma4(f: _Fields, name: str, mt: str) -> ModelSpec:
     return replace(spec, warnings=tuple(warnings))
 
 
+def _mimo_v2(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """MiMo-V2-Flash (vLLM mimo_v2_flash.py, transformers modeling_mimo_v2_flash.py): `hybrid_layer_pattern`
+    1 is a sliding-window layer with its own geometry (swa_num_attention_heads, swa_num_key_value_heads,
+    swa_head_dim, swa_v_head_dim; one learned sink logit per query head with add_swa_attention_sink_bias),
+    0 a full layer; keys are head_dim wide and values v_head_dim (192 and 128: vLLM's DiffKV cache holds
+    each at its own width). The window is `sliding_window_size` tokens, as vLLM allocates it
+    (per_layer_sliding_window; transformers attends to one more, the query). `attention_chunk_size` equals
+    the window and is not chunked attention: neither engine reads it. Layer i routes when
+    moe_layer_freq[i] (n_routed_experts of moe_intermediate_size, no shared expert, a router with a
+    score-correction bias), else a dense MLP of intermediate_size. A config transformers re-saved has
+    `layer_types` and its rule of twice the KV heads on sliding layers instead of the swa_* fields."""
+    n, (_, heads, kv, hd) = _layers(f), _heads(f)
+    vhd = f.int("v_head_dim", default=hd, hi=LIMITS["head_dim"])
+    pattern = f.list("hybrid_layer_pattern")
+    if pattern is not None:
+        if len(pattern) != n or any(p not in (0, 1) for p in pattern):
+            raise KvdashError(f"config field 'hybrid_layer_pattern' must list 0 (full) or 1 (sliding) for each "
+                              f"of the {n} layers")
+        sliding = [p == 1 for p in pattern]
+    else:
+        names = _pattern_list(f, "layer_types", n, {"sliding_attention": True, "full_attention": False})
+        if names is None:
+            raise KvdashError("config is missing 'hybrid_layer_pattern' (or 'layer_types')")
+        sliding = names
+    swa_heads = f.int("swa_num_attention_heads", default=heads, hi=LIMITS["n_heads"])
+    swa = SlidingWindow(n_heads=swa_heads, n_kv_heads=f.int("swa_num_key_value_heads", default=2 * kv,
+                                                           hi=LIMITS["n_kv_heads"]),
+                        head_dim=f.int("swa_head_dim", default=hd, hi=LIMITS["head_dim"]),
+                        v_head_dim=f.int("swa_v_head_dim", default=vhd, hi=LIMITS["head_dim"]),
+                        window=f.int("sliding_window_size", "sliding_window", hi=LIMITS["max_position_embeddings"]))
+    full = FullAttention(n_heads=heads, n_kv_heads=kv, head_dim=hd, v_head_dim=vhd)
+    moe = f.list("moe_layer_freq")
+    if moe is None or len(moe) != n or any(m not in (0, 1, True, False) for m in moe):
+        raise KvdashError(f"config field 'moe_layer_freq' must list 0 (dense) or 1 (experts) for each of the {n} "
+                          "layers")
+    n_swa = sum(sliding)
+    sinks = (n_swa * swa_heads * f.bool("add_swa_attention_sink_bias", False)
+             + (n - n_swa) * heads * f.bool("add_full_attention_sink_bias", False))
+    return _with_specs(f, name, [swa if s else full for s in sliding],
+                       n_experts=f.int("n_routed_experts", "num_local_experts", hi=LIMITS["n_experts"]),
+                       experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+                       expert_intermediate_size=f.int("moe_intermediate_size", hi=LIMITS["expert_intermediate_size"]),
+                       router_bias=True, moe_layers=tuple(bool(m) for m in moe), extra_params=sinks)
+
+
+def _per_layer(f: _Fields, key: str, n: int, default=None) -> int:
+    """A field Hunyuan may give per layer (a list, read by layer index) or once; kvdash's spec takes one value,
+    so a list whose layers differ is refused."""
+    v = f.cfg.get(key, default)
+    values = set(v) if isinstance(v, list) and len(v) == n else {v}
+    if len(values) != 1 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in values):
+        raise KvdashError(f"config field {key!r} must be one non-negative integer, or the same for each of the {n} "
+                          f"layers (kvdash does not model layers that differ)")
+    return values.pop()
+
+
+def _hunyuan(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """Hunyuan (Tencent's remote code `hunyuan`; transformers' hunyuan_v1_dense / hunyuan_v1_moe; vLLM
+    hunyuan_v1.py): grouped-query attention with per-head q/k RMSNorms (use_qk_norm) and the head size
+    `attention_head_dim` (or head_dim); the MoE model routes every layer to `num_experts` experts of
+    moe_intermediate_size (else intermediate_size), top `moe_topk`, beside a shared MLP of intermediate_size x
+    num_shared_expert when use_mixed_mlp_moe (vLLM reads the lists by layer index). Cross-layer attention
+    (use_cla: every cla_share_factor-th layer computes the K/V the next ones read) is refused: transformers'
+    port ignores it, and vLLM builds the sharing layers as encoder-decoder attention its V1 cache cannot
+    hold, so what an engine would allocate is not known."""
+    n = _layers(f)
+    if f.bool("use_cla", False) and f.int("cla_share_factor", default=1) > 1:
+        raise KvdashError("Hunyuan's cross-layer attention (use_cla) is not modelled: transformers ignores it and "
+                          "vLLM cannot cache the sharing layers")
+    if f.bool("use_mla", False):
+        raise KvdashError("Hunyuan's latent attention (use_mla) is not modelled")
+    hidden, heads = f.int("hidden_size", hi=LIMITS["hidden_size"]), f.int("num_attention_heads", hi=LIMITS["n_heads"])
+    hd = f.int("head_dim", "attention_head_dim", default=hidden // heads, hi=LIMITS["head_dim"])
+    kv = f.int("num_key_value_heads", default=heads, hi=LIMITS["n_kv_heads"])
+    bias = f.bool("attention_bias", False)
+    attn = FullAttention(n_heads=heads, n_kv_heads=kv, head_dim=hd, qk_norm=f.bool("use_qk_norm", False),
+                         qkv_bias=bias, o_bias=bias)
+    kw: dict = dict(tie_word_embeddings=f.bool("tie_word_embeddings", True), mlp_bias=f.bool("mlp_bias", False))
+    experts = _per_layer(f, "num_experts", n, default=1)
+    if mt != "hunyuan_v1_dense" and experts > 1:
+        if _per_layer(f, "moe_layer_num_skipped", n, default=0):
+            raise KvdashError("config field 'moe_layer_num_skipped' (dense leading layers) is not modelled for Hunyuan")
+        inter = f.int("intermediate_size", hi=LIMITS["intermediate_size"])
+        shared = _per_layer(f, "num_shared_expert", n, default=1) if f.bool("use_mixed_mlp_moe", False) else 0
+        kw.update(n_experts=experts, experts_per_token=_per_layer(f, "moe_topk", n, default=1),
+                  expert_intermediate_size=_per_layer(f, "moe_intermediate_size", n, default=inter) or inter,
+                  n_shared_experts=shared, shared_expert_intermediate_size=shared * inter)
+    return _with_specs(f, name, [attn] * n, **kw)
+
+
 def _cohere(f: _Fields, name: str, mt: str) -> ModelSpec:
     """Cohere Command-R / Aya (modeling_cohere.py): attention and MLP in parallel after one bias-free
     LayerNorm per layer; optional q/k LayerNorms (`use_qk_norm`); tied head by default. Cohere2 (Command-R7B,
@@ -745,6 +835,10 @@ BUILDERS = {
     "qwen3_5_moe_text": _qwen3_next,
     "lfm2": _lfm2,
     "kimi_linear": _kimi_linear,
+    "mimo_v2_flash": _mimo_v2,
+    "hunyuan": _hunyuan,
+    "hunyuan_v1_moe": _hunyuan,
+    "hunyuan_v1_dense": _hunyuan,
     "nemotron-nas": _nemotron_nas,
     "rwkv": _rwkv,
     "olmo2": _olmo2,

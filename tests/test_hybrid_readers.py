@@ -1,5 +1,8 @@
 """Readers for families without a verbatim config in the corpus, checked by hand from their reference code."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from kvdash.breakdown import breakdown
@@ -7,6 +10,8 @@ from kvdash.errors import KvdashError
 from kvdash.hf_config import model_from_config
 from kvdash.model import attention_shape
 from kvdash.scenario import Scenario
+
+CORPUS = Path(__file__).parent / "data" / "configs"
 
 
 def test_recurrentgemma_2b():
@@ -148,10 +153,39 @@ def test_minimax_m2_norms_whole_projections_and_routes_every_layer():
         model_from_config(c | {"attn_type_list": [0] + [1] * 61})
 
 
-def test_hunyuan_is_refused_by_name_not_with_a_missing_field():
-    # Hunyuan-A13B's family: per-layer expert lists and cross-layer K/V sharing that kvdash does not model yet
+def test_hunyuan_reads_per_layer_lists_and_refuses_cross_layer_attention():
+    # Hunyuan-A13B's shape (its release config.json, tests/data/configs/hunyuan-a13b-instruct.json): 32 layers of
+    # 32 query and 8 K/V heads of attention_head_dim 128 with per-head q/k norms; every layer routes to 64
+    # experts of 3,072, top 8, beside one shared MLP of 3,072 (use_mixed_mlp_moe); the lists are per layer
     c = dict(model_type="hunyuan", hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
-             num_hidden_layers=32, intermediate_size=3072, vocab_size=128_167, num_experts=64, moe_topk=[8] * 32,
-             use_cla=False, cla_share_factor=2)
-    with pytest.raises(KvdashError, match="Hunyuan's per-layer expert lists"):
-        model_from_config(c)
+             attention_head_dim=128, num_hidden_layers=32, intermediate_size=3072, vocab_size=128_167,
+             num_experts=64, moe_topk=[8] * 32, moe_intermediate_size=[3072] * 32, num_shared_expert=[1] * 32,
+             use_mixed_mlp_moe=True, use_qk_norm=True, use_cla=False, cla_share_factor=2, tie_word_embeddings=True)
+    m = model_from_config(c)
+    assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 32 * 8 * 256 * 2 == 131_072
+    # by hand: attention 4,096 x (4,096 + 2 x 1,024) + 4,096 x 4,096 and two 128-wide norms; experts
+    # 64 x 3 x 4,096 x 3,072 and a router of 64 x 4,096; the shared MLP 3 x 4,096 x 3,072; two norms per layer;
+    # the tied embedding 128,167 x 4,096 and the final norm
+    layer = (4096 * 6144 + 4096 * 4096 + 256) + 64 * 3 * 4096 * 3072 + 64 * 4096 + 3 * 4096 * 3072 + 2 * 4096
+    assert m.params == 32 * layer + 128_167 * 4096 + 4096 == 80_393_183_232
+    with pytest.raises(KvdashError, match="cross-layer attention"):
+        model_from_config(c | {"use_cla": True})
+    with pytest.raises(KvdashError, match="'moe_topk' must be one"):
+        model_from_config(c | {"moe_topk": [8] * 31 + [4]})
+
+
+def test_mimo_v2_flash_has_its_own_sliding_geometry():
+    # MiMo-V2-Flash (tests/data/configs/mimo-v2-flash.json; vLLM mimo_v2_flash.py): 9 full layers of 4 K/V heads
+    # and 39 sliding layers of 8, keys 192 and values 128 wide, a 128-token window
+    m = model_from_config(json.loads((CORPUS / "mimo-v2-flash.json").read_text())["config"])
+    assert m.kinds.count("full") == 9 and m.kinds.count("sliding") == 39
+    b = breakdown(m, Scenario(prompt_tokens=65_536))
+    assert b.kv_bytes_per_token == 9 * 4 * 320 * 2 + 39 * 8 * 320 * 2 == 222_720
+    assert b["kv_cache"] == 9 * 2560 * 65_536 + 39 * 5120 * 128 == 1_535_508_480
+    assert m.moe_mask == (False,) + (True,) * 47 and not m.warnings
+
+
+def test_deepseek_v4_is_refused_by_name():
+    with pytest.raises(KvdashError, match="DeepSeek-V4's compressed sparse attention"):
+        model_from_config(dict(model_type="deepseek_v4", hidden_size=4096, num_attention_heads=64,
+                               num_hidden_layers=43, vocab_size=129_280, compress_ratios=[0, 0] + [4, 128] * 20 + [4]))
