@@ -213,7 +213,9 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     if isinstance(cfg.get("audio_config"), dict):
         warnings.append("the audio encoder (audio_config) is not counted in the weights")
     weights, experts = _quantization(cfg.get("quantization_config"), warnings)
-    mtp = f.int("num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0, hi=LIMITS["n_layers"])
+    # MiniMax-M3 declares its drafter's depth as num_mtp_modules (vLLM's minimax_m3 mtp.py builds that many)
+    mtp = f.int("num_mtp_modules", "num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0,
+                hi=LIMITS["n_layers"])
     if mtp:
         warnings.append(f"{mtp} multi-token-prediction layer(s) are not counted (engines load them only for "
                         "speculative decoding)")

@@ -12,6 +12,7 @@ from dataclasses import replace
 from kvdash.errors import KvdashError
 from kvdash.hf_readers import _common, _Fields, _heads, _layers, _pattern_list, _show, _sliding_pattern, _window
 from kvdash.layers import (
+    BlockSparse,
     ChunkedLocal,
     CrossAttention,
     FullAttention,
@@ -333,6 +334,55 @@ def _minimax_m2(f: _Fields, name: str, mt: str) -> ModelSpec:
     return _with_specs(f, name, [attn] * n, n_experts=f.int("num_local_experts", hi=LIMITS["n_experts"]),
                        experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
                        expert_intermediate_size=inter, router_bias=f.bool("use_routing_bias", True),
+                       tie_word_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _minimax_m3(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """MiniMax-M3 (vLLM models/minimax_m3; transformers modeling_minimax_m3_vl.py, whose config reads the
+    release's `sparse_attention_config` the same way): grouped-query attention with per-head q/k norms on
+    every layer; the layers of `sparse_attention_freq` (transformers: layer_types "minimax_m3_sparse") are
+    block-sparse, with a lightning indexer whose key (and, where sparse_disable_index_value is 0, value)
+    is cached per token. Layers of moe_layer_freq (mlp_layer_types "sparse") route to num_local_experts
+    experts of intermediate_size beside n_shared_experts shared ones, the rest are dense MLPs of
+    dense_intermediate_size; the router keeps a score-correction bias."""
+    n, (_, heads, kv, hd) = _layers(f), _heads(f)
+    sparse_cfg = f.cfg.get("sparse_attention_config") or {}
+    if not isinstance(sparse_cfg, dict):
+        raise KvdashError("config field 'sparse_attention_config' must be an object")
+    g = _Fields(sparse_cfg, "sparse_attention_config.")
+
+    def flags(key: str, where: _Fields, default: int) -> list[bool]:
+        v = where.list(key)
+        if v is None:
+            return [bool(default)] * n
+        if len(v) != n or any(x not in (0, 1, True, False) for x in v):
+            raise KvdashError(f"config field {key!r} must list 0 or 1 for each of the {n} layers")
+        return [bool(x) for x in v]
+
+    kinds = _pattern_list(f, "layer_types", n, {"minimax_m3_sparse": True, "full_attention": False})
+    sparse = kinds if kinds is not None else flags("sparse_attention_freq", g, 0)
+    keep_value = [not d for d in flags("sparse_disable_index_value", g, 1)]
+    norm = f.bool("use_qk_norm", True)
+    index = dict(index_dim=f.int("index_head_dim", default=g.int("sparse_index_dim", default=128)),
+                 index_heads=f.int("index_n_heads", default=g.int("sparse_num_index_heads", default=kv)),
+                 block=f.int("index_block_size", default=g.int("sparse_block_size", default=128)),
+                 topk_blocks=f.int("index_topk_blocks", default=g.int("sparse_topk_blocks", default=16)),
+                 local_blocks=f.int("index_local_blocks", default=g.int("sparse_local_block", default=1, lo=0),
+                                    lo=0))
+    full = FullAttention(n_heads=heads, n_kv_heads=kv, head_dim=hd, qk_norm=norm)
+    specs = [BlockSparse(n_heads=heads, n_kv_heads=kv, head_dim=hd, qk_norm=norm, index_values=v, **index) if s
+             else full for s, v in zip(sparse, keep_value, strict=True)]
+    names = _pattern_list(f, "mlp_layer_types", n, {"sparse": True, "dense": False})
+    moe = names if names is not None else flags("moe_layer_freq", f, 1)
+    inter = f.int("intermediate_size", hi=LIMITS["expert_intermediate_size"])
+    shared = f.int("n_shared_experts", default=0, lo=0, hi=LIMITS["n_shared_experts"])
+    return _with_specs(f, name, specs, intermediate_size=f.int("dense_intermediate_size", default=inter),
+                       n_experts=f.int("num_local_experts", hi=LIMITS["n_experts"]),
+                       experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
+                       expert_intermediate_size=f.int("moe_intermediate_size", default=inter), moe_layers=tuple(moe),
+                       n_shared_experts=shared,
+                       shared_expert_intermediate_size=f.int("shared_intermediate_size", default=inter) * shared,
+                       router_bias=f.bool("use_routing_bias", True),
                        tie_word_embeddings=f.bool("tie_word_embeddings", False))
 
 
@@ -836,6 +886,9 @@ BUILDERS = {
     "lfm2": _lfm2,
     "kimi_linear": _kimi_linear,
     "mimo_v2_flash": _mimo_v2,
+    "minimax_m3": _minimax_m3,
+    "minimax_m3_vl": _minimax_m3,
+    "minimax_m3_vl_text": _minimax_m3,
     "hunyuan": _hunyuan,
     "hunyuan_v1_moe": _hunyuan,
     "hunyuan_v1_dense": _hunyuan,

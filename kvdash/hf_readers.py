@@ -150,7 +150,8 @@ def _sliding_pattern(f: _Fields, n: int, default: int | None = None,
     Exaone4Config build layer_types by that expression; Gemma-3 by the same rule); 0 means no sliding layer.
     A string of L (local: sliding) and G (global: full) repeats from layer 0 (Exaone4Config's docstring,
     which adds that the final layer is then always global: `last_full`)."""
-    raw = f.cfg.get("sliding_window_pattern", default)
+    raw = f.cfg.get("sliding_window_pattern")
+    raw = default if raw is None else raw  # an explicit null is no pattern, as an absent key
     if raw is None:
         return None
     if isinstance(raw, str):

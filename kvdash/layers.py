@@ -453,6 +453,84 @@ class FullAttention(_EveryToken):
 
 
 @dataclass(frozen=True)
+class BlockSparse(FullAttention):
+    """Block-sparse attention (MiniMax-M3; vLLM models/minimax_m3 sparse_attention.py and indexer.py,
+    transformers' MiniMaxM3VLIndexer): grouped-query attention whose queries attend to the `topk_blocks`
+    blocks of `block` keys a lightning indexer picks, plus the `local_blocks` before them. The indexer's key,
+    one `index_dim` head per token, is cached beside the K/V in bf16 (vLLM's indexer_kv_dtype default,
+    SGLang and transformers the model's dtype), whatever the K/V cache's dtype, and replicated on every GPU;
+    where the layer keeps its index value (sparse_disable_index_value 0), a value of the same width too."""
+
+    index_dim: int = 0
+    index_heads: int = 0  # the indexer's query heads (weights only: queries are not cached)
+    index_values: bool = False
+    block: int = 128
+    topk_blocks: int = 16
+    local_blocks: int = 1
+
+    label: ClassVar[str] = "block-sparse attention"
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("index_dim", "index_heads", "block", "topk_blocks"):
+            _require(getattr(self, name), 1, 1 << 20, f"{self.label}: {name}")
+        _require(self.local_blocks, 0, 1 << 20, f"{self.label}: local_blocks")
+
+    @property
+    def index_bytes_per_token(self) -> int:
+        return (2 if self.index_values else 1) * self.index_dim * 2
+
+    @property
+    def selected(self) -> int:
+        """Keys a query attends to at most."""
+        return (self.topk_blocks + self.local_blocks) * self.block
+
+    def bytes_per_token(self, kv, tp=1):
+        return super().bytes_per_token(kv, tp) + self.index_bytes_per_token
+
+    def attention_flops(self, queries, context, tp, decode=False):
+        """Each query attends to at most `selected` keys; the indexer scores every earlier key with its heads
+        (replicated: every GPU runs them all)."""
+        indexer = 2 * self.index_heads * self.index_dim * self.attention_pairs(queries, context)
+        return self.flops_per_pair(tp, decode) * _growing_pairs(queries, context, self.selected) + indexer
+
+    def read_bytes(self, kv, tp, context):
+        """A decode reads the selected keys' K/V and every token's index key."""
+        return (super().bytes_per_token(kv, tp) * min(context, self.selected)
+                + self.index_bytes_per_token * context)
+
+    def pair_bytes(self, tp, a, rt=None):
+        """transformers (MiniMaxM3VLIndexer.forward, build_block_mask) scores every key with every indexer head
+        in fp32 and keeps a masked copy (2 x index_heads x 4 B per pair), then builds a mask per query head:
+        the kept blocks and their combination with the causal mask (bool, 1 B each) and the additive mask
+        (a B). Engines select blocks in fused kernels without such tensors."""
+        if rt is not None and rt.hf:
+            return 2 * self.index_heads * 4 + self.n_heads // tp * (2 + a)
+        return 0
+
+    def tensors(self, hidden):
+        d, h = self.index_dim, self.index_heads
+        out = [Tensor("indexer.q_proj", h * d, hidden), Tensor("indexer.k_proj", d, hidden),
+               Tensor("indexer.q_norm", d, role="vector"), Tensor("indexer.k_norm", d, role="vector")]
+        if self.index_values:
+            out += [Tensor("indexer.v_proj", d, hidden), Tensor("indexer.o_proj", hidden, d)]
+        return (*super().tensors(hidden), *out)
+
+    def describe(self, kv, tp):
+        value = " and value" if self.index_values else ""
+        return f"{super().describe(kv, tp)} + the indexer's key{value} {self.index_dim} × 2 B (bf16)"
+
+    @property
+    def short(self):
+        return f"block-sparse top {self.topk_blocks} × {self.block}"
+
+    def as_full(self):
+        return FullAttention(self.n_heads, self.n_kv_heads, self.head_dim, self.v_head_dim, self.qkv_bias,
+                             self.o_bias, self.qk_norm, self.gated_q, self.kv_shared, self.v_from_k,
+                             self.qk_norm_full)
+
+
+@dataclass(frozen=True)
 class SlidingWindow(FullAttention):
     """Self-attention over the last `window` tokens (Mistral-7B-v0.1, Gemma-2/3 local layers, gpt-oss)."""
 

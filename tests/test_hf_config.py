@@ -316,3 +316,13 @@ def test_a_config_without_its_name_is_named_by_type_and_size(record, name):
     cfg = json.loads((CORPUS / f"{record}.json").read_text())["config"]
     assert "_name_or_path" not in cfg and model_from_config(cfg).name == name
     assert model_from_config(cfg | {"_name_or_path": "openai/x"}).name == "openai/x"
+
+
+def test_an_explicit_null_pattern_is_an_absent_one():
+    # Gemma-3 without a pattern uses Gemma3TextConfig's 6 (five sliding, one full); a re-save may write null
+    # (found by the fuzz test: a null made the reader crash)
+    c = json.loads((CORPUS / "gemma-3-1b-it.json").read_text())["config"]
+    c = {k: v for k, v in c.items() if k not in ("layer_types", "sliding_window_pattern", "_sliding_window_pattern")}
+    kinds = model_from_config(c).kinds
+    assert kinds == model_from_config(c | {"sliding_window_pattern": None}).kinds
+    assert kinds[:6] == ("sliding",) * 5 + ("full",)

@@ -37,7 +37,7 @@ CANNOT_BUILD = {
     "internvl2-2b": _NO_CLASS, "kimi-k2.5": _NO_CLASS, "phi-2-msft": _NO_CLASS,
     "llama-3_3-nemotron-super-49b-v1": _NO_CLASS, "llama-3_1-nemotron-ultra-253b-v1": _NO_CLASS,
     "kimi-k2-instruct": _NO_CLASS, "nemotron-h-8b-base-8k": _STRICT, "ling-1t": _NO_CLASS,
-    "hunyuan-a13b-instruct": _NO_CLASS,
+    "hunyuan-a13b-instruct": _NO_CLASS, "minimax-m3": _NO_CLASS,
     "gemma-4-26b-a4b": _META, "exaone-4.5-33b": _NOT_CAUSAL, "deepseek-ocr": _NO_CLASS,
     "qwen3-vl-30b-a3b-instruct": _NOT_CAUSAL, "qwen3-vl-8b-instruct": _NOT_CAUSAL,
     "devstral-small-2-24b-instruct": _NOT_CAUSAL, "flan-t5-base": _NOT_CAUSAL, "flan-t5-large": _NOT_CAUSAL,

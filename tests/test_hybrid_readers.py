@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from kvdash.breakdown import breakdown
+from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
 from kvdash.hf_config import model_from_config
 from kvdash.model import attention_shape
@@ -189,3 +190,31 @@ def test_deepseek_v4_is_refused_by_name():
     with pytest.raises(KvdashError, match="DeepSeek-V4's compressed sparse attention"):
         model_from_config(dict(model_type="deepseek_v4", hidden_size=4096, num_attention_heads=64,
                                num_hidden_layers=43, vocab_size=129_280, compress_ratios=[0, 0] + [4, 128] * 20 + [4]))
+
+
+def test_minimax_m3_caches_an_index_key_on_its_block_sparse_layers():
+    # MiniMax-M3 (tests/data/configs/minimax-m3.json; vLLM models/minimax_m3): 60 GQA layers of 4 K/V heads of
+    # 128, and on the 57 sparse layers one bf16 index key of 128 per token, replicated on every GPU
+    cfg = json.loads((CORPUS / "minimax-m3.json").read_text())["config"]
+    m = model_from_config(cfg)
+    assert m.kinds.count("full") == 60 and sum(hasattr(s, "index_dim") for s in m.layers) == 57
+    assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 60 * 2048 + 57 * 256 == 137_472
+    # tp 4: each GPU one K/V head of the four, the index key whole on each
+    tp4 = breakdown(m, Scenario(prompt_tokens=1, tp=4)).kv_bytes_per_token
+    assert tp4 == 60 * 2 * 128 * 2 + 57 * 256 == 45_312
+    # hand count (the record's derivation): attention, indexer, norms, dense and MoE MLPs, embeddings
+    attn, index = 6144 * 8192 * 2 + 2 * 6144 * 512 + 256, 6144 * 640 + 256
+    moe = 128 * 3 * 6144 * 3072 + 128 * 6144 + 128 + 3 * 6144 * 3072
+    assert m.params == (2 * 200_064 * 6144 + 6144 + 60 * (attn + 2 * 6144) + 57 * index + 3 * 3 * 6144 * 12_288
+                        + 57 * moe) == 426_174_572_928
+    # a decode at 65,536 reads the K/V of the 17 blocks it selects and every token's index key
+    sparse = m.layers[-1]
+    assert sparse.read_bytes(get_dtype("bf16"), 1, 65_536) == 2048 * 17 * 128 + 256 * 65_536
+    # the same model in transformers' form (configuration_minimax_m3_vl.py: layer_types, index_* fields)
+    flat = {k: v for k, v in cfg.items() if k not in ("sparse_attention_config", "moe_layer_freq")}
+    flat |= dict(model_type="minimax_m3_vl_text", layer_types=["full_attention"] * 3 + ["minimax_m3_sparse"] * 57,
+                 mlp_layer_types=["dense"] * 3 + ["sparse"] * 57, index_head_dim=128, index_n_heads=4)
+    assert model_from_config(flat).layers == m.layers
+    # an index value kept (sparse_disable_index_value 0) is cached too
+    keep = cfg | {"sparse_attention_config": cfg["sparse_attention_config"] | {"sparse_disable_index_value": [0] * 60}}
+    assert breakdown(model_from_config(keep), Scenario(prompt_tokens=1)).kv_bytes_per_token == 60 * 2048 + 57 * 512
