@@ -133,10 +133,11 @@ NOT_MODELLED = {
     **{t: "RWKV-5/6/7 keep a per-head matrix state per layer and no KV cache, which kvdash does not model yet "
           "(RWKV-4, model_type rwkv, is)" for t in ("rwkv5", "rwkv6", "rwkv7", "rwkv_5", "rwkv_6", "rwkv_7")},
     # DeepSeek's reference inference/model.py, vLLM's deepseek_v4_attention.py, SGLang's deepseek_v4_memory_pool.py
-    "deepseek_v4": "DeepSeek-V4's compressed sparse attention is not modelled yet: every layer keeps a 128-token "
-                   "window, layers with compress_ratios 4 or 128 one compressed entry per 4 or 128 tokens (the ratio-4 "
-                   "ones an indexer key too) and an fp32 compressor state per sequence, in a 584-byte fp8 row in "
-                   "vLLM and SGLang, with hyper-connections (hc_mult) in the weights",
+    # (model_type deepseek_ref: SGLang's copy of the release config)
+    **{t: "DeepSeek-V4's compressed sparse attention is not modelled yet: every layer keeps a 128-token window, "
+          "layers with compress_ratios 4 or 128 one compressed entry per 4 or 128 tokens (the ratio-4 ones an "
+          "indexer key too) and an fp32 compressor state per sequence, in a 584-byte fp8 row in vLLM and SGLang, "
+          "with hyper-connections (hc_mult) in the weights" for t in ("deepseek_v4", "deepseek_ref")},
 }
 _FAMILY_FIELDS = {
     "hybrid_override_pattern": ("nemotron_h",),
@@ -292,7 +293,7 @@ def _quantization(q, warnings: list) -> tuple[str, str]:
         bits, group = g.int("bits", default=4), g.int("group_size", default=128, lo=-1)
         if bits == 4 and (method == "gptq" or g.bool("zero_point", True)):
             fmt = with_group(f"{method}-int4", group if group > 0 else 1 << 20)
-    elif method == "modelopt":
+    elif method == "modelopt" or (not method and "quant_algo" in q):  # modelopt's hf_quant_config form
         fmt = {"nvfp4": "nvfp4", "fp8": "fp8"}.get((g.str("quant_algo") or "").lower())
     elif method == "compressed-tensors":
         fmt = _compressed_tensors(q, g)

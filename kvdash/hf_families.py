@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kvdash.errors import KvdashError
-from kvdash.hf_readers import _common, _Fields, _heads, _layers, _pattern_list, _show, _sliding_pattern, _window
+from kvdash.hf_readers import (
+    _common,
+    _Fields,
+    _heads,
+    _layers,
+    _pattern_list,
+    _qwen,
+    _show,
+    _sliding_pattern,
+    _window,
+)
 from kvdash.layers import (
     BlockSparse,
     ChunkedLocal,
@@ -77,8 +87,11 @@ _NEMOTRON_H_NAMES = {v: k for k, v in _NEMOTRON_H.items()}
 
 def _nemotron_h(f: _Fields, name: str, mt: str) -> ModelSpec:
     """Nemotron-H (modeling_nemotron_h.py): `hybrid_override_pattern` has one character per block:
-    M Mamba-2, * attention, - MLP, E mixture of experts. Each block is one RMSNorm and one mixer."""
-    n, hidden = _layers(f), f.int("hidden_size", hi=LIMITS["hidden_size"])
+    M Mamba-2, * attention, - MLP, E mixture of experts. Each block is one RMSNorm and one mixer. The newer
+    `layers_block_type` list may stand for num_hidden_layers (Nemotron-3 Ultra's config has only the list)."""
+    listed = f.list("layers_block_type")
+    n = _layers(f) if f.has("num_hidden_layers") or listed is None else len(listed)
+    hidden = f.int("hidden_size", hi=LIMITS["hidden_size"])
     blocks = _pattern_list(f, "layers_block_type", n, _NEMOTRON_H_NAMES)  # the newer list form
     pattern = "".join(blocks) if blocks else f.str("hybrid_override_pattern")
     if pattern is None or len(pattern) != n or set(pattern) - set(_NEMOTRON_H):
@@ -384,6 +397,12 @@ def _minimax_m3(f: _Fields, name: str, mt: str) -> ModelSpec:
                        shared_expert_intermediate_size=f.int("shared_intermediate_size", default=inter) * shared,
                        router_bias=f.bool("use_routing_bias", True),
                        tie_word_embeddings=f.bool("tie_word_embeddings", False))
+
+
+def _mimo(f: _Fields, name: str, mt: str) -> ModelSpec:
+    """MiMo-7B (vLLM mimo.py: MiMoForCausalLM is Qwen2ForCausalLM with multi-token-prediction layers, which
+    load only for speculative decoding): a Qwen2 decoder, q/k/v biases included."""
+    return _qwen(f, name, "qwen2")
 
 
 def _smollm3(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -893,6 +912,7 @@ BUILDERS = {
     "hunyuan_v1_moe": _hunyuan,
     "hunyuan_v1_dense": _hunyuan,
     "nemotron-nas": _nemotron_nas,
+    "mimo": _mimo,
     "rwkv": _rwkv,
     "olmo2": _olmo2,
     "olmo3": _olmo2,

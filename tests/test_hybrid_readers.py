@@ -186,9 +186,10 @@ def test_mimo_v2_flash_has_its_own_sliding_geometry():
     assert m.moe_mask == (False,) + (True,) * 47 and not m.warnings
 
 
-def test_deepseek_v4_is_refused_by_name():
+@pytest.mark.parametrize("model_type", ["deepseek_v4", "deepseek_ref"])  # deepseek_ref: SGLang's copy
+def test_deepseek_v4_is_refused_by_name(model_type):
     with pytest.raises(KvdashError, match="DeepSeek-V4's compressed sparse attention"):
-        model_from_config(dict(model_type="deepseek_v4", hidden_size=4096, num_attention_heads=64,
+        model_from_config(dict(model_type=model_type, hidden_size=4096, num_attention_heads=64,
                                num_hidden_layers=43, vocab_size=129_280, compress_ratios=[0, 0] + [4, 128] * 20 + [4]))
 
 
@@ -218,3 +219,26 @@ def test_minimax_m3_caches_an_index_key_on_its_block_sparse_layers():
     # an index value kept (sparse_disable_index_value 0) is cached too
     keep = cfg | {"sparse_attention_config": cfg["sparse_attention_config"] | {"sparse_disable_index_value": [0] * 60}}
     assert breakdown(model_from_config(keep), Scenario(prompt_tokens=1)).kv_bytes_per_token == 60 * 2048 + 57 * 512
+
+
+def test_mimo_7b_is_a_qwen2_decoder():
+    # MiMo-7B-Base's config (XiaomiMiMo, in AIConfigurator's model_configs): vLLM's MiMoForCausalLM extends
+    # Qwen2ForCausalLM: q/k/v biases, no o_proj bias; its MTP layer loads only for speculative decoding
+    c = dict(model_type="mimo", num_hidden_layers=36, hidden_size=4096, num_attention_heads=32,
+             num_key_value_heads=8, head_dim=128, intermediate_size=11008, vocab_size=151_680, attention_bias=True,
+             sliding_window=32768, max_window_layers=32, use_sliding_window=False, num_nextn_predict_layers=1,
+             tie_word_embeddings=False)
+    m = model_from_config(c)
+    layer = 4096 * 4096 * 2 + 2 * 4096 * 1024 + 4096 + 2 * 1024 + 3 * 4096 * 11008 + 2 * 4096
+    assert m.params == 36 * layer + 2 * 151_680 * 4096 + 4096 == 7_622_619_136
+    assert [w for w in m.warnings if "not a family" in w] == []
+
+
+def test_nemotron_h_block_list_stands_for_the_layer_count():
+    # Nemotron-3 Ultra's config lists layers_block_type (108 entries) and no num_hidden_layers
+    c = dict(model_type="nemotron_h", hidden_size=256, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
+             vocab_size=1000, intermediate_size=512, mamba_num_heads=8, mamba_head_dim=32, ssm_state_size=16,
+             n_groups=2, conv_kernel=4, layers_block_type=["mamba", "attention", "mlp"])
+    m = model_from_config(c)
+    assert m.kinds == ("state", "full", "none")
+    assert breakdown(m, Scenario(prompt_tokens=1)).kv_bytes_per_token == 2 * 2 * 64 * 2

@@ -188,3 +188,14 @@ def test_compressed_tensors_w4a16_w8a8_and_fp8_dynamic():
         m8 = model_from_config(base | {"quantization_config": _compressed_tensors(w8, fmt)})
         assert m8.weights_format == name
         assert breakdown(m8, Scenario(weights_dtype=name))["weights"] == linear + rows * 4 + sixteen
+
+
+def test_modelopt_hf_quant_config_form_is_read():
+    # modelopt writes quant_algo without quant_method (e.g. Qwen3-32B-FP8-Static-PerTensor's config in
+    # AIConfigurator's model_configs: quant_algo FP8, producer modelopt); MIXED_PRECISION stays unread, and says so
+    from kvdash.hf_config import model_from_config
+    base = json.loads((CONFIGS / "qwen3-8b.json").read_text())["config"]
+    fp8 = model_from_config(base | {"quantization_config": {"quant_algo": "FP8", "producer": {"name": "modelopt"}}})
+    assert fp8.weights_format == "fp8" and not fp8.warnings
+    mixed = model_from_config(base | {"quantization_config": {"quant_algo": "MIXED_PRECISION"}})
+    assert mixed.weights_format == "" and any("not modelled" in w for w in mixed.warnings)
