@@ -1,4 +1,5 @@
-"""Compare: up to four scenarios side by side (models, attention schemes, dtypes)."""
+"""Compare: the sidebar's scenario (A) beside up to three derived from it (another model, attention scheme or
+format)."""
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -9,49 +10,62 @@ from kvdash.dtypes import DTYPES
 from kvdash.errors import KvdashError
 from kvdash.presets import load_presets
 from kvdash.units import fmt_bytes, to_unit
-from ui.links import COMPARE_ATTENTION
+from ui.links import COMPARE_ATTENTION, SIDEBAR_MODEL
 from ui.sidebar import require
 from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, tidy
+from ui.text import label, plain
 
 model, scenario, gpu, unit = require()
 presets = load_presets()
 st.title("Compare scenarios")
-st.caption(f"Batch {scenario.batch:,} × {scenario.context:,} tokens from the sidebar; per GPU; sizes in {unit}.")
+per_gpu = f"per GPU at tensor parallel {scenario.tp}" if scenario.tp > 1 else "on one GPU"
+st.caption(f"Scenario A is the sidebar's: {plain(model.name)}, batch {scenario.batch:,} × {scenario.context:,} "
+           f"tokens, KV {scenario.kv_dtype}, weights {scenario.weights_dtype}. B to D change one thing or more "
+           f"from it. Sizes {per_gpu}, in {unit}.")
 
 # Each scheme maps every layer spec; kinds without K/V heads (state, latent) keep themselves.
 ATTENTION = dict(zip(COMPARE_ATTENTION, (None, ("MHA", lambda spec: spec.with_kv_heads(None)),
                                           ("MQA", lambda spec: spec.with_kv_heads(1)),
                                           ("MLA", lambda spec: spec.as_latent(512, 64))), strict=True))
 Q = "query-params"  # every selection travels in the link
-n = st.radio("Scenarios", [2, 3, 4], index=1, horizontal=True, key="cmp_n", bind=Q)
-defaults = [("llama-3.1-8b", "as configured", "bf16"), ("llama-3.1-8b", "multi-head (MHA)", "bf16"),
-            ("llama-3.1-8b", "latent (MLA, 512 + 64)", "bf16"), ("llama-3.1-8b", "as configured", "fp8")]
+n = st.radio("Scenarios", [2, 3, 4], index=2, horizontal=True, key="cmp_n", bind=Q)
+# B, C, D by default: the same model with every head its own K/V, with a DeepSeek-sized latent, and an fp8 cache
+defaults = [("multi-head (MHA)", scenario.kv_dtype), ("latent (MLA, 512 + 64)", scenario.kv_dtype),
+            ("as configured", "fp8" if scenario.kv_dtype != "fp8" else "bf16")]
 columns = st.columns(n)
-chosen = []
-for i, col in enumerate(columns):
-    pid, attn, kv = defaults[i]
+with columns[0]:
+    st.markdown("**Scenario A** (the sidebar)")
+    st.caption(f"{plain(model.name, 60)}; attention as configured; KV {scenario.kv_dtype}; weights "
+               f"{scenario.weights_dtype}")
+chosen = [(f"A: {label(model.name, 40)}, KV {scenario.kv_dtype}, W {scenario.weights_dtype}", model, scenario)]
+choices = [SIDEBAR_MODEL, *presets]
+formats = list(dict.fromkeys([*DTYPES, scenario.weights_dtype]))  # a grouped format (awq-int4-g64) too
+for i, col in enumerate(columns[1:], start=1):
+    attn, kv = defaults[i - 1]
     with col:
         st.markdown(f"**Scenario {chr(65 + i)}**")
-        p = st.selectbox("Model", list(presets), index=list(presets).index(pid), key=f"cmp_model_{i}", bind=Q)
+        p = st.selectbox("Model", choices, key=f"cmp_model_{i}", bind=Q)
         a = st.selectbox("Attention", list(ATTENTION), index=list(ATTENTION).index(attn), key=f"cmp_attn_{i}",
                          bind=Q)
         k = st.selectbox("KV cache", list(DTYPES), index=list(DTYPES).index(kv), key=f"cmp_kv_{i}", bind=Q)
-        w = st.selectbox("Weights", list(DTYPES), index=list(DTYPES).index("bf16"), key=f"cmp_w_{i}", bind=Q)
-    m = presets[p].model
-    label = f"{chr(65 + i)}: {m.name}"
+        w = st.selectbox("Weights", formats, index=formats.index(scenario.weights_dtype), key=f"cmp_w_{i}",
+                         bind=Q)
+    m = model if p == SIDEBAR_MODEL else presets[p].model
+    name = f"{chr(65 + i)}: {label(m.name, 40)}"
     if ATTENTION[a] is not None:  # DeepSeek's latent sizes for MLA, on this model's layers
         short, fn = ATTENTION[a]
         variant = m.map_layers(fn, name=f"{m.name} ({short})")
         if variant.layers != m.layers:
-            m, label = variant, f"{label}, {short}"
-    chosen.append((f"{label}, KV {k}, W {w}", m, scenario.with_(kv_dtype=k, weights_dtype=w)))
+            m, name = variant, f"{name}, {short}"
+    experts = scenario.moe_weights_dtype if w == scenario.weights_dtype else ""  # gpt-oss keeps its mxfp4 experts
+    chosen.append((f"{name}, KV {k}, W {w}", m, scenario.with_(kv_dtype=k, weights_dtype=w, moe_weights_dtype=experts)))
 
 results = []
-for label, m, s in chosen:
+for name, m, s in chosen:
     try:
-        results.append((label, breakdown(m, s, gpu)))
+        results.append((name, breakdown(m, s, gpu)))
     except KvdashError as e:
-        st.error(f"{label}: {e}")
+        st.error(f"{name}: {e}")
 if not results:
     st.stop()
 fig = go.Figure()
@@ -72,8 +86,8 @@ st.plotly_chart(fig, width="stretch", key="cmp_chart")
 
 base = results[0][1]
 rows = []
-for label, b in results:
-    row = {"scenario": label, "KV per token (B)": f"{b.kv_bytes_per_token:,}"}
+for name, b in results:
+    row = {"scenario": name, "KV per token (B)": f"{b.kv_bytes_per_token:,}"}
     for c in b.components[:6]:
         diff = c.bytes - base[c.key]
         change = "" if b is base else f" ({'+' if diff >= 0 else '−'}{fmt_bytes(abs(diff), unit)})"

@@ -6,6 +6,7 @@ import streamlit as st
 from kvdash.breakdown import breakdown
 from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
+from kvdash.launch import launch
 from kvdash.presets import load_presets
 from kvdash.startup import DEFAULT_FAMILY, FAMILIES, engine_startup
 from kvdash.units import fmt_bytes
@@ -31,9 +32,11 @@ util = c2.slider(share[engine], 0.10, 0.99, round(min(0.99, max(0.10, default_sh
                  key="serve_util", bind="query-params", help=f"{facts.label}'s default here: {default_share}")
 block = c3.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
 c1, c2, c3 = st.columns(3)
-max_len = c1.number_input("max model length", 1, 1 << 24,
-                          min(model.max_position_embeddings or scenario.context, 1 << 24) or 8192, key="serve_len",
-                          bind="query-params")
+max_len = c1.number_input("max model length", 1, 1 << 24, min(scenario.context, 1 << 24), key="serve_len",
+                          bind="query-params",
+                          help="the longest sequence the engine admits: the sidebar's prompt and generated tokens"
+                               + (f"; the model was trained for {model.max_position_embeddings:,}"
+                                  if model.max_position_embeddings else ""))
 batched = c2.number_input(facts.budget_name, 1, 1 << 20, tokens_default, key="serve_batched", bind="query-params")
 seqs = c3.number_input("max_num_seqs", 1, 1 << 20, min(seqs_default, 1 << 20), key="serve_seqs", bind="query-params")
 s = scenario.with_(runtime=engine, max_num_batched_tokens=int(batched), max_num_seqs=int(seqs))
@@ -69,18 +72,12 @@ st.markdown(
     f"**{cap.kv_cache_tokens:,} tokens**\n"
     f"- Maximum concurrency = {cap.gpu_blocks:,} / {cap.blocks_per_request:,} blocks per "
     f"{cap.max_model_len:,}-token request = **{cap.max_concurrency:.2f}x**")
-if engine == "vllm":
-    hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"
-    flags = [f"vllm serve {hf_id}", f"--tensor-parallel-size {scenario.tp}"]
-    if scenario.pp > 1:
-        flags.append(f"--pipeline-parallel-size {scenario.pp}")
-    flags += [f"--gpu-memory-utilization {util}", f"--max-model-len {int(max_len)}", f"--block-size {int(block)}",
-              f"--max-num-batched-tokens {int(batched)}", f"--max-num-seqs {int(seqs)}"]
-    if scenario.kv_dtype in ("fp8",):
-        flags.append("--kv-cache-dtype fp8")
-    if scenario.weights_dtype in ("fp16", "fp32"):
-        flags.append(f"--dtype {'float16' if scenario.weights_dtype == 'fp16' else 'float32'}")
-    st.subheader("The command that sets this up")
-    st.code(" \\\n    ".join(flags), language="bash")
-    st.caption("CUDA graphs are captured after the cache is sized (the 0.8 – 0.31 logs); they take 0.5 – 2 GiB of "
-               "the (1 − utilization) headroom. Quantized checkpoints: choose the weight format in the sidebar.")
+hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"
+cmd = launch(model, s, engine, hf_id, utilization=util, max_model_len=int(max_len), block_size=int(block),
+             max_num_batched_tokens=int(batched), max_num_seqs=int(seqs))
+st.subheader("The command that sets this up")
+st.code(cmd.text(), language="bash")
+for note in cmd.notes:
+    st.warning(note[0].upper() + note[1:] + ".", icon="⚠️")
+st.caption("CUDA graphs are captured after the cache is sized; they take 0.5 – 2 GiB of the (1 − utilization) "
+           "headroom (vLLM's 0.8 – 0.31 logs).")

@@ -89,6 +89,17 @@ def _presets() -> tuple:
     return tuple(load_presets())
 
 
+SIDEBAR_MODEL = "the sidebar's model"  # the Compare page's first choice of model for scenarios B to D
+
+
+def _weight_formats() -> tuple:
+    return tuple(DTYPES)
+
+
+def _compare_models() -> tuple:
+    return (SIDEBAR_MODEL, *_presets())
+
+
 def _gpus() -> tuple:
     from kvdash.gpus import load_gpus
 
@@ -134,8 +145,9 @@ FIELDS: dict[str, Field] = {
     "serve_version": Field(choices=tuple(FAMILIES)),
     # the Compare page: how many scenarios, and each one's model, attention scheme and formats
     "cmp_n": Field(choices=(2, 3, 4)),
-    **{f"cmp_{what}_{i}": Field(choices=choices) for i in range(4) for what, choices in (
-        ("model", _presets), ("attn", COMPARE_ATTENTION), ("kv", tuple(DTYPES)), ("w", tuple(DTYPES)))},
+    # (scenario A is the sidebar's own; B to D are derived from it)
+    **{f"cmp_{what}_{i}": Field(choices=choices) for i in range(1, 4) for what, choices in (
+        ("model", _compare_models), ("attn", COMPARE_ATTENTION), ("kv", tuple(DTYPES)), ("w", _weight_formats))},
     # the custom architecture (bounds of kvdash.model.LIMITS); its name and trained context come from the
     # preset it was edited from ("Edit this model")
     "c_name": Field(pattern=r"[^\x00-\x1f\x7f]{1,120}"),
