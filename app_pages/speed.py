@@ -44,9 +44,9 @@ if s.engine:  # the sidebar's runtime is the engine
 else:
     engine = c1.radio("Engine", list(ENGINES), horizontal=True, key="serving_engine", bind="query-params",
                       help="the sidebar's runtime is not a serving engine; choose one here")
-concurrency = c2.select_slider("Concurrency (requests in flight)", CONCURRENCIES,
-                               value=min(CONCURRENCIES, key=lambda c: abs(c - s.batch)),
-                               key="serving_concurrency", bind="query-params")
+concurrency = s.batch  # the requests in flight are the sidebar's batch: one scenario on every page
+c2.caption(f"Requests in flight: **{concurrency:,}**, the sidebar's batch; the charts sweep 1 to "
+           f"{CONCURRENCIES[-1]:,}.")
 calibrated = st.session_state.setdefault("serving_calibrated", {})
 profile = calibrated.get(engine) or engine_profile(engine)
 isl, osl = s.prompt_tokens, int(new_tokens)
@@ -59,7 +59,7 @@ def serve(g, c):
 
 try:
     srv = serve(gpu, concurrency)
-    sweep = [(c, serve(gpu, c)) for c in CONCURRENCIES]
+    sweep = [(c, serve(gpu, c)) for c in sorted({*CONCURRENCIES, concurrency})]
 except KvdashError as e:
     st.error(str(e))
     st.stop()
@@ -111,6 +111,10 @@ lat = go.Figure(dict(data=[
        dict(type="scatter", mode="markers", name="TTFT, measured", x=[r.concurrency for r in runs],
             y=[r.ttft_s * 1e3 for r in runs], marker=dict(color="#D55E00", symbol="square-open", size=11))]
       if runs else []),
+    dict(type="scatter", mode="markers", name=f"the sidebar's batch ({concurrency:,} in flight)",
+         x=[concurrency, concurrency], y=[srv.tpot_s * 1e3, srv.ttft_s * 1e3],
+         marker=dict(color="#000000", symbol="star", size=14),
+         hovertemplate="%{x:,} in flight: %{y:,.2f} ms<extra></extra>"),
 ], layout=dict(title=TITLE | dict(text=f"Latency against concurrency<br><sup>{engine}, {gpu.name}</sup>"),
                margin=dict(t=80),
                xaxis=dict(type="log", title=dict(text="requests in flight")),
@@ -159,6 +163,10 @@ for i, gid in enumerate(chosen):
                            x=[r.tokens_per_s_per_user for _, r in over], y=[r.tokens_per_s_per_gpu for _, r in over],
                            marker=dict(color=colour, symbol="x-open", size=10), text=[f"C={c}" for c, _ in over],
                            hovertemplate="%{text}: the rest queue<extra></extra>"))
+curves.append(dict(type="scatter", mode="markers", name=f"the sidebar's batch ({concurrency:,} in flight, {gpu.name})",
+                   x=[srv.tokens_per_s_per_user], y=[srv.tokens_per_s_per_gpu],
+                   marker=dict(color="#000000", symbol="star", size=14),
+                   hovertemplate="%{x:,.1f} tokens/s per user, %{y:,.0f} per GPU<extra></extra>"))
 if runs and gpu.id in chosen:
     curves.append(dict(type="scatter", mode="markers", name="your runs, measured (tokens/s from TPOT)",
                        x=[1 / r.tpot_s for r in runs], y=[r.concurrency / r.tpot_s / s.tp for r in runs],

@@ -399,7 +399,7 @@ def test_serving_capacity_starts_from_vllms_step_budget_for_the_gpu():
 def test_speed_page_serves_at_a_concurrency():
     from kvdash.serving import engine_profile, serving
 
-    at = run_app("app_pages/speed.py", serving_concurrency=64, runtime="SGLang")  # the sidebar's engine
+    at = run_app("app_pages/speed.py", batch=64, runtime="SGLang")  # the sidebar's engine, at its batch
     assert not at.exception and not at.error
     shown = metrics(at)
     r = serving(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192, new_tokens=256, runtime="sglang"),
@@ -415,7 +415,7 @@ def test_speed_page_times_a_decode_step_alike_in_both_sections():
     # batch 32 of 1,024 + 256 tokens: the serving section's decode-only step at 32 in flight (32 decodes at
     # 1,024 + 128 tokens) is the static batch's decode step at mid-generation (1,024 + 127 + 1 tokens)
     at = run_app("app_pages/speed.py", batch=32, context=1024, new=256)
-    assert not at.exception and at.select_slider(key="serving_concurrency").value == 32
+    assert not at.exception and any("**32**, the sidebar's batch" in c.value for c in at.caption)
     terms = next(d.value for d in at.dataframe if "step with prompt tokens, ms" in d.value.columns)
     static = float(metrics(at)["Time per output token"].removesuffix(" ms"))
     assert abs(terms["decode-only step, ms"].iloc[-1] - static) < 0.006
@@ -462,7 +462,7 @@ def test_speed_page_refuses_a_hostile_runs_file_in_an_error_box():
 def test_speed_page_says_when_requests_queue_for_the_kv_pool():
     # Llama-3.1-8B on one H100 at 512 requests of 8,192 + 256 tokens: about 1.06 GiB of cache each, far
     # more than the ~60 GiB pool holds at once
-    at = run_app("app_pages/speed.py", serving_concurrency=512)
+    at = run_app("app_pages/speed.py", batch=512)
     assert not at.exception
     assert any("others queue for a slot" in w.value for w in at.warning)
 

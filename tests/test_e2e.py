@@ -329,3 +329,29 @@ def test_kv_heads_slider_offers_only_divisors_of_the_query_heads(page, server):
     slider.get_by_role("slider").focus()
     page.keyboard.press("ArrowRight")  # one stop up: 16 -> 32, never 17
     wait_for_metric(page, "KV per token", f"{32 * 2 * 32 * 128 * 2:,} B")
+
+
+def test_every_page_asks_the_sidebars_question(page, server):
+    """Issue #21, item 1: Speed serves the sidebar's batch, Serving capacity sizes for the sidebar's sequence
+    length, Compare's first scenario is the sidebar's model whatever its source."""
+    open_page(page, f"{server}/speed?batch=16")
+    page.get_by_text("the sidebar's batch; the charts sweep").wait_for()
+    assert page.locator('[data-testid="stMetric"]').filter(has_text="TTFT at 16 in flight").count() == 1
+    open_page(page, f"{server}/serving?context=4096&new=512")
+    page.get_by_text("--max-model-len 4608", exact=False).wait_for()
+    open_page(page, f"{server}/compare?source=custom&c_name=Tiny&c_layers=10")
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.wait_for()
+    page.get_by_text("Scenario A is the sidebar's: Tiny", exact=False).wait_for()
+
+
+def test_launch_commands_carry_the_sized_formats(page, server):
+    """Issue #21, item 4: the SGLang command quantizes 16-bit weights to fp8 and keeps an fp8 cache as sized;
+    a max length past the trained context adds the override and says so."""
+    open_page(page, f"{server}/serving?runtime=SGLang&kvdtype=fp8&wdtype=fp8&serve_len=262144")
+    code = page.locator('[data-testid="stCode"]').filter(has_text="sglang.launch_server").first
+    code.wait_for()
+    text = code.inner_text()
+    assert "--quantization fp8" in text and "--kv-cache-dtype fp8_e4m3" in text
+    assert text.startswith("SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1 python -m sglang.launch_server")
+    page.get_by_text("262,144 tokens exceed the 131,072 the model was trained for", exact=False).wait_for()

@@ -134,7 +134,6 @@ FIELDS: dict[str, Field] = {
     # the Speed page (the GPUs on its curve, a multiselect, are checked by Streamlit against the catalog;
     # the static-batch runtime is not bound: fitted runtimes exist only in the session that fitted them)
     "serving_engine": Field(choices=_engines),
-    "serving_concurrency": Field(choices=CONCURRENCIES),
     "speed_new": Field(1, 1 << 20),
     # the Serving capacity page (vLLM's settings)
     "serve_util": Field(choices=tuple(round(0.001 * i, 3) for i in range(100, 1000))),  # SGLang's has 3 decimals
