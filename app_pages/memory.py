@@ -137,9 +137,16 @@ if split["bytes"].map(lambda v: v >= INT64_LIMIT).any():  # beyond Arrow's int64
     split["bytes"] = split["bytes"].map(str)
 st.dataframe(split, hide_index=True, width="stretch", key="activation_split")
 trained = f"{model.max_position_embeddings:,}" if model.max_position_embeddings else "an unknown length"
+largest, longest = max_batch(model, scenario, gpu), max_context(model, scenario, gpu)
+# a 0 names its cause: the weights alone, or the workload at this length / batch
+nothing = ("none: the weights alone exceed the usable memory" if b["weights"] > gpu.usable_bytes
+           else "none: {} does not fit")
 st.write(
-    f"Largest batch at {scenario.context:,} tokens: **{max_batch(model, scenario, gpu):,}** · "
-    f"longest context at batch {scenario.batch:,}: **{max_context(model, scenario, gpu):,} tokens** "
+    f"Largest batch at {scenario.context:,} tokens: **"
+    + (f"{largest:,}" if largest else nothing.format(f"one sequence of {scenario.context:,} tokens")) + "** · "
+    f"longest context at batch {scenario.batch:,}: **"
+    + (f"{longest:,} tokens" if longest else nothing.format(f"a batch of {scenario.batch:,} at even one token"))
+    + "** "
     f"(model trained to {trained}) · usable memory {fmt_bytes(gpu.usable_bytes, unit)} "
     f"({gpu.usable_basis}); the same whatever batch and context the sidebar asks at"
 )

@@ -10,6 +10,7 @@ from kvdash.launch import launch
 from kvdash.presets import load_presets
 from kvdash.startup import DEFAULT_FAMILY, FAMILIES, engine_startup
 from kvdash.units import fmt_bytes
+from ui.dimensions import whole_number
 from ui.sidebar import require
 from ui.text import plain
 
@@ -32,13 +33,16 @@ util = c2.slider(share[engine], 0.10, 0.99, round(min(0.99, max(0.10, default_sh
                  key="serve_util", bind="query-params", help=f"{facts.label}'s default here: {default_share}")
 block = c3.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
 c1, c2, c3 = st.columns(3)
-max_len = c1.number_input("max model length", 1, 1 << 24, min(scenario.context, 1 << 24), key="serve_len",
-                          bind="query-params",
-                          help="the longest sequence the engine admits: the sidebar's prompt and generated tokens"
-                               + (f"; the model was trained for {model.max_position_embeddings:,}"
-                                  if model.max_position_embeddings else ""))
-batched = c2.number_input(facts.budget_name, 1, 1 << 20, tokens_default, key="serve_batched", bind="query-params")
-seqs = c3.number_input("max_num_seqs", 1, 1 << 20, min(seqs_default, 1 << 20), key="serve_seqs", bind="query-params")
+try:
+    max_len = whole_number("max model length", "serve_len", min(scenario.context, 1 << 24), c1,
+                           help="the longest sequence the engine admits: the sidebar's prompt and generated tokens"
+                                + (f"; the model was trained for {model.max_position_embeddings:,}"
+                                   if model.max_position_embeddings else ""))
+    batched = whole_number(facts.budget_name, "serve_batched", tokens_default, c2)
+    seqs = whole_number("max_num_seqs", "serve_seqs", min(seqs_default, 1 << 20), c3)
+except KvdashError as e:
+    st.error(str(e))
+    st.stop()
 s = scenario.with_(runtime=engine, max_num_batched_tokens=int(batched), max_num_seqs=int(seqs))
 try:
     start = engine_startup(model, s, gpu, fraction=util, max_model_len=int(max_len), family=version,

@@ -19,6 +19,7 @@ from kvdash.serving_fit import errors as fit_errors
 from kvdash.serving_runs import matching_runs, parse_runs
 from kvdash.speed import RUNTIMES, generation_seconds, speed
 from kvdash.step import matrix_rate
+from ui.dimensions import whole_number
 from ui.links import CONCURRENCIES
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, tidy
@@ -34,8 +35,11 @@ st.caption("Predicted by the serving model (its terms below): every kernel of an
 if scenario.new_tokens:
     new_tokens = scenario.new_tokens
 else:
-    new_tokens = st.number_input("New tokens per request (the sidebar says 0)", 1, 1 << 20, 256, key="speed_new",
-                                 bind="query-params")
+    try:
+        new_tokens = whole_number("New tokens per request (the sidebar says 0)", "speed_new", 256)
+    except KvdashError as e:
+        st.error(str(e))
+        st.stop()
 s = scenario.with_(new_tokens=int(new_tokens))
 c1, c2 = st.columns(2)
 if s.engine:  # the sidebar's runtime is the engine

@@ -55,6 +55,18 @@ def rerun(page: str, widgets: list[WidgetState]) -> bytes:
     return msg.SerializeToString()
 
 
+def batch_state(kind: str, widget_id: str, batch: int) -> WidgetState:
+    """The batch input's new value as the browser sends it: a select_slider sends its option's label."""
+    state = WidgetState(id=widget_id)
+    if kind == "slider":
+        state.string_array_value.data.append(str(batch))
+    elif kind == "text_input":
+        state.string_value = str(batch)
+    else:
+        state.int_value = batch
+    return state
+
+
 async def until_finished(ws, found: dict) -> tuple[bool, int]:
     """Read ForwardMsgs until the script finishes; note the batch input's widget id; (error?, messages)."""
     error, n = False, 0
@@ -68,8 +80,8 @@ async def until_finished(ws, found: dict) -> tuple[bool, int]:
             which = el.WhichOneof("type")
             if which == "exception":
                 error = True
-            elif which == "number_input" and el.number_input.id.endswith("-batch"):
-                found["batch"] = el.number_input.id
+            elif which in ("slider", "text_input", "number_input") and getattr(el, which).id.endswith("-batch"):
+                found["batch"] = (which, getattr(el, which).id)  # the slider by default, a text box if precise
         elif kind == "script_finished":
             if msg.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                 continue
@@ -89,7 +101,7 @@ async def session(url: str, page: str, think: float, deadline: float, rng: rando
                 await asyncio.sleep(rng.expovariate(1 / think) if think else 0)
                 if time.perf_counter() > deadline or "batch" not in found:
                     break
-                state = WidgetState(id=found["batch"], int_value=rng.randint(1, 64))
+                state = batch_state(*found["batch"], rng.choice([1, 2, 4, 8, 16, 32, 64]))
                 t0 = time.perf_counter()
                 await ws.send(rerun(page, [state]))
                 err, _ = await until_finished(ws, found)

@@ -49,8 +49,8 @@ def test_default_page_shows_the_library_numbers():
 def test_inputs_change_the_numbers():
     at = run_app(precise=True)  # number boxes, for a prompt of exactly 1,000 tokens
     at.selectbox(key="model").set_value("deepseek-v3")
-    at.number_input(key="batch").set_value(4)
-    at.number_input(key="context").set_value(1000)
+    at.text_input(key="batch").set_value("4")
+    at.text_input(key="context").set_value("1000")
     at.radio(key="unit").set_value("GB")
     at.run()
     assert not at.exception
@@ -61,6 +61,23 @@ def test_inputs_change_the_numbers():
     assert metrics(at)["On H100 SXM5 80GB"] == "does not fit"
 
 
+def test_typed_values_are_read_as_people_write_them_and_refused_when_not_whole():
+    """Issue #21, item 5: 1e6 is a million tokens, not 1; 2.5 and out-of-range values are refused in an error box
+    (never rounded, clamped or left in a red box while the page computes the previous value)."""
+    at = run_app(precise=True)
+    at.text_input(key="context").set_value("1e4").run()
+    assert not at.error and kv_bytes_in_table(at) == 10_000 * 131_072
+    at.text_input(key="context").set_value("12,288").run()
+    assert not at.error and kv_bytes_in_table(at) == 12_288 * 131_072
+    at.text_input(key="batch").set_value("2.5").run()
+    assert not at.exception and any("'2.5' is not a whole number" in e.value for e in at.error)
+    assert not at.metric  # no number computed from a value the box did not take
+    at.text_input(key="batch").set_value("0").run()
+    assert any("'0' is outside 1 to" in e.value for e in at.error)
+    at.text_input(key="batch").set_value("3").run()
+    assert not at.error and kv_bytes_in_table(at) == 3 * 12_288 * 131_072
+
+
 def test_tensor_parallel_input():
     at = run_app(tp=2)
     assert metrics(at)["KV per token"] == "65,536 B"
@@ -68,17 +85,17 @@ def test_tensor_parallel_input():
 
 def test_bad_parallel_degree_shows_an_error_and_the_app_recovers():
     at = run_app(precise=True)
-    at.number_input(key="tp").set_value(3).run()
+    at.text_input(key="tp").set_value("3").run()
     assert not at.exception
     assert "must divide the 32 attention heads" in at.error[0].value
-    at.number_input(key="tp").set_value(2).run()
+    at.text_input(key="tp").set_value("2").run()
     assert not at.error and metrics(at)["KV per token"] == "65,536 B"
 
 
 def test_metric_units_follow_the_value_and_negative_headroom_points_down():
     # a 3-token prompt: the cache is KiB, and the value says so (the label carries no unit)
     at = run_app(precise=True)
-    at.number_input(key="context").set_value(3).run()
+    at.text_input(key="context").set_value("3").run()
     assert metrics(at)["KV cache"] == "384.00 KiB"  # 3 x 131,072 B
     at = run_app(model="llama-3.1-70b")  # 131 GiB of bf16 weights on one 80 GB H100
     fit = next(m for m in at.metric if m.label.startswith("On "))
@@ -123,7 +140,7 @@ def test_dimension_sliders_take_exact_values_and_edit_a_preset():
     assert kv_bytes_in_table(at) == 4 * 8192 * 131_072
     # an exact value typed with "Precise values" stays exact when the slider comes back (it becomes a stop)
     at.toggle(key="precise").set_value(True).run()
-    at.number_input(key="context").set_value(1000).run()
+    at.text_input(key="context").set_value("1000").run()
     at.toggle(key="precise").set_value(False).run()
     assert at.select_slider(key="context").value == 1000 and kv_bytes_in_table(at) == 4 * 1000 * 131_072
     # "Edit this model": Llama-3.1-8B's dimensions as a custom architecture, then drag its KV heads 8 -> 32 -> 1
@@ -391,9 +408,9 @@ def test_learn_lecture_mode_steps_through_slides_in_large_type():
 
 def test_serving_capacity_starts_from_vllms_step_budget_for_the_gpu():
     # vLLM's get_batch_defaults: 8,192 tokens a step on an H100, 2,048 on an L4 (under 70 GiB)
-    assert run_app("app_pages/serving.py").number_input(key="serve_batched").value == 8192
+    assert run_app("app_pages/serving.py").text_input(key="serve_batched").value == "8192"
     at = run_app("app_pages/serving.py", gpu="nvidia-l4", model="qwen2.5-0.5b")
-    assert not at.exception and at.number_input(key="serve_batched").value == 2048
+    assert not at.exception and at.text_input(key="serve_batched").value == "2048"
 
 
 def test_speed_page_serves_at_a_concurrency():
@@ -506,3 +523,14 @@ def test_memory_page_tables_beyond_int64_stay_exact():
     assert not at.exception
     split = next(d.value for d in at.dataframe if "term" in d.value.columns)
     assert all(isinstance(v, str) for v in split["bytes"]) and any(len(v) > 19 for v in split["bytes"])
+
+
+def test_a_zero_names_its_cause():
+    """Issue #21, item 5: Llama-3.1-70B's 131 GiB of bf16 weights on one 80 GB H100: no batch fits, and the page
+    says the weights alone are why, rather than "Largest batch: 0"."""
+    at = run_app(model="llama-3.1-70b")
+    text = " ".join(m.value for m in at.markdown)
+    assert "Largest batch at 8,192 tokens: **none: the weights alone exceed the usable memory**" in text
+    at = run_app(model="llama-3.1-8b", precise=True, batch=1_000_000, context=131_072)
+    text = " ".join(m.value for m in at.markdown)
+    assert "longest context at batch 1,000,000: **none: a batch of 1,000,000 at even one token does not fit**" in text

@@ -355,3 +355,22 @@ def test_launch_commands_carry_the_sized_formats(page, server):
     assert "--quantization fp8" in text and "--kv-cache-dtype fp8_e4m3" in text
     assert text.startswith("SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1 python -m sglang.launch_server")
     page.get_by_text("262,144 tokens exceed the 131,072 the model was trained for", exact=False).wait_for()
+
+
+def test_typed_numbers_never_fail_silently(page, server):
+    """Issue #21, item 5: with "Precise values", 1e5 is 100,000 tokens (not 1), and 2.5 sequences is refused in
+    an error box naming the input, instead of being truncated or left red while the page keeps the old value."""
+    open_page(page, f"{server}/")
+    side = page.locator('[data-testid="stSidebar"]')
+    side.get_by_text("Precise values").click()
+    context = side.get_by_label("Prompt tokens per sequence")
+    context.wait_for()
+    context.fill("1e5")
+    context.press("Enter")
+    wait_for_metric(page, "KV cache", "12.21 GiB")  # 100,000 x 131,072 B
+    batch = side.get_by_label("Batch (concurrent sequences)")
+    batch.fill("2.5")
+    batch.press("Enter")
+    page.locator('[data-testid="stMain"] [data-testid="stAlert"]').filter(
+        has_text="'2.5' is not a whole number").wait_for()
+    assert page.locator('[data-testid="stMain"] [data-testid="stMetric"]').count() == 0

@@ -15,6 +15,9 @@ from ui.links import BLOCK_CHOICES, FIELDS, clean_link, notice
         ("wdtype", "checkpoint", "checkpoint"), ("source", "custom", "custom"), ("unit", "GB", "GB"),
         ("model", "llama-3.1-8b", "llama-3.1-8b"), ("gpu", "nvidia-h200-nvl", "nvidia-h200-nvl"),
         ("c_attn", "latent (MLA)", "latent (MLA)"), ("ep", "whole (EP)", "whole (EP)"), ("c_experts", "0", 0),
+        # numbers as people write them, in a link or a precise-value box (issue #21): all whole
+        ("context", "1e9", 1_000_000_000), ("context", "131,072", 131_072), ("context", "1.5e3", 1500),
+        ("batch", "1_024", 1024),
     ],
 )
 def test_valid_values_parse(key, raw, value):
@@ -24,10 +27,10 @@ def test_valid_values_parse(key, raw, value):
 @pytest.mark.parametrize(
     ("key", "raw", "why"),
     [
-        ("batch", "1e309", "whole number"), ("batch", "inf", "whole number"), ("batch", "nan", "whole number"),
-        ("batch", "1" * 400, "whole number"), ("batch", "1.5", "whole number"), ("batch", "", "whole number"),
-        ("context", "1e9", "whole number"),  # applied as 1,000,000,000 before, while the notice said "defaults"
-        ("context", "1e400", "whole number"), ("tp", "1e309", "whole number"), ("tp", "0", "outside 1 to 1,024"),
+        ("batch", "1e309", "outside"), ("batch", "inf", "not a number"), ("batch", "nan", "not a number"),
+        ("batch", "1" * 400, "outside"), ("batch", "1.5", "whole number"), ("batch", "", "not a number"),
+        ("batch", "0x10", "not a number"), ("batch", "1,00", "not a number"), ("context", "2.5e0", "whole number"),
+        ("context", "1e400", "outside"), ("tp", "1e309", "outside"), ("tp", "0", "outside 1 to 1,024"),
         ("pp", "-3", "outside"), ("batch", str(1 << 24 + 1), "outside"), ("block", "17", "choices"),
         ("kvdtype", "mxfp4", "choices"),  # a weight-only format is not a KV cache choice
         ("model", "no-such-model", "choices"), ("gpu", "nvidia-h300", "choices"), ("source", "url", "choices"),
@@ -44,7 +47,7 @@ def test_unbound_keys_are_ignored_and_the_notice_names_each_value():
     valid, rejected = clean_link(params)
     assert valid == {"tp": 3} and set(rejected) == {"batch", "kvdtype"}
     text = notice(params, rejected)
-    assert "batch='1e309' (not a whole number)" in text and "kvdtype='int3' (not one of the choices)" in text
+    assert "batch='1e309' (outside 1 to 16,777,216)" in text and "kvdtype='int3' (not one of the choices)" in text
 
 
 def test_every_field_has_a_range_or_choices():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from kvdash.errors import KvdashError
 from ui.links import FIELDS
 
 Q = "query-params"
@@ -54,20 +55,43 @@ def precise_toggle(where=st) -> bool:
     return where.toggle("Precise values", key=PRECISE, help="number boxes instead of sliders, for exact values")
 
 
+def whole_number(label: str, key: str, default: int, where=st, **kw) -> int:
+    """A URL-bound whole number typed as text and read by the link's own rule (ui/links.py Field.parse:
+    131,072, 1e6 and 1.5e3 are whole numbers; 2.5 and out-of-range values are refused, never rounded or
+    clamped). A value it refuses raises KvdashError naming the input, so the page stops with an error box
+    instead of computing the previous value."""
+    f = FIELDS[key]
+    if key in st.session_state and not isinstance(st.session_state[key], str):
+        st.session_state[key] = str(st.session_state[key])  # a slider's or a loaded scenario's integer
+    kw.pop("step", None)
+    raw = where.text_input(label, str(default), key=key, bind=Q, **kw)
+    try:
+        return f.parse(raw)
+    except ValueError as e:
+        raise KvdashError(f"{label}: {raw.strip()[:40]!r} is {e}") from None
+
+
 def dimension(label: str, key: str, default: int, seed: dict, where=st, ladder=None, **kw) -> int:
-    """A URL-bound integer: a number box when "Precise values" is on, else a slider over `ladder` (by
-    default LADDERS[key]). `seed` holds the link's parsed values (the first run only), so a linked value
-    is a stop too."""
+    """A URL-bound integer: a text box read as a whole number when "Precise values" is on (whole_number),
+    else a slider over `ladder` (by default LADDERS[key]). `seed` holds the link's parsed values (the first
+    run only), so a linked value is a stop too."""
     f = FIELDS[key]
     precise = bool(st.session_state.get(PRECISE))
     current = st.session_state.get(key, seed.get(key, default))
+    if isinstance(current, str):  # the text box's last entry
+        try:
+            current = f.parse(current)
+        except ValueError:
+            current = default
     kinds = st.session_state.setdefault("_dimension_kinds", {})
     if kinds.get(key, precise) != precise and key in st.session_state:
-        st.session_state[key] = current  # the other widget takes over the value in force
+        st.session_state[key] = str(current) if precise else current  # the other widget takes over the value
     kinds[key] = precise
     if precise:
-        return int(where.number_input(label, f.lo, f.hi, default, key=key, bind=Q, **kw))
+        return whole_number(label, key, default, where, **kw)
     stops = sorted({v for v in (LADDERS[key] if ladder is None else ladder) if f.lo <= v <= f.hi}
                    | {int(current), default})
     kw.pop("step", None)
+    if key in st.session_state and not isinstance(st.session_state[key], int):
+        st.session_state[key] = int(current)
     return int(where.select_slider(label, stops, value=default, key=key, bind=Q, **kw))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from kvdash.dtypes import DTYPES, KV_DTYPES
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS
@@ -38,7 +39,8 @@ UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
 COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
 
-_INTEGER = re.compile(r"[+-]?\d{1,19}")  # plain decimal integers only: no 1e9, inf, nan, 1.5, 400 digits
+# A number as people type it: 131072, 131,072, 131_072, 1e6, 1.5e3 (no inf, nan or hex); it must still be whole
+_NUMBER = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d[\d_]{0,400})(\.\d{0,400})?([eE][+-]?\d{1,3})?")
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,13 @@ class Field:
                 if str(o) == raw:
                     return o
             raise ValueError("not one of the choices")
-        if not _INTEGER.fullmatch(raw.strip()):
+        text = raw.strip()
+        if not _NUMBER.fullmatch(text):
+            raise ValueError("not a number")
+        d = Decimal(text.replace(",", "").replace("_", ""))
+        if d != d.to_integral_value():
             raise ValueError("not a whole number")
-        v = int(raw)
+        v = int(d)
         if not self.lo <= v <= self.hi:
             raise ValueError(f"outside {self.lo:,} to {self.hi:,}")
         return v

@@ -57,11 +57,18 @@ def _drop_from_link(keys) -> None:
 
 
 _SEED: dict = {}  # the link's parsed values on a session's first run (ui.dimensions.dimension)
+_REFUSED: list[str] = []  # this run's inputs whose typed value was refused: the scenario is not computed
 
 
 def _number(label: str, key: str, default: int, where=st, **kw) -> int:
-    """A URL-bound dimension: a slider, or a number box with "Precise values" (ui/dimensions.py)."""
-    return dimension(label, key, default, _SEED, where, **kw)
+    """A URL-bound dimension: a slider, or a number box with "Precise values" (ui/dimensions.py). A typed
+    value the box refuses is shown under it, and the pages show it instead of a scenario."""
+    try:
+        return dimension(label, key, default, _SEED, where, **kw)
+    except KvdashError as e:
+        where.error(str(e))
+        _REFUSED.append(str(e))
+        return default
 
 
 def _cache_signature(m: ModelSpec) -> tuple:
@@ -215,6 +222,7 @@ def render_sidebar() -> None:
     _drop_from_link(rejected)
     _SEED.clear()
     _SEED.update(valid)
+    _REFUSED.clear()
     model, model_error = None, None
     st.session_state["sel_checkpoint"] = None
     with st.sidebar:
@@ -299,6 +307,8 @@ def render_sidebar() -> None:
     st.session_state["sel_gpu"] = gpus[gpu_id]
     st.session_state["sel_unit"] = unit
     try:
+        if _REFUSED:
+            raise KvdashError("; ".join(_REFUSED))
         if model_error:
             raise KvdashError(model_error)
         st.session_state["sel_scenario"] = Scenario(
