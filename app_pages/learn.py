@@ -29,11 +29,37 @@ if lecture:
         .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label,
         .stMainBlockContainer button, [data-testid="stCaptionContainer"] {{font-size: {FONT}px !important;}}
         .stMainBlockContainer h1 {{font-size: 48px;}} .stMainBlockContainer h2 {{font-size: 36px;}}
+        .stMainBlockContainer {{padding-top: 1rem !important; padding-bottom: 0 !important;}}
+        [data-testid="stHeader"] {{display: none;}}
         </style>""", unsafe_allow_html=True)
+SLIDE_HEIGHT = 720  # px: a projector's 1280 x 720; each slide fits it without scrolling (tests/test_e2e.py)
 
 art = preset_model("article-example")
 PER_LAYER = art.layers[0].bytes_per_token(get_dtype("fp32"))
 ART_TOTAL = breakdown(art, Scenario(prompt_tokens=512, kv_dtype="fp32", weights_dtype="fp32"))["kv_cache"]
+
+
+def _title(title: str, *lines: str) -> dict:
+    """A chart title with its explanation: a smaller subtitle on a screen; in lecture mode every line at the
+    lecture size (a <sup> would shrink it below 22 px)."""
+    rest = "<br>".join(lines)
+    text = title if not lines else f"{title}<br>{rest}" if lecture else f"{title}<br><sup>{rest}</sup>"
+    # plotly places a multi-line title's first line above the top of its box: a pad of one line keeps it in
+    return TITLE | dict(text=text, font=dict(size=FONT + 4), pad=dict(t=FONT + 12))
+
+
+def _lecture_type(fig: go.Figure) -> go.Figure:
+    """Every text of the chart at the page's size: ticks, axis titles, subplot titles, the Play button and
+    the slider (Streamlit's chart theme otherwise sets ticks to 12 px)."""
+    fig.update_xaxes(tickfont_size=FONT, title_font_size=FONT)
+    fig.update_yaxes(tickfont_size=FONT, title_font_size=FONT)
+    fig.update_annotations(font_size=FONT)
+    for menu in fig.layout.updatemenus or ():
+        menu.font.size = FONT
+    for slider in fig.layout.sliders or ():
+        slider.font.size = FONT
+        slider.currentvalue.font.size = FONT
+    return fig
 
 
 def why() -> None:
@@ -62,8 +88,8 @@ def worked_example() -> None:
                "arithmetic exactly.")
 
 
-@st.cache_resource  # one validated figure per process and font size; never mutated after this
-def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Figure:
+@st.cache_resource  # one validated figure per process and mode; never mutated after this
+def growth_animation(per_token_mib: float, font: int, lecture: bool, tokens: int = 48) -> go.Figure:
     """Two aligned panels, token by token: the memory the cache holds (MiB, grows by a fixed amount), and
     the keys and values computed for the new token (tokens processed: 1 with a cache, all of them without)."""
     def traces(t: int) -> list[go.Bar]:
@@ -82,11 +108,10 @@ def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Fi
     fig.frames = [go.Frame(name=str(t), data=traces(t), traces=[0, 1]) for t in range(1, tokens + 1)]
     fig.update_yaxes(title_text="MiB", range=[0, tokens * per_token_mib * 1.2], row=1, col=1)
     fig.update_yaxes(title_text="tokens processed", range=[0, tokens * 1.2], row=1, col=2)
-    fig.update_annotations(font_size=font + 2)
     fig.update_layout(
-        showlegend=False, font=dict(size=font), height=440 + 10 * font, margin=dict(t=110 + 2 * font),
-        title=TITLE | dict(text="Token by token<br><sup>the cache grows by a fixed amount;<br>without it, the work "
-                                "per token grows</sup>", font=dict(size=font + 2)),
+        showlegend=False, font=dict(size=font), height=400 if lecture else 440 + 10 * font,
+        margin=dict(t=(90 if lecture else 110 + 2 * font), b=120),
+        title=_title("Token by token: the cache grows by a fixed amount;", "without it, the work per token grows"),
         updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", yanchor="top", buttons=[dict(
             label="Play", method="animate", args=[None, dict(frame=dict(duration=150, redraw=True),
                                                               fromcurrent=True)])])],
@@ -95,12 +120,12 @@ def growth_animation(per_token_mib: float, font: int, tokens: int = 48) -> go.Fi
                                                                       frame=dict(duration=0, redraw=True))])
             for t in range(1, tokens + 1)])],
     )
-    return fig
+    return _lecture_type(fig)
 
 
 def animation() -> None:
     st.header("Watch the cache grow")
-    st.plotly_chart(growth_animation(48 * PER_LAYER / 2**20, FONT), width="stretch", key="learn_anim")
+    st.plotly_chart(growth_animation(48 * PER_LAYER / 2**20, FONT, lecture), width="stretch", key="learn_anim")
 
 
 def selected_model() -> None:
@@ -134,22 +159,27 @@ def selected_model() -> None:
 
 
 def summary() -> None:
-    """One slide a lecturer can download (the chart's camera button: PNG or SVG)."""
-    st.header("One slide")
-    fmt = st.radio("Download format (the chart's camera button)", ["svg", "png"], horizontal=True,
-                   key="learn_format")
+    """One slide a lecturer can download (the chart's camera button): the same chart at 1280 x 720, three times
+    the pixels (3,840 x 2,160) for print."""
+    head, choice = st.columns([3, 2], vertical_alignment="bottom")
+    head.header("One slide")
+    fmt = choice.radio("Download format (the chart's camera button)", ["svg", "png"], horizontal=True,
+                       key="learn_format")
     lengths = [512, 2048, 8192, 32768, 131072]
     mib = [n * 48 * PER_LAYER / 2**20 for n in lengths]
     fig = go.Figure(go.Bar(x=[f"{n:,}" for n in lengths], y=mib, marker_color="#E69F00",
                            text=[f"{v:,.0f} MiB" for v in mib], textposition="outside"))
     fig.update_layout(
-        title=TITLE | dict(text="The KV cache grows with the context<br><sup>per token: layers × 2 (K, V) × "
-                                "dimensions × bytes<br>the article's model: 48 × 2 × 1024 × 4 B = 384 KiB</sup>",
-                           font=dict(size=FONT + 6)),
-        xaxis_title="tokens in the context", yaxis=dict(title="MiB", range=[0, max(mib) * 1.2]),
-        font=dict(size=FONT + 4), height=520 + 10 * FONT, margin=dict(t=140))
-    st.plotly_chart(fig, width="stretch", key="learn_summary", config={
-        "toImageButtonOptions": {"format": fmt, "filename": "kvdash-kv-cache", "scale": 2}})
+        title=_title("The KV cache grows with the context", "per token: layers × 2 (K, V) × dimensions × bytes; "
+                     "the article's model: 48 × 2 × 1024 × 4 B = 384 KiB"),
+        # the lengths are names on the axis (categories): a linear axis made 512 and 2,048 slivers
+        xaxis=dict(type="category", title="tokens in the context"), yaxis=dict(title="MiB", range=[0, max(mib) * 1.2]),
+        font=dict(size=FONT), uniformtext=dict(minsize=FONT, mode="show"),
+        height=440 if lecture else 520 + 10 * FONT, margin=dict(t=120 if lecture else 140))
+    fig.update_traces(textfont_size=FONT)
+    st.plotly_chart(_lecture_type(fig), width="stretch", key="learn_summary", config={
+        "toImageButtonOptions": {"format": fmt, "filename": "kvdash-kv-cache", "width": 1280, "height": 720,
+                                 "scale": 3}})
 
 
 SLIDES = [why, worked_example, animation, selected_model, summary]

@@ -534,3 +534,17 @@ def test_a_zero_names_its_cause():
     at = run_app(model="llama-3.1-8b", precise=True, batch=1_000_000, context=131_072)
     text = " ".join(m.value for m in at.markdown)
     assert "longest context at batch 1,000,000: **none: a batch of 1,000,000 at even one token does not fit**" in text
+
+
+def test_the_article_example_keeps_the_articles_fp32_unless_changed():
+    """Issue #21, item 2: the article's arithmetic is in fp32 (1024 x 2 x 4 B x 512 tokens x 48 layers =
+    192 MiB); the KV cache follows the preset's own dtype until someone chooses another."""
+    at = run_app(model="article-example", precise=True, context=512)
+    assert at.selectbox(key="kvdtype").value == "fp32" and metrics(at)["KV cache"] == "192.00 MiB"
+    at.selectbox(key="kvdtype").set_value("bf16").run()
+    at.selectbox(key="model").set_value("llama-3.1-8b").run()
+    at.selectbox(key="model").set_value("article-example").run()
+    assert at.selectbox(key="kvdtype").value == "bf16"  # chosen by hand: kept
+    at = run_app()
+    at.selectbox(key="model").set_value("article-example").run()
+    assert at.selectbox(key="kvdtype").value == "fp32"

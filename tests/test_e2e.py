@@ -374,3 +374,58 @@ def test_typed_numbers_never_fail_silently(page, server):
     page.locator('[data-testid="stMain"] [data-testid="stAlert"]').filter(
         has_text="'2.5' is not a whole number").wait_for()
     assert page.locator('[data-testid="stMain"] [data-testid="stMetric"]').count() == 0
+
+
+# Every text of the main area with text of its own (DOM and chart SVG), and the lowest bottom edge of its blocks.
+SLIDE_TEXT = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const small = [];
+  for (const e of main.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height || ![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const px = parseFloat(getComputedStyle(e).fontSize);
+    if (px < 22) small.push(`${e.tagName} ${px}px '${e.textContent.trim().slice(0, 30)}'`);
+  }
+  let bottom = 0;
+  for (const b of main.querySelectorAll('[data-testid="stVerticalBlock"] > *')) {
+    const r = b.getBoundingClientRect();
+    if (r.height) bottom = Math.max(bottom, r.bottom);
+  }
+  return {small, bottom, svgText: main.querySelectorAll('svg text').length};
+}"""
+
+
+def test_lecture_slides_hold_up_on_a_projector(browser, server, tmp_path):
+    """Issue #21, item 2: at 1280 x 720, in lecture mode, every slide fits without scrolling and every text,
+    chart text included, is 22 px or more, measured in the rendered DOM and SVG; the one-slide summary's
+    lengths are categories; its download is the same chart at three times 1280 x 720."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+    page = ctx.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{server}/learn?lecture=true")  # no h1 in lecture mode: each slide has its header
+    for i in range(5):
+        page.get_by_text(f"slide {i + 1} of 5").wait_for()
+        if i in (2, 4):  # a chart: wait until plotly has drawn its text
+            page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+            page.wait_for_timeout(1500)
+        m = page.evaluate(SLIDE_TEXT)
+        assert m["small"] == [], (i + 1, m["small"][:5])
+        assert m["bottom"] <= 720, (i + 1, m["bottom"])
+        if i in (2, 4):
+            assert m["svgText"] > 10
+        if i < 4:
+            page.get_by_role("button", name="Next ▶").click()
+    ticks = page.locator('[data-testid="stPlotlyChart"] .xtick text').all_text_contents()
+    assert ticks == ["512", "2,048", "8,192", "32,768", "131,072"]  # categories, evenly spaced
+    page.get_by_text("png", exact=True).click()
+    page.wait_for_timeout(1000)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.hover()
+    with page.expect_download() as dl:
+        chart.locator('.modebar-btn[data-title^="Download plot"]').click()
+    path = tmp_path / "slide.png"
+    dl.value.save_as(path)
+    width, height = int.from_bytes(path.read_bytes()[16:20], "big"), int.from_bytes(path.read_bytes()[20:24], "big")
+    assert (width, height) == (3840, 2160)
+    page.screenshot(path=str(SHOTS / "learn-lecture-summary.png"))
+    ctx.close()

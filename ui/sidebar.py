@@ -176,6 +176,23 @@ def _custom_model() -> ModelSpec:
     return custom_spec(v)
 
 
+def _model_kv(model: ModelSpec | None) -> str:
+    """The KV cache's dtype when nobody chose one: the model's own, as engines keep it ('auto'): fp32 for the
+    article's example, whose arithmetic uses 4 bytes."""
+    dtype = model.default_dtype if model is not None else "bf16"
+    return dtype if dtype in KV_DTYPES else "bf16"
+
+
+def _kv_chosen() -> None:
+    st.session_state["_kv_chosen"] = True
+
+
+def _kv_follows_model(presets: dict) -> None:
+    """A new preset brings its own dtype to the KV cache, unless the KV dtype was chosen by hand."""
+    if not st.session_state.get("_kv_chosen"):
+        st.session_state["kvdtype"] = _model_kv(presets[st.session_state["model"]].model)
+
+
 def _mark(which: str) -> None:
     st.session_state["cfg_last"] = which
 
@@ -231,7 +248,8 @@ def render_sidebar() -> None:
         try:
             if source == "preset":
                 pid = st.selectbox("Preset", list(presets), index=list(presets).index("llama-3.1-8b"), key="model",
-                                   bind=Q, help="the model's real config.json fields, with sources (data/models)")
+                                   bind=Q, help="the model's real config.json fields, with sources (data/models)",
+                                   on_change=_kv_follows_model, args=(presets,))
                 model = presets[pid].model
                 st.button("Edit this model", key="edit_preset", on_click=edit_preset, args=(model,),
                           help="a custom architecture with this preset's dimensions, to drag them")
@@ -252,8 +270,9 @@ def render_sidebar() -> None:
         c1, c2 = st.columns(2)
         wdtype = c1.selectbox("Weights", WEIGHT_CHOICES, key="wdtype", bind=Q,
                               help="checkpoint: as the config's quantization_config stores them (else bf16)")
-        kvdtype = c2.selectbox("KV cache", list(KV_DTYPES), index=list(KV_DTYPES).index("bf16"), key="kvdtype",
-                               bind=Q)
+        kvdtype = c2.selectbox("KV cache", list(KV_DTYPES), index=list(KV_DTYPES).index(_model_kv(model)),
+                               key="kvdtype", bind=Q, on_change=_kv_chosen,
+                               help="the model's own dtype unless you choose another (engines' 'auto')")
         edtype, ep = EXPERTS_CHOICES[0], False
         if model is not None and model.n_experts:
             edtype = st.selectbox("Routed experts' weights", EXPERTS_CHOICES, key="edtype", bind=Q,
