@@ -1,12 +1,15 @@
-"""A model by its Hugging Face Hub id: its config.json and its checkpoint's tensor sizes, over HTTP.
+"""A model by its Hugging Face Hub id: its config.json and its checkpoint's tensor sizes, through
+huggingface_hub, the Hub's own client (its error classes, HF_TOKEN and stored-login handling, HF_ENDPOINT mirrors,
+its download cache; it never sends the token to a host other than the Hub's, such as the storage a large file
+redirects to).
 
-kvdash asks the Hub for `config.json`, then for `model.safetensors.index.json` (a sharded checkpoint:
-its `metadata.total_size` is the exact byte count of every tensor) or the single `model.safetensors`.
-Of a safetensors file it reads only the header, as hf-mem does: 8 bytes of length, then the JSON that
-names every tensor's dtype and shape (two range requests, never the weights). `HF_TOKEN` is sent for
-gated models. Answers are kept for the life of the process. Every failure is one sentence
-(KvdashError); uploading or pasting a config.json needs none of this. Nothing fetched is executed:
-the config goes through the same hostile-input parser as an upload, headers through json.loads.
+kvdash reads `config.json`, then `model.safetensors.index.json` (a sharded checkpoint: its `metadata.total_size`
+is the exact byte count of every tensor) or the single `model.safetensors`. Of a safetensors file it reads only
+the header (huggingface_hub's parse_safetensors_file_metadata: a range request, never the weights), the shards'
+headers in parallel with a progress callback. Answers are kept for the life of the process. Every failure is one
+sentence naming its cause (KvdashError); uploading or pasting a config.json needs none of this. Nothing fetched is
+executed: the config goes through the same hostile-input parser as an upload, sizes are checked before a file is
+downloaded.
 """
 
 from __future__ import annotations
@@ -14,52 +17,44 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from kvdash.errors import KvdashError
 from kvdash.hf_config import MAX_CONFIG_BYTES, parse_config_text
 
-ENDPOINT = "https://huggingface.co"  # HF_ENDPOINT overrides it, as in huggingface_hub (a mirror, or a replay)
-# owner/name as the Hub allows them, optionally @revision (a branch, tag or commit)
-REPO_ID = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,95})/([A-Za-z0-9][A-Za-z0-9_.-]{0,95})(?:@([A-Za-z0-9_.-]{1,64}))?")
+# owner/name as the Hub allows them, optionally @revision (a branch, tag, commit, or refs/pr/N)
+REPO_ID = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,95})/([A-Za-z0-9][A-Za-z0-9_.-]{0,95})"
+                     r"(?:@((?:refs/pr/\d{1,6})|[A-Za-z0-9_.-]{1,64}))?")
+# the Hub's URL forms: a model page, a file or folder at a revision (/tree, /blob, /resolve), a short hf.co link
+_HUB_URL = re.compile(r"(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/(?:models/)?([^/?#]+/[^/?#@]+)"
+                      r"(?:/(?:tree|blob|resolve)/([^/?#]+))?(?:[/?#].*)?")
 MAX_INDEX_BYTES = 16 << 20
-MAX_HEADER_BYTES = 100 << 20  # the safetensors format's own limit on a header
+MAX_SHARDS = 200
 MAX_SHARD_HEADERS = 16  # beyond this many shards, the index's total_size alone (no dtype mix)
+PARALLEL_HEADERS = 8
 TIMEOUT_S = 10
 # bytes per element of each safetensors dtype (sub-byte formats packed two to a byte)
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
                "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1}
-
-# (status, body) for a GET of `url` with these headers; the real one is urllib, tests replay recordings
-Fetch = Callable[[str, dict], tuple[int, bytes]]
+CACHE_DIR = None  # huggingface_hub's download cache (HF_HOME); tests point it elsewhere
 
 
 def parse_repo_id(text: str) -> tuple[str, str]:
-    """('owner/name', revision) from what a user typed: an id, an id@revision, or a Hub URL."""
+    """('owner/name', revision) from what a user typed: an id, an id@revision, or any Hub URL of the model
+    (its page, /tree/REV, /blob/REV/config.json, /resolve/..., hf.co/...)."""
     raw = str(text).strip()[:300]
-    raw = re.sub(r"^https?://(www\.)?huggingface\.co/", "", raw).strip("/")
+    url = _HUB_URL.fullmatch(raw)
+    if url:
+        raw = url.group(1) + (f"@{unquote(url.group(2))}" if url.group(2) else "")
+    raw = raw.strip("/")
     m = REPO_ID.fullmatch(raw)
     if not m or ".." in raw:
         raise KvdashError(f"{raw[:80]!r} is not a Hugging Face model id (owner/name, e.g. meta-llama/Llama-3.1-8B)")
     return f"{m.group(1)}/{m.group(2)}", m.group(3) or "main"
-
-
-def urllib_fetch(url: str, headers: dict) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, headers={"User-Agent": "kvdash", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
-            return r.status, r.read(MAX_HEADER_BYTES + 8)
-    except urllib.error.HTTPError as e:
-        return e.code, b""
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise KvdashError(f"could not reach the Hugging Face Hub ({reason}); upload or paste the config.json "
-                          "instead") from None
 
 
 @dataclass(frozen=True)
@@ -84,48 +79,6 @@ class Checkpoint:
         return (f"{self.repo}: {self.tensor_bytes:,} B of tensors"
                 + (f" in {self.n_tensors:,} tensors ({mix})" if self.n_tensors else "")
                 + f", read from {', '.join(self.files)}")
-
-
-class _Hub:
-    def __init__(self, repo: str, revision: str, fetch: Fetch, token: str | None):
-        endpoint = os.environ.get("HF_ENDPOINT", ENDPOINT).rstrip("/")
-        self.base = f"{endpoint}/{repo}/resolve/{revision}/"
-        self.repo, self.fetch = repo, fetch
-        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
-
-    def get(self, path: str, limit: int, headers: dict | None = None, missing_ok: bool = False) -> bytes | None:
-        status, body = self.fetch(self.base + path, {**self.auth, **(headers or {})})
-        if status in (200, 206):
-            if len(body) > limit:
-                raise KvdashError(f"{self.repo}/{path} is larger than kvdash reads ({limit:,} bytes)")
-            return body
-        if status == 404 and missing_ok:
-            return None
-        if status in (401, 403):
-            raise KvdashError(f"{self.repo} is gated or private: accept its licence on the Hub and set HF_TOKEN")
-        if status == 404:
-            raise KvdashError(f"no model {self.repo!r} on the Hugging Face Hub (or it has no {path})")
-        raise KvdashError(f"the Hub answered {status} for {self.repo}/{path}")
-
-    def header(self, path: str, missing_ok: bool = False) -> dict | None:
-        """The JSON header of a safetensors file: its first 8 bytes are the header's length (u64, LE).
-        None where the file is missing and `missing_ok`."""
-        head = self.get(path, 8, {"Range": "bytes=0-7"}, missing_ok=missing_ok)
-        if head is None:
-            return None
-        if len(head) != 8:
-            raise KvdashError(f"{self.repo}/{path} is not a safetensors file")
-        (n,) = struct.unpack("<Q", head)
-        if not 0 < n <= MAX_HEADER_BYTES:
-            raise KvdashError(f"{self.repo}/{path} has a {n:,}-byte header, beyond the format's limit")
-        body = self.get(path, n, {"Range": f"bytes=8-{7 + n}"})
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise KvdashError(f"{self.repo}/{path} has an unreadable header") from None
-        if not isinstance(data, dict):
-            raise KvdashError(f"{self.repo}/{path} has an unreadable header")
-        return data
 
 
 def tensor_sizes(header: dict) -> tuple[dict[str, int], int]:
@@ -158,59 +111,143 @@ _FAILED: dict[tuple[str, str], tuple[float, str]] = {}
 RETRY_AFTER_S = 60.0
 
 
-def load_checkpoint(text: str, fetch: Fetch | None = None, token: str | None = None) -> Checkpoint:
-    """config.json and tensor sizes of a Hub model (see the module docstring). Cached per process."""
+def load_checkpoint(text: str, token: str | None = None,
+                    progress: Callable[[str], None] | None = None) -> Checkpoint:
+    """config.json and tensor sizes of a Hub model (see the module docstring). Cached per process. `token`:
+    None for huggingface_hub's own (HF_TOKEN, or a stored login), "" for none. `progress` hears a sentence as
+    each shard's header arrives."""
     repo, revision = parse_repo_id(text)
-    key = (repo, revision)
-    if fetch is None:
-        if key in _CACHE:
-            return _CACHE[key]
-        failed = _FAILED.get(key)
-        if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
-            raise KvdashError(failed[1])
+    key = (repo, revision, os.environ.get("HF_ENDPOINT", ""), token)
+    if key in _CACHE:
+        return _CACHE[key]
+    failed = _FAILED.get(key)
+    if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:
+        raise KvdashError(failed[1])
+    try:
+        cp = _load(repo, revision, token, progress or (lambda _: None))
+    except KvdashError as e:
+        _FAILED[key] = (time.monotonic(), str(e))
+        raise
+    _CACHE[key] = cp
+    return cp
+
+
+class _Reader:
+    """One repository at one revision through huggingface_hub, its errors as one sentence each."""
+
+    def __init__(self, repo: str, revision: str, token: str | None):
+        from huggingface_hub import HfApi, get_token
+
+        self.repo, self.revision = repo, revision
+        self.token = False if token == "" else token  # False: send none, not even a stored login
+        self.has_token = bool(self.token) if self.token is not None else get_token() is not None
+        self.api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=self.token)
+
+    def _sentence(self, e: Exception, path: str) -> KvdashError:
+        from huggingface_hub import errors as hf
+
+        if isinstance(e, hf.GatedRepoError):
+            return KvdashError(f"{self.repo} is gated: accept its licence on its Hub page with the account whose "
+                               "token the server uses"
+                               + ("" if self.has_token else " (no HF_TOKEN is set on the server)"))
+        if isinstance(e, hf.RepositoryNotFoundError):
+            return KvdashError(f"no model {self.repo!r} on the Hugging Face Hub: check the id"
+                               + (" (or the server's HF_TOKEN cannot see it)" if self.has_token else
+                                  " (a private model needs HF_TOKEN on the server)"))
+        if isinstance(e, hf.RevisionNotFoundError):
+            return KvdashError(f"{self.repo} has no revision {self.revision!r} (a branch, tag or commit)")
+        if isinstance(e, hf.EntryNotFoundError):
+            return KvdashError(f"{self.repo}@{self.revision} has no {path}")
+        if isinstance(e, hf.HfHubHTTPError) and e.response is not None:
+            status = e.response.status_code
+            if status == 403:
+                return KvdashError(f"the server's HF_TOKEN may not read {self.repo} (the token's permissions)")
+            return KvdashError(f"the Hub answered {status} for {self.repo}/{path}")
+        if isinstance(e, hf.SafetensorsParsingError):
+            return KvdashError(f"{self.repo}/{path} has an unreadable safetensors header")
+        return KvdashError(f"could not reach the Hugging Face Hub ({type(e).__name__}); upload or paste the "
+                           "config.json instead")
+
+    def size(self, path: str, missing_ok: bool = False) -> int | None:
+        """The file's size from a HEAD request (None where it is missing and `missing_ok`)."""
+        from huggingface_hub import errors as hf
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        url = hf_hub_url(self.repo, path, revision=self.revision, endpoint=self.api.endpoint)
         try:
-            cp = _load(repo, revision, urllib_fetch, token)
-        except KvdashError as e:
-            _FAILED[key] = (time.monotonic(), str(e))
-            raise
-        _CACHE[key] = cp
-        return cp
-    return _load(repo, revision, fetch, token)
+            return get_hf_file_metadata(url, token=self.token, timeout=TIMEOUT_S).size or 0
+        except hf.EntryNotFoundError:
+            if missing_ok:
+                return None
+            raise KvdashError(f"{self.repo}@{self.revision} has no {path}") from None
+        except Exception as e:
+            raise self._sentence(e, path) from None
+
+    def text(self, path: str, limit: int, size: int | None = None) -> bytes:
+        """A small file, after its size is checked: never more than `limit` bytes are downloaded."""
+        from huggingface_hub import hf_hub_download
+
+        n = self.size(path) if size is None else size
+        if n > limit:
+            raise KvdashError(f"{self.repo}/{path} is {n:,} bytes, larger than kvdash reads ({limit:,})")
+        try:
+            local = hf_hub_download(self.repo, path, revision=self.revision, token=self.token,
+                                    endpoint=self.api.endpoint, cache_dir=CACHE_DIR, etag_timeout=TIMEOUT_S)
+        except Exception as e:
+            raise self._sentence(e, path) from None
+        with open(local, "rb") as f:
+            return f.read(limit + 1)
+
+    def header(self, path: str) -> dict:
+        """A safetensors file's header, as {tensor: {dtype, shape}} (huggingface_hub reads it by range)."""
+        try:
+            meta = self.api.parse_safetensors_file_metadata(self.repo, path, revision=self.revision,
+                                                            token=self.token, timeout=TIMEOUT_S)
+        except Exception as e:
+            raise self._sentence(e, path) from None
+        return {name: {"dtype": t.dtype, "shape": list(t.shape)} for name, t in meta.tensors.items()}
 
 
-def _load(repo: str, revision: str, fetch: Fetch, token: str | None) -> Checkpoint:
-    hub = _Hub(repo, revision, fetch, token if token is not None else os.environ.get("HF_TOKEN"))
-    config = parse_config_text(hub.get("config.json", MAX_CONFIG_BYTES))
+def _load(repo: str, revision: str, token: str | None, progress: Callable[[str], None]) -> Checkpoint:
+    hub = _Reader(repo, revision, token)
+    progress(f"reading {repo}'s config.json")
+    config = parse_config_text(hub.text("config.json", MAX_CONFIG_BYTES))
     files = ["config.json"]
     dtypes: dict[str, int] = {}
     total = n = None
-    index = hub.get("model.safetensors.index.json", MAX_INDEX_BYTES, missing_ok=True)
-    if index is not None:
+    progress(f"looking for {repo}'s safetensors checkpoint")
+    index_size = hub.size("model.safetensors.index.json", missing_ok=True)
+    if index_size is not None:
         try:
-            idx = json.loads(index.decode("utf-8"))
+            idx = json.loads(hub.text("model.safetensors.index.json", MAX_INDEX_BYTES, index_size).decode("utf-8"))
             shards = sorted(set(idx["weight_map"].values()))
             size = (idx.get("metadata") or {}).get("total_size")
             total = int(size) if size else None
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
             raise KvdashError(f"{repo}/model.safetensors.index.json is not a safetensors index") from None
         files.append("model.safetensors.index.json")
-        if len(shards) > 200 or any(not re.fullmatch(r"[\w.-]{1,120}\.safetensors", s) for s in shards):
+        if len(shards) > MAX_SHARDS or any(not re.fullmatch(r"[\w.-]{1,120}\.safetensors", s) for s in shards):
             raise KvdashError(f"{repo}'s index names shards kvdash will not fetch")
         if len(shards) <= MAX_SHARD_HEADERS or total is None:
             n = 0
-            for shard in shards:
-                sizes, count = tensor_sizes(hub.header(shard))
-                for d, b in sizes.items():
-                    dtypes[d] = dtypes.get(d, 0) + b
-                n += count
+            progress(f"reading {len(shards)} shard headers of {repo}, {min(len(shards), PARALLEL_HEADERS)} at a time")
+            with ThreadPoolExecutor(PARALLEL_HEADERS) as pool:
+                futures = [pool.submit(hub.header, shard) for shard in shards]
+                for done, future in enumerate(as_completed(futures), 1):
+                    sizes, count = tensor_sizes(future.result())
+                    for d, b in sizes.items():
+                        dtypes[d] = dtypes.get(d, 0) + b
+                    n += count
+                    progress(f"read {done} of {len(shards)} shard headers of {repo}")
             files.append(f"{len(shards)} shard header{'s' if len(shards) > 1 else ''}")
             summed = sum(dtypes.values())
             if total is not None and summed != total:
                 raise KvdashError(f"{repo}: the index says {total:,} B of tensors but the headers add up to "
                                   f"{summed:,} B")
             total = summed
-    elif (single := hub.header("model.safetensors", missing_ok=True)) is not None:
-        dtypes, n = tensor_sizes(single)
+    elif hub.size("model.safetensors", missing_ok=True) is not None:
+        progress(f"reading {repo}'s model.safetensors header")
+        dtypes, n = tensor_sizes(hub.header("model.safetensors"))
         total = sum(dtypes.values())
         files.append("model.safetensors header")
     return Checkpoint(repo, revision, config, total, dtypes, n, tuple(files))

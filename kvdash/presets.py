@@ -22,6 +22,7 @@ class Preset:
     sources: tuple[str, ...]
     official_params: dict | None
     notes: str
+    kv_dtype: str = "bf16"  # the KV cache's dtype in the preset's own story (the article's example: fp32)
 
     @property
     def model(self) -> ModelSpec:
@@ -34,7 +35,7 @@ def load_presets() -> dict[str, Preset]:
     for path in sorted((DATA_DIR / "models").glob("*.json")):
         d = json.loads(path.read_text(encoding="utf-8"))
         out[d["id"]] = Preset(d["id"], d["name"], d.get("hf_id"), d["config"], tuple(d.get("sources", ())),
-                              d.get("official_params"), d.get("notes", ""))
+                              d.get("official_params"), d.get("notes", ""), d.get("kv_dtype", "bf16"))
     return out
 
 

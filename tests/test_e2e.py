@@ -39,12 +39,29 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from tests.hub_replay import start_server
+def fake_hub():
+    """The Hugging Face Hub, replayed from recordings (no network): the int8 Llama, a gated model the server's
+    token may read, and one it may not."""
+    from tests.hub_replay import LLAMA_INT8, FakeHub, recorded, start_server
 
-    hub_url, hub = start_server()  # the Hugging Face Hub, replayed from recordings: no network
+    _, hub = start_server(FakeHub(repos={LLAMA_INT8: {"main": recorded(LLAMA_INT8)},
+                                         "meta-llama/Llama-3.1-8B": {"main": recorded(LLAMA_INT8)},
+                                         "google/gated-model": {"main": recorded(LLAMA_INT8)}},
+                                  gated={"meta-llama/Llama-3.1-8B": {HF_TOKEN}, "google/gated-model": set()}))
+    yield hub
+    hub.shutdown()
+
+
+HF_TOKEN = "hf_e2e_granted"  # the server's token: the fake Hub lets it read meta-llama/Llama-3.1-8B only
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fake_hub):
+    hub_url = fake_hub.url
     port = _free_port()
-    env = dict(os.environ, KVDASH_DATA_DIR=str(tmp_path_factory.mktemp("kvdash-data")), HF_ENDPOINT=hub_url)
+    env = dict(os.environ, KVDASH_DATA_DIR=str(tmp_path_factory.mktemp("kvdash-data")), HF_ENDPOINT=hub_url,
+               HF_HOME=str(tmp_path_factory.mktemp("hf-home")),  # huggingface_hub's cache, not the user's
+               HF_TOKEN=HF_TOKEN)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -64,7 +81,6 @@ def server(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=20)
-    hub.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -429,3 +445,33 @@ def test_lecture_slides_hold_up_on_a_projector(browser, server, tmp_path):
     assert (width, height) == (3840, 2160)
     page.screenshot(path=str(SHOTS / "learn-lecture-summary.png"))
     ctx.close()
+
+
+@pytest.mark.parametrize(("hub_id", "says"), [
+    # a typo: the Hub answers 404 RepoNotFound to a caller with a token (401 without): "check the id", not "gated"
+    ("meta-llama/Llama-3.1-8b-typo", "no model 'meta-llama/Llama-3.1-8b-typo' on the Hugging Face Hub: check the id"),
+    ("google/gated-model", "is gated: accept its licence"),  # 403 GatedRepo: the token has no access
+    ("IrfanUruchi/Llama-3.1-8B-Computer-Networks-LLM@v9", "has no revision 'v9'"),  # 404 RevisionNotFound
+])
+def test_hub_answers_name_their_cause(page, server, hub_id, says):
+    """Issue #21, item 3: each refusal of the Hub (through huggingface_hub's error classes) says what it is."""
+    open_any(page, f"{server}/?source=Hub+id&hub={hub_id}")
+    page.locator('[data-testid="stAlert"]').filter(has_text=says).first.wait_for()
+
+
+def test_a_gated_hub_model_reads_slowly_with_progress_and_the_token_stays_on_the_hub(page, server, fake_hub):
+    """Issue #21, item 3: a Hub URL of a gated model the server's token may read, on a slow Hub: the sidebar
+    says what it is reading while the shard headers arrive (in parallel), and the token goes to the Hub but
+    never to the storage host its large files redirect to, checked on the wire."""
+    fake_hub.delay = 1.0
+    fake_hub.seen.clear()
+    try:
+        page.goto(f"{server}/?source=Hub+id&hub=https://huggingface.co/meta-llama/Llama-3.1-8B/tree/main")
+        page.locator('[data-testid="stSidebar"]').get_by_text("shard headers of meta-llama/Llama-3.1-8B",
+                                                               exact=False).first.wait_for(timeout=60_000)
+        wait_for_metric(page, "KV per token", "131,072 B")
+    finally:
+        fake_hub.delay = 0.0
+    tokens = {(origin, auth) for origin, _, path, auth in fake_hub.seen if "Llama-3.1-8B/" in path}
+    assert ("hub", f"Bearer {HF_TOKEN}") in tokens and ("storage", None) in tokens
+    assert not any(origin == "storage" and auth for origin, auth in tokens)

@@ -54,8 +54,10 @@ def test_every_field_has_a_range_or_choices():
     for key, f in FIELDS.items():
         assert f.pattern or f.options() or (f.lo <= f.hi and f.hi > 0), key
     assert FIELDS["block"].options() == BLOCK_CHOICES
-    # a Hub id is free text, held to the Hub's own shape of owner/name
+    # a Hub id is free text, held to the Hub's own shape of owner/name (or one of its URLs)
     assert FIELDS["hub"].parse("meta-llama/Llama-3.1-8B") == "meta-llama/Llama-3.1-8B"
+    url = "https://huggingface.co/meta-llama/Llama-3.1-8B/tree/main"
+    assert FIELDS["hub"].parse(url) == url
     for bad in ("../x", "a/b/c", "<script>/x", "a/b c"):
         with pytest.raises(ValueError, match="not a model id"):
             FIELDS["hub"].parse(bad)

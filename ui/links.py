@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from kvdash.dtypes import DTYPES, KV_DTYPES
+from kvdash.errors import KvdashError
+from kvdash.hub import parse_repo_id
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS
 from kvdash.startup import FAMILIES
 
@@ -51,7 +53,8 @@ class Field:
     lo: int = 0
     hi: int = 0
     choices: tuple | Callable[[], tuple] | None = None
-    pattern: str | None = None  # free text that must match this (a Hub model id)
+    pattern: str | None = None  # free text that must match this
+    check: Callable[[str], object] | None = None  # ... and that this accepts (raises KvdashError otherwise)
 
     @property
     def value_type(self) -> type:
@@ -70,6 +73,11 @@ class Field:
         if self.pattern:
             if not re.fullmatch(self.pattern, raw):
                 raise ValueError("not a model id (owner/name)")
+            if self.check is not None:
+                try:
+                    self.check(raw)
+                except KvdashError:
+                    raise ValueError("not a model id (owner/name, or a Hub URL)") from None
             return raw
         if self.choices is not None:
             opts = self.options()
@@ -121,7 +129,7 @@ def _engines() -> tuple:
 FIELDS: dict[str, Field] = {
     "source": Field(choices=SOURCES),
     "model": Field(choices=_presets),
-    "hub": Field(pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(@[A-Za-z0-9_.-]{1,64})?"),
+    "hub": Field(pattern=r"[^\x00-\x1f\x7f]{1,300}", check=lambda raw: parse_repo_id(raw)),  # an id or a Hub URL
     "batch": Field(1, MAX_BATCH),
     "context": Field(1, MAX_TOKENS),
     "new": Field(0, MAX_TOKENS),

@@ -176,11 +176,10 @@ def _custom_model() -> ModelSpec:
     return custom_spec(v)
 
 
-def _model_kv(model: ModelSpec | None) -> str:
-    """The KV cache's dtype when nobody chose one: the model's own, as engines keep it ('auto'): fp32 for the
-    article's example, whose arithmetic uses 4 bytes."""
-    dtype = model.default_dtype if model is not None else "bf16"
-    return dtype if dtype in KV_DTYPES else "bf16"
+def _preset_kv(presets: dict, pid: str | None) -> str:
+    """The KV cache's dtype when nobody chose one: bf16, as engines keep a 16-bit model's cache (and a 32-bit
+    one's, which vLLM runs in fp16), unless the preset's story has its own: the article's example is in fp32."""
+    return presets[pid].kv_dtype if pid in presets else "bf16"
 
 
 def _kv_chosen() -> None:
@@ -190,7 +189,7 @@ def _kv_chosen() -> None:
 def _kv_follows_model(presets: dict) -> None:
     """A new preset brings its own dtype to the KV cache, unless the KV dtype was chosen by hand."""
     if not st.session_state.get("_kv_chosen"):
-        st.session_state["kvdtype"] = _model_kv(presets[st.session_state["model"]].model)
+        st.session_state["kvdtype"] = _preset_kv(presets, st.session_state["model"])
 
 
 def _mark(which: str) -> None:
@@ -219,11 +218,14 @@ def _uploaded_model() -> ModelSpec:
 def _hub_model() -> ModelSpec:
     """A model by its Hub id: config.json and the checkpoint's tensor sizes (kvdash.hub), cached."""
     rid = st.text_input("Hugging Face model id", key="hub", bind=Q, placeholder="meta-llama/Llama-3.1-8B",
-                        help="reads config.json and the safetensors headers (never the weights); set HF_TOKEN "
-                             "on the server for gated models")
+                        help="an id, id@revision or any Hub URL of the model; reads config.json and the "
+                             "safetensors headers (never the weights) through huggingface_hub; set HF_TOKEN on the "
+                             "server for gated models")
     if not rid.strip():
         raise KvdashError("type a model id (owner/name) to read its config.json from the Hugging Face Hub")
-    cp = load_checkpoint(rid)
+    note = st.empty()  # what is being read, while it is (a cached answer says nothing)
+    cp = load_checkpoint(rid, progress=lambda said: note.caption(f"{said} …"))
+    note.empty()
     st.caption(cp.summary())
     st.session_state["sel_checkpoint"] = cp
     return model_from_config(cp.config, name=cp.name)
@@ -240,7 +242,7 @@ def render_sidebar() -> None:
     _SEED.clear()
     _SEED.update(valid)
     _REFUSED.clear()
-    model, model_error = None, None
+    model, model_error, kv_default = None, None, "bf16"
     st.session_state["sel_checkpoint"] = None
     with st.sidebar:
         st.header("Model")
@@ -250,7 +252,7 @@ def render_sidebar() -> None:
                 pid = st.selectbox("Preset", list(presets), index=list(presets).index("llama-3.1-8b"), key="model",
                                    bind=Q, help="the model's real config.json fields, with sources (data/models)",
                                    on_change=_kv_follows_model, args=(presets,))
-                model = presets[pid].model
+                model, kv_default = presets[pid].model, _preset_kv(presets, pid)
                 st.button("Edit this model", key="edit_preset", on_click=edit_preset, args=(model,),
                           help="a custom architecture with this preset's dimensions, to drag them")
             elif source == "Hub id":
@@ -270,9 +272,10 @@ def render_sidebar() -> None:
         c1, c2 = st.columns(2)
         wdtype = c1.selectbox("Weights", WEIGHT_CHOICES, key="wdtype", bind=Q,
                               help="checkpoint: as the config's quantization_config stores them (else bf16)")
-        kvdtype = c2.selectbox("KV cache", list(KV_DTYPES), index=list(KV_DTYPES).index(_model_kv(model)),
+        kvdtype = c2.selectbox("KV cache", list(KV_DTYPES), index=list(KV_DTYPES).index(kv_default),
                                key="kvdtype", bind=Q, on_change=_kv_chosen,
-                               help="the model's own dtype unless you choose another (engines' 'auto')")
+                               help="bf16 unless you choose another (a preset may have its own: the article's "
+                                    "example is in fp32)")
         edtype, ep = EXPERTS_CHOICES[0], False
         if model is not None and model.n_experts:
             edtype = st.selectbox("Routed experts' weights", EXPERTS_CHOICES, key="edtype", bind=Q,
