@@ -16,6 +16,9 @@ from ui.sidebar import render_sidebar
 started = time.perf_counter()
 
 st.set_page_config(page_title="kvdash", layout="wide")
+# On a touch screen plotly's toolbar stays shown and covers every chart's title: hidden there (a mouse keeps it)
+st.markdown("<style>@media (hover: none) {.modebar-container {display: none !important;}}</style>",
+            unsafe_allow_html=True)
 render_sidebar()
 page = st.navigation([
     # the default page is served at "/" (its url_path is only reserved); a hidden alias serves /memory

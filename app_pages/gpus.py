@@ -11,6 +11,7 @@ from kvdash.scenario import Scenario
 from kvdash.solvers import gpus_needed, max_batch, max_context
 from kvdash.units import fmt_bytes, to_unit
 from ui.sidebar import require
+from ui.style import file_name, scenario_lines
 from ui.text import plain
 
 model, scenario, gpu, unit = require()
@@ -33,15 +34,14 @@ for g in gpus.values():
         continue
     b = breakdown(model, scenario, g)
     needed = gpus_needed(model, scenario.with_(tp=1), g)
-    rows.append({
-        "GPU": g.name, "vendor": g.vendor,
-        f"usable ({unit})": round(to_unit(g.usable_bytes, unit), 2),
-        "fits?": "fits" if b.fits else "does not fit",
+    rows.append({  # what a reader looks for first on the left: a phone shows these without scrolling
+        "GPU": g.name, "fits?": "fits" if b.fits else "does not fit",
         f"headroom ({unit})": round(to_unit(b.headroom, unit), 2),
         f"largest batch at {scenario.context:,} tokens": max_batch(model, scenario, g),
         f"longest context at batch {scenario.batch:,}": max_context(model, scenario, g),
         # text throughout: a column of numbers and words would not serialise to Arrow (Streamlit falls back)
         "GPUs needed (tensor parallel)": f"{needed:,}" if needed else "more than 64",
+        f"usable ({unit})": round(to_unit(g.usable_bytes, unit), 2), "vendor": g.vendor,
         "usable memory from": g.usable_basis,
     })
 table = pd.DataFrame(rows)
@@ -49,7 +49,9 @@ if table.empty:
     st.info("No GPU matches the filters.")
 else:
     st.dataframe(table, hide_index=True, width="stretch", key="gpus_table")
-    st.download_button("GPU table as CSV", table.to_csv(index=False), "kvdash-gpus.csv", "text/csv", key="dl_gpus")
+    st.download_button("GPU table as CSV", scenario_lines(model.name, scenario, gpu) + table.to_csv(index=False),
+                       file_name("kvdash-gpus", model.name, f"b{scenario.batch}", f"t{scenario.context}") + ".csv",
+                       "text/csv", key="dl_gpus")
 
 st.subheader("The article's GPU tiers, checked")
 st.write("The article kvdash grew from recommends GPUs by model size. Here each tier's models run at batch 1 "

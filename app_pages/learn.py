@@ -102,7 +102,8 @@ def growth_animation(per_token_mib: float, font: int, lecture: bool, tokens: int
                    xaxis="x2", yaxis="y2", text=["1", f"{t}"], textposition="outside"),
         ]
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.12,
-                        subplot_titles=("Memory the cache holds", "Tokens processed for the next token"))
+                        # two short lines each: side by side on a phone, one line each would collide
+                        subplot_titles=("Memory the<br>cache holds", "Tokens processed<br>for the next token"))
     for tr, col in zip(traces(1), (1, 2), strict=True):
         fig.add_trace(tr, row=1, col=col)
     fig.frames = [go.Frame(name=str(t), data=traces(t), traces=[0, 1]) for t in range(1, tokens + 1)]
@@ -110,8 +111,8 @@ def growth_animation(per_token_mib: float, font: int, lecture: bool, tokens: int
     fig.update_yaxes(title_text="tokens processed", range=[0, tokens * 1.2], row=1, col=2)
     fig.update_layout(
         showlegend=False, font=dict(size=font), height=400 if lecture else 440 + 10 * font,
-        margin=dict(t=(90 if lecture else 110 + 2 * font), b=120),
-        title=_title("Token by token: the cache grows by a fixed amount;", "without it, the work per token grows"),
+        margin=dict(t=(120 if lecture else 110 + 2 * font), b=120),
+        title=_title("Token by token", "the cache grows by a fixed amount;", "without it, the work per token grows"),
         updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", yanchor="top", buttons=[dict(
             label="Play", method="animate", args=[None, dict(frame=dict(duration=150, redraw=True),
                                                               fromcurrent=True)])])],
@@ -170,12 +171,12 @@ def summary() -> None:
     fig = go.Figure(go.Bar(x=[f"{n:,}" for n in lengths], y=mib, marker_color="#E69F00",
                            text=[f"{v:,.0f} MiB" for v in mib], textposition="outside"))
     fig.update_layout(
-        title=_title("The KV cache grows with the context", "per token: layers × 2 (K, V) × dimensions × bytes; "
+        title=_title("The KV cache grows with the context", "per token: layers × 2 (K, V) × dimensions × bytes",
                      "the article's model: 48 × 2 × 1024 × 4 B = 384 KiB"),
         # the lengths are names on the axis (categories): a linear axis made 512 and 2,048 slivers
         xaxis=dict(type="category", title="tokens in the context"), yaxis=dict(title="MiB", range=[0, max(mib) * 1.2]),
         font=dict(size=FONT), uniformtext=dict(minsize=FONT, mode="show"),
-        height=440 if lecture else 520 + 10 * FONT, margin=dict(t=120 if lecture else 140))
+        height=430 if lecture else 520 + 10 * FONT, margin=dict(t=140))
     fig.update_traces(textfont_size=FONT)
     st.plotly_chart(_lecture_type(fig), width="stretch", key="learn_summary", config={
         "toImageButtonOptions": {"format": fmt, "filename": "kvdash-kv-cache", "width": 1280, "height": 720,

@@ -9,6 +9,7 @@ import streamlit as st
 from kvdash.breakdown import activation_dtype, breakdown
 from kvdash.dtypes import get_dtype
 from kvdash.errors import KvdashError
+from kvdash.hf_config import MAX_CONFIG_BYTES
 from kvdash.report import activation_split, formulas
 from kvdash.solvers import max_batch, max_context
 from kvdash.startup import engine_startup
@@ -16,7 +17,7 @@ from kvdash.units import fmt_bytes, to_unit
 from kvdash.weights import weight_table
 from ui.links import scenario_values
 from ui.sidebar import BOUND, require
-from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS
+from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS, file_name, scenario_lines
 from ui.text import plain
 
 INT64_LIMIT = 1 << 63
@@ -33,7 +34,9 @@ def layer_strip(m, s) -> go.Figure:
         per_token, per_seq = spec.bytes_per_token(kv, s.tp), spec.bytes_per_seq(kv, act, s.tp, s.block_size)
         holds = (f"{per_token:,} B per token" if per_token else f"{per_seq:,} B per sequence" if per_seq
                  else "no cache")
-        data.append(dict(type="bar", x=at, y=[1] * len(at), name=f"{len(at)} × {spec.short}",
+        # a width per bar: plotly may size a trace's bars by the gap between its own layers, so alternating kinds
+        # (gpt-oss, Gemma-2) could draw twice as wide, over their neighbours
+        data.append(dict(type="bar", x=at, y=[1] * len(at), width=[0.9] * len(at), name=f"{len(at)} × {spec.short}",
                          marker=dict(color=KIND_COLOURS.get(spec.kind, "#999999")),
                          hovertemplate=f"layer %{{x}}: {spec.short}, {holds}<extra></extra>"))
     return go.Figure(dict(data=data, layout=dict(
@@ -174,16 +177,23 @@ with st.expander("Weight table: every tensor, grouped by layer kind"):
                  hide_index=True, width="stretch", key="weight_table")
 
 c1, c2, c3 = st.columns(3)
-c1.download_button("Breakdown as CSV", table.to_csv(index=False), "kvdash-breakdown.csv", "text/csv",
-                   key="dl_breakdown")
+name = file_name("kvdash", model.name, f"b{scenario.batch}", f"t{scenario.context}", scenario.kv_dtype, gpu.id)
+c1.download_button("Breakdown as CSV", scenario_lines(model.name, scenario, gpu) + table.to_csv(index=False),
+                   f"{name}.csv", "text/csv", key="dl_breakdown",
+                   help="the scenario heads the file as '# key: value' lines (pandas: read_csv(f, comment='#'))")
 state = {k: st.session_state[k] for k in BOUND if k in st.session_state}
-c2.download_button("Scenario as JSON", json.dumps(state, indent=2), "kvdash-scenario.json", "application/json",
+if state.get("source") == "config.json" and st.session_state.get("sel_config"):
+    state["config"] = st.session_state["sel_config"]  # the file itself travels with the scenario: it loads back
+c2.download_button("Scenario as JSON", json.dumps(state, indent=2), f"{name}.json", "application/json",
                    key="dl_scenario")
 loaded = c3.file_uploader("Load a scenario JSON", type=["json"], key="load_scenario", max_upload_size=1)
 if loaded is not None and st.session_state.get("_loaded_name") != loaded.file_id:
     st.session_state["_loaded_name"] = loaded.file_id
     try:
-        values = scenario_values(json.loads(loaded.getvalue()[:65536]))
+        data = json.loads(loaded.getvalue()[:MAX_CONFIG_BYTES + 65536])
+        values = scenario_values(data)
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):  # an uploaded config, saved with it
+            values |= {"cfg_text": json.dumps(data["config"], indent=2), "cfg_last": "text", "source": "config.json"}
         # Widgets already drawn this run cannot change: the sidebar applies these on the next run.
         st.session_state["_pending_scenario"] = values
         st.rerun()

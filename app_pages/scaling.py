@@ -9,7 +9,7 @@ from kvdash.errors import KvdashError
 from kvdash.sweep import total_grid
 from kvdash.units import GB, GiB
 from ui.sidebar import require
-from ui.style import SERIES, tidy
+from ui.style import SERIES, log_axis, tidy
 from ui.text import plain
 
 model, scenario, gpu, unit = require()
@@ -26,16 +26,22 @@ def kv_line(m, **changes):
             for t in contexts]
 
 
+HOVER = "%{x:,} tokens: %{y:,.3f} " + unit + "<extra>%{fullData.name}</extra>"
 fig = go.Figure()
 for i, dt in enumerate(["fp32", "bf16", "fp8", "int4"]):
     fig.add_scatter(x=contexts, y=kv_line(model, kv_dtype=dt), name=f"KV cache, {dt}", line_color=SERIES[i],
-                    line_dash="solid" if dt == scenario.kv_dtype else "dot")
+                    line_dash="solid" if dt == scenario.kv_dtype else "dot", hovertemplate=HOVER)
 fig.add_scatter(x=contexts, y=[breakdown(model, scenario.with_(prompt_tokens=int(t), new_tokens=0), gpu).total / scale
-                               for t in contexts], name=f"total ({scenario.kv_dtype} cache)", line_color="#000000")
+                               for t in contexts], name=f"total ({scenario.kv_dtype} cache)", line_color="#000000",
+                hovertemplate=HOVER)
 # a line trace, not add_hline: shapes on log axes take log10 coordinates
 fig.add_scatter(x=[contexts[0], contexts[-1]], y=[gpu.usable_bytes / scale] * 2, mode="lines",
-                name=f"{gpu.name} usable", line=dict(color="#999999", dash="dash"))
-fig.update_layout(xaxis=dict(type="log", title="tokens"), yaxis=dict(type="log", title=unit))
+                name=f"{gpu.name} usable", line=dict(color="#999999", dash="dash"), hovertemplate=HOVER)
+now = breakdown(model, scenario.with_(new_tokens=0), gpu)
+fig.add_scatter(x=[scenario.prompt_tokens] * 2, y=[now["kv_cache"] / scale, now.total / scale], mode="markers",
+                name=f"the sidebar's scenario ({scenario.prompt_tokens:,} tokens)", hovertemplate=HOVER,
+                marker=dict(symbol="star", size=14, color="#000000"))
+fig.update_layout(xaxis=log_axis("tokens"), yaxis=log_axis(unit))
 tidy(fig, f"Memory against context ({unit})", "KV cache per dtype, and the total")
 st.plotly_chart(fig, width="stretch", key="scaling_dtypes")
 
@@ -50,14 +56,17 @@ if len(variants) > 1:
     fig2 = go.Figure()
     for i, (name, m) in enumerate(variants.items()):
         try:
-            fig2.add_scatter(x=contexts, y=kv_line(m), name=name, line_color=SERIES[i])
+            fig2.add_scatter(x=contexts, y=kv_line(m), name=name, line_color=SERIES[i], hovertemplate=HOVER)
         except KvdashError:
             continue
-    fig2.update_layout(xaxis=dict(type="log", title="tokens"), yaxis=dict(type="log", title=unit))
+    fig2.update_layout(xaxis=log_axis("tokens"), yaxis=log_axis(unit))
     tidy(fig2, f"Other attention schemes ({unit})", "the KV cache of the same model")
     st.plotly_chart(fig2, width="stretch", key="scaling_variants")
 
-st.subheader(f"What fits on one {gpu.name}")
+st.subheader(f"What fits on one {gpu.name}" if scenario.tp * scenario.pp == 1 else
+             f"What fits per {gpu.name} at tensor parallel {scenario.tp}"
+             + (f", pipeline parallel {scenario.pp}" if scenario.pp > 1 else "")
+             + f" ({scenario.tp * scenario.pp} GPUs)")
 batches = np.unique(np.geomspace(1, 4096, 40).astype(int))
 prompts = np.unique(np.geomspace(max(16, scenario.shared_prefix_tokens or 16), top, 40).astype(int))
 try:
@@ -94,7 +103,11 @@ if grid[0, 0] <= limit:
 if grid[-1, -1] > limit:
     labels.append(dict(x=np.log10(prompts[-1]), y=np.log10(batches[-1]), text="<b>does not fit</b> (hatched)",
                        xanchor="right", yanchor="top"))
-heat.update_layout(xaxis=dict(type="log", title="prompt tokens per sequence"), yaxis=dict(type="log", title="batch"),
+heat.add_trace(go.Scatter(x=[scenario.prompt_tokens], y=[scenario.batch], mode="markers", name="the sidebar's scenario",
+                          marker=dict(symbol="star", size=16, color="#D55E00", line=dict(color="white", width=1.5)),
+                          hovertemplate=f"the sidebar's scenario: batch {scenario.batch:,}, {scenario.prompt_tokens:,} "
+                                        "tokens<extra></extra>"))
+heat.update_layout(xaxis=log_axis("prompt tokens per sequence"), yaxis=log_axis("batch"),
                    annotations=[dict(a, showarrow=False, font=dict(size=15, color="black"),
                                      bgcolor="rgba(255,255,255,0.8)") for a in labels])
 tidy(heat, "Per-GPU memory over batch × context", f"white line: {limit:.1f} {unit} usable; hatched: does not fit")

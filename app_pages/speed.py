@@ -22,7 +22,7 @@ from kvdash.step import matrix_rate
 from ui.dimensions import whole_number
 from ui.links import CONCURRENCIES
 from ui.sidebar import require
-from ui.style import LEGEND_BELOW, TITLE, tidy
+from ui.style import LEGEND_BELOW, TITLE, log_axis, seconds_axis, tidy
 from ui.text import plain
 
 model, scenario, gpu, unit = require()
@@ -104,25 +104,30 @@ runs = matching_runs(loaded, engine, s.tp, isl, osl, gpu.id, model=hf_id)
 if loaded and not runs:
     st.caption(f"None of your {len(loaded):,} runs matches this scenario ({engine}, tp {s.tp}, {isl:,} + {osl:,} "
                "tokens within 5 %, the sidebar's GPU and model where the file names them).")
+MS = "%{x:,} in flight: %{customdata:,.2f} ms<extra>%{fullData.name}</extra>"  # hover in ms, the axis in s
+
+
+def timed(name: str, xs: list, seconds: list, **kw) -> dict:
+    return dict(type="scatter", name=name, x=xs, y=seconds, customdata=[t * 1e3 for t in seconds],
+                hovertemplate=MS, **kw)
+
+
+times = [t for r in [r for _, r in sweep] + runs for t in (r.tpot_s, r.ttft_s)]
 lat = go.Figure(dict(data=[
-    dict(type="scatter", mode="lines+markers", name="TPOT, predicted", x=[c for c, _ in sweep],
-         y=[r.tpot_s * 1e3 for _, r in sweep], line=dict(color="#0072B2")),
-    dict(type="scatter", mode="lines+markers", name="TTFT, predicted", x=[c for c, _ in sweep],
-         y=[r.ttft_s * 1e3 for _, r in sweep], line=dict(color="#D55E00", dash="dash")),
-    *([dict(type="scatter", mode="markers", name=f"TPOT, measured ({engine} {runs[0].version or ''})",
-            x=[r.concurrency for r in runs], y=[r.tpot_s * 1e3 for r in runs],
-            marker=dict(color="#0072B2", symbol="diamond-open", size=11)),
-       dict(type="scatter", mode="markers", name="TTFT, measured", x=[r.concurrency for r in runs],
-            y=[r.ttft_s * 1e3 for r in runs], marker=dict(color="#D55E00", symbol="square-open", size=11))]
-      if runs else []),
-    dict(type="scatter", mode="markers", name=f"the sidebar's batch ({concurrency:,} in flight)",
-         x=[concurrency, concurrency], y=[srv.tpot_s * 1e3, srv.ttft_s * 1e3],
-         marker=dict(color="#000000", symbol="star", size=14),
-         hovertemplate="%{x:,} in flight: %{y:,.2f} ms<extra></extra>"),
+    timed("TPOT, predicted", [c for c, _ in sweep], [r.tpot_s for _, r in sweep], mode="lines+markers",
+          line=dict(color="#0072B2")),
+    timed("TTFT, predicted", [c for c, _ in sweep], [r.ttft_s for _, r in sweep], mode="lines+markers",
+          line=dict(color="#D55E00", dash="dash")),
+    *([timed(f"TPOT, measured ({engine} {runs[0].version or ''})", [r.concurrency for r in runs],
+             [r.tpot_s for r in runs], mode="markers", marker=dict(color="#0072B2", symbol="diamond-open", size=11)),
+       timed("TTFT, measured", [r.concurrency for r in runs], [r.ttft_s for r in runs], mode="markers",
+             marker=dict(color="#D55E00", symbol="square-open", size=11))] if runs else []),
+    timed(f"the sidebar's batch ({concurrency:,} in flight)", [concurrency, concurrency], [srv.tpot_s, srv.ttft_s],
+          mode="markers", marker=dict(color="#000000", symbol="star", size=14)),
 ], layout=dict(title=TITLE | dict(text=f"Latency against concurrency<br><sup>{engine}, {gpu.name}</sup>"),
-               margin=dict(t=80),
-               xaxis=dict(type="log", title=dict(text="requests in flight")),
-               yaxis=dict(type="log", title=dict(text="ms")), legend=LEGEND_BELOW)))
+               margin=dict(t=80), xaxis=log_axis("requests in flight"),
+               yaxis=seconds_axis("time (TPOT per output token, TTFT to the first)", min(times), max(times)),
+               legend=LEGEND_BELOW)))
 st.plotly_chart(lat, width="stretch", key="serving_latency")
 if runs:
     observed = [Observed(model, served.with_(batch=1), gpu, r.concurrency, r.isl, r.osl, r.ttft_s, r.tpot_s)

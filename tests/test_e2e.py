@@ -230,13 +230,13 @@ def test_changing_an_input_changes_the_numbers_and_the_url(page, server):
 def test_precise_values_and_edit_this_model(page, server):
     open_page(page, f"{server}/")
     page.get_by_text("Precise values").click()
-    box = page.locator('[data-testid="stNumberInput"]').filter(has_text="Batch (concurrent sequences)").locator("input")
+    box = page.locator('[data-testid="stTextInput"]').filter(has_text="Batch (concurrent sequences)").locator("input")
     box.fill("3")
     box.press("Enter")
     wait_for_metric(page, "KV cache", "3.00 GiB")
     page.get_by_role("button", name="Edit this model").click()
     page.wait_for_function("() => window.location.search.includes('source=custom')")
-    box = page.locator('[data-testid="stNumberInput"]').filter(has_text="KV heads").locator("input")
+    box = page.locator('[data-testid="stTextInput"]').filter(has_text="KV heads").locator("input")
     box.fill("32")  # Llama-3.1-8B with MHA: 4x the cache
     box.press("Enter")
     wait_for_metric(page, "KV cache", "12.00 GiB")
@@ -352,7 +352,7 @@ def test_every_page_asks_the_sidebars_question(page, server):
     length, Compare's first scenario is the sidebar's model whatever its source."""
     open_page(page, f"{server}/speed?batch=16")
     page.get_by_text("the sidebar's batch; the charts sweep").wait_for()
-    assert page.locator('[data-testid="stMetric"]').filter(has_text="TTFT at 16 in flight").count() == 1
+    page.locator('[data-testid="stMetric"]').filter(has_text="TTFT at 16 in flight").wait_for()
     open_page(page, f"{server}/serving?context=4096&new=512")
     page.get_by_text("--max-model-len 4608", exact=False).wait_for()
     open_page(page, f"{server}/compare?source=custom&c_name=Tiny&c_layers=10")
@@ -379,12 +379,12 @@ def test_typed_numbers_never_fail_silently(page, server):
     open_page(page, f"{server}/")
     side = page.locator('[data-testid="stSidebar"]')
     side.get_by_text("Precise values").click()
-    context = side.get_by_label("Prompt tokens per sequence")
-    context.wait_for()
+    context = side.locator('[data-testid="stTextInput"]').filter(has_text="Prompt tokens per sequence").locator("input")
+    context.wait_for()  # the box replaces the slider once the toggle's rerun is drawn
     context.fill("1e5")
     context.press("Enter")
     wait_for_metric(page, "KV cache", "12.21 GiB")  # 100,000 x 131,072 B
-    batch = side.get_by_label("Batch (concurrent sequences)")
+    batch = side.locator('[data-testid="stTextInput"]').filter(has_text="Batch (concurrent sequences)").locator("input")
     batch.fill("2.5")
     batch.press("Enter")
     page.locator('[data-testid="stMain"] [data-testid="stAlert"]').filter(
@@ -475,3 +475,76 @@ def test_a_gated_hub_model_reads_slowly_with_progress_and_the_token_stays_on_the
     tokens = {(origin, auth) for origin, _, path, auth in fake_hub.seen if "Llama-3.1-8B/" in path}
     assert ("hub", f"Bearer {HF_TOKEN}") in tokens and ("storage", None) in tokens
     assert not any(origin == "storage" and auth for origin, auth in tokens)
+
+
+def test_charts_and_exports_say_what_they_show(page, server, tmp_path):
+    """Issue #21, item 6: Gemma-2's alternating sliding and full layers draw as equal cells (the issue saw gpt-oss's
+    full layers drawn over its sliding ones; each bar now has its own width, so plotly cannot size a kind's bars
+    by the gap between its own layers); log axes label powers of ten
+    only; the Scaling charts mark the sidebar's scenario and name the tensor parallelism they compute at;
+    latency reads in ms and s; a CSV export is named after its scenario and carries it."""
+    open_page(page, f"{server}/?model=gemma-2-9b")
+    page.locator('[data-testid="stPlotlyChart"] .bars path').first.wait_for()
+    page.wait_for_timeout(1000)
+    widths = page.evaluate("""() => {
+        const strip = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+            .find(c => c.textContent.includes('layers by kind'));
+        return [...strip.querySelectorAll('.bars path')].map(p => p.getBoundingClientRect().width); }""")
+    assert len(widths) == 42 and max(widths) - min(widths) < 1  # 21 sliding and 21 full cells, all one width
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Breakdown as CSV").click()
+    assert dl.value.suggested_filename == "kvdash-Gemma-2-9B-b1-t8192-bf16-nvidia-h100-sxm5.csv"
+    path = tmp_path / "breakdown.csv"
+    dl.value.save_as(path)
+    head = path.read_text().splitlines()
+    assert head[0].startswith("# model: ") and "# batch: 1" in head and "# prompt tokens: 8192" in head
+    open_page(page, f"{server}/scaling?tp=2&batch=4&context=4096")
+    page.get_by_text("What fits per H100 SXM5 80GB at tensor parallel 2 (2 GPUs)").wait_for()
+    page.locator('[data-testid="stPlotlyChart"] .xtick text').first.wait_for()
+    page.wait_for_timeout(1000)
+    ticks = page.locator('[data-testid="stPlotlyChart"] .xtick text').all_text_contents()
+    assert ticks and all(t.replace("\u2212", "") in ("1", "10", "100", "1k", "10k", "100k", "1M") for t in ticks), ticks
+    assert page.locator('[data-testid="stPlotlyChart"] .legendtext').filter(
+        has_text="the sidebar's scenario").count() >= 2
+    open_page(page, f"{server}/speed")
+    page.locator('[data-testid="stPlotlyChart"] .ytick text').first.wait_for()
+    page.wait_for_timeout(1000)
+    first = page.locator('[data-testid="stPlotlyChart"]').first
+    ticks = first.locator(".ytick text").all_text_contents()
+    assert ticks and all(t.endswith((" ms", " s")) for t in ticks), ticks
+
+
+def test_a_saved_scenario_of_an_uploaded_config_loads_back(page, server, tmp_path):
+    """Issue #21, item 6: the scenario JSON of an uploaded config.json carries the config, so loading it back
+    brings the model back, not an error."""
+    cfg = json.loads((ROOT / "data" / "models" / "qwen3-8b.json").read_text())["config"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    open_page(page, f"{server}/")
+    page.locator('[data-testid="stSidebar"]').get_by_text("config.json", exact=True).first.click()
+    page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(str(path))
+    wait_for_metric(page, "KV per token", "147,456 B")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Scenario as JSON").click()
+    saved = tmp_path / "scenario.json"
+    dl.value.save_as(saved)
+    assert json.loads(saved.read_text())["config"]["num_hidden_layers"] == 36
+    open_page(page, f"{server}/?model=llama-3.1-8b")
+    wait_for_metric(page, "KV per token", "131,072 B")
+    page.locator('[data-testid="stMain"] input[type="file"]').set_input_files(str(saved))
+    wait_for_metric(page, "KV per token", "147,456 B")
+
+
+def test_a_touch_screen_shows_no_chart_toolbar_over_the_titles(browser, server):
+    """Issue #21, item 6: on a phone plotly's toolbar would stay shown over every chart's title."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = ctx.new_page()
+    phone.set_default_timeout(30_000)
+    try:
+        open_page(phone, f"{server}/")
+        phone.locator(".modebar-container").first.wait_for(state="attached")
+        shown = phone.evaluate("""() => [...document.querySelectorAll('.modebar-container')]
+            .map(m => getComputedStyle(m).display)""")
+        assert shown and set(shown) == {"none"}
+    finally:
+        ctx.close()

@@ -19,7 +19,7 @@ from kvdash.hub import load_checkpoint
 from kvdash.model import MLA, SLIDING, ModelSpec, attention_shape, decoder
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
-from ui.dimensions import dimension, precise_toggle
+from ui.dimensions import PRECISE, dimension, precise_toggle
 from ui.links import (
     ATTENTION_CHOICES,
     BLOCK_CHOICES,
@@ -141,9 +141,15 @@ def _kv_heads(heads: int) -> int:
     divides (the heads changed, a link, a number box) moves to the nearest divisor below, and says so."""
     valid = divisors(heads)
     asked = st.session_state.get("c_kv", _SEED.get("c_kv", 8))
+    if isinstance(asked, str):  # the precise box's text: its own error box says when it is not a number
+        try:
+            asked = FIELDS["c_kv"].parse(asked)
+        except ValueError:
+            asked = valid[0]
     if asked not in valid:
-        st.session_state["c_kv"] = max(d for d in valid if d <= asked) if asked > 0 else 1
-        st.session_state["_kv_moved"] = (asked, st.session_state["c_kv"])
+        moved = max(d for d in valid if d <= asked)
+        st.session_state["c_kv"] = str(moved) if st.session_state.get(PRECISE) else moved
+        st.session_state["_kv_moved"] = (asked, moved)
         _SEED.pop("c_kv", None)
     kv = _number("KV heads", "c_kv", max(d for d in valid if d <= 8), ladder=valid,
                  help=f"a divisor of the {heads:,} query heads: 1 is multi-query, {heads:,} multi-head attention")
@@ -209,10 +215,13 @@ def _uploaded_model() -> ModelSpec:
         data = up.getvalue()
         if len(data) > MAX_CONFIG_BYTES:
             raise KvdashError(f"config is {len(data):,} bytes; the limit is {MAX_CONFIG_BYTES:,}")
-        return model_from_config(parse_config_text(data))  # named from the config, not the file
-    if text.strip():
-        return model_from_config(parse_config_text(text))
-    raise KvdashError("upload or paste a config.json to size it (the link cannot carry a file)")
+        cfg = parse_config_text(data)
+    elif text.strip():
+        cfg = parse_config_text(text)
+    else:
+        raise KvdashError("upload or paste a config.json to size it (the link cannot carry a file)")
+    st.session_state["sel_config"] = cfg  # a saved scenario carries it (the Memory page's JSON)
+    return model_from_config(cfg)  # named from the config, not the file
 
 
 def _hub_model() -> ModelSpec:
@@ -243,7 +252,7 @@ def render_sidebar() -> None:
     _SEED.update(valid)
     _REFUSED.clear()
     model, model_error, kv_default = None, None, "bf16"
-    st.session_state["sel_checkpoint"] = None
+    st.session_state["sel_checkpoint"] = st.session_state["sel_config"] = None
     with st.sidebar:
         st.header("Model")
         source = st.radio("Source", SOURCES, horizontal=True, key="source", bind=Q)

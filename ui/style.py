@@ -1,4 +1,8 @@
-"""One fixed, colour-blind-safe colour per memory component (Okabe-Ito), used by every chart."""
+"""One fixed, colour-blind-safe colour per memory component (Okabe-Ito), used by every chart; the shared chart
+layout, axes and download names."""
+
+import math
+import re
 
 COMPONENT_COLOURS = {
     "weights": "#0072B2",  # blue
@@ -32,3 +36,33 @@ def tidy(fig, title: str, subtitle: str = ""):
                       margin=dict(l=10, r=10, t=80 if subtitle else 50))
     return fig
 
+
+
+def log_axis(title: str, **kw) -> dict:
+    """A log axis labelled at each power of ten in SI form (1k, 10k, 1M), with unlabelled minor ticks: plotly's
+    default labels the minor ticks "2" and "5" without their magnitude."""
+    return dict(type="log", title=dict(text=title), dtick=1, tickformat="~s", minor=dict(ticks="outside"), **kw)
+
+
+def seconds_axis(title: str, lo: float, hi: float) -> dict:
+    """A log time axis in seconds labelled 1 ms, 10 ms, ..., 1 s, 10 s, 100 s (never "1M ms")."""
+    names = {-4: "0.1 ms", -3: "1 ms", -2: "10 ms", -1: "100 ms", 0: "1 s", 1: "10 s", 2: "100 s", 3: "1,000 s",
+             4: "10,000 s", 5: "100,000 s"}
+    first, last = max(-4, math.floor(math.log10(max(lo, 1e-4)))), min(5, math.ceil(math.log10(max(hi, 1e-4))))
+    decades = range(first, max(last, first + 1) + 1)
+    return dict(type="log", title=dict(text=title), tickvals=[10.0**d for d in decades],
+                ticktext=[names[d] for d in decades], minor=dict(ticks="outside"))
+
+
+def file_name(*parts) -> str:
+    """A download's name from the scenario it holds: letters, digits, dots and dashes only."""
+    text = "-".join(str(p) for p in parts if p not in (None, ""))
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-")[:120]
+
+
+def scenario_lines(model_name: str, scenario, gpu) -> str:
+    """The scenario as '# key: value' lines heading a CSV export (pandas: read_csv(..., comment="#"))."""
+    rows = {"model": model_name, "gpu": gpu.name, "batch": scenario.batch, "prompt tokens": scenario.prompt_tokens,
+            "generated tokens": scenario.new_tokens, "weights": scenario.weights_dtype, "kv cache": scenario.kv_dtype,
+            "tensor parallel": scenario.tp, "pipeline parallel": scenario.pp, "runtime": scenario.runtime}
+    return "".join(f"# {k}: {v}\n" for k, v in rows.items())
