@@ -1,0 +1,69 @@
+"""Traffic as a planner states it (issue #22): hand-calculated checks of each formula in kvdash.traffic."""
+
+import pytest
+
+from kvdash.breakdown import breakdown
+from kvdash.errors import KvdashError
+from kvdash.gpus import get_gpu
+from kvdash.presets import preset_model
+from kvdash.scenario import Scenario
+from kvdash.traffic import at_rate, kv_transfer_s, prefill_tokens, speculative_tpot, steady_state
+
+
+def test_littles_law_finds_the_requests_in_flight_a_rate_implies():
+    # each request spends W(C) = 1 + 0.01 C seconds in the system at C in flight, so C / W(C) = R at
+    # C = R / (1 - 0.01 R): 100 in flight for 50 requests/s (W = 2 s), 9,900 for 99/s (W = 100 s)
+    w = lambda c: 1 + 0.01 * c  # noqa: E731
+    s = steady_state(50, w)
+    assert (s.concurrency, s.latency_s, s.served) == (100, 2.0, 50.0)
+    assert steady_state(99, w).concurrency == 9900
+    assert steady_state(49.9, w).concurrency == 100  # the fewest whole requests that serve the rate: 99.6 -> 100
+    # throughput approaches 100/s and never reaches it: the rate cannot be served, and the planner says so
+    with pytest.raises(KvdashError, match="more than this configuration serves"):
+        steady_state(100, w)
+    with pytest.raises(KvdashError, match="positive number"):
+        steady_state(0, w)
+
+
+def test_a_prefix_cache_saves_whole_blocks_of_the_prompt():
+    assert prefill_tokens(8192, 0.5, 16) == 4096  # 4,096 cached tokens are 256 whole blocks
+    assert prefill_tokens(1000, 0.5, 16) == 504  # 500 cached tokens: 31 whole blocks (496), 504 prefilled
+    assert prefill_tokens(8192, 1.0, 16) == 1  # fully cached: the last token is still computed
+    assert prefill_tokens(8192, 0.0, 16) == 8192
+    with pytest.raises(KvdashError):
+        prefill_tokens(8192, 1.5, 16)
+
+
+def test_a_disaggregated_request_moves_its_prompt_cache_once():
+    # Llama-3.1-8B's prompt of 8,192 tokens: 32 layers x 8 KV heads x (128 + 128) x 2 B = 131,072 B per token,
+    # 1,073,741,824 B in all, over 450 GB/s one way: 2.386 ms
+    cache = breakdown(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192))["kv_cache"]
+    assert cache == 8192 * 131_072 == 1_073_741_824
+    assert kv_transfer_s(cache, 450.0) == pytest.approx(1_073_741_824 / 450e9)
+    with pytest.raises(KvdashError, match="no link"):
+        kv_transfer_s(cache, 0)
+
+
+def test_speculative_decoding_divides_a_drafted_and_verified_step_by_the_tokens_it_yields():
+    # a 3 ms draft and a 12 ms verifying step yielding 2.5 tokens on average: 6 ms per output token
+    assert speculative_tpot(0.012, 0.003, 2.5) == pytest.approx(0.006)
+    assert speculative_tpot(0.010, 0.0, 1.0) == 0.010  # nothing accepted: the plain step
+    with pytest.raises(KvdashError):
+        speculative_tpot(0.01, 0.001, 0.5)
+
+
+def test_a_rate_is_served_at_the_fewest_requests_in_flight_that_reach_it():
+    # Llama-3.1-8B on one H100 under vLLM, 1,024 + 128 tokens at 8 requests/s: the concurrency found serves the
+    # rate, one fewer would not (Little's law, whatever the serving model's numbers)
+    m, gpu = preset_model("llama-3.1-8b"), get_gpu("nvidia-h100-sxm5")
+    s = Scenario(prompt_tokens=1024, new_tokens=128, runtime="vllm")
+    steady, report = at_rate(m, s, gpu, 8.0, 1024, 128)
+    c = steady.concurrency
+    assert report.concurrency == c and steady.served >= 8.0
+    w = report.ttft_s + 127 * report.tpot_s
+    assert steady.latency_s == w and c / w >= 8.0
+    from kvdash.serving import serving
+
+    assert c > 1  # 8 requests/s of ~1 s each need several in flight
+    r = serving(m, s, gpu, c - 1, 1024, 128)
+    assert (c - 1) / (r.ttft_s + 127 * r.tpot_s) < 8.0
