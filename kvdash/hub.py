@@ -41,6 +41,10 @@ TIMEOUT_S = 10
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
                "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1}
 CACHE_DIR = None  # huggingface_hub's download cache (HF_HOME); tests point it elsewhere
+# huggingface_hub's telemetry adds to each request's user agent and fetches an "agent harness" registry from the
+# Hub once a day; kvdash asks for a config and headers only. Off unless the environment says otherwise (it is
+# read when huggingface_hub is first imported).
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def parse_repo_id(text: str) -> tuple[str, str]:

@@ -1,5 +1,9 @@
 import os
 
+# No test touches the network: huggingface_hub (transformers' dependency and kvdash.hub's client) would fetch an
+# "agent harness" registry from the real Hub for its telemetry user agent, whatever HF_ENDPOINT a test sets later
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
 import pytest
 from hypothesis import settings
 

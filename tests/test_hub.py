@@ -45,6 +45,8 @@ def test_a_sharded_mixed_precision_checkpoint_is_read_from_its_headers(fake):
     assert said[-1] == f"read 6 of 6 shard headers of {LLAMA_INT8}"
     # only headers were read from the storage host: ranges, never a whole shard
     assert all(method == "GET" for origin, method, *_ in fake.seen if origin == "storage")
+    # and nothing but the files: no telemetry or registry request on the side (kvdash.hub turns telemetry off)
+    assert all("/resolve/" in path for origin, _, path, _ in fake.seen if origin == "hub")
 
 
 def test_a_single_file_checkpoint_at_a_revision_from_any_hub_url_form(fake):
