@@ -11,6 +11,8 @@
     kvdash serving (--preset NAME | --config FILE | --hub ID) --gpu ID --concurrency C --isl I --osl O [--tp N] [--ep N]
         [--weights-dtype D] [--moe-weights-dtype D] [--kv-dtype D] [--engine vllm|sglang|trtllm]
         [--max-num-batched-tokens N] [--json]
+    kvdash plan (--preset NAME | --config FILE | --hub ID) --rate R --isl I --osl O --ttft-ms X --tpot-ms Y
+        [--gpus ID,...] [--engine E] [--max-gpus N] [--weights-dtype D] [--json]
     kvdash presets | kvdash gpus
 
 Bad input exits with status 2 and one line on stderr naming the problem.
@@ -161,6 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="expert parallelism: split the routed experts over N GPUs (N = --tp; default 1)")
     srv.add_argument("--engine", default="vllm", choices=list(ENGINES), help="engine profile (default vllm)")
     _limit_args(srv)
+
+    pln = sub.add_parser("plan", help="the configurations that serve a request rate within TTFT and TPOT targets")
+    src = pln.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME", help="a preset id (see `kvdash presets`)")
+    src.add_argument("--config", metavar="FILE", help="a Hugging Face config.json")
+    src.add_argument("--hub", metavar="ID", help="a Hugging Face model id")
+    pln.add_argument("--rate", type=float, required=True, metavar="R", help="requests per second, steady")
+    pln.add_argument("--isl", type=int, required=True, metavar="I", help="prompt tokens per request")
+    pln.add_argument("--osl", type=int, required=True, metavar="O", help="output tokens per request")
+    pln.add_argument("--ttft-ms", type=float, required=True, metavar="X", help="time-to-first-token target")
+    pln.add_argument("--tpot-ms", type=float, required=True, metavar="Y", help="time-per-output-token target")
+    pln.add_argument("--gpus", metavar="ID,...", help="GPU ids to consider (default: those with measured kernels)")
+    pln.add_argument("--engine", action="append", choices=list(ENGINES), help="engines to consider (default all)")
+    pln.add_argument("--max-gpus", type=int, default=64, metavar="N", help="at most this many GPUs (default 64)")
+    pln.add_argument("--weights-dtype", metavar="D", help="weight format (default: as the checkpoint stores them)")
+    pln.add_argument("--top", type=int, default=10, metavar="K", help="options to print (default 10)")
+    pln.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub.add_parser("presets", help="list the preset models")
     sub.add_parser("gpus", help="list the GPU catalog")
@@ -337,6 +356,36 @@ def _cmd_serving(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    from dataclasses import asdict
+
+    from kvdash.plan import default_gpus, plan
+
+    m = _load_model(args)
+    catalog = load_gpus()
+    gpus = [get_gpu(g.strip()) for g in args.gpus.split(",")] if args.gpus else default_gpus(catalog)
+    options, left_out = plan(m, args.rate, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
+                             engines=tuple(args.engine or ENGINES), weights_dtype=args.weights_dtype,
+                             max_gpus=args.max_gpus)
+    if args.json:
+        print(json.dumps({"options": [asdict(o) | {"gpus": o.gpus} for o in options], "left_out": left_out},
+                         indent=2))
+        return 0 if options else 1
+    print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens, TTFT <= {args.ttft_ms:,g} ms, "
+          f"TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation, speculation and prices "
+          "are not searched yet)")
+    if not options:
+        print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")
+        return 1
+    print(f"  {'GPUs':>5}  {'GPU':<26} {'engine':<7} {'tp':>3} {'KV':<5} {'replicas':>8} {'in flight':>9} "
+          f"{'TTFT ms':>8} {'TPOT ms':>8}")
+    for o in options[:args.top]:
+        print(f"  {o.gpus:>5}  {o.gpu:<26} {o.engine:<7} {o.tp:>3} {o.kv_dtype:<5} {o.replicas:>8} "
+              f"{o.concurrency:>9} {o.ttft_s * 1e3:>8.1f} {o.tpot_s * 1e3:>8.2f}")
+    print(f"({len(options):,} options meet the targets; {len(left_out):,} configurations do not, --json lists why)")
+    return 0
+
+
 def _cmd_presets(args) -> int:
     for p in load_presets().values():
         m = p.model
@@ -351,7 +400,7 @@ def _cmd_gpus(args) -> int:
 
 
 _COMMANDS = {"size": _cmd_size, "capacity": _cmd_capacity, "speed": _cmd_speed, "serving": _cmd_serving,
-             "presets": _cmd_presets,
+             "plan": _cmd_plan, "presets": _cmd_presets,
              "gpus": _cmd_gpus}
 
 

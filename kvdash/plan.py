@@ -1,0 +1,124 @@
+"""Plan a deployment (issue #22), first step: from a model, a steady request rate and latency targets to the
+configurations that meet them with the fewest GPUs, aggregated serving only (each replica prefills and decodes).
+
+For each GPU x engine x tensor-parallel degree x KV-cache format, the serving model (kvdash.serving, the Speed
+page's numbers) answers: the most requests in flight a replica holds while its TTFT and TPOT stay within the
+targets (both grow with the requests in flight, so a bisection finds it), hence the rate one replica serves
+within them (Little's law: in flight / time in the system); the replicas the rate needs; and, at the rate each
+replica then receives, its steady state (kvdash.traffic.at_rate). A configuration whose memory cannot hold one
+request, or whose targets no concurrency meets, is left out with its reason.
+
+Not yet here (the issue's later steps): disaggregated prefill and decode pools, speculative decoding, prefix
+caching in the search, prices, a vectorised search and the Plan page.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kvdash.engines import ENGINES
+from kvdash.errors import KvdashError
+from kvdash.gpus import Gpu
+from kvdash.kernels import measured_gpus
+from kvdash.model import ModelSpec
+from kvdash.scenario import Scenario
+from kvdash.serving import serving
+from kvdash.traffic import steady_state
+
+TP_DEGREES = (1, 2, 4, 8)
+MAX_IN_FLIGHT = 4096  # a replica's requests in flight searched up to this
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration that meets the targets at the rate."""
+
+    gpu: str
+    engine: str
+    tp: int
+    kv_dtype: str
+    replicas: int
+    concurrency: int  # requests in flight per replica at the planned rate
+    ttft_s: float
+    tpot_s: float
+    capacity_rate: float  # requests/s one replica serves within the targets
+    max_in_flight: int  # the most requests in flight a replica holds within the targets
+
+    @property
+    def gpus(self) -> int:
+        return self.replicas * self.tp
+
+    def scenario(self, isl: int, osl: int, weights_dtype: str) -> Scenario:
+        """The scenario `serving` answers for this option (the check that a plan is the Speed page's number)."""
+        return Scenario(prompt_tokens=isl, new_tokens=osl, tp=self.tp, kv_dtype=self.kv_dtype,
+                        weights_dtype=weights_dtype, runtime=self.engine)
+
+
+def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float, gpus: list[Gpu],
+         engines=tuple(ENGINES), kv_dtypes=("bf16", "fp8"), weights_dtype: str | None = None,
+         max_gpus: int = 64) -> tuple[list[Option], dict[str, str]]:
+    """The options that serve `rate` requests/s of isl + osl tokens within the TTFT and TPOT targets on at most
+    `max_gpus` GPUs, fewest GPUs first (then the lower TPOT); and why each other configuration was left out."""
+    if not (ttft_s > 0 and tpot_s > 0):
+        raise KvdashError("the TTFT and TPOT targets must be positive")
+    if not 0 < rate < 1e9:
+        raise KvdashError(f"the request rate must be a positive number of requests per second, not {rate!r}")
+    if isl < 1 or osl < 1:
+        raise KvdashError("prompts and outputs of at least one token")
+    weights = weights_dtype or model.weights_format or "bf16"
+    options, left_out = [], {}
+    for gpu in gpus:
+        for engine in engines:
+            for tp in TP_DEGREES:
+                if tp > max_gpus:
+                    continue
+                for kv in kv_dtypes:
+                    key = f"{gpu.id} {engine} tp{tp} kv {kv}"
+                    s = Scenario(prompt_tokens=isl, new_tokens=osl, tp=tp, kv_dtype=kv, weights_dtype=weights,
+                                 runtime=engine)
+                    try:
+                        option = _option(model, s, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus)
+                    except KvdashError as e:
+                        left_out[key] = str(e)
+                        continue
+                    options.append(option)
+    options.sort(key=lambda o: (o.gpus, o.tpot_s, o.ttft_s))
+    return options, left_out
+
+
+def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
+            max_gpus: int) -> Option:
+    def within(c: int) -> bool:
+        r = serving(model, s, gpu, c, isl, osl)
+        return r.ttft_s <= ttft_s and r.tpot_s <= tpot_s
+
+    if not within(1):
+        r = serving(model, s, gpu, 1, isl, osl)
+        raise KvdashError(f"even one request misses the targets (TTFT {r.ttft_s * 1e3:,.0f} ms, TPOT "
+                          f"{r.tpot_s * 1e3:,.1f} ms)")
+    lo, hi = 1, MAX_IN_FLIGHT  # the most requests in flight within the targets
+    if within(hi):
+        lo = hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if within(mid) else (lo, mid)
+    r = serving(model, s, gpu, lo, isl, osl)
+    capacity = lo / (r.ttft_s + (osl - 1) * r.tpot_s)
+    replicas = math.ceil(rate / capacity)
+    if replicas * s.tp > max_gpus:
+        raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than {max_gpus:,}")
+
+    def latency(c: int) -> float:
+        x = serving(model, s, gpu, c, isl, osl)
+        return x.ttft_s + (osl - 1) * x.tpot_s
+
+    steady = steady_state(rate / replicas, latency, max_concurrency=lo)
+    at = serving(model, s, gpu, steady.concurrency, isl, osl)
+    return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, replicas, steady.concurrency, at.ttft_s, at.tpot_s, capacity,
+                  lo)
+
+
+def default_gpus(catalog: dict[str, Gpu]) -> list[Gpu]:
+    """The GPUs whose kernels kvdash has measured (its serving model's best-founded numbers)."""
+    return [catalog[g] for g in measured_gpus() if g in catalog]
