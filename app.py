@@ -28,6 +28,7 @@ page = st.navigation([
     st.Page("app_pages/compare.py", title="Compare", url_path="compare"),
     st.Page("app_pages/serving.py", title="Serving capacity", url_path="serving"),
     st.Page("app_pages/speed.py", title="Speed", url_path="speed"),
+    st.Page("app_pages/plan.py", title="Plan", url_path="plan"),
     st.Page("app_pages/live.py", title="Live run", url_path="live"),
     st.Page("app_pages/learn.py", title="Learn", url_path="learn"),
     st.Page("app_pages/memory.py", title="Memory", url_path="memory", visibility="hidden"),

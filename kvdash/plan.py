@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kvdash.engines import ENGINES
 from kvdash.errors import KvdashError
-from kvdash.gpus import Gpu
+from kvdash.gpus import Gpu, get_gpu
 from kvdash.kernels import measured_gpus
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
@@ -122,3 +123,13 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
 def default_gpus(catalog: dict[str, Gpu]) -> list[Gpu]:
     """The GPUs whose kernels kvdash has measured (its serving model's best-founded numbers)."""
     return [catalog[g] for g in measured_gpus() if g in catalog]
+
+
+@lru_cache(maxsize=64)
+def plan_for(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
+             gpu_ids: tuple[str, ...], weights_dtype: str | None = None) -> tuple[tuple[Option, ...], tuple]:
+    """plan() with the GPUs by id, kept per process (the Plan page's reruns reuse it): (options, the left-out
+    configurations as (name, why) pairs), both read-only."""
+    options, left_out = plan(model, rate, isl, osl, ttft_s, tpot_s, [get_gpu(g) for g in gpu_ids],
+                             weights_dtype=weights_dtype)
+    return tuple(options), tuple(left_out.items())

@@ -24,7 +24,7 @@ CHROMIUM = os.environ.get("KVDASH_CHROMIUM") or shutil.which("chromium") or "/us
 SHOTS = ROOT / "build" / "screenshots"
 # url paths; the default page (Memory) lives at the root
 PAGES = {"memory": "", "gpus": "gpus", "scaling": "scaling", "compare": "compare", "serving": "serving",
-         "speed": "speed", "live": "live", "learn": "learn"}
+         "speed": "speed", "plan": "plan", "live": "live", "learn": "learn"}
 
 if not Path(CHROMIUM).exists():
     pytest.skip("no Chromium at /usr/bin/chromium: `apt-get install chromium` to run the browser tests",
@@ -548,3 +548,16 @@ def test_a_touch_screen_shows_no_chart_toolbar_over_the_titles(browser, server):
         assert shown and set(shown) == {"none"}
     finally:
         ctx.close()
+
+
+def test_the_plan_page_serves_a_rate_and_says_when_it_cannot(page, server):
+    """Issue #22: the Plan page, bound to the URL, lists the options for a rate with the command for the one
+    with the fewest GPUs; targets nothing meets are refused with each configuration's reason."""
+    open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=10.0&plan_ttft=1000&plan_tpot=50"
+                    "&plan_gpus=nvidia-h100-sxm5")
+    wait_for_metric(page, "Fewest GPUs", "1 GPUs")
+    page.locator('[data-testid="stCode"]').filter(has_text="--tensor").or_(
+        page.locator('[data-testid="stCode"]').filter(has_text="--tp")).first.wait_for()
+    open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=1000.0&plan_ttft=100&plan_tpot=5"
+                    "&plan_gpus=nvidia-l40s")
+    page.locator('[data-testid="stAlert"]').filter(has_text="No configuration of the").first.wait_for()

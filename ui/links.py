@@ -39,6 +39,7 @@ RUNTIME_CHOICES = {
 STEP_TOKENS = ("engine default", "512", "1024", "2048", "4096", "8192", "16384", "32768")
 UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
+PLAN_RATES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)  # the Plan page's
 COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
 
 # A number as people type it: 131072, 131,072, 131_072, 1e6, 1.5e3 (no inf, nan or hex); it must still be whole
@@ -149,6 +150,10 @@ FIELDS: dict[str, Field] = {
     # the static-batch runtime is not bound: fitted runtimes exist only in the session that fitted them)
     "serving_engine": Field(choices=_engines),
     "speed_new": Field(1, 1 << 20),
+    # the Plan page
+    "plan_rate": Field(choices=PLAN_RATES),
+    "plan_ttft": Field(choices=(100, 200, 300, 500, 1000, 2000, 5000, 10000)),
+    "plan_tpot": Field(choices=(5, 10, 15, 20, 25, 30, 50, 75, 100, 200)),
     # the Serving capacity page (vLLM's settings)
     "serve_util": Field(choices=tuple(round(0.001 * i, 3) for i in range(100, 1000))),  # SGLang's has 3 decimals
     "serve_block": Field(choices=(16, 32, 64)),
