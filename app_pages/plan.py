@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from kvdash.breakdown import breakdown
 from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu, load_gpus
@@ -21,6 +22,11 @@ from ui.text import plain
 Q = "query-params"
 model, scenario, gpu, unit = require()
 st.title(f"Plan {plain(model.name)} for a request rate")
+try:  # the plan searches its own parallelism, but a sidebar scenario that is not valid is said so, as elsewhere
+    breakdown(model, scenario, gpu)
+except KvdashError as e:
+    st.error(f"The sidebar's scenario: {e}")
+    st.stop()
 st.caption("Every GPU × engine × tensor-parallel degree × KV format that serves the rate within both targets, "
            "fewest GPUs first, aggregated serving (each replica prefills and decodes). Each number is the Speed "
            "page's serving model at the requests in flight the rate implies (Little's law). Not searched yet: "
