@@ -13,7 +13,7 @@ from kvdash.gpus import get_gpu, load_gpus
 from kvdash.launch import launch
 from kvdash.plan import default_gpus, plan_for
 from kvdash.presets import load_presets
-from kvdash.startup import DEFAULT_FAMILY, FAMILIES
+from kvdash.startup import default_share
 from ui.links import PLAN_RATES
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, log_axis
@@ -90,12 +90,10 @@ st.plotly_chart(fig, width="stretch", key="plan_chart")
 
 st.subheader("The command for the option with the fewest GPUs")
 s = best.scenario(isl, osl, scenario.weights_dtype)
-tokens, seqs = engine_facts(best.engine).step_limits(get_gpu(best.gpu))
+tokens, seqs = engine_facts(best.engine).step_limits(get_gpu(best.gpu))  # 0 sequences: as many as the pool holds
 hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"
-share = (FAMILIES[DEFAULT_FAMILY].default_utilization if best.engine == "vllm"
-         else engine_facts(best.engine).memory_fraction(get_gpu(best.gpu), best.tp, 1))
-cmd = launch(model, s, best.engine, hf_id, utilization=share, max_model_len=isl + osl, block_size=16,
-             max_num_batched_tokens=tokens, max_num_seqs=seqs or 256)
+cmd = launch(model, s, best.engine, hf_id, utilization=default_share(best.engine, get_gpu(best.gpu), best.tp),
+             max_model_len=isl + osl, block_size=16, max_num_batched_tokens=tokens, max_num_seqs=seqs)
 st.code(cmd.text(), language="bash")
 st.caption(f"One replica; run {best.replicas:,} of them behind a load balancer. The engine's default memory share "
            "and step limits on this GPU.")

@@ -8,7 +8,7 @@ from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
 from kvdash.launch import launch
 from kvdash.presets import load_presets
-from kvdash.startup import DEFAULT_FAMILY, FAMILIES, engine_startup
+from kvdash.startup import DEFAULT_FAMILY, FAMILIES, default_share, engine_startup
 from kvdash.units import fmt_bytes
 from ui.dimensions import whole_number
 from ui.sidebar import require
@@ -27,10 +27,9 @@ if engine == "vllm":
     version = c1.selectbox("vLLM version", list(FAMILIES), index=list(FAMILIES).index(DEFAULT_FAMILY),
                            key="serve_version", bind="query-params", format_func=lambda k: FAMILIES[k].label)
 share = {"vllm": "gpu_memory_utilization", "sglang": "mem_fraction_static", "trtllm": "free_gpu_memory_fraction"}
-default_share = (FAMILIES[version].default_utilization if engine == "vllm"
-                 else facts.memory_fraction(gpu, scenario.tp, scenario.pp))
-util = c2.slider(share[engine], 0.10, 0.99, round(min(0.99, max(0.10, default_share)), 3), 0.001, format="%.3f",
-                 key="serve_util", bind="query-params", help=f"{facts.label}'s default here: {default_share}")
+share_default = default_share(engine, gpu, scenario.tp, scenario.pp, version)
+util = c2.slider(share[engine], 0.10, 0.99, round(min(0.99, max(0.10, share_default)), 3), 0.001, format="%.3f",
+                 key="serve_util", bind="query-params", help=f"{facts.label}'s default here: {share_default}")
 block = c3.selectbox("block size", [16, 32, 64], key="serve_block", bind="query-params")
 c1, c2, c3 = st.columns(3)
 try:

@@ -55,14 +55,19 @@ def _fail(message: str) -> int:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
+    _source_args(p)
+    p.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel degree (default 1)")
+    p.add_argument("--kv-dtype", default="bf16", choices=list(KV_DTYPES), help="KV-cache dtype (default bf16)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    """Where the model comes from: a preset, a config.json file or a Hub id (one of them)."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", metavar="NAME", help="a preset id (see `kvdash presets`)")
     src.add_argument("--config", metavar="FILE", help="a Hugging Face config.json")
     src.add_argument("--hub", metavar="ID", help="a Hugging Face model id (owner/name[@revision]); reads its "
                                                  "config.json and safetensors headers; HF_TOKEN for gated models")
-    p.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel degree (default 1)")
-    p.add_argument("--kv-dtype", default="bf16", choices=list(KV_DTYPES), help="KV-cache dtype (default bf16)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _weights_args(p: argparse.ArgumentParser) -> None:
@@ -165,10 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _limit_args(srv)
 
     pln = sub.add_parser("plan", help="the configurations that serve a request rate within TTFT and TPOT targets")
-    src = pln.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", metavar="NAME", help="a preset id (see `kvdash presets`)")
-    src.add_argument("--config", metavar="FILE", help="a Hugging Face config.json")
-    src.add_argument("--hub", metavar="ID", help="a Hugging Face model id")
+    _source_args(pln)
     pln.add_argument("--rate", type=float, required=True, metavar="R", help="requests per second, steady")
     pln.add_argument("--isl", type=int, required=True, metavar="I", help="prompt tokens per request")
     pln.add_argument("--osl", type=int, required=True, metavar="O", help="output tokens per request")

@@ -350,6 +350,17 @@ def _minimax_m2(f: _Fields, name: str, mt: str) -> ModelSpec:
                        tie_word_embeddings=f.bool("tie_word_embeddings", False))
 
 
+def _layer_flags(f: _Fields, key: str, n: int, default: bool | None) -> list[bool]:
+    """A per-layer list of 0 / 1 (MiniMax-M3's and MiMo-V2's layer patterns); absent: `default` for every layer
+    (None: the field is required)."""
+    v = f.list(key)
+    if v is None and default is not None:
+        return [default] * n
+    if v is None or len(v) != n or any(x not in (0, 1, True, False) for x in v):
+        raise KvdashError(f"config field {key!r} must list 0 or 1 for each of the {n} layers")
+    return [bool(x) for x in v]
+
+
 def _minimax_m3(f: _Fields, name: str, mt: str) -> ModelSpec:
     """MiniMax-M3 (vLLM models/minimax_m3; transformers modeling_minimax_m3_vl.py, whose config reads the
     release's `sparse_attention_config` the same way): grouped-query attention with per-head q/k norms on
@@ -363,18 +374,9 @@ def _minimax_m3(f: _Fields, name: str, mt: str) -> ModelSpec:
     if not isinstance(sparse_cfg, dict):
         raise KvdashError("config field 'sparse_attention_config' must be an object")
     g = _Fields(sparse_cfg, "sparse_attention_config.")
-
-    def flags(key: str, where: _Fields, default: int) -> list[bool]:
-        v = where.list(key)
-        if v is None:
-            return [bool(default)] * n
-        if len(v) != n or any(x not in (0, 1, True, False) for x in v):
-            raise KvdashError(f"config field {key!r} must list 0 or 1 for each of the {n} layers")
-        return [bool(x) for x in v]
-
     kinds = _pattern_list(f, "layer_types", n, {"minimax_m3_sparse": True, "full_attention": False})
-    sparse = kinds if kinds is not None else flags("sparse_attention_freq", g, 0)
-    keep_value = [not d for d in flags("sparse_disable_index_value", g, 1)]
+    sparse = kinds if kinds is not None else _layer_flags(g, "sparse_attention_freq", n, False)
+    keep_value = [not d for d in _layer_flags(g, "sparse_disable_index_value", n, True)]
     norm = f.bool("use_qk_norm", True)
     index = dict(index_dim=f.int("index_head_dim", default=g.int("sparse_index_dim", default=128)),
                  index_heads=f.int("index_n_heads", default=g.int("sparse_num_index_heads", default=kv)),
@@ -386,10 +388,10 @@ def _minimax_m3(f: _Fields, name: str, mt: str) -> ModelSpec:
     specs = [BlockSparse(n_heads=heads, n_kv_heads=kv, head_dim=hd, qk_norm=norm, index_values=v, **index) if s
              else full for s, v in zip(sparse, keep_value, strict=True)]
     names = _pattern_list(f, "mlp_layer_types", n, {"sparse": True, "dense": False})
-    moe = names if names is not None else flags("moe_layer_freq", f, 1)
+    moe = names if names is not None else _layer_flags(f, "moe_layer_freq", n, True)
     inter = f.int("intermediate_size", hi=LIMITS["expert_intermediate_size"])
     shared = f.int("n_shared_experts", default=0, lo=0, hi=LIMITS["n_shared_experts"])
-    return _with_specs(f, name, specs, intermediate_size=f.int("dense_intermediate_size", default=inter),
+    spec = _with_specs(f, name, specs, intermediate_size=f.int("dense_intermediate_size", default=inter),
                        n_experts=f.int("num_local_experts", hi=LIMITS["n_experts"]),
                        experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
                        expert_intermediate_size=f.int("moe_intermediate_size", default=inter), moe_layers=tuple(moe),
@@ -397,6 +399,10 @@ def _minimax_m3(f: _Fields, name: str, mt: str) -> ModelSpec:
                        shared_expert_intermediate_size=f.int("shared_intermediate_size", default=inter) * shared,
                        router_bias=f.bool("use_routing_bias", True),
                        tie_word_embeddings=f.bool("tie_word_embeddings", False))
+    note = ("vLLM keeps the index keys in a cache group of their own with pages of one 128-token block; kvdash "
+            "counts them with their layer's K/V: the bytes per token are exact, vLLM's blocks and start-up tokens "
+            "for them are not modelled") if any(sparse) else None
+    return replace(spec, warnings=(*spec.warnings, note)) if note else spec
 
 
 def _mimo(f: _Fields, name: str, mt: str) -> ModelSpec:
@@ -565,12 +571,8 @@ def _mimo_v2(f: _Fields, name: str, mt: str) -> ModelSpec:
     `layer_types` and its rule of twice the KV heads on sliding layers instead of the swa_* fields."""
     n, (_, heads, kv, hd) = _layers(f), _heads(f)
     vhd = f.int("v_head_dim", default=hd, hi=LIMITS["head_dim"])
-    pattern = f.list("hybrid_layer_pattern")
-    if pattern is not None:
-        if len(pattern) != n or any(p not in (0, 1) for p in pattern):
-            raise KvdashError(f"config field 'hybrid_layer_pattern' must list 0 (full) or 1 (sliding) for each "
-                              f"of the {n} layers")
-        sliding = [p == 1 for p in pattern]
+    if f.has("hybrid_layer_pattern"):  # 1: sliding
+        sliding = _layer_flags(f, "hybrid_layer_pattern", n, None)
     else:
         names = _pattern_list(f, "layer_types", n, {"sliding_attention": True, "full_attention": False})
         if names is None:
@@ -583,10 +585,7 @@ def _mimo_v2(f: _Fields, name: str, mt: str) -> ModelSpec:
                         v_head_dim=f.int("swa_v_head_dim", default=vhd, hi=LIMITS["head_dim"]),
                         window=f.int("sliding_window_size", "sliding_window", hi=LIMITS["max_position_embeddings"]))
     full = FullAttention(n_heads=heads, n_kv_heads=kv, head_dim=hd, v_head_dim=vhd)
-    moe = f.list("moe_layer_freq")
-    if moe is None or len(moe) != n or any(m not in (0, 1, True, False) for m in moe):
-        raise KvdashError(f"config field 'moe_layer_freq' must list 0 (dense) or 1 (experts) for each of the {n} "
-                          "layers")
+    moe = _layer_flags(f, "moe_layer_freq", n, None)
     n_swa = sum(sliding)
     sinks = (n_swa * swa_heads * f.bool("add_swa_attention_sink_bias", False)
              + (n - n_swa) * heads * f.bool("add_full_attention_sink_bias", False))
@@ -594,7 +593,7 @@ def _mimo_v2(f: _Fields, name: str, mt: str) -> ModelSpec:
                        n_experts=f.int("n_routed_experts", "num_local_experts", hi=LIMITS["n_experts"]),
                        experts_per_token=f.int("num_experts_per_tok", hi=LIMITS["experts_per_token"]),
                        expert_intermediate_size=f.int("moe_intermediate_size", hi=LIMITS["expert_intermediate_size"]),
-                       router_bias=True, moe_layers=tuple(bool(m) for m in moe), extra_params=sinks)
+                       router_bias=True, moe_layers=tuple(moe), extra_params=sinks)
 
 
 def _per_layer(f: _Fields, key: str, n: int, default=None) -> int:

@@ -180,11 +180,9 @@ class _Reader:
         url = hf_hub_url(self.repo, path, revision=self.revision, endpoint=self.api.endpoint)
         try:
             return get_hf_file_metadata(url, token=self.token, timeout=TIMEOUT_S).size or 0
-        except hf.EntryNotFoundError:
-            if missing_ok:
-                return None
-            raise KvdashError(f"{self.repo}@{self.revision} has no {path}") from None
         except Exception as e:
+            if missing_ok and isinstance(e, hf.EntryNotFoundError):
+                return None
             raise self._sentence(e, path) from None
 
     def text(self, path: str, limit: int, size: int | None = None) -> bytes:

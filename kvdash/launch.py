@@ -73,7 +73,7 @@ class Launch:
 def launch(model: ModelSpec, s: Scenario, engine: str, model_id: str, *, utilization: float, max_model_len: int,
            block_size: int, max_num_batched_tokens: int, max_num_seqs: int) -> Launch:
     """The `engine` command serving `model_id` as scenario `s` is sized (its tp, pp, expert parallelism,
-    weight and KV formats) with the engine settings given."""
+    weight and KV formats) with the engine settings given (max_num_seqs 0: the engine's own, no flag)."""
     f = FLAGS[engine]
     flags: list[tuple[str, ...]] = [(f.tp, str(s.tp))]
     env, notes, yaml = [], [], {}  # yaml: TensorRT-LLM's kv_cache_config entries
@@ -96,7 +96,9 @@ def launch(model: ModelSpec, s: Scenario, engine: str, model_id: str, *, utiliza
         flags.append((f.block, str(block_size)))
     else:
         yaml["tokens_per_block"] = str(block_size)
-    flags += [(f.tokens, str(max_num_batched_tokens)), (f.seqs, str(max_num_seqs))]
+    flags.append((f.tokens, str(max_num_batched_tokens)))
+    if max_num_seqs:  # 0: the engine's own (SGLang: as many as the pool holds)
+        flags.append((f.seqs, str(max_num_seqs)))
     _weights(model, s, f, flags, notes)
     if s.kv_dtype == "fp8":
         if f.kv:

@@ -524,11 +524,6 @@ class BlockSparse(FullAttention):
     def short(self):
         return f"block-sparse top {self.topk_blocks} × {self.block}"
 
-    def as_full(self):
-        return FullAttention(self.n_heads, self.n_kv_heads, self.head_dim, self.v_head_dim, self.qkv_bias,
-                             self.o_bias, self.qk_norm, self.gated_q, self.kv_shared, self.v_from_k,
-                             self.qk_norm_full)
-
 
 @dataclass(frozen=True)
 class SlidingWindow(FullAttention):

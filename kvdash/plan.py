@@ -25,7 +25,7 @@ from kvdash.kernels import measured_gpus
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
 from kvdash.serving import serving
-from kvdash.traffic import steady_state
+from kvdash.traffic import at_rate
 
 TP_DEGREES = (1, 2, 4, 8)
 MAX_IN_FLIGHT = 4096  # a replica's requests in flight searched up to this
@@ -90,34 +90,32 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
 
 def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
             max_gpus: int) -> Option:
+    reports: dict = {}
+
+    def at(c: int):  # the serving model at c in flight, each concurrency asked once
+        if c not in reports:
+            reports[c] = serving(model, s, gpu, c, isl, osl)
+        return reports[c]
+
     def within(c: int) -> bool:
-        r = serving(model, s, gpu, c, isl, osl)
-        return r.ttft_s <= ttft_s and r.tpot_s <= tpot_s
+        return at(c).ttft_s <= ttft_s and at(c).tpot_s <= tpot_s
 
     if not within(1):
-        r = serving(model, s, gpu, 1, isl, osl)
-        raise KvdashError(f"even one request misses the targets (TTFT {r.ttft_s * 1e3:,.0f} ms, TPOT "
-                          f"{r.tpot_s * 1e3:,.1f} ms)")
+        raise KvdashError(f"even one request misses the targets (TTFT {at(1).ttft_s * 1e3:,.0f} ms, TPOT "
+                          f"{at(1).tpot_s * 1e3:,.1f} ms)")
     lo, hi = 1, MAX_IN_FLIGHT  # the most requests in flight within the targets
     if within(hi):
         lo = hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if within(mid) else (lo, mid)
-    r = serving(model, s, gpu, lo, isl, osl)
-    capacity = lo / (r.ttft_s + (osl - 1) * r.tpot_s)
+    capacity = lo / at(lo).request_latency_s
     replicas = math.ceil(rate / capacity)
     if replicas * s.tp > max_gpus:
         raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than {max_gpus:,}")
-
-    def latency(c: int) -> float:
-        x = serving(model, s, gpu, c, isl, osl)
-        return x.ttft_s + (osl - 1) * x.tpot_s
-
-    steady = steady_state(rate / replicas, latency, max_concurrency=lo)
-    at = serving(model, s, gpu, steady.concurrency, isl, osl)
-    return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, replicas, steady.concurrency, at.ttft_s, at.tpot_s, capacity,
-                  lo)
+    steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo)
+    return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, replicas, steady.concurrency, report.ttft_s, report.tpot_s,
+                  capacity, lo)
 
 
 def default_gpus(catalog: dict[str, Gpu]) -> list[Gpu]:

@@ -313,10 +313,6 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     s = s.resolved(gpu)
     budget, max_seqs = s.step_limits()
     cap, pool, one = requests_held(m, s, gpu, isl, osl)
-    if pool <= 0:  # the weights and the engine's reserves already take what it may use: the cause is not the cache
-        raise KvdashError(f"the weights and {engine_facts(s.engine).label}'s start-up reserves take all the memory it "
-                          f"may use on {gpu.name}, leaving no KV pool: more GPUs (tensor parallel) or a smaller "
-                          "weight format")
     if cap < 1:
         raise KvdashError(f"one request of {isl:,} + {osl:,} tokens holds {one:,} B of cache per GPU, more than "
                           f"the {pool:,} B the engine leaves for its KV pool on {gpu.name}")

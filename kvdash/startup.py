@@ -160,6 +160,14 @@ def profile_peaks(m: ModelSpec, s: Scenario) -> list[tuple[object, int, int]]:
     return out
 
 
+def default_share(engine: str, gpu, tp: int = 1, pp: int = 1, family: str = DEFAULT_FAMILY) -> float:
+    """The memory share an engine takes when none is set: vLLM's gpu_memory_utilization of its version family,
+    SGLang's and TensorRT-LLM's by the GPU (kvdash.engines)."""
+    if engine == "vllm":
+        return FAMILIES[family].default_utilization
+    return engine_facts(engine).memory_fraction(gpu, tp, pp)
+
+
 def engine_startup(m: ModelSpec, s: Scenario, gpu, *, fraction: float | None = None,
                    max_model_len: int | None = None, enforce_eager: bool = False,
                    reserve_cuda_graphs: bool = False, family: str = DEFAULT_FAMILY,
@@ -171,12 +179,10 @@ def engine_startup(m: ModelSpec, s: Scenario, gpu, *, fraction: float | None = N
         raise KvdashError(f"a start-up budget is a serving engine's; the {s.runtime} runtime has none")
     if family not in FAMILIES:
         raise KvdashError(f"vLLM version family must be one of {', '.join(FAMILIES)}, not {family!r}")
-    facts = engine_facts(s.engine)
     s = s.resolved(gpu).with_(batch=1, new_tokens=0, gpu_memory_utilization=0.0)
     tokens, seqs = s.step_limits()
     check_parallel(m, s)
-    default = FAMILIES[family].default_utilization if s.engine == "vllm" else facts.memory_fraction(gpu, s.tp, s.pp)
-    u = default if fraction is None else fraction
+    u = default_share(s.engine, gpu, s.tp, s.pp, family) if fraction is None else fraction
     if not isinstance(u, (int, float)) or isinstance(u, bool) or not 0 < u <= 1:
         raise KvdashError(f"gpu memory utilization must be in (0, 1], not {u!r}")
     model_dtype = activation_dtype(get_dtype(s.weights_dtype))

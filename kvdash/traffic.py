@@ -97,8 +97,7 @@ def at_rate(model, s, gpu, rate: float, isl: int, osl: int, profile=None,
     def latency(c: int) -> float:
         if c not in reports:
             reports[c] = serving(model, s, gpu, c, isl, osl, profile)
-        r = reports[c]
-        return r.ttft_s + (osl - 1) * r.tpot_s
+        return reports[c].request_latency_s
 
     steady = steady_state(rate, latency, max_concurrency)
     return steady, reports[steady.concurrency]

@@ -59,3 +59,9 @@ def test_expert_parallelism_and_formats_the_engine_cannot_make():
     fp8 = model_from_config(cfg | {"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}})
     assert "--quantization" not in launch(fp8, Scenario(prompt_tokens=1024, weights_dtype="fp8-block"), "vllm", "q",
                                           **SETTINGS).argv
+
+
+def test_a_sequence_limit_of_zero_leaves_the_engines_own():
+    # SGLang runs as many requests as its pool holds unless told otherwise: no --max-running-requests invented
+    argv = launch(LLAMA.model, Scenario(prompt_tokens=1024), "sglang", "m/x", **SETTINGS | {"max_num_seqs": 0}).argv
+    assert "--max-running-requests" not in argv and "--chunked-prefill-size" in argv
