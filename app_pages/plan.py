@@ -14,7 +14,7 @@ from kvdash.launch import launch
 from kvdash.plan import default_gpus, plan_for
 from kvdash.presets import load_presets
 from kvdash.startup import default_share
-from ui.links import PLAN_RATES
+from ui.links import PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, log_axis
 from ui.text import plain
@@ -34,10 +34,8 @@ st.caption("Every GPU × engine × tensor-parallel degree × KV format that serv
 catalog = load_gpus()
 c1, c2, c3 = st.columns(3)
 rate = c1.select_slider("Requests per second (steady)", PLAN_RATES, value=10.0, key="plan_rate", bind=Q)
-ttft_ms = c2.select_slider("TTFT target (ms)", (100, 200, 300, 500, 1000, 2000, 5000, 10000), value=1000,
-                           key="plan_ttft", bind=Q)
-tpot_ms = c3.select_slider("TPOT target (ms)", (5, 10, 15, 20, 25, 30, 50, 75, 100, 200), value=50, key="plan_tpot",
-                           bind=Q)
+ttft_ms = c2.select_slider("TTFT target (ms)", PLAN_TTFT_MS, value=1000, key="plan_ttft", bind=Q)
+tpot_ms = c3.select_slider("TPOT target (ms)", PLAN_TPOT_MS, value=50, key="plan_tpot", bind=Q)
 isl, osl = scenario.prompt_tokens, scenario.new_tokens or 256
 st.caption(f"Requests of {isl:,} prompt tokens (the sidebar's) and {osl:,} output tokens"
            + ("" if scenario.new_tokens else " (the sidebar says 0 generated tokens: 256 assumed)")

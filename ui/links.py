@@ -39,7 +39,10 @@ RUNTIME_CHOICES = {
 STEP_TOKENS = ("engine default", "512", "1024", "2048", "4096", "8192", "16384", "32768")
 UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
-PLAN_RATES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)  # the Plan page's
+# the Plan page's requests per second and its TTFT and TPOT targets (ms)
+PLAN_RATES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+PLAN_TTFT_MS = (100, 200, 300, 500, 1000, 2000, 5000, 10000)
+PLAN_TPOT_MS = (5, 10, 15, 20, 25, 30, 50, 75, 100, 200)
 COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
 
 # A number as people type it: 131072, 131,072, 131_072, 1e6, 1.5e3 (no inf, nan or hex); it must still be whole
@@ -107,10 +110,6 @@ def _presets() -> tuple:
 SIDEBAR_MODEL = "the sidebar's model"  # the Compare page's first choice of model for scenarios B to D
 
 
-def _weight_formats() -> tuple:
-    return tuple(DTYPES)
-
-
 def _compare_models() -> tuple:
     return (SIDEBAR_MODEL, *_presets())
 
@@ -152,8 +151,8 @@ FIELDS: dict[str, Field] = {
     "speed_new": Field(1, 1 << 20),
     # the Plan page
     "plan_rate": Field(choices=PLAN_RATES),
-    "plan_ttft": Field(choices=(100, 200, 300, 500, 1000, 2000, 5000, 10000)),
-    "plan_tpot": Field(choices=(5, 10, 15, 20, 25, 30, 50, 75, 100, 200)),
+    "plan_ttft": Field(choices=PLAN_TTFT_MS),
+    "plan_tpot": Field(choices=PLAN_TPOT_MS),
     # the Serving capacity page (vLLM's settings)
     "serve_util": Field(choices=tuple(round(0.001 * i, 3) for i in range(100, 1000))),  # SGLang's has 3 decimals
     "serve_block": Field(choices=(16, 32, 64)),
@@ -165,7 +164,7 @@ FIELDS: dict[str, Field] = {
     "cmp_n": Field(choices=(2, 3, 4)),
     # (scenario A is the sidebar's own; B to D are derived from it)
     **{f"cmp_{what}_{i}": Field(choices=choices) for i in range(1, 4) for what, choices in (
-        ("model", _compare_models), ("attn", COMPARE_ATTENTION), ("kv", tuple(DTYPES)), ("w", _weight_formats))},
+        ("model", _compare_models), ("attn", COMPARE_ATTENTION), ("kv", tuple(DTYPES)), ("w", tuple(DTYPES)))},
     # the custom architecture (bounds of kvdash.model.LIMITS); its name and trained context come from the
     # preset it was edited from ("Edit this model")
     "c_name": Field(pattern=r"[^\x00-\x1f\x7f]{1,120}"),
