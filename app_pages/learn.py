@@ -159,9 +159,10 @@ def selected_model() -> None:
     st.caption(formulas(b)["kv_cache"])
 
 
+@st.fragment
 def summary() -> None:
     """One slide a lecturer can download (the chart's camera button): the same chart at 1280 x 720, three times
-    the pixels (3,840 x 2,160) for print."""
+    the pixels (3,840 x 2,160) for print. A fragment: choosing the format redraws this slide only."""
     head, choice = st.columns([3, 2], vertical_alignment="bottom")
     head.header("One slide")
     fmt = choice.radio("Download format (the chart's camera button)", ["svg", "png"], horizontal=True,
@@ -190,7 +191,10 @@ def turn(by: int) -> None:
     st.session_state["learn_slide"] = min(len(SLIDES) - 1, max(0, st.session_state.get("learn_slide", 0) + by))
 
 
-if lecture:
+@st.fragment
+def lecture_slides() -> None:
+    """The slide shown, with Back and Next. A fragment: a click redraws the slide only, not the sidebar and the
+    page around it (a lecture hall's clicks cost a fraction of a full rerun)."""
     at = st.session_state.get("learn_slide", 0)
     back, where, forward = st.columns([1, 4, 1])
     back.button("◀ Back", key="learn_back", on_click=turn, args=(-1,), disabled=at == 0, width="stretch")
@@ -198,6 +202,10 @@ if lecture:
                    width="stretch")
     where.progress((at + 1) / len(SLIDES), text=f"slide {at + 1} of {len(SLIDES)}")
     SLIDES[at]()
+
+
+if lecture:
+    lecture_slides()
 else:
     st.title("Learn: the KV cache")
     for slide in SLIDES:

@@ -2,8 +2,6 @@
 
 import json
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from kvdash.breakdown import activation_dtype, breakdown
@@ -17,15 +15,15 @@ from kvdash.units import fmt_bytes, to_unit
 from kvdash.weights import weight_table
 from ui.links import scenario_values
 from ui.sidebar import BOUND, require
-from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS, file_name, scenario_lines
+from ui.style import COMPONENT_COLOURS, COMPONENT_PATTERNS, KIND_COLOURS, figure, file_name, scenario_lines
+from ui.tables import arrow_table
 from ui.text import plain
-
-INT64_LIMIT = 1 << 63
 
 
 # Figures are built as one dict each, not trace by trace: plotly validates every add_bar, add_vline and
-# update_layout call, which cost a rerun 5x the time of one dict (benchmarks/load.py).
-def layer_strip(m, s) -> go.Figure:
+# update_layout call, which cost a rerun 5x the time of one dict (benchmarks/load.py); ui.style.figure keeps
+# the figures of recent dicts.
+def layer_strip(m, s):
     """The layer stack as a strip of cells coloured by kind: which layers hold what."""
     kv, act = get_dtype(s.kv_dtype), activation_dtype(get_dtype(s.weights_dtype))
     data = []
@@ -39,19 +37,19 @@ def layer_strip(m, s) -> go.Figure:
         data.append(dict(type="bar", x=at, y=[1] * len(at), width=[0.9] * len(at), name=f"{len(at)} × {spec.short}",
                          marker=dict(color=KIND_COLOURS.get(spec.kind, "#999999")),
                          hovertemplate=f"layer %{{x}}: {spec.short}, {holds}<extra></extra>"))
-    return go.Figure(dict(data=data, layout=dict(
+    return figure(dict(data=data, layout=dict(
         barmode="overlay", bargap=0.05, height=170, title=dict(text=f"The {m.n_layers} layers by kind"),
         xaxis=dict(title=dict(text="layer"), range=[-0.5, m.n_layers - 0.5]), yaxis=dict(visible=False),
         legend=dict(orientation="h", y=-0.6), margin=dict(l=10, r=10, t=40, b=10))))
 
 
-def breakdown_bar(b, gpu, unit: str) -> go.Figure:
+def breakdown_bar(b, gpu, unit: str):
     """The components stacked against the GPU's usable memory (a dashed line)."""
     usable = to_unit(gpu.usable_bytes, unit)
     data = [dict(type="bar", name=c.label, x=[to_unit(c.bytes, unit)], y=["this scenario"], orientation="h",
                  marker=dict(color=COMPONENT_COLOURS[c.key], pattern=dict(shape=COMPONENT_PATTERNS[c.key])),
                  hovertemplate=f"{c.label}: {c.bytes:,} B<extra></extra>") for c in b.components if c.bytes]
-    return go.Figure(dict(data=data, layout=dict(
+    return figure(dict(data=data, layout=dict(
         barmode="stack", height=320, title=dict(text=f"Breakdown against the GPU ({unit})"),
         xaxis=dict(title=dict(text=unit)), legend=dict(orientation="h", y=-0.45), margin=dict(l=10, r=10, t=60, b=10),
         shapes=[dict(type="line", x0=usable, x1=usable, y0=0, y1=1, yref="paper",
@@ -60,9 +58,9 @@ def breakdown_bar(b, gpu, unit: str) -> go.Figure:
                           text=f"{gpu.name}: {fmt_bytes(gpu.usable_bytes, unit)} usable")])))
 
 
-def composition(b, unit: str) -> go.Figure:
+def composition(b, unit: str):
     shown = [c for c in b.components if c.bytes]
-    return go.Figure(dict(data=[dict(
+    return figure(dict(data=[dict(
         type="treemap", labels=[c.label for c in shown], parents=[""] * len(shown),
         values=[to_unit(c.bytes, unit) for c in shown], marker=dict(colors=[COMPONENT_COLOURS[c.key] for c in shown]),
         texttemplate="%{label}<br>%{value:.2f} " + unit + "<br>%{percentRoot:.1%}")],
@@ -114,14 +112,12 @@ right.plotly_chart(composition(b, unit), width="stretch", key="memory_treemap")
 st.plotly_chart(layer_strip(model, scenario), width="stretch", key="memory_layers")
 
 text = formulas(b)
-table = pd.DataFrame(
+table = arrow_table(
     [{"component": c.label, "bytes": c.bytes, unit: round(to_unit(c.bytes, unit), 3), "formula": text[c.key],
       "basis": c.basis} for c in b.components]
     + [{"component": "Total", "bytes": b.total, unit: round(to_unit(b.total, unit), 3), "formula": "sum of the above",
         "basis": "formula"}]
 )
-if table["bytes"].map(lambda v: v >= INT64_LIMIT).any():  # beyond Arrow's int64: exact, as text
-    table["bytes"] = table["bytes"].map(str)
 st.dataframe(table, hide_index=True, width="stretch", key="breakdown")
 # how the activation peak splits under the chosen runtime, and which term decides it at this prompt length
 phase, terms = activation_split(b)
@@ -133,11 +129,9 @@ st.caption(f"{b.stage.runtime.summary}. At its peak ({phase}) the largest term i
            "fp32-norm and cache-regrowth terms only the largest is alive at once; the others add up."
            + (" An engine's peak is the largest of its prefill step, a decode step and its sampler."
               if scenario.engine else ""))
-split = pd.DataFrame([{"term": label, "bytes": n, unit: round(to_unit(n, unit), 3),
-                       "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
-                      for label, n, used, how in terms if n])
-if split["bytes"].map(lambda v: v >= INT64_LIMIT).any():  # beyond Arrow's int64: exact, as text
-    split["bytes"] = split["bytes"].map(str)
+split = arrow_table([{"term": label, "bytes": n, unit: round(to_unit(n, unit), 3),
+                   "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
+                  for label, n, used, how in terms if n])
 st.dataframe(split, hide_index=True, width="stretch", key="activation_split")
 trained = f"{model.max_position_embeddings:,}" if model.max_position_embeddings else "an unknown length"
 largest, longest = max_batch(model, scenario, gpu), max_context(model, scenario, gpu)
@@ -166,25 +160,31 @@ if scenario.engine:  # what the engine itself would reserve, and so hold: its st
     except KvdashError as e:
         st.caption(f"{b.stage.runtime.label} at its default memory share: {e}")
 
-with st.expander("Weight table: every tensor, grouped by layer kind"):
+# computed only while open (a closed expander's content is still run and sent otherwise: a tenth of a rerun)
+weights_box = st.expander("Weight table: every tensor, grouped by layer kind", key="weights_open", on_change="rerun")
+if weights_box.open:
     rows = weight_table(model, scenario.tp, scenario.weights_dtype, scenario.experts_dtype, scenario.ep)
-    st.caption(f"Per GPU of {scenario.tp} (tensor-parallel shards), all layers; matrices in their format with "
-               "their scales, vectors and embeddings in 16-bit. The total is the weights row above when the "
-               "model sits on one pipeline stage.")
-    st.dataframe(pd.DataFrame([{"layers": r["group"], "tensor": r["tensor"], "shape": " × ".join(map(str, r["shape"])),
-                                "shard": " × ".join(map(str, r["shard"])), "count": r["count"], "format": r["format"],
-                                "bytes": f"{r['bytes']:,}"} for r in rows]),
-                 hide_index=True, width="stretch", key="weight_table")
+    with weights_box:
+        st.caption(f"Per GPU of {scenario.tp} (tensor-parallel shards), all layers; matrices in their format with "
+                   "their scales, vectors and embeddings in 16-bit. The total is the weights row above when the "
+                   "model sits on one pipeline stage.")
+        st.dataframe(arrow_table([{"layers": r["group"], "tensor": r["tensor"],
+                                    "shape": " × ".join(map(str, r["shape"])),
+                                    "shard": " × ".join(map(str, r["shard"])), "count": r["count"],
+                                    "format": r["format"], "bytes": f"{r['bytes']:,}"} for r in rows]),
+                     hide_index=True, width="stretch", key="weight_table")
 
 c1, c2, c3 = st.columns(3)
 name = file_name("kvdash", model.name, f"b{scenario.batch}", f"t{scenario.context}", scenario.kv_dtype, gpu.id)
-c1.download_button("Breakdown as CSV", scenario_lines(model.name, scenario, gpu) + table.to_csv(index=False),
+# the files are written when clicked (a callable), not on every rerun
+c1.download_button("Breakdown as CSV",
+                   lambda: scenario_lines(model.name, scenario, gpu) + table.to_pandas().to_csv(index=False),
                    f"{name}.csv", "text/csv", key="dl_breakdown",
                    help="the scenario heads the file as '# key: value' lines (pandas: read_csv(f, comment='#'))")
 state = {k: st.session_state[k] for k in BOUND if k in st.session_state}
 if state.get("source") == "config.json" and st.session_state.get("sel_config"):
     state["config"] = st.session_state["sel_config"]  # the file itself travels with the scenario: it loads back
-c2.download_button("Scenario as JSON", json.dumps(state, indent=2), f"{name}.json", "application/json",
+c2.download_button("Scenario as JSON", lambda: json.dumps(state, indent=2), f"{name}.json", "application/json",
                    key="dl_scenario")
 loaded = c3.file_uploader("Load a scenario JSON", type=["json"], key="load_scenario", max_upload_size=1)
 if loaded is not None and st.session_state.get("_loaded_name") != loaded.file_id:

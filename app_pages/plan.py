@@ -3,7 +3,6 @@ serving, the first step of issue #22), each from the same serving model as the S
 starts the chosen one."""
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from kvdash.breakdown import breakdown
@@ -16,7 +15,7 @@ from kvdash.presets import load_presets
 from kvdash.startup import default_share
 from ui.links import PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS
 from ui.sidebar import require
-from ui.style import LEGEND_BELOW, TITLE, log_axis
+from ui.style import LEGEND_BELOW, TITLE, figure, log_axis
 from ui.text import plain
 
 Q = "query-params"
@@ -71,7 +70,7 @@ cols[3].metric("TPOT at the rate", f"{best.tpot_s * 1e3:,.2f} ms")
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="plan_table")
 
 # tokens/s per GPU against tokens/s per user, one point per option; the TPOT target is a speed per user floor
-fig = go.Figure(dict(data=[dict(
+fig = figure(dict(data=[dict(
     type="scatter", mode="markers", name=engine, x=[r["tokens/s per user"] for r in rows if r["engine"] == engine],
     y=[r["tokens/s per GPU"] for r in rows if r["engine"] == engine],
     text=[f"{r['GPU']}, tp {r['tp']}, KV {r['KV']}, {r['GPUs']} GPUs" for r in rows if r["engine"] == engine],

@@ -22,7 +22,7 @@ from kvdash.step import matrix_rate
 from ui.dimensions import whole_number
 from ui.links import CONCURRENCIES
 from ui.sidebar import require
-from ui.style import LEGEND_BELOW, TITLE, log_axis, seconds_axis, tidy
+from ui.style import LEGEND_BELOW, TITLE, figure, log_axis, seconds_axis, tidy
 from ui.text import plain
 
 model, scenario, gpu, unit = require()
@@ -113,7 +113,7 @@ def timed(name: str, xs: list, seconds: list, **kw) -> dict:
 
 
 times = [t for r in [r for _, r in sweep] + runs for t in (r.tpot_s, r.ttft_s)]
-lat = go.Figure(dict(data=[
+lat = figure(dict(data=[
     timed("TPOT, predicted", [c for c, _ in sweep], [r.tpot_s for _, r in sweep], mode="lines+markers",
           line=dict(color="#0072B2")),
     timed("TTFT, predicted", [c for c, _ in sweep], [r.ttft_s for _, r in sweep], mode="lines+markers",
@@ -180,7 +180,7 @@ if runs and gpu.id in chosen:
     curves.append(dict(type="scatter", mode="markers", name="your runs, measured (tokens/s from TPOT)",
                        x=[1 / r.tpot_s for r in runs], y=[r.concurrency / r.tpot_s / s.tp for r in runs],
                        marker=dict(color="#000000", symbol="diamond-open", size=11)))
-curve = go.Figure(dict(data=curves, layout=dict(
+curve = figure(dict(data=curves, layout=dict(
     title=TITLE | dict(text=f"Throughput per GPU against speed per user<br><sup>{CONCURRENCIES[0]} to "
                             f"{CONCURRENCIES[-1]} requests in flight, {engine}, predicted</sup>"), margin=dict(t=80),
     xaxis=dict(title=dict(text="tokens/s per user (1 / TPOT)"), rangemode="tozero"),

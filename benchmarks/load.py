@@ -7,18 +7,25 @@ time of each rerun (send to `script_finished`), errors, and the server's memory 
 and after the sessions close. Bounded in sessions, reruns and time; it talks to 127.0.0.1 only.
 
     python benchmarks/load.py --sessions 50 --think 3 --duration 60
+    python benchmarks/load.py --sessions 200 --think 3 --duration 60 --workers 2   # the class server
+
+With --workers N it starts the class server instead (deploy/class_server.py: N dashboard processes behind
+nginx with sticky sessions): each session first loads the page over HTTP, as a browser does, and opens its
+websocket with the route cookie nginx set; memory and CPU are then the sums over every process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -29,6 +36,9 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "deploy"))
+from class_server import ClassServer, healthy  # noqa: E402 (deploy/ is a folder of scripts, not a package)
+
 HOST = "127.0.0.1"  # loopback only
 MAX_SESSIONS, MAX_RERUNS, MAX_SECONDS = 200, 500, 600
 
@@ -45,6 +55,27 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its threads included)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def processes(pid: int) -> list[int]:
+    """A process and its descendants (nginx's master and its worker, say)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += processes(int(child))
+    return found
+
+
+def total(measure, pids: list[int]) -> float:
+    return sum(measure(p) for pid in pids for p in processes(pid))
 
 
 def rerun(page: str, widgets: list[WidgetState]) -> bytes:
@@ -88,14 +119,25 @@ async def until_finished(ws, found: dict) -> tuple[bool, int]:
             return error or msg.script_finished == ForwardMsg.FINISHED_WITH_COMPILE_ERROR, n
 
 
+def route_cookie(http_url: str) -> str:
+    """The Cookie header a browser would send after loading the page (the proxy's route; none without one)."""
+    with urllib.request.urlopen(http_url + "/", timeout=60) as r:
+        return "; ".join(c.split(";", 1)[0] for c in r.headers.get_all("Set-Cookie") or [])
+
+
 async def session(url: str, page: str, think: float, deadline: float, rng: random.Random, out: dict) -> None:
     found: dict = {}
     try:
-        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=60) as ws:
+        http_url = "http" + url.removeprefix("ws").removesuffix("/_stcore/stream")
+        cookie = await asyncio.to_thread(route_cookie, http_url)
+        headers = {"Cookie": cookie} if cookie else None
+        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=60,
+                                      additional_headers=headers) as ws:
             t0 = time.perf_counter()
             await ws.send(rerun(page, []))
             err, _ = await until_finished(ws, found)
             out["load"].append(time.perf_counter() - t0)
+            out["loaded_at"] = max(out["loaded_at"], time.perf_counter())
             out["errors"] += err
             for _ in range(MAX_RERUNS):
                 await asyncio.sleep(rng.expovariate(1 / think) if think else 0)
@@ -106,6 +148,7 @@ async def session(url: str, page: str, think: float, deadline: float, rng: rando
                 await ws.send(rerun(page, [state]))
                 err, _ = await until_finished(ws, found)
                 out["rerun"].append(time.perf_counter() - t0)
+                out["rerun_at"].append(t0)
                 out["errors"] += err
     except (TimeoutError, OSError, websockets.WebSocketException) as e:
         out["errors"] += 1
@@ -118,7 +161,7 @@ def pct(xs: list[float], q: float) -> float:
 
 
 async def drive(url: str, page: str, sessions: int, think: float, duration: float, seed: int) -> dict:
-    out: dict = {"load": [], "rerun": [], "errors": 0, "failures": []}
+    out: dict = {"load": [], "rerun": [], "rerun_at": [], "loaded_at": 0.0, "errors": 0, "failures": []}
     deadline = time.perf_counter() + duration
     rng = random.Random(seed)
     tasks = []
@@ -136,36 +179,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of input moves")
     ap.add_argument("--page", default="memory", help="url path of the page the sessions use")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="0: one dashboard process (as `make run`); N: the class server with N processes")
     args = ap.parse_args(argv)
-    if not (1 <= args.sessions <= MAX_SESSIONS and 0 <= args.think <= 60 and 1 <= args.duration <= MAX_SECONDS):
-        ap.error(f"sessions 1-{MAX_SESSIONS}, think 0-60 s, duration 1-{MAX_SECONDS} s")
+    if not (1 <= args.sessions <= MAX_SESSIONS and 0 <= args.think <= 60 and 1 <= args.duration <= MAX_SECONDS
+            and 0 <= args.workers <= 16):
+        ap.error(f"sessions 1-{MAX_SESSIONS}, think 0-60 s, duration 1-{MAX_SECONDS} s, workers 0-16")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", HOST, "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, KVDASH_DATA_DIR=os.environ.get("KVDASH_DATA_DIR", "/tmp/kvdash-load")))
+    env = dict(os.environ, KVDASH_DATA_DIR=os.environ.get("KVDASH_DATA_DIR", "/tmp/kvdash-load"))
+    if args.workers:
+        run_dir = Path(tempfile.mkdtemp(prefix="kvdash-load-"))
+        server = ClassServer(args.workers, HOST, port, run_dir, env=env,
+                             worker_ports=[free_port() for _ in range(args.workers)]).start()
+        pids = server.pids
+    else:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", HOST, "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        pids = [server.pid]
     try:
         for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"http://{HOST}:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
+            if healthy(f"http://{HOST}:{port}"):
+                break
+            time.sleep(0.5)
         url = f"ws://{HOST}:{port}/_stcore/stream"
-        asyncio.run(drive(url, args.page, 1, 0, 3, args.seed))  # warm the per-process caches
+        asyncio.run(drive(url, args.page, max(1, args.workers), 0, 3, args.seed))  # warm the per-process caches
         time.sleep(2)
-        before = rss_bytes(server.pid)
+        before = total(rss_bytes, pids)
+        cpu0, client0 = total(cpu_seconds, pids), time.process_time()
         t0 = time.perf_counter()
         out = asyncio.run(drive(url, args.page, args.sessions, args.think, args.duration, args.seed))
         wall = time.perf_counter() - t0
-        peak = rss_bytes(server.pid)
+        peak = total(rss_bytes, pids)
+        cpu, client = total(cpu_seconds, pids) - cpu0, time.process_time() - client0
         time.sleep(10)  # sessions closed: let the server drop them
-        after = rss_bytes(server.pid)
+        after = total(rss_bytes, pids)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if args.workers:
+            server.stop()
+        else:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"{'class server, ' + str(args.workers) + ' processes behind nginx' if args.workers else 'one process'}: ",
+          end="")
     r = out["rerun"]
     print(f"sessions {args.sessions}, think {args.think} s, {len(r)} reruns in {wall:.1f} s "
           f"({len(r) / wall:.1f} per second), page {args.page!r}")
@@ -174,8 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {pct(out['load'], .5):.2f} / {pct(out['load'], .95):.2f} / {max(out['load'], default=0):.2f} | "
           f"{pct(r, .5):.2f} / {pct(r, .95):.2f} / {max(r, default=0):.2f} | {out['errors']} | "
           f"{before / 2**20:.0f} / {peak / 2**20:.0f} / {after / 2**20:.0f} |")
+    settled = [x for x, at in zip(r, out["rerun_at"], strict=True) if at > out["loaded_at"]]
+    print(f"reruns sent after every session had loaded its page ({len(settled)}): p50 / p95 / max "
+          f"{pct(settled, .5):.2f} / {pct(settled, .95):.2f} / {max(settled, default=0):.2f} s")
     if r:
-        print(f"mean rerun {statistics.fmean(r):.3f} s")
+        n = len(r) + len(out["load"])
+        print(f"mean rerun {statistics.fmean(r):.3f} s; CPU per page load or rerun: server {cpu * 1e3 / n:.1f} ms, "
+              f"this client (the sessions, on the same cores) {client * 1e3 / n:.1f} ms")
     for f in out["failures"][:5]:
         print("failure:", f)
     return 0

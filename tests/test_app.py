@@ -303,6 +303,9 @@ def test_hybrid_config_shows_state_layers_and_checkpoint_formats():
     cfg = json.loads((corpus / "gpt-oss-120b.json").read_text())["config"]
     at = run_app(source="config.json", cfg_text=json.dumps(cfg), context=8192)
     assert not at.exception and not at.error
+    assert not any("tensor" in d.value.columns for d in at.dataframe)  # the weight table waits until opened
+    at.session_state["weights_open"] = True
+    at.run()
     strip = next(c for c in at.get("plotly_chart") if c.key == "memory_layers")
     assert strip is not None
     table = next(d.value for d in at.dataframe if "tensor" in d.value.columns)
@@ -548,3 +551,15 @@ def test_the_article_example_keeps_the_articles_fp32_unless_changed():
     at = run_app()
     at.selectbox(key="model").set_value("article-example").run()
     assert at.selectbox(key="kvdtype").value == "fp32"
+
+
+def test_arrow_tables_keep_every_integer_exact():
+    import pyarrow as pa
+
+    from ui.tables import arrow_table
+
+    t = arrow_table([{"what": "small", "bytes": 7}, {"what": "huge", "bytes": (1 << 64) + 1}])
+    assert t.column_names == ["what", "bytes"]
+    assert t.column("bytes").type == pa.string()  # 2^64 + 1 has no int64 and no exact float64
+    assert t.column("bytes").to_pylist() == ["7", "18446744073709551617"]
+    assert arrow_table([{"bytes": (1 << 63) - 1}]).column("bytes").type == pa.int64()

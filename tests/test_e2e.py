@@ -498,6 +498,11 @@ def test_charts_and_exports_say_what_they_show(page, server, tmp_path):
     dl.value.save_as(path)
     head = path.read_text().splitlines()
     assert head[0].startswith("# model: ") and "# batch: 1" in head and "# prompt tokens: 8192" in head
+    # the weight table is computed when its expander opens (issue #21, item 7: a closed one costs nothing)
+    weights = page.locator('[data-testid="stExpander"]').filter(has_text="Weight table")
+    assert weights.locator('[data-testid="stDataFrame"]').count() == 0
+    weights.get_by_text("Weight table").click()
+    weights.locator('[data-testid="stDataFrame"]').wait_for()
     open_page(page, f"{server}/scaling?tp=2&batch=4&context=4096")
     page.get_by_text("What fits per H100 SXM5 80GB at tensor parallel 2 (2 GPUs)").wait_for()
     page.locator('[data-testid="stPlotlyChart"] .xtick text').first.wait_for()
@@ -561,3 +566,49 @@ def test_the_plan_page_serves_a_rate_and_says_when_it_cannot(page, server):
     open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=1000.0&plan_ttft=100&plan_tpot=5"
                     "&plan_gpus=nvidia-l40s")
     page.locator('[data-testid="stAlert"]').filter(has_text="No configuration of the").first.wait_for()
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory):
+    """The class server (deploy/class_server.py): two dashboard processes behind nginx."""
+    sys.path.insert(0, str(ROOT / "deploy"))
+    from class_server import ClassServer, nginx_binary
+
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed: `apt-get install nginx` (.ci/run installs it)")
+    env = dict(os.environ, KVDASH_DATA_DIR=str(tmp_path_factory.mktemp("kvdash-class-data")))
+    server = ClassServer(2, "127.0.0.1", _free_port(), tmp_path_factory.mktemp("class-server"), env=env,
+                         worker_ports=[_free_port(), _free_port()]).start()
+    yield server
+    server.stop()
+
+
+def test_a_class_server_keeps_each_browser_on_its_own_process(browser, class_server, tmp_path):
+    """Three students each upload a config.json through nginx: the upload reaches the process that holds the
+    session only if every request of a browser goes to the same process, and nginx's log shows it did."""
+    cfg = json.loads((ROOT / "data" / "models" / "qwen3-8b.json").read_text())["config"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    for _ in range(3):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = ctx.new_page()
+        pg.set_default_timeout(30_000)
+        open_page(pg, f"{class_server.url}/")
+        pg.locator('[data-testid="stSidebar"]').get_by_text("config.json", exact=True).first.click()
+        uploader = pg.locator('[data-testid="stSidebar"] input[type="file"]')
+        uploader.wait_for(state="attached")
+        uploader.set_input_files(str(path))
+        wait_for_metric(pg, "KV per token", "147,456 B")
+        assert any(c["name"] == "kvdash_route" for c in ctx.cookies())
+        ctx.close()
+    for _ in range(30):  # new visitors (no cookie yet) are spread over the processes
+        urllib.request.urlopen(f"{class_server.url}/_stcore/health", timeout=10).read()
+    time.sleep(0.5)  # nginx writes its log line after the answer
+    routes: dict[str, set] = {}
+    for line in (class_server.run_dir / "logs" / "access.log").read_text().splitlines():
+        route, upstream = line.split()[:2]
+        routes.setdefault(route, set()).add(upstream)
+    assert sum(1 for ups in routes.values() if len(ups) == 1) == len(routes), routes  # each route: one process
+    browsers = [ups for ups in routes.values() if len(ups) == 1 and "-" not in ups]
+    assert len(browsers) >= 33
+    assert len({u for ups in routes.values() for u in ups}) == 2  # both processes serve

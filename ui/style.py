@@ -1,8 +1,12 @@
 """One fixed, colour-blind-safe colour per memory component (Okabe-Ito), used by every chart; the shared chart
-layout, axes and download names."""
+layout, axes, figures and download names."""
 
+import functools
+import json
 import math
 import re
+
+import plotly.graph_objects as go
 
 COMPONENT_COLOURS = {
     "weights": "#0072B2",  # blue
@@ -36,6 +40,24 @@ def tidy(fig, title: str, subtitle: str = ""):
                       margin=dict(l=10, r=10, t=80 if subtitle else 50))
     return fig
 
+
+def figure(spec: dict) -> go.Figure:
+    """A Plotly figure from one dict, kept per process for the specs drawn lately.
+
+    Building a figure validates every property (1-3 ms a chart), and a class asks for the same scenarios
+    again and again: a rerun whose chart is unchanged (the layer strip when the batch moves) or was drawn
+    for another session costs a JSON dump instead. Figures from here are shared: never change one (Streamlit
+    only copies them to send them). A spec that is not plain JSON (numpy arrays) is built uncached."""
+    try:
+        key = json.dumps(spec, sort_keys=True)
+    except TypeError:
+        return go.Figure(spec)
+    return _built(key)
+
+
+@functools.lru_cache(maxsize=512)
+def _built(key: str) -> go.Figure:
+    return go.Figure(json.loads(key))
 
 
 def log_axis(title: str, **kw) -> dict:
