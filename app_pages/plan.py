@@ -10,10 +10,11 @@ from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu, load_gpus
 from kvdash.launch import launch
-from kvdash.plan import default_gpus, plan_for
+from kvdash.plan import default_gpus, pareto_front, plan_for
 from kvdash.presets import load_presets
+from kvdash.prices import parse_overrides, reference_price
 from kvdash.startup import default_share
-from ui.links import PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS
+from ui.links import PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, figure, log_axis
 from ui.text import plain
@@ -29,25 +30,46 @@ except KvdashError as e:
 st.caption("Every GPU × engine × tensor-parallel degree × KV format that serves the rate within both targets, "
            "fewest GPUs first, aggregated serving (each replica prefills and decodes). Each number is the Speed "
            "page's serving model at the requests in flight the rate implies (Little's law). Not searched yet: "
-           "disaggregated pools, speculative decoding, prefix caching, prices.")
+           "disaggregated pools, speculative decoding.")
 catalog = load_gpus()
 c1, c2, c3 = st.columns(3)
 rate = c1.select_slider("Requests per second (steady)", PLAN_RATES, value=10.0, key="plan_rate", bind=Q)
 ttft_ms = c2.select_slider("TTFT target (ms)", PLAN_TTFT_MS, value=1000, key="plan_ttft", bind=Q)
 tpot_ms = c3.select_slider("TPOT target (ms)", PLAN_TPOT_MS, value=50, key="plan_tpot", bind=Q)
 isl, osl = scenario.prompt_tokens, scenario.new_tokens or 256
+prefix = scenario.shared_prefix_tokens
 st.caption(f"Requests of {isl:,} prompt tokens (the sidebar's) and {osl:,} output tokens"
            + ("" if scenario.new_tokens else " (the sidebar says 0 generated tokens: 256 assumed)")
-           + f"; weights {scenario.weights_dtype}.")
+           + f"; weights {scenario.weights_dtype}; "
+           + (f"the first {prefix:,} tokens of each prompt ({prefix / isl:.0%}) in the prefix cache (the sidebar's "
+              "shared prefix): held once, not prefilled." if prefix else
+              "no prefix-cache hits (the sidebar's shared prefix sets them)."))
 chosen = st.multiselect("GPUs", list(catalog), default=[g.id for g in default_gpus(catalog)], key="plan_gpus",
                         bind=Q, format_func=lambda i: catalog[i].name,
                         help="by default the GPUs whose kernels kvdash has measured")
+c1, c2 = st.columns([1, 2])
+rank = c1.radio("Rank by", PLAN_RANKS, key="plan_rank", bind=Q)
+typed = c2.text_input("Your prices per GPU-hour (GPU=USD, comma-separated)", key="plan_prices", bind=Q,
+                      placeholder="nvidia-h100-sxm5=2.5, nvidia-b200-hgx=5",
+                      help="over kvdash's reference: the lowest dated on-demand price of the providers it lists")
+try:
+    prices = parse_overrides([p for p in typed.split(",") if p.strip()])
+except KvdashError as e:
+    st.error(str(e))
+    st.stop()
+listed = [(g, reference_price(g)) for g in chosen]
+st.caption(plain("Prices per GPU-hour: " + "; ".join(
+    f"{catalog[g].name} ${prices[g]:,.2f} (yours)" if g in prices else
+    f"{catalog[g].name} {p.label}" if p else f"{catalog[g].name}: none listed (type yours)" for g, p in listed)
+    + ". Cost = GPUs × price over the tokens the rate brings in an hour: the GPUs' on-demand bill only (no "
+    "storage, network or idle capacity); data/gpu_prices.csv has each price's source.", 4000))
 
 
 try:
     with st.spinner(f"searching {len(chosen) * len(ENGINES) * 8:,} configurations (the first time only)"):
         options, left_out = plan_for(model, float(rate), isl, osl, ttft_ms / 1e3, tpot_ms / 1e3, tuple(chosen),
-                                     scenario.weights_dtype)
+                                     scenario.weights_dtype, prefix, tuple(sorted(prices.items())),
+                                     "gpus" if rank == PLAN_RANKS[1] else "cost")
 except KvdashError as e:
     st.error(str(e))
     st.stop()
@@ -60,16 +82,24 @@ if not options:
 rows = [{"GPUs": o.gpus, "GPU": catalog[o.gpu].name, "engine": o.engine, "tp": o.tp, "KV": o.kv_dtype,
          "replicas": o.replicas, "in flight per replica": o.concurrency, "TTFT ms": round(o.ttft_s * 1e3, 1),
          "TPOT ms": round(o.tpot_s * 1e3, 2), "tokens/s per GPU": round(rate * osl / o.gpus),
-         "tokens/s per user": round(1 / o.tpot_s, 1)} for o in options]
+         "tokens/s per user": round(1 / o.tpot_s, 1),
+         "$ per GPU-hour": None if o.usd_per_gpu_hour is None else round(o.usd_per_gpu_hour, 3),
+         "$ per M output tokens": None if o.usd_per_m_output is None else round(o.usd_per_m_output, 4),
+         "$ per M tokens (in + out)": None if o.usd_per_m_tokens is None else round(o.usd_per_m_tokens, 4)}
+        for o in options]
 best = options[0]
-cols = st.columns(4)
-cols[0].metric("Fewest GPUs", f"{best.gpus:,} GPUs")
-cols[1].metric("on", f"{catalog[best.gpu].name}")
-cols[2].metric("TTFT at the rate", f"{best.ttft_s * 1e3:,.0f} ms")
-cols[3].metric("TPOT at the rate", f"{best.tpot_s * 1e3:,.2f} ms")
+cols = st.columns(5)
+cols[0].metric("First option", f"{best.gpus:,} GPUs", f"{catalog[best.gpu].name}", delta_color="off",
+               delta_arrow="off")
+cols[1].metric("TTFT at the rate", f"{best.ttft_s * 1e3:,.0f} ms")
+cols[2].metric("TPOT at the rate", f"{best.tpot_s * 1e3:,.2f} ms")
+priced = best.usd_per_gpu_hour is not None
+cols[3].metric("Cost per M output tokens", f"${best.usd_per_m_output:,.3f}" if priced else "unknown")
+cols[4].metric("Cost per hour", f"${best.gpus * best.usd_per_gpu_hour:,.2f}" if priced else "unknown")
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="plan_table")
 
 # tokens/s per GPU against tokens/s per user, one point per option; the TPOT target is a speed per user floor
+front = pareto_front(options)
 fig = figure(dict(data=[dict(
     type="scatter", mode="markers", name=engine, x=[r["tokens/s per user"] for r in rows if r["engine"] == engine],
     y=[r["tokens/s per GPU"] for r in rows if r["engine"] == engine],
@@ -78,14 +108,17 @@ fig = figure(dict(data=[dict(
     for engine in ENGINES if any(r["engine"] == engine for r in rows)] + [dict(
     type="scatter", mode="lines", name=f"TPOT target: {1e3 / tpot_ms:,.0f} tokens/s per user",
     x=[1e3 / tpot_ms] * 2, y=[1, max(r["tokens/s per GPU"] for r in rows) * 1.5],
-    line=dict(dash="dash", color="#999999"), hoverinfo="skip")],
+    line=dict(dash="dash", color="#999999"), hoverinfo="skip"), dict(
+    type="scatter", mode="lines", name="Pareto front: no option has fewer GPUs and a lower TPOT",
+    x=[1 / o.tpot_s for o in front], y=[rate * osl / o.gpus for o in front], line=dict(color="#000000"),
+    line_shape="hv", hoverinfo="skip")],
     layout=dict(title=TITLE | dict(text=f"The options at {rate:g} requests/s<br><sup>each point a configuration "
                                         "meeting both targets</sup>"), margin=dict(t=80),
                 xaxis=log_axis("tokens/s per user (1 / TPOT)"), yaxis=log_axis("tokens/s per GPU"),
                 legend=LEGEND_BELOW)))
 st.plotly_chart(fig, width="stretch", key="plan_chart")
 
-st.subheader("The command for the option with the fewest GPUs")
+st.subheader(f"The command for the first option ({'the fewest GPUs' if rank == PLAN_RANKS[1] else 'the cheapest'})")
 s = best.scenario(isl, osl, scenario.weights_dtype)
 tokens, seqs = engine_facts(best.engine).step_limits(get_gpu(best.gpu))  # 0 sequences: as many as the pool holds
 hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"

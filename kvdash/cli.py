@@ -180,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--engine", action="append", choices=list(ENGINES), help="engines to consider (default all)")
     pln.add_argument("--max-gpus", type=int, default=64, metavar="N", help="at most this many GPUs (default 64)")
     pln.add_argument("--weights-dtype", metavar="D", help="weight format (default: as the checkpoint stores them)")
+    pln.add_argument("--prefix-hit", type=float, default=0.0, metavar="H",
+                     help="share of each prompt already in the prefix cache, 0 to 1 (default 0): its whole blocks "
+                          "are held once and not prefilled")
+    pln.add_argument("--price", action="append", metavar="GPU=USD",
+                     help="your price per GPU-hour for a GPU id, repeatable (default: the lowest dated on-demand "
+                          "price kvdash lists, data/gpu_prices.csv)")
+    pln.add_argument("--rank", choices=("cost", "gpus"), default="cost",
+                     help="order: cost per million output tokens (default; unknown prices last) or fewest GPUs")
     pln.add_argument("--top", type=int, default=10, metavar="K", help="options to print (default 10)")
     pln.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -362,28 +370,36 @@ def _cmd_plan(args) -> int:
     from dataclasses import asdict
 
     from kvdash.plan import default_gpus, plan
+    from kvdash.prices import parse_overrides
 
     m = _load_model(args)
     catalog = load_gpus()
     gpus = [get_gpu(g.strip()) for g in args.gpus.split(",")] if args.gpus else default_gpus(catalog)
+    if not 0 <= args.prefix_hit <= 1:
+        raise KvdashError(f"--prefix-hit is a share of the prompt, 0 to 1, not {args.prefix_hit:g}")
+    prefix = int(args.prefix_hit * args.isl)
     options, left_out = plan(m, args.rate, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
                              engines=tuple(args.engine or ENGINES), weights_dtype=args.weights_dtype,
-                             max_gpus=args.max_gpus)
+                             max_gpus=args.max_gpus, prefix_tokens=prefix, prices=parse_overrides(args.price),
+                             rank=args.rank)
     if args.json:
         print(json.dumps({"options": [asdict(o) | {"gpus": o.gpus} for o in options], "left_out": left_out},
                          indent=2))
         return 0 if options else 1
-    print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens, TTFT <= {args.ttft_ms:,g} ms, "
-          f"TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation, speculation and prices "
-          "are not searched yet)")
+    cached = f" ({prefix:,} of each prompt in the prefix cache)" if prefix else ""
+    print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens{cached}, TTFT <= "
+          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation, "
+          "speculation are not searched yet); cost: the GPUs' on-demand bill over the tokens served")
     if not options:
         print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")
         return 1
     print(f"  {'GPUs':>5}  {'GPU':<26} {'engine':<7} {'tp':>3} {'KV':<5} {'replicas':>8} {'in flight':>9} "
-          f"{'TTFT ms':>8} {'TPOT ms':>8}")
+          f"{'TTFT ms':>8} {'TPOT ms':>8} {'$/GPU-h':>8} {'$/M out':>8}")
     for o in options[:args.top]:
+        price = (f"{o.usd_per_gpu_hour:>8.2f} {o.usd_per_m_output:>8.3f}" if o.usd_per_gpu_hour is not None
+                 else f"{'?':>8} {'?':>8}")
         print(f"  {o.gpus:>5}  {o.gpu:<26} {o.engine:<7} {o.tp:>3} {o.kv_dtype:<5} {o.replicas:>8} "
-              f"{o.concurrency:>9} {o.ttft_s * 1e3:>8.1f} {o.tpot_s * 1e3:>8.2f}")
+              f"{o.concurrency:>9} {o.ttft_s * 1e3:>8.1f} {o.tpot_s * 1e3:>8.2f} {price}")
     print(f"({len(options):,} options meet the targets; {len(left_out):,} configurations do not, --json lists why)")
     return 0
 

@@ -8,14 +8,21 @@ within them (Little's law: in flight / time in the system); the replicas the rat
 replica then receives, its steady state (kvdash.traffic.at_rate). A configuration whose memory cannot hold one
 request, or whose targets no concurrency meets, is left out with its reason.
 
-Not yet here (the issue's later steps): disaggregated prefill and decode pools, speculative decoding, prefix
-caching in the search, prices, a vectorised search and the Plan page.
+Prefix caching: `prefix_tokens` of every prompt are in the engine's prefix cache (a system prompt, say): the
+serving model holds their whole blocks once and prefills only the rest (kvdash.serving).
+
+Cost: the GPUs' hourly bill (a price per GPU-hour: the user's, else the lowest dated on-demand price kvdash lists,
+kvdash.prices) over the tokens the rate brings in an hour, per million output tokens and per million tokens in
+and out. Options are ranked by the cost per million output tokens (unknown prices last), or by GPUs.
+
+Not yet here (the issue's later steps): disaggregated prefill and decode pools, speculative decoding and a
+vectorised search.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from kvdash.engines import ENGINES
@@ -23,6 +30,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu, get_gpu
 from kvdash.kernels import measured_gpus
 from kvdash.model import ModelSpec
+from kvdash.prices import usd_per_gpu_hour, usd_per_million
 from kvdash.scenario import Scenario
 from kvdash.serving import serving
 from kvdash.traffic import at_rate
@@ -45,6 +53,10 @@ class Option:
     tpot_s: float
     capacity_rate: float  # requests/s one replica serves within the targets
     max_in_flight: int  # the most requests in flight a replica holds within the targets
+    prefix_tokens: int = 0  # prompt tokens each request finds in the prefix cache
+    usd_per_gpu_hour: float | None = None  # the price used (None: no price known for this GPU)
+    usd_per_m_output: float | None = None  # the GPUs' bill per million output tokens at the rate
+    usd_per_m_tokens: float | None = None  # ... per million tokens, prompt and output together
 
     @property
     def gpus(self) -> int:
@@ -53,20 +65,27 @@ class Option:
     def scenario(self, isl: int, osl: int, weights_dtype: str) -> Scenario:
         """The scenario `serving` answers for this option (the check that a plan is the Speed page's number)."""
         return Scenario(prompt_tokens=isl, new_tokens=osl, tp=self.tp, kv_dtype=self.kv_dtype,
-                        weights_dtype=weights_dtype, runtime=self.engine)
+                        weights_dtype=weights_dtype, runtime=self.engine, shared_prefix_tokens=self.prefix_tokens)
 
 
 def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float, gpus: list[Gpu],
          engines=tuple(ENGINES), kv_dtypes=("bf16", "fp8"), weights_dtype: str | None = None,
-         max_gpus: int = 64) -> tuple[list[Option], dict[str, str]]:
-    """The options that serve `rate` requests/s of isl + osl tokens within the TTFT and TPOT targets on at most
-    `max_gpus` GPUs, fewest GPUs first (then the lower TPOT); and why each other configuration was left out."""
+         max_gpus: int = 64, prefix_tokens: int = 0, prices: dict[str, float] | None = None,
+         rank: str = "cost") -> tuple[list[Option], dict[str, str]]:
+    """The options that serve `rate` requests/s of isl + osl tokens, the first `prefix_tokens` of each prompt
+    in the prefix cache, within the TTFT and TPOT targets on at most `max_gpus` GPUs, cheapest per million output
+    tokens first (`rank="gpus"`: fewest GPUs first), then the lower TPOT; and why each other configuration was
+    left out. `prices`: the user's dollars per GPU-hour by GPU id, over kvdash's reference prices."""
+    if rank not in RANKS:
+        raise KvdashError(f"rank by one of {', '.join(RANKS)}, not {rank!r}")
     if not (ttft_s > 0 and tpot_s > 0):
         raise KvdashError("the TTFT and TPOT targets must be positive")
     if not 0 < rate < 1e9:
         raise KvdashError(f"the request rate must be a positive number of requests per second, not {rate!r}")
     if isl < 1 or osl < 1:
         raise KvdashError("prompts and outputs of at least one token")
+    if not 0 <= prefix_tokens <= isl:
+        raise KvdashError(f"the cached prefix is 0 to {isl:,} prompt tokens, not {prefix_tokens!r}")
     weights = weights_dtype or model.weights_format or "bf16"
     options, left_out = [], {}
     for gpu in gpus:
@@ -77,15 +96,30 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
                 for kv in kv_dtypes:
                     key = f"{gpu.id} {engine} tp{tp} kv {kv}"
                     s = Scenario(prompt_tokens=isl, new_tokens=osl, tp=tp, kv_dtype=kv, weights_dtype=weights,
-                                 runtime=engine)
+                                 runtime=engine, shared_prefix_tokens=prefix_tokens)
                     try:
                         option = _option(model, s, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus)
                     except KvdashError as e:
                         left_out[key] = str(e)
                         continue
-                    options.append(option)
-    options.sort(key=lambda o: (o.gpus, o.tpot_s, o.ttft_s))
+                    options.append(_priced(option, usd_per_gpu_hour(gpu.id, prices), rate, isl, osl))
+    options.sort(key=RANKS[rank])
     return options, left_out
+
+
+RANKS = {  # an option's sort key; unknown prices rank after known ones
+    "cost": lambda o: (o.usd_per_m_output is None, o.usd_per_m_output or 0.0, o.gpus, o.tpot_s, o.ttft_s),
+    "gpus": lambda o: (o.gpus, o.tpot_s, o.ttft_s),
+}
+
+
+def _priced(o: Option, price: float | None, rate: float, isl: int, osl: int) -> Option:
+    """The option with its bill: gpus x price per hour over the tokens the rate brings in an hour."""
+    if price is None:
+        return o
+    bill = o.gpus * price
+    return replace(o, usd_per_gpu_hour=price, usd_per_m_output=usd_per_million(bill, rate * osl),
+                   usd_per_m_tokens=usd_per_million(bill, rate * (isl + osl)))
 
 
 def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
@@ -115,7 +149,17 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
         raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than {max_gpus:,}")
     steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo)
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, replicas, steady.concurrency, report.ttft_s, report.tpot_s,
-                  capacity, lo)
+                  capacity, lo, s.shared_prefix_tokens)
+
+
+def pareto_front(options) -> list[Option]:
+    """The options no other beats on both GPUs needed and TPOT (tokens/s per GPU against tokens/s per user at
+    the rate): fewest GPUs first, each next one faster per user than every option before it."""
+    front: list[Option] = []
+    for o in sorted(options, key=lambda o: (o.gpus, o.tpot_s)):
+        if not front or o.tpot_s < front[-1].tpot_s:
+            front.append(o)
+    return front
 
 
 def default_gpus(catalog: dict[str, Gpu]) -> list[Gpu]:
@@ -125,9 +169,11 @@ def default_gpus(catalog: dict[str, Gpu]) -> list[Gpu]:
 
 @lru_cache(maxsize=64)
 def plan_for(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
-             gpu_ids: tuple[str, ...], weights_dtype: str | None = None) -> tuple[tuple[Option, ...], tuple]:
-    """plan() with the GPUs by id, kept per process (the Plan page's reruns reuse it): (options, the left-out
-    configurations as (name, why) pairs), both read-only."""
+             gpu_ids: tuple[str, ...], weights_dtype: str | None = None, prefix_tokens: int = 0,
+             prices: tuple[tuple[str, float], ...] = (), rank: str = "cost") -> tuple[tuple[Option, ...], tuple]:
+    """plan() with the GPUs by id and the user's prices as (GPU id, dollars) pairs, kept per process (the Plan
+    page's reruns reuse it): (options, the left-out configurations as (name, why) pairs), both read-only."""
     options, left_out = plan(model, rate, isl, osl, ttft_s, tpot_s, [get_gpu(g) for g in gpu_ids],
-                             weights_dtype=weights_dtype)
+                             weights_dtype=weights_dtype, prefix_tokens=prefix_tokens, prices=dict(prices),
+                             rank=rank)
     return tuple(options), tuple(left_out.items())

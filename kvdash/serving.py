@@ -12,7 +12,9 @@ engine's host overheads (every term printed by `ServingReport.terms`): decode-on
 prompt tokens. Averaging the prompts over every step would hide their compute under the decode steps'
 memory time; keeping the two kinds apart is what makes TPOT right when prompts are long. TPOT is the
 request's lifetime after its first token over its other output tokens; TTFT is `ServingReport.first_token_s`
-plus any wait for a slot. The engine's overheads and queueing terms are fitted to measured H100 runs
+plus any wait for a slot. A scenario's shared prefix is the engine's prefix cache: its whole blocks are held
+once in the pool, and each prompt computes only the tokens after them (attending to the whole prompt). The
+engine's overheads and queueing terms are fitted to measured H100 runs
 (benchmarks/fit_serving.py; data/engines/), its defaults are facts of its source (kvdash.engines).
 """
 
@@ -86,14 +88,37 @@ def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu) -> int:
     return engine_startup(m, s, gpu, family=VLLM_FAMILY).kv_budget_bytes
 
 
+def computed_tokens(prompt: int, cached: int, block_size: int) -> int:
+    """Prompt tokens an engine computes when the first `cached` of them are in its prefix cache: it reuses whole
+    blocks only (vLLM and SGLang hash full blocks; 0: an unpaged cache, every cached token), and a prompt
+    always computes its last token (its logits start the output)."""
+    if prompt < 1 or not 0 <= cached <= prompt:
+        raise KvdashError(f"a prompt of at least one token with 0 to all of them cached, not {cached!r} of {prompt!r}")
+    reused = cached // block_size * block_size if block_size else cached
+    return max(1, prompt - reused)
+
+
+@lru_cache(maxsize=4096)
 def requests_held(m: ModelSpec, s: Scenario, gpu: Gpu, isl: int, osl: int) -> tuple[int, int, int]:
-    """(requests the KV pool holds at once, pool bytes, bytes one request holds): a request holds its
-    prompt and, on average, half its output (all of it where the engine reserves the full length)."""
+    """(requests the KV pool holds at once, pool bytes, bytes each request adds): a request holds its prompt
+    and, on average, half its output (all of it where the engine reserves the full length); the scenario's
+    shared prefix is held once for all of them (the engine's prefix cache keeps its whole blocks)."""
     pool = kv_pool_bytes(m, s, gpu)
     held = osl if engine_facts(s.engine).reserve_full_length else osl // 2
     st = scenario_stages(m, s)[0]
-    one = kv_bytes(st, 1, isl + held, 0, s.block_size)
-    return (pool // one if one else 1 << 30), pool, one
+
+    def used(n: int) -> int:
+        return kv_bytes(st, n, isl + held, s.shared_prefix_tokens, s.block_size)
+
+    one = used(2) - used(1)
+    if not one:
+        return 1 << 30, pool, 0
+    n = max(0, (pool - used(1) + one) // one)  # exact where the cache grows by `one` a request, as it does
+    while used(n + 1) <= pool:
+        n += 1
+    while n and used(n) > pool:
+        n -= 1
+    return n, pool, one
 
 
 @dataclass(frozen=True)
@@ -153,6 +178,7 @@ class ServingReport:
     request_bytes: int
     budget: int  # tokens per step (max_num_batched_tokens)
     max_seqs: int  # requests at once the engine allows (max_num_seqs)
+    computed: int = 0  # prompt tokens a request computes (fewer than isl after a prefix-cache hit; 0: isl)
 
     @property
     def steps_per_cycle(self) -> float:
@@ -174,14 +200,16 @@ class ServingReport:
     def cycle_text(self) -> str:
         """What a request's lifetime is made of, in words (`arrivals`)."""
         a, b = self.arrivals, self.budget
+        cached = (f"; each prompt computes its last {self.computed:,} of {self.isl:,} tokens, the others come from "
+                  "the prefix cache" if self.computed and self.computed < self.isl else "")
         if a.group > 1:
             return (f"the {a.group:,} running requests go in waves: their prompts in {a.prefill_steps:,} steps of "
                     f"up to {b:,} prompt tokens with no decodes (a prompt completes on step "
                     f"{a.first_token_steps:,.1f} on average), then {self.osl - 1:,} decode steps together; a "
-                    f"request lives {a.steps:,.1f} steps")
+                    f"request lives {a.steps:,.1f} steps" + cached)
         return (f"a request lives {a.steps:,.1f} engine steps; {a.mixed_steps:,.1f} of them carry "
                 f"{a.prompt_tokens:,.1f} prompt tokens beside {a.mixed_decodes:,.1f} decodes ({b:,} tokens a step "
-                f"at most), the others {self.running:,} decodes")
+                f"at most), the others {self.running:,} decodes" + cached)
 
     def warnings(self, gpu: Gpu) -> list[str]:
         """What the numbers rest on that was not measured: kernels timed from the spec sheet where no kernel
@@ -214,7 +242,7 @@ class ServingReport:
         - its group's steps with prompt tokens until its own prompt completes (`arrivals`)."""
         a, mix = self.arrivals, self.mixed.seconds
         ahead = mn(queue_prompts + queue_share * (self.running - 1), self.running - 1)
-        ahead = ahead * self.isl / a.prompt_tokens
+        ahead = ahead * (self.computed or self.isl) / a.prompt_tokens
         return request_overhead + queue_steps * self.cycle_s / a.steps + ahead * mix + a.first_token_steps * mix
 
     def wait_for_slot_s(self, first_token_s: float) -> float:
@@ -291,6 +319,7 @@ class ServingReport:
             "bound": self.step.bound, "engine": self.profile.name, "running": self.running,
             "wait_s": self.wait_s, "kv_pool_bytes": self.pool_bytes, "request_kv_bytes": self.request_bytes,
             "max_num_batched_tokens": self.budget, "max_num_seqs": self.max_seqs,
+            "computed_prompt_tokens": self.computed or self.isl,
             "terms": {name: {"decode_step_s": sec, "mixed_step_s": mix, "formula": text}
                       for name, sec, mix, text in self.terms()},
         }
@@ -312,20 +341,24 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
         raise KvdashError(f"the {profile.name} profile cannot time the {s.engine} engine")
     s = s.resolved(gpu)
     budget, max_seqs = s.step_limits()
+    if s.shared_prefix_tokens > isl:
+        raise KvdashError(f"the shared prefix ({s.shared_prefix_tokens:,} tokens) is longer than the prompt ({isl:,})")
     cap, pool, one = requests_held(m, s, gpu, isl, osl)
     if cap < 1:
         raise KvdashError(f"one request of {isl:,} + {osl:,} tokens holds {one:,} B of cache per GPU, more than "
                           f"the {pool:,} B the engine leaves for its KV pool on {gpu.name}")
+    computed = computed_tokens(isl, s.shared_prefix_tokens, s.block_size)  # the rest is in the prefix cache
     C = min(concurrency, cap, max_seqs)  # the KV pool, or the engine's max_num_seqs, limits who runs
     if budget <= C:
         raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the requests running at once ({C:,})")
-    arr = arrivals(engine_facts(s.engine).mixed_batches, C, isl, osl, budget)
+    arr = arrivals(engine_facts(s.engine).mixed_batches, C, computed, osl, budget)
     ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
     step = step_time(m, s, gpu, profile, C, ctx)
-    mixed = step_time(m, s, gpu, profile, arr.mixed_decodes, ctx, prefill=arr.prompt_tokens, prompt=isl)
+    mixed = step_time(m, s, gpu, profile, arr.mixed_decodes, ctx, prefill=arr.prompt_tokens, prompt=isl,
+                      computed=computed)
     S, n_mix = arr.steps, arr.mixed_steps
     cycle = n_mix * mixed.seconds + (S - n_mix) * step.seconds
     own = arr.first_token_steps * mixed.seconds  # until its first token; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, arr, step, mixed, tpot, cycle, profile, pool, one,
-                         budget, max_seqs)
+                         budget, max_seqs, computed)

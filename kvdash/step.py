@@ -150,27 +150,38 @@ def weights_read(m: ModelSpec, s: Scenario, st, tokens: float) -> float:
     return out
 
 
-def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefill: float = 0.0,
-              prompt: int = 0) -> StepWork:
-    """FLOPs and bytes on one GPU of a step with `decode` decode tokens (each at context `decode_ctx`) and
-    `prefill` prompt tokens of prompts of `prompt` tokens. Prompt tokens sit anywhere in their prompt, so
-    on average they attend as a whole prompt does: prefill / prompt prompts' worth of its pairs (exact for
-    a whole prefill, and for windows)."""
-    check_parallel(m, s)
-    refuse_pipeline(s)
+def prompt_shape(prefill: float, prompt: int, computed: int = 0) -> tuple[float, int]:
+    """(prompts' worth of prompt tokens in the step, queries each prompt computes): a prompt whose first tokens
+    are cached (a prefix-cache hit) computes only its last `computed` tokens, which still attend to all
+    `prompt` tokens; 0 or `prompt`: the whole prompt."""
     if prefill and prompt < 1:
         raise KvdashError("a step with prompt tokens needs the prompt length")
+    queries = computed or prompt
+    if not 0 < queries <= prompt and prefill:
+        raise KvdashError(f"a prompt of {prompt:,} tokens computes 1 to {prompt:,} of them, not {computed!r}")
+    return (prefill / queries if prefill else 0.0), queries
+
+
+def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefill: float = 0.0,
+              prompt: int = 0, computed: int = 0) -> StepWork:
+    """FLOPs and bytes on one GPU of a step with `decode` decode tokens (each at context `decode_ctx`) and
+    `prefill` prompt tokens of prompts of `prompt` tokens, each computing its last `computed` (all, by default;
+    fewer after a prefix-cache hit). Prompt tokens sit anywhere in what their prompt computes, so on average
+    they attend as those queries do together: prefill / computed prompts' worth of their pairs (exact for a
+    whole prefill, and for windows)."""
+    check_parallel(m, s)
+    refuse_pipeline(s)
+    prompts, queries = prompt_shape(prefill, prompt, computed)
     st, tp = scenario_stages(m, s)[0], s.tp
     absorbed = get_runtime(s.runtime).engine and engine_facts(get_runtime(s.runtime).engine).mla_absorbed_decode
     tokens = decode + prefill
-    prompts = prefill / prompt if prefill else 0.0
     shared, one_expert = matrix_params(m)
     flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
     flops += 2 * m.vocab_size * m.hidden_size * (decode + prompts) / tp  # the LM head: sampled positions only
     dc = max(1, round(decode_ctx))
     for spec, n in m.layer_groups:  # attention: each kind's FLOPs over the keys its queries see
         flops += n * (decode * spec.attention_flops(1, dc, tp, decode=absorbed)
-                      + prompts * spec.attention_flops(prompt, prompt, tp))
+                      + prompts * spec.attention_flops(queries, prompt, tp))
     kv = get_dtype(s.kv_dtype)
     # st.caches holds (the kept spec, layers x bytes per token): a decode reads what the layer selects
     cache = sum(bpt * 2 * prefill + bpt // spec.bytes_per_token(kv, tp) * decode * spec.read_bytes(kv, tp, dc)
@@ -254,13 +265,13 @@ def step_ceilings(s: Scenario, gpu, p: StepCosts) -> Ceilings:
 
 
 def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decode_ctx: float, prefill: float = 0.0,
-              prompt: int = 0) -> Step:
+              prompt: int = 0, computed: int = 0) -> Step:
     """The step's time on one GPU of `gpu` at costs `p`: every kernel's time at the ceilings (module docstring),
     added up, and the engine's host overheads."""
-    w = step_work(m, s, decode, decode_ctx, prefill, prompt)
+    w = step_work(m, s, decode, decode_ctx, prefill, prompt, computed)
     c = step_ceilings(s, gpu, p)
     tp, tokens = s.tp, decode + prefill
-    prompts = prefill / prompt if prefill else 0.0
+    prompts, queries = prompt_shape(prefill, prompt, computed)
     a = scenario_stages(m, s)[0].act_bytes
     dc = max(1, round(decode_ctx))
     gemm = experts = 0.0
@@ -282,7 +293,7 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
         kept = spec.cache_spec(get_runtime(s.runtime))
         if spec.kernel:  # attention: the decodes' cache, the prompt tokens' pairs
             read = decode * kept.read_bytes(kv, tp, dc)
-            flops = prompts * spec.attention_flops(prompt, prompt, tp)
+            flops = prompts * spec.attention_flops(queries, prompt, tp)
             attention += n * (c.decode_attention_s(read, s.kv_dtype, spec.kernel == "latent")
                               + c.prefill_attention_s(flops, spec.kernel == "latent"))
         else:  # a recurrent state read and written by each decode (no kernel table: the spec-sheet share)

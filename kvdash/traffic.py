@@ -60,14 +60,14 @@ def steady_state(rate: float, latency: Callable[[int], float], max_concurrency: 
 
 
 def prefill_tokens(prompt: int, hit_rate: float, block_size: int) -> int:
-    """Prompt tokens still prefilled when `hit_rate` of each prompt is already cached: engines reuse whole
-    blocks only, so the cached part is rounded down to blocks (and a prompt always computes its last token)."""
+    """Prompt tokens still prefilled when `hit_rate` of each prompt is already cached (computed_tokens)."""
     if not 0 <= hit_rate <= 1:
         raise KvdashError(f"the prefix hit rate must be between 0 and 1, not {hit_rate!r}")
-    if block_size < 1 or prompt < 1:
-        raise KvdashError("a prompt of at least one token and a block of at least one token")
-    cached = int(hit_rate * prompt) // block_size * block_size
-    return max(1, prompt - cached)
+    if block_size < 1:
+        raise KvdashError("a block of at least one token")
+    from kvdash.serving import computed_tokens  # an engine's prefix cache, as the serving model holds it
+
+    return computed_tokens(prompt, int(hit_rate * prompt), block_size)
 
 
 def kv_transfer_s(cache_bytes: int, link_gbps: float) -> float:

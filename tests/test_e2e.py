@@ -560,9 +560,13 @@ def test_the_plan_page_serves_a_rate_and_says_when_it_cannot(page, server):
     with the fewest GPUs; targets nothing meets are refused with each configuration's reason."""
     open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=10.0&plan_ttft=1000&plan_tpot=50"
                     "&plan_gpus=nvidia-h100-sxm5")
-    wait_for_metric(page, "Fewest GPUs", "1 GPUs")
+    wait_for_metric(page, "First option", "1 GPUs")
     page.locator('[data-testid="stCode"]').filter(has_text="--tensor").or_(
         page.locator('[data-testid="stCode"]').filter(has_text="--tp")).first.wait_for()
+    # the user's price: one H100 at $2 an hour serves 10 x 256 x 3,600 = 9,216,000 output tokens: $0.217 a million
+    open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=10.0&plan_ttft=1000&plan_tpot=50"
+                    "&plan_gpus=nvidia-h100-sxm5&plan_prices=nvidia-h100-sxm5%3D2")
+    wait_for_metric(page, "Cost per M output tokens", "$0.217")
     open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=1000.0&plan_ttft=100&plan_tpot=5"
                     "&plan_gpus=nvidia-l40s")
     page.locator('[data-testid="stAlert"]').filter(has_text="No configuration of the").first.wait_for()

@@ -62,6 +62,12 @@ def test_every_field_has_a_range_or_choices():
         with pytest.raises(ValueError, match="not a model id"):
             FIELDS["hub"].parse(bad)
     assert FIELDS["serve_util"].value_type is float and FIELDS["serve_util"].parse("0.85") == 0.85
+    # the Plan page's prices: the CLI's --price values, comma-separated
+    typed = "nvidia-h100-sxm5=2.5, nvidia-b200-hgx=5"
+    assert FIELDS["plan_prices"].parse(typed) == typed
+    for bad in ("h100", "nvidia-h100-sxm5=cheap", "a=1;b=2"):
+        with pytest.raises(ValueError, match="not prices as GPU=USD"):
+            FIELDS["plan_prices"].parse(bad)
 
 
 def test_value_types_follow_the_choices():

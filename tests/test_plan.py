@@ -1,7 +1,9 @@
-"""Plan a deployment (issue #22), first step: every option's numbers are `serving`'s for that configuration, each
-meets the targets at the rate with the fewest replicas, and an impossible plan says why."""
+"""Plan a deployment (issue #22): every option's numbers are `serving`'s for that configuration, each meets the
+targets at the rate with the fewest replicas, costs are the GPUs' bill over the tokens served (by hand), a prefix
+cache hit is planned with the serving model's numbers, and an impossible plan says why."""
 
 import json
+import re
 
 import pytest
 
@@ -24,7 +26,8 @@ def planned():
 
 def test_the_chosen_options_numbers_are_the_serving_models(planned):
     options, _ = planned
-    assert options and options == sorted(options, key=lambda o: (o.gpus, o.tpot_s, o.ttft_s))
+    costs = [o.usd_per_m_output for o in options]
+    assert options and None not in costs and costs == sorted(costs)  # cheapest first (both GPUs have prices)
     for o in options[:5]:
         r = serving(M, o.scenario(ISL, OSL, "bf16"), get_gpu(o.gpu), o.concurrency, ISL, OSL)
         assert (r.ttft_s, r.tpot_s) == (o.ttft_s, o.tpot_s)  # the Speed page's numbers, not a second model
@@ -59,3 +62,90 @@ def test_the_cli_plans_and_refuses_bad_input(capsys):
     assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "-1", "--isl", "1024", "--osl", "256",
                  "--ttft-ms", "500", "--tpot-ms", "25", "--gpus", "nvidia-h100-sxm5"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_prefix_cache_hit_plans_with_the_serving_models_numbers_and_fewer_prompt_tokens():
+    """Issue #22, item 5: half of each prompt in the prefix cache (512 of 1,024 tokens: 32 whole 16-token blocks,
+    or all 512 in the planner's unpaged cache) is neither prefilled nor held per request; the options are
+    still serving()'s numbers for that scenario, and the first one's TTFT is below the uncached plan's."""
+    options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS[:1], engines=("vllm",), prefix_tokens=512)
+    o = options[0]
+    s = o.scenario(ISL, OSL, "bf16")
+    assert s.shared_prefix_tokens == 512
+    r = serving(M, s, get_gpu(o.gpu), o.concurrency, ISL, OSL)
+    assert (r.ttft_s, r.tpot_s, r.computed) == (o.ttft_s, o.tpot_s, 512)
+    assert o.ttft_s < serving(M, s.with_(shared_prefix_tokens=0), get_gpu(o.gpu), o.concurrency, ISL, OSL).ttft_s
+    with pytest.raises(KvdashError, match="cached prefix"):
+        plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS[:1], prefix_tokens=ISL + 1)
+
+
+def test_the_cli_takes_a_prefix_hit_rate(capsys):
+    assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "1024", "--osl", "256",
+                 "--ttft-ms", "500", "--tpot-ms", "25", "--gpus", "nvidia-h100-sxm5", "--prefix-hit", "0.5",
+                 "--json"]) == 0
+    assert {o["prefix_tokens"] for o in json.loads(capsys.readouterr().out)["options"]} == {512}
+    assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "1024", "--osl", "256",
+                 "--ttft-ms", "500", "--tpot-ms", "25", "--prefix-hit", "1.5"]) == 2
+    assert "--prefix-hit" in capsys.readouterr().err
+
+
+def test_listed_prices_are_dated_sourced_and_the_reference_is_the_lowest():
+    from kvdash.gpus import load_gpus
+    from kvdash.prices import load_prices, reference_price
+
+    listed = load_prices()
+    catalog = load_gpus()
+    for gpu_id, prices in listed.items():
+        assert gpu_id in catalog
+        for p in prices:
+            assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", p.seen) and p.source and p.provider
+    aws = next(p for p in listed["nvidia-h100-sxm5"] if p.provider == "AWS")
+    assert aws.usd_per_gpu_hour == 6.88  # AWS's p5.48xlarge: $55.04 an hour for 8 H100s
+    # H100 SXM: AWS 6.88, Azure 98.32 / 8 = 12.29, Oracle 10, CoreWeave 49.24 / 8 = 6.155, Lambda 3.99
+    assert reference_price("nvidia-h100-sxm5").provider == "Lambda"
+    assert reference_price("nvidia-h100-sxm5").usd_per_gpu_hour == 3.99
+    assert reference_price("nvidia-gb200").usd_per_gpu_hour == 10.5  # CoreWeave: $42.00 for a 4-GPU node
+    assert reference_price("nvidia-gb300") is None  # "contact sales" everywhere: no price, not a guess
+
+
+def test_a_million_tokens_cost_the_gpus_bill_over_the_tokens_served():
+    """By hand: 10 requests/s of 1,024 + 256 tokens bring 10 x 256 x 3,600 = 9,216,000 output tokens an hour and
+    10 x 1,280 x 3,600 = 46,080,000 tokens in all; at $2 per GPU-hour, g GPUs cost 2g / 9.216 dollars per million
+    output tokens and 2g / 46.08 per million tokens."""
+    options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS, prices={"nvidia-h100-sxm5": 2.0,
+                                                                    "nvidia-l40s": 0.5})
+    for o in options:
+        price = 2.0 if o.gpu == "nvidia-h100-sxm5" else 0.5
+        assert o.usd_per_gpu_hour == price
+        assert o.usd_per_m_output == pytest.approx(price * o.gpus / 9.216, rel=1e-12)
+        assert o.usd_per_m_tokens == pytest.approx(price * o.gpus / 46.08, rel=1e-12)
+    costs = [o.usd_per_m_output for o in options]
+    assert costs == sorted(costs)  # ranked by cost
+    by_gpus, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS, rank="gpus")
+    assert [o.gpus for o in by_gpus] == sorted(o.gpus for o in by_gpus)
+    with pytest.raises(KvdashError, match="rank by"):
+        plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS, rank="speed")
+
+
+def test_the_pareto_front_keeps_options_nothing_beats_on_gpus_and_tpot(planned):
+    from dataclasses import replace
+
+    from kvdash.plan import pareto_front
+
+    base = planned[0][0]
+    made = [replace(base, tp=1, replicas=g, tpot_s=t) for g, t in
+            [(1, 0.03), (1, 0.02), (2, 0.01), (2, 0.015), (4, 0.012), (4, 0.005)]]  # tp 1: gpus = replicas
+    assert [(o.gpus, o.tpot_s) for o in pareto_front(made)] == [(1, 0.02), (2, 0.01), (4, 0.005)]
+
+
+def test_the_cli_prices_and_refuses_a_bad_price(capsys):
+    assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "1024", "--osl", "256",
+                 "--ttft-ms", "500", "--tpot-ms", "25", "--gpus", "nvidia-h100-sxm5",
+                 "--price", "nvidia-h100-sxm5=2"]) == 0
+    assert "0.217" in capsys.readouterr().out  # $2 / 9.216 M output tokens
+    assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "1024", "--osl", "256",
+                 "--ttft-ms", "500", "--tpot-ms", "25", "--price", "h100"]) == 2
+    assert "GPU=USD" in capsys.readouterr().err
+    assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "1024", "--osl", "256",
+                 "--ttft-ms", "500", "--tpot-ms", "25", "--price", "h100x=2"]) == 2
+    assert "unknown GPU 'h100x'" in capsys.readouterr().err  # a price for no GPU is refused, not ignored

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kvdash.engines import engine_facts
+from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
@@ -193,3 +194,31 @@ def test_tensorrt_llm_per_tensor_fp8_runs_hold_an_fp8_cache():
     fp8 = matching_runs(runs, "trtllm", 1, 4096, 128, GPU, "fp8", "fp8", "Qwen/Qwen3-32B")
     assert [r.concurrency for r in fp8] == [8, 16, 32, 64]
     assert matching_runs(runs, "trtllm", 1, 4096, 128, GPU, "fp8", "bf16", "Qwen/Qwen3-32B") == []
+
+
+def test_a_shared_prefix_is_held_once_and_not_prefilled():
+    """Issue #22, item 5, by hand. Llama-3.1-8B in bf16 holds 32 layers x 8 KV heads x (128 + 128) x 2 B =
+    131,072 B per token. vLLM, 16-token blocks, requests of 1,000 + 200 tokens hold their prompt and half their
+    output: 1,100 tokens, 69 blocks (1,104 slots) each. With the first 512 prompt tokens in the prefix cache
+    (32 whole blocks, held once), a request adds ceil(588 / 16) = 37 blocks (592 slots) and computes 1,000 - 512
+    = 488 prompt tokens, which still attend to the whole prompt: 488 x (2 x 1,000 - 488 + 1) / 2 = 369,172
+    (query, key) pairs a layer, against 488 x 489 / 2 = 119,316 for a prompt of 488 alone; 2 x 32 heads x
+    (128 + 128) = 16,384 FLOPs a pair."""
+    from kvdash.serving import kv_pool_bytes, requests_held
+    from kvdash.step import step_work
+
+    m, gpu = preset_model("llama-3.1-8b"), get_gpu("nvidia-h100-sxm5")
+    plain = Scenario(prompt_tokens=1000, new_tokens=200, runtime="vllm", block_size=16)
+    cached = plain.with_(shared_prefix_tokens=512)
+    pool = kv_pool_bytes(m, plain, gpu)
+    assert requests_held(m, plain, gpu, 1000, 200) == (pool // (1104 * 131_072), pool, 1104 * 131_072)
+    shared, each = 512 * 131_072, 592 * 131_072
+    assert requests_held(m, cached, gpu, 1000, 200) == ((pool - shared) // each, pool, each)
+    r0, r1 = serving(m, plain, gpu, 64, 1000, 200), serving(m, cached, gpu, 64, 1000, 200)
+    assert (r0.computed, r1.computed) == (1000, 488)
+    assert r1.arrivals.prompt_tokens < r0.arrivals.prompt_tokens and r1.ttft_s < r0.ttft_s
+    work = step_work(m, cached, 0, 1, prefill=488, prompt=1000, computed=488)
+    alone = step_work(m, plain.with_(prompt_tokens=488), 0, 1, prefill=488, prompt=488)
+    assert work.flops - alone.flops == 32 * 16_384 * (369_172 - 119_316)
+    with pytest.raises(KvdashError, match="longer than the prompt"):
+        serving(m, cached.with_(prompt_tokens=600), gpu, 8, 500, 100)

@@ -67,3 +67,15 @@ def test_a_rate_is_served_at_the_fewest_requests_in_flight_that_reach_it():
     assert c > 1  # 8 requests/s of ~1 s each need several in flight
     r = serving(m, s, gpu, c - 1, 1024, 128)
     assert (c - 1) / (r.ttft_s + 127 * r.tpot_s) < 8.0
+
+
+def test_an_engine_computes_what_its_prefix_cache_lacks_in_whole_blocks():
+    from kvdash.serving import computed_tokens
+
+    assert computed_tokens(1000, 512, 16) == 488  # 512 cached tokens are 32 whole blocks
+    assert computed_tokens(1000, 500, 16) == 504  # 500 cached: 31 whole blocks (496) reused
+    assert computed_tokens(1000, 500, 0) == 500  # an unpaged cache reuses every cached token
+    assert computed_tokens(1000, 1000, 16) == 8  # all cached, but the partial last block (8 tokens) is not kept
+    assert computed_tokens(1024, 1024, 16) == 1  # all in whole blocks: the last token is computed for its logits
+    with pytest.raises(KvdashError):
+        computed_tokens(1000, 1001, 16)

@@ -43,6 +43,15 @@ CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in f
 PLAN_RATES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 PLAN_TTFT_MS = (100, 200, 300, 500, 1000, 2000, 5000, 10000)
 PLAN_TPOT_MS = (5, 10, 15, 20, 25, 30, 50, 75, 100, 200)
+PLAN_RANKS = ("cost per million output tokens", "fewest GPUs")
+
+
+def _prices(raw: str) -> dict[str, float]:
+    from kvdash.prices import parse_overrides
+
+    return parse_overrides([p for p in raw.split(",") if p.strip()])
+
+
 COMPARE_ATTENTION = ("as configured", "multi-head (MHA)", "multi-query (MQA)", "latent (MLA, 512 + 64)")
 
 # A number as people type it: 131072, 131,072, 131_072, 1e6, 1.5e3 (no inf, nan or hex); it must still be whole
@@ -59,6 +68,7 @@ class Field:
     choices: tuple | Callable[[], tuple] | None = None
     pattern: str | None = None  # free text that must match this
     check: Callable[[str], object] | None = None  # ... and that this accepts (raises KvdashError otherwise)
+    what: str = "a model id (owner/name, or a Hub URL)"  # what free text must be, for the notice
 
     @property
     def value_type(self) -> type:
@@ -76,12 +86,12 @@ class Field:
         """The value `raw` stands for, or ValueError with the reason."""
         if self.pattern:
             if not re.fullmatch(self.pattern, raw):
-                raise ValueError("not a model id (owner/name)")
+                raise ValueError(f"not {self.what}")
             if self.check is not None:
                 try:
                     self.check(raw)
                 except KvdashError:
-                    raise ValueError("not a model id (owner/name, or a Hub URL)") from None
+                    raise ValueError(f"not {self.what}") from None
             return raw
         if self.choices is not None:
             opts = self.options()
@@ -153,6 +163,10 @@ FIELDS: dict[str, Field] = {
     "plan_rate": Field(choices=PLAN_RATES),
     "plan_ttft": Field(choices=PLAN_TTFT_MS),
     "plan_tpot": Field(choices=PLAN_TPOT_MS),
+    "plan_rank": Field(choices=PLAN_RANKS),
+    # the user's prices per GPU-hour, as the CLI's --price takes them: GPU=USD, comma-separated
+    "plan_prices": Field(pattern=r"[A-Za-z0-9._=, -]{0,400}", check=lambda raw: _prices(raw),
+                         what="prices as GPU=USD per GPU-hour, comma-separated"),
     # the Serving capacity page (vLLM's settings)
     "serve_util": Field(choices=tuple(round(0.001 * i, 3) for i in range(100, 1000))),  # SGLang's has 3 decimals
     "serve_block": Field(choices=(16, 32, 64)),
