@@ -13,8 +13,11 @@ from kvdash.launch import launch
 from kvdash.plan import default_gpus, pareto_front, plan_for
 from kvdash.presets import load_presets
 from kvdash.prices import parse_overrides, reference_price
-from kvdash.startup import default_share
+from kvdash.serving import VLLM_FAMILY, serving
+from kvdash.startup import default_share, engine_startup
+from kvdash.units import fmt_bytes
 from ui.links import PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS
+from ui.serving_view import terms_table
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, figure, log_axis
 from ui.text import plain
@@ -129,3 +132,17 @@ st.caption(f"One replica; run {best.replicas:,} of them behind a load balancer. 
            "and step limits on this GPU.")
 for note in cmd.notes:
     st.warning(note[0].upper() + note[1:] + ".", icon="⚠️")
+
+# the first option's working: its KV pool and the step terms at the requests in flight the rate implies
+st.subheader("Why: the first option's memory and steps")
+g = get_gpu(best.gpu)
+report = serving(model, s, g, best.concurrency, isl, osl)
+start = engine_startup(model, s.resolved(g), g, family=VLLM_FAMILY)  # as the serving model reads its pool
+st.caption(f"Per GPU of {best.tp} {g.name}: weights {fmt_bytes(start.weights_bytes, unit)}; the engine's "
+           f"default memory share ({start.fraction}) leaves a KV pool of {fmt_bytes(report.pool_bytes, unit)} (Serving "
+           f"capacity shows its terms); each request adds {fmt_bytes(report.request_bytes, unit)} of cache"
+           + (f" beyond the {prefix:,}-token prefix held once" if prefix else "")
+           + f", so the pool holds {report.running:,} at once of the {best.concurrency:,} in flight at the rate "
+           f"(at most {best.max_in_flight:,} meet the targets). {report.cycle_text()[0].upper()}"
+           f"{report.cycle_text()[1:]}.")
+st.dataframe(terms_table(report), hide_index=True, width="stretch", key="plan_terms")

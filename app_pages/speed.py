@@ -21,6 +21,7 @@ from kvdash.speed import RUNTIMES, generation_seconds, speed
 from kvdash.step import matrix_rate
 from ui.dimensions import whole_number
 from ui.links import CONCURRENCIES
+from ui.serving_view import terms_table
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, figure, log_axis, seconds_axis, tidy
 from ui.text import plain
@@ -80,10 +81,7 @@ if not srv.fits:
                f"requests run at once (KV pool {srv.pool_bytes / 2**30:,.2f} GiB per GPU, "
                f"{srv.request_bytes / 2**20:,.1f} MiB per request; max_num_seqs {srv.max_seqs:,}); the others "
                f"queue for a slot, {srv.wait_s:,.2f} s on average, which the TTFT includes.")
-st.dataframe(pd.DataFrame([{"term": name, "decode-only step, ms": round(sec * 1e3, 3),
-                            "step with prompt tokens, ms": round(mix * 1e3, 3), "formula": text}
-                           for name, sec, mix, text in srv.terms()]), hide_index=True, width="stretch",
-             key="serving_terms")
+st.dataframe(terms_table(srv), hide_index=True, width="stretch", key="serving_terms")
 rate = matrix_rate(gpu, s.weights_dtype) / 1e12
 st.caption(f"{srv.cycle_text()[0].upper()}{srv.cycle_text()[1:]}. Peak: "
            f"{rate:,.1f} TFLOP/s for {s.weights_dtype} matrices on {gpu.name}, {gpu.bandwidth_gbps:,.0f} GB/s"

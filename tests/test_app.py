@@ -563,3 +563,14 @@ def test_arrow_tables_keep_every_integer_exact():
     assert t.column("bytes").type == pa.string()  # 2^64 + 1 has no int64 and no exact float64
     assert t.column("bytes").to_pylist() == ["7", "18446744073709551617"]
     assert arrow_table([{"bytes": (1 << 63) - 1}]).column("bytes").type == pa.int64()
+
+
+def test_the_plan_page_shows_why_its_first_option_works():
+    """Issue #22: the chosen configuration's memory and step terms, from the serving model at the requests in
+    flight the rate implies, with the sidebar's shared prefix held once."""
+    at = run_app("app_pages/plan.py", context=1024, new=256, prefix=512, plan_gpus=["nvidia-h100-sxm5"])
+    assert not at.exception and not at.error
+    why = next(c.value for c in at.caption if c.value.startswith("Per GPU of"))
+    assert "beyond the 512-token prefix held once" in why and "each prompt computes its last 512 of 1,024" in why
+    terms = next(d.value for d in at.dataframe if "formula" in d.value.columns and "term" in d.value.columns)
+    assert list(terms["term"]) == ["matrices", "experts", "attention", "all-reduces", "overheads", "step"]
