@@ -85,6 +85,28 @@ def main() -> None:
     fits = fit_grid(m, s, batches, prompts, gpus)
     print(f"| llama-3.1-8b: totals + fit on all {len(gpus)} GPUs ({fits.size:,} booleans) | "
           f"{time.perf_counter() - t0:.3f} |")
+    plan_search()
+
+
+def plan_search() -> None:
+    """kvdash.plan over the GPUs with measured kernels: every GPU x engine x TP x KV format (issue #22)."""
+    from kvdash.engines import ENGINES
+    from kvdash.gpus import load_gpus
+    from kvdash.plan import TP_DEGREES, default_gpus, plan
+
+    print("\n| plan (GPU x engine x TP x KV format) | configurations | seconds (median of 3) |")
+    print("|---|---|---|")
+    chosen = default_gpus(load_gpus())
+    n = len(chosen) * len(ENGINES) * len(TP_DEGREES) * 2
+    for preset, args in (("llama-3.1-8b", (10.0, 1024, 256, 0.5, 0.025)),
+                         ("qwen3-30b-a3b", (20.0, 4096, 512, 1.0, 0.05))):
+        m, times = preset_model(preset), []
+        for i in range(3):
+            t0 = time.perf_counter()
+            plan(m, args[0] + i * 1e-9, *args[1:], chosen)  # a new rate each time: no cached answer
+            times.append(time.perf_counter() - t0)
+        print(f"| {preset}, {args[0]:g} requests/s of {args[1]:,} + {args[2]:,} tokens | {n:,} | "
+              f"{statistics.median(times):.2f} |")
 
 
 if __name__ == "__main__":

@@ -43,12 +43,20 @@ def _log2(x: float) -> float:
 
 
 def _util_2d(t: dict | None, rows: float, size: float) -> float | None:
-    """A table's share of peak at `rows` tokens and `size` (log2-interpolated both ways), or None."""
+    """A table's share of peak at `rows` tokens and `size` (log2-interpolated both ways), or None. Only the
+    (at most two) rows around `rows` are interpolated in size: the others carry no weight."""
     if not t:
         return None
-    ls = _log2(size)
-    by_rows = [_interp(t["log2_size"], row, ls) for row in t["util"]]
-    return max(_interp([math.log2(x) for x in t["m"]], by_rows, _log2(rows)), 1e-6)
+    ls, grid = _log2(size), _log2_grid(tuple(t["m"]))
+    i = min(max(bisect_right(grid, _log2(rows)) - 1, 0), len(grid) - 2) if len(grid) > 1 else 0
+    near = range(i, min(i + 2, len(grid)))
+    by_rows = [_interp(t["log2_size"], t["util"][j], ls) for j in near]
+    return max(_interp([grid[j] for j in near], by_rows, _log2(rows)), 1e-6)
+
+
+@lru_cache(maxsize=256)
+def _log2_grid(m: tuple) -> list[float]:
+    return [math.log2(x) for x in m]
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
     replicas = math.ceil(rate / capacity)
     if replicas * s.tp > max_gpus:
         raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than {max_gpus:,}")
-    steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo)
+    steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo, reports=reports)
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, replicas, steady.concurrency, report.ttft_s, report.tpot_s,
                   capacity, lo, s.shared_prefix_tokens)
 

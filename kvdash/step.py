@@ -258,6 +258,13 @@ def roofline(w: StepWork, bytes_per_s: float, flops_per_s: float) -> tuple[float
     return w.bytes / bytes_per_s, w.flops / flops_per_s
 
 
+@lru_cache(maxsize=256)
+def distinct_layer_ops(m: ModelSpec, tp: int, ep: int, weights_dtype: str, experts_dtype: str) -> tuple:
+    """(layer kernels, how many layers run them): each distinct layer is timed once (counting them is a fifth of
+    a planner's search when done per step)."""
+    return tuple(Counter(layer_ops(m, tp, ep, weights_dtype, experts_dtype)).items())
+
+
 def step_ceilings(s: Scenario, gpu, p: StepCosts) -> Ceilings:
     """The engine's measured kernels on this GPU where they exist (kvdash.kernels), else the spec sheet at the
     profile's efficiencies."""
@@ -275,8 +282,7 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
     a = scenario_stages(m, s)[0].act_bytes
     dc = max(1, round(decode_ctx))
     gemm = experts = 0.0
-    ops = layer_ops(m, tp, s.ep, s.weights_dtype, s.experts_dtype)
-    for lo, n_layers in Counter(ops).items():  # distinct layers once, times how many there are
+    for lo, n_layers in distinct_layer_ops(m, tp, s.ep, s.weights_dtype, s.experts_dtype):
         t = sum(c.gemm_s(tokens, n, k, f, wb, a) for n, k, wb, f in lo.gemms)
         if lo.experts:
             pairs = tokens * m.experts_per_token / s.ep  # (token, expert) pairs on this GPU, uniform routing

@@ -87,12 +87,13 @@ def speculative_tpot(verify_step_s: float, draft_s: float, tokens_per_step: floa
 
 
 def at_rate(model, s, gpu, rate: float, isl: int, osl: int, profile=None,
-            max_concurrency: int = MAX_CONCURRENCY):
+            max_concurrency: int = MAX_CONCURRENCY, reports: dict | None = None):
     """The serving model (kvdash.serving.serving, the Speed page's numbers) at the concurrency a steady `rate`
-    of requests of isl + osl tokens implies: (Steady, the ServingReport at that concurrency)."""
+    of requests of isl + osl tokens implies: (Steady, the ServingReport at that concurrency). `reports`: the
+    reports already computed for this scenario and profile, by concurrency (a planner's), reused and added to."""
     from kvdash.serving import serving  # the one step cost and pool
 
-    reports: dict = {}
+    reports = {} if reports is None else reports
 
     def latency(c: int) -> float:
         if c not in reports:
