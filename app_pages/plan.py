@@ -16,7 +16,7 @@ from kvdash.prices import parse_overrides, reference_price
 from kvdash.serving import VLLM_FAMILY, serving
 from kvdash.startup import default_share, engine_startup
 from kvdash.units import fmt_bytes
-from ui.links import PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS
+from ui.links import PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS, WEIGHT_CHOICES
 from ui.serving_view import terms_table
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, figure, log_axis
@@ -30,8 +30,9 @@ try:  # the plan searches its own parallelism, but a sidebar scenario that is no
 except KvdashError as e:
     st.error(f"The sidebar's scenario: {e}")
     st.stop()
-st.caption("Every GPU × engine × tensor-parallel degree × KV format that serves the rate within both targets, "
-           "fewest GPUs first, aggregated serving (each replica prefills and decodes). Each number is the Speed "
+st.caption("Every GPU × engine × tensor-parallel degree × weight and KV format that serves the rate within both "
+           "targets, aggregated serving (each replica prefills and decodes), ranked as chosen below. Each number is "
+           "the Speed "
            "page's serving model at the requests in flight the rate implies (Little's law). Not searched yet: "
            "disaggregated pools, speculative decoding.")
 catalog = load_gpus()
@@ -41,9 +42,12 @@ ttft_ms = c2.select_slider("TTFT target (ms)", PLAN_TTFT_MS, value=1000, key="pl
 tpot_ms = c3.select_slider("TPOT target (ms)", PLAN_TPOT_MS, value=50, key="plan_tpot", bind=Q)
 isl, osl = scenario.prompt_tokens, scenario.new_tokens or 256
 prefix = scenario.shared_prefix_tokens
+asked = None if st.session_state.get("wdtype", WEIGHT_CHOICES[0]) == WEIGHT_CHOICES[0] else scenario.weights_dtype
 st.caption(f"Requests of {isl:,} prompt tokens (the sidebar's) and {osl:,} output tokens"
            + ("" if scenario.new_tokens else " (the sidebar says 0 generated tokens: 256 assumed)")
-           + f"; weights {scenario.weights_dtype}; "
+           + (f"; weights {scenario.weights_dtype} (the sidebar's); " if asked else
+              f"; weights as the checkpoint stores them ({scenario.weights_dtype}) and the lighter formats each GPU's "
+              "tensor cores run (fp8; NVFP4 on Blackwell), which means quantizing the checkpoint; ")
            + (f"the first {prefix:,} tokens of each prompt ({prefix / isl:.0%}) in the prefix cache (the sidebar's "
               "shared prefix): held once, not prefilled." if prefix else
               "no prefix-cache hits (the sidebar's shared prefix sets them)."))
@@ -69,9 +73,9 @@ st.caption(plain("Prices per GPU-hour: " + "; ".join(
 
 
 try:
-    with st.spinner(f"searching {len(chosen) * len(ENGINES) * 8:,} configurations (the first time only)"):
+    with st.spinner(f"searching up to {len(chosen) * len(ENGINES) * 24:,} configurations (the first time only)"):
         options, left_out = plan_for(model, float(rate), isl, osl, ttft_ms / 1e3, tpot_ms / 1e3, tuple(chosen),
-                                     scenario.weights_dtype, prefix, tuple(sorted(prices.items())),
+                                     asked, prefix, tuple(sorted(prices.items())),
                                      "gpus" if rank == PLAN_RANKS[1] else "cost")
 except KvdashError as e:
     st.error(str(e))
@@ -82,7 +86,8 @@ if not options:
     st.dataframe(pd.DataFrame([{"configuration": k, "why not": v} for k, v in left_out]), hide_index=True,
                  width="stretch", key="plan_left_out")
     st.stop()
-rows = [{"GPUs": o.gpus, "GPU": catalog[o.gpu].name, "engine": o.engine, "tp": o.tp, "KV": o.kv_dtype,
+rows = [{"GPUs": o.gpus, "GPU": catalog[o.gpu].name, "engine": o.engine, "tp": o.tp,
+         "weights": o.weights_dtype + (f" (experts {o.experts_dtype})" if o.experts_dtype else ""), "KV": o.kv_dtype,
          "replicas": o.replicas, "in flight per replica": o.concurrency, "TTFT ms": round(o.ttft_s * 1e3, 1),
          "TPOT ms": round(o.tpot_s * 1e3, 2), "tokens/s per GPU": round(rate * osl / o.gpus),
          "tokens/s per user": round(1 / o.tpot_s, 1),
@@ -106,7 +111,8 @@ front = pareto_front(options)
 fig = figure(dict(data=[dict(
     type="scatter", mode="markers", name=engine, x=[r["tokens/s per user"] for r in rows if r["engine"] == engine],
     y=[r["tokens/s per GPU"] for r in rows if r["engine"] == engine],
-    text=[f"{r['GPU']}, tp {r['tp']}, KV {r['KV']}, {r['GPUs']} GPUs" for r in rows if r["engine"] == engine],
+    text=[f"{r['GPU']}, tp {r['tp']}, weights {r['weights']}, KV {r['KV']}, {r['GPUs']} GPUs" for r in rows
+          if r["engine"] == engine],
     hovertemplate="%{text}: %{x:,.1f} tokens/s per user, %{y:,.0f} per GPU<extra>%{fullData.name}</extra>")
     for engine in ENGINES if any(r["engine"] == engine for r in rows)] + [dict(
     type="scatter", mode="lines", name=f"TPOT target: {1e3 / tpot_ms:,.0f} tokens/s per user",
@@ -122,7 +128,7 @@ fig = figure(dict(data=[dict(
 st.plotly_chart(fig, width="stretch", key="plan_chart")
 
 st.subheader(f"The command for the first option ({'the fewest GPUs' if rank == PLAN_RANKS[1] else 'the cheapest'})")
-s = best.scenario(isl, osl, scenario.weights_dtype)
+s = best.scenario(isl, osl)
 tokens, seqs = engine_facts(best.engine).step_limits(get_gpu(best.gpu))  # 0 sequences: as many as the pool holds
 hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"
 cmd = launch(model, s, best.engine, hf_id, utilization=default_share(best.engine, get_gpu(best.gpu), best.tp),

@@ -89,18 +89,19 @@ def main() -> None:
 
 
 def plan_search() -> None:
-    """kvdash.plan over the GPUs with measured kernels: every GPU x engine x TP x KV format (issue #22)."""
+    """kvdash.plan over the GPUs with measured kernels: every GPU x engine x TP x weight format x KV format
+    (issue #22)."""
     from kvdash.engines import ENGINES
     from kvdash.gpus import load_gpus
-    from kvdash.plan import TP_DEGREES, default_gpus, plan
+    from kvdash.plan import TP_DEGREES, default_gpus, plan, weight_formats
 
-    print("\n| plan (GPU x engine x TP x KV format) | configurations | seconds (median of 3) |")
+    print("\n| plan (GPU x engine x TP x weight format x KV format) | configurations | seconds (median of 3) |")
     print("|---|---|---|")
     chosen = default_gpus(load_gpus())
-    n = len(chosen) * len(ENGINES) * len(TP_DEGREES) * 2
     for preset, args in (("llama-3.1-8b", (10.0, 1024, 256, 0.5, 0.025)),
                          ("qwen3-30b-a3b", (20.0, 4096, 512, 1.0, 0.05))):
         m, times = preset_model(preset), []
+        n = sum(len(weight_formats(m, g)) for g in chosen) * len(ENGINES) * len(TP_DEGREES) * 2
         for i in range(3):
             t0 = time.perf_counter()
             plan(m, args[0] + i * 1e-9, *args[1:], chosen)  # a new rate each time: no cached answer

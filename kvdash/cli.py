@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--gpus", metavar="ID,...", help="GPU ids to consider (default: those with measured kernels)")
     pln.add_argument("--engine", action="append", choices=list(ENGINES), help="engines to consider (default all)")
     pln.add_argument("--max-gpus", type=int, default=64, metavar="N", help="at most this many GPUs (default 64)")
-    pln.add_argument("--weights-dtype", metavar="D", help="weight format (default: as the checkpoint stores them)")
+    pln.add_argument("--weights-dtype", metavar="D",
+                     help="one weight format (default: the checkpoint's and the lighter ones each GPU's tensor cores "
+                          "run, fp8 and NVFP4)")
     pln.add_argument("--prefix-hit", type=float, default=0.0, metavar="H",
                      help="share of each prompt already in the prefix cache, 0 to 1 (default 0): its whole blocks "
                           "are held once and not prefilled")
@@ -388,18 +390,18 @@ def _cmd_plan(args) -> int:
         return 0 if options else 1
     cached = f" ({prefix:,} of each prompt in the prefix cache)" if prefix else ""
     print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens{cached}, TTFT <= "
-          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation, "
+          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation and "
           "speculation are not searched yet); cost: the GPUs' on-demand bill over the tokens served")
     if not options:
         print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")
         return 1
-    print(f"  {'GPUs':>5}  {'GPU':<26} {'engine':<7} {'tp':>3} {'KV':<5} {'replicas':>8} {'in flight':>9} "
-          f"{'TTFT ms':>8} {'TPOT ms':>8} {'$/GPU-h':>8} {'$/M out':>8}")
+    print(f"  {'GPUs':>5}  {'GPU':<30} {'engine':<7} {'tp':>3} {'weights':<9} {'KV':<5} {'replicas':>8} "
+          f"{'in flight':>9} {'TTFT ms':>8} {'TPOT ms':>8} {'$/GPU-h':>8} {'$/M out':>8}")
     for o in options[:args.top]:
         price = (f"{o.usd_per_gpu_hour:>8.2f} {o.usd_per_m_output:>8.3f}" if o.usd_per_gpu_hour is not None
                  else f"{'?':>8} {'?':>8}")
-        print(f"  {o.gpus:>5}  {o.gpu:<26} {o.engine:<7} {o.tp:>3} {o.kv_dtype:<5} {o.replicas:>8} "
-              f"{o.concurrency:>9} {o.ttft_s * 1e3:>8.1f} {o.tpot_s * 1e3:>8.2f} {price}")
+        print(f"  {o.gpus:>5}  {o.gpu:<30} {o.engine:<7} {o.tp:>3} {o.weights_dtype:<9} {o.kv_dtype:<5} "
+              f"{o.replicas:>8} {o.concurrency:>9} {o.ttft_s * 1e3:>8.1f} {o.tpot_s * 1e3:>8.2f} {price}")
     print(f"({len(options):,} options meet the targets; {len(left_out):,} configurations do not, --json lists why)")
     return 0
 

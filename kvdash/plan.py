@@ -1,12 +1,17 @@
-"""Plan a deployment (issue #22), first step: from a model, a steady request rate and latency targets to the
-configurations that meet them with the fewest GPUs, aggregated serving only (each replica prefills and decodes).
+"""Plan a deployment (issue #22): from a model, a steady request rate and latency targets to the configurations
+that meet them, cheapest first, aggregated serving only (each replica prefills and decodes).
 
-For each GPU x engine x tensor-parallel degree x KV-cache format, the serving model (kvdash.serving, the Speed
-page's numbers) answers: the most requests in flight a replica holds while its TTFT and TPOT stay within the
-targets (both grow with the requests in flight, so a bisection finds it), hence the rate one replica serves
-within them (Little's law: in flight / time in the system); the replicas the rate needs; and, at the rate each
-replica then receives, its steady state (kvdash.traffic.at_rate). A configuration whose memory cannot hold one
-request, or whose targets no concurrency meets, is left out with its reason.
+For each GPU x engine x tensor-parallel degree x weight format x KV-cache format, the serving model
+(kvdash.serving, the Speed page's numbers) answers: the most requests in flight a replica holds while its TTFT and
+TPOT stay within the targets (both grow with the requests in flight, so a bisection finds it), hence the rate one
+replica serves within them (Little's law: in flight / time in the system); the replicas the rate needs; and, at the
+rate each replica then receives, its steady state (kvdash.traffic.at_rate). A configuration whose memory cannot
+hold one request, or whose targets no concurrency meets, is left out with its reason.
+
+Weight formats: the checkpoint's, and the lighter formats an engine quantizes to or a published checkpoint
+ships (fp8 where the GPU has fp8 tensor cores; NVFP4 where it has fp4 ones), unless one format is asked for.
+A format other than the checkpoint's means quantizing it (the launch command says how) and its quality is
+the user's call: kvdash sizes and times it, it does not judge it.
 
 Prefix caching: `prefix_tokens` of every prompt are in the engine's prefix cache (a system prompt, say): the
 serving model holds their whole blocks once and prefills only the rest (kvdash.serving).
@@ -24,7 +29,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import product
 
+from kvdash.dtypes import get_dtype
 from kvdash.engines import ENGINES
 from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu, get_gpu
@@ -47,6 +54,7 @@ class Option:
     engine: str
     tp: int
     kv_dtype: str
+    weights_dtype: str
     replicas: int
     concurrency: int  # requests in flight per replica at the planned rate
     ttft_s: float
@@ -54,6 +62,7 @@ class Option:
     capacity_rate: float  # requests/s one replica serves within the targets
     max_in_flight: int  # the most requests in flight a replica holds within the targets
     prefix_tokens: int = 0  # prompt tokens each request finds in the prefix cache
+    experts_dtype: str = ""  # the routed experts' format where it differs from the weights' (gpt-oss: mxfp4)
     usd_per_gpu_hour: float | None = None  # the price used (None: no price known for this GPU)
     usd_per_m_output: float | None = None  # the GPUs' bill per million output tokens at the rate
     usd_per_m_tokens: float | None = None  # ... per million tokens, prompt and output together
@@ -62,10 +71,11 @@ class Option:
     def gpus(self) -> int:
         return self.replicas * self.tp
 
-    def scenario(self, isl: int, osl: int, weights_dtype: str) -> Scenario:
+    def scenario(self, isl: int, osl: int) -> Scenario:
         """The scenario `serving` answers for this option (the check that a plan is the Speed page's number)."""
         return Scenario(prompt_tokens=isl, new_tokens=osl, tp=self.tp, kv_dtype=self.kv_dtype,
-                        weights_dtype=weights_dtype, runtime=self.engine, shared_prefix_tokens=self.prefix_tokens)
+                        weights_dtype=self.weights_dtype, moe_weights_dtype=self.experts_dtype, runtime=self.engine,
+                        shared_prefix_tokens=self.prefix_tokens)
 
 
 def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float, gpus: list[Gpu],
@@ -86,17 +96,17 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
         raise KvdashError("prompts and outputs of at least one token")
     if not 0 <= prefix_tokens <= isl:
         raise KvdashError(f"the cached prefix is 0 to {isl:,} prompt tokens, not {prefix_tokens!r}")
-    weights = weights_dtype or model.weights_format or "bf16"
     options, left_out = [], {}
     for gpu in gpus:
         for engine in engines:
             for tp in TP_DEGREES:
                 if tp > max_gpus:
                     continue
-                for kv in kv_dtypes:
-                    key = f"{gpu.id} {engine} tp{tp} kv {kv}"
+                for weights, kv in product(weight_formats(model, gpu, weights_dtype), kv_dtypes):
+                    key = f"{gpu.id} {engine} tp{tp} weights {weights} kv {kv}"
                     s = Scenario(prompt_tokens=isl, new_tokens=osl, tp=tp, kv_dtype=kv, weights_dtype=weights,
-                                 runtime=engine, shared_prefix_tokens=prefix_tokens)
+                                 moe_weights_dtype=experts_format(model, weights), runtime=engine,
+                                 shared_prefix_tokens=prefix_tokens)
                     try:
                         option = _option(model, s, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus)
                     except KvdashError as e:
@@ -148,8 +158,32 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
     if replicas * s.tp > max_gpus:
         raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than {max_gpus:,}")
     steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo, reports=reports)
-    return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, replicas, steady.concurrency, report.ttft_s, report.tpot_s,
-                  capacity, lo, s.shared_prefix_tokens)
+    return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, steady.concurrency, report.ttft_s,
+                  report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype)
+
+
+LIGHTER = ("fp8", "nvfp4")  # the formats a search tries beside the checkpoint's
+
+
+def weight_formats(model: ModelSpec, gpu: Gpu, asked: str | None = None) -> tuple[str, ...]:
+    """The weight formats searched on `gpu`: the one asked for, else the checkpoint's and each lighter format
+    whose tensor cores the GPU has (fp8: Hopper, Ada, Blackwell; NVFP4: Blackwell) and that stores a matrix in
+    at most three quarters of the checkpoint's bytes (an fp8-block checkpoint is not re-quantized to fp8)."""
+    if asked:
+        return (asked,)
+    own = model.weights_format or "bf16"
+    cores = {"fp8": gpu.fp8_tflops, "nvfp4": gpu.fp4_tflops}
+    size = get_dtype(own).matrix_bytes(4096, 4096)
+    return (own, *(f for f in LIGHTER if cores[f] and get_dtype(f).matrix_bytes(4096, 4096) <= 0.75 * size))
+
+
+def experts_format(model: ModelSpec, weights: str) -> str:
+    """The routed experts' format beside `weights` ("": the same): the checkpoint's own where it stores them in a
+    lighter format than `weights` (gpt-oss's mxfp4 experts stay mxfp4 under bf16 or fp8 weights)."""
+    own = model.experts_format
+    if not own or own == weights:
+        return ""
+    return own if get_dtype(own).matrix_bytes(4096, 4096) < get_dtype(weights).matrix_bytes(4096, 4096) else ""
 
 
 def pareto_front(options) -> list[Option]:

@@ -4,6 +4,7 @@ cache hit is planned with the serving model's numbers, and an impossible plan sa
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,7 @@ def test_the_chosen_options_numbers_are_the_serving_models(planned):
     costs = [o.usd_per_m_output for o in options]
     assert options and None not in costs and costs == sorted(costs)  # cheapest first (both GPUs have prices)
     for o in options[:5]:
-        r = serving(M, o.scenario(ISL, OSL, "bf16"), get_gpu(o.gpu), o.concurrency, ISL, OSL)
+        r = serving(M, o.scenario(ISL, OSL), get_gpu(o.gpu), o.concurrency, ISL, OSL)
         assert (r.ttft_s, r.tpot_s) == (o.ttft_s, o.tpot_s)  # the Speed page's numbers, not a second model
         assert r.fits  # its memory holds every request in flight (the engine's own KV pool)
 
@@ -40,7 +41,7 @@ def test_each_option_meets_the_targets_with_the_fewest_replicas(planned):
         assert o.ttft_s <= TTFT and o.tpot_s <= TPOT
         # Little's law: replicas x the rate one serves within the targets covers the rate; one fewer would not
         assert o.replicas * o.capacity_rate >= RATE > (o.replicas - 1) * o.capacity_rate
-        g, s = get_gpu(o.gpu), o.scenario(ISL, OSL, "bf16")
+        g, s = get_gpu(o.gpu), o.scenario(ISL, OSL)
         at_most, beyond = serving(M, s, g, o.max_in_flight, ISL, OSL), serving(M, s, g, o.max_in_flight + 1, ISL, OSL)
         assert at_most.ttft_s <= TTFT and at_most.tpot_s <= TPOT
         assert beyond.ttft_s > TTFT or beyond.tpot_s > TPOT  # the most requests in flight within the targets
@@ -70,7 +71,7 @@ def test_a_prefix_cache_hit_plans_with_the_serving_models_numbers_and_fewer_prom
     still serving()'s numbers for that scenario, and the first one's TTFT is below the uncached plan's."""
     options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS[:1], engines=("vllm",), prefix_tokens=512)
     o = options[0]
-    s = o.scenario(ISL, OSL, "bf16")
+    s = o.scenario(ISL, OSL)
     assert s.shared_prefix_tokens == 512
     r = serving(M, s, get_gpu(o.gpu), o.concurrency, ISL, OSL)
     assert (r.ttft_s, r.tpot_s, r.computed) == (o.ttft_s, o.tpot_s, 512)
@@ -149,3 +150,27 @@ def test_the_cli_prices_and_refuses_a_bad_price(capsys):
     assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "1024", "--osl", "256",
                  "--ttft-ms", "500", "--tpot-ms", "25", "--price", "h100x=2"]) == 2
     assert "unknown GPU 'h100x'" in capsys.readouterr().err  # a price for no GPU is refused, not ignored
+
+
+def test_weight_formats_are_searched_where_the_gpu_runs_them():
+    """Issue #22: the checkpoint's format and the lighter ones each GPU's tensor cores run: fp8 on Hopper, Ada and
+    Blackwell, NVFP4 on Blackwell only; an fp8-block checkpoint (DeepSeek-V3) is not re-quantized to fp8, and
+    gpt-oss's mxfp4 experts stay mxfp4 under bf16 or fp8 weights (they are lighter than both)."""
+    from kvdash.hf_config import model_from_config
+    from kvdash.plan import experts_format, weight_formats
+
+    h100, b200, a100 = get_gpu("nvidia-h100-sxm5"), get_gpu("nvidia-b200-hgx"), get_gpu("nvidia-a100-sxm4-80gb")
+    assert weight_formats(M, h100) == ("bf16", "fp8")
+    assert weight_formats(M, b200) == ("bf16", "fp8", "nvfp4")
+    assert weight_formats(M, a100) == ("bf16",)  # no fp8 tensor cores
+    assert weight_formats(M, b200, "bf16") == ("bf16",)  # one format asked for: that one
+    assert weight_formats(preset_model("deepseek-v3"), h100) == ("fp8-block",)
+    cfg = json.loads((Path(__file__).parent / "data" / "configs" / "gpt-oss-120b.json").read_text())["config"]
+    oss = model_from_config(cfg)
+    assert (experts_format(oss, "bf16"), experts_format(oss, "fp8"), experts_format(M, "fp8")) == ("mxfp4", "mxfp4", "")
+    options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, [h100, b200], engines=("vllm",))
+    assert {(o.gpu, o.weights_dtype) for o in options} >= {("nvidia-h100-sxm5", "fp8"), ("nvidia-b200-hgx", "nvfp4")}
+    assert not any(o.gpu == "nvidia-h100-sxm5" and o.weights_dtype == "nvfp4" for o in options)
+    for o in options[:4]:  # each format's numbers are the serving model's for that scenario
+        r = serving(M, o.scenario(ISL, OSL), get_gpu(o.gpu), o.concurrency, ISL, OSL)
+        assert (r.ttft_s, r.tpot_s) == (o.ttft_s, o.tpot_s)
