@@ -10,6 +10,7 @@ from kvdash.errors import KvdashError
 from kvdash.hf_config import MAX_CONFIG_BYTES
 from kvdash.report import activation_split, formulas
 from kvdash.solvers import max_batch, max_context
+from kvdash.speculative import with_mtp
 from kvdash.startup import engine_startup
 from kvdash.units import fmt_bytes, to_unit
 from kvdash.weights import weight_table
@@ -69,7 +70,10 @@ def composition(b, unit: str):
 
 model, scenario, gpu, unit = require()
 st.title(f"{plain(model.name)}: where the memory goes")
-st.caption(f"{model.params:,} parameters ({model.active_params:,} active per token) · {model.attention_label} · "
+drafter = (f" + {with_mtp(model).params - model.params:,} of its {model.mtp_layers} MTP module(s), loaded to "
+           f"speculate {scenario.spec_tokens} token(s) a step" if scenario.spec_tokens else "")
+st.caption(f"{model.params:,} parameters{drafter} ({model.active_params:,} active per token) · "
+           f"{model.attention_label} · "
            f"per GPU{' of ' + str(scenario.tp * scenario.pp) if scenario.tp * scenario.pp > 1 else ''} · "
            f"sizes in {unit} ({'2^30' if unit == 'GiB' else '10^9'} bytes)")
 try:

@@ -33,8 +33,8 @@ except KvdashError as e:
 st.caption("Every GPU × engine × tensor-parallel degree × weight and KV format that serves the rate within both "
            "targets, aggregated serving (each replica prefills and decodes), ranked as chosen below. Each number is "
            "the Speed "
-           "page's serving model at the requests in flight the rate implies (Little's law). Not searched yet: "
-           "disaggregated pools, speculative decoding.")
+           "page's serving model at the requests in flight the rate implies (Little's law), speculating as the sidebar "
+           "says. Not searched yet: disaggregated pools.")
 catalog = load_gpus()
 c1, c2, c3 = st.columns(3)
 rate = c1.select_slider("Requests per second (steady)", PLAN_RATES, value=10.0, key="plan_rate", bind=Q)
@@ -76,7 +76,8 @@ try:
     with st.spinner(f"searching up to {len(chosen) * len(ENGINES) * 24:,} configurations (the first time only)"):
         options, left_out = plan_for(model, float(rate), isl, osl, ttft_ms / 1e3, tpot_ms / 1e3, tuple(chosen),
                                      asked, prefix, tuple(sorted(prices.items())),
-                                     "gpus" if rank == PLAN_RANKS[1] else "cost")
+                                     "gpus" if rank == PLAN_RANKS[1] else "cost", scenario.spec_tokens,
+                                     scenario.spec_accepted)
 except KvdashError as e:
     st.error(str(e))
     st.stop()

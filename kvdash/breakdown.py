@@ -21,6 +21,7 @@ from kvdash.model import ModelSpec
 from kvdash.params import embedding_params, embedding_tensors, ffn_widths, layer_params, layer_tensors
 from kvdash.runtimes import DEFAULT_RUNTIME, Runtime, get_runtime
 from kvdash.scenario import Scenario, check_parallel
+from kvdash.speculative import drafted
 from kvdash.units import GiB, cdiv
 from kvdash.weights import formats, layer_weight_bytes, table_bytes
 
@@ -434,8 +435,10 @@ class Breakdown:
 
 
 def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
-    """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
+    """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage (with the model's
+    multi-token-prediction modules when the scenario speculates with them)."""
     check_parallel(m, s)
+    m = drafted(m, s)
     s = s.resolved(gpu)
     sts = scenario_stages(m, s)
     B, P, T, S, bs = s.batch, s.prompt_tokens, s.context, s.shared_prefix_tokens, s.block_size

@@ -93,6 +93,12 @@ def _limit_args(p: argparse.ArgumentParser) -> None:
                         "largest GPUs)")
     p.add_argument("--max-num-seqs", type=int, default=0, metavar="N",
                    help="a serving engine's sequences per step (default: as the engine sets it)")
+    p.add_argument("--spec-tokens", type=int, default=0, metavar="K",
+                   help="speculative decoding with the model's multi-token-prediction modules: K drafted tokens a "
+                        "step (default 0: none); their weights and cache are counted")
+    p.add_argument("--spec-accepted", type=float, default=0.0, metavar="T",
+                   help="tokens a speculative step yields on average, 1 to K + 1 (default: 1.85 for K = 1, the low "
+                        "end of DeepSeek-V3's reported 85-90 %% acceptance; other K need yours)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--price", action="append", metavar="GPU=USD",
                      help="your price per GPU-hour for a GPU id, repeatable (default: the lowest dated on-demand "
                           "price kvdash lists, data/gpu_prices.csv)")
+    pln.add_argument("--spec-tokens", type=int, default=0, metavar="K",
+                     help="speculate with the model's multi-token-prediction modules: K drafted tokens a step")
+    pln.add_argument("--spec-accepted", type=float, default=0.0, metavar="T",
+                     help="tokens a speculative step yields on average (default: 1.85 for K = 1; other K need yours)")
     pln.add_argument("--rank", choices=("cost", "gpus"), default="cost",
                      help="order: cost per million output tokens (default; unknown prices last) or fewest GPUs")
     pln.add_argument("--top", type=int, default=10, metavar="K", help="options to print (default 10)")
@@ -215,7 +225,8 @@ def _cmd_size(args) -> int:
     s = Scenario(batch=args.batch, prompt_tokens=args.context, **_weight_formats(args, m),
                  kv_dtype=args.kv_dtype, tp=args.tp, pp=args.pp, block_size=args.block_size,
                  shared_prefix_tokens=args.shared_prefix, runtime=args.runtime,
-                 max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs)
+                 max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
+                 spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted)
     gpu = get_gpu(args.gpu) if args.gpu else None
     b = breakdown(m, s, gpu)
     if args.json:
@@ -340,7 +351,8 @@ def _cmd_serving(args) -> int:
     args.expert_parallel = args.ep > 1
     s = Scenario(batch=args.concurrency, prompt_tokens=args.isl, new_tokens=args.osl, **_weight_formats(args, m),
                  kv_dtype=args.kv_dtype, tp=args.tp, runtime=args.engine,
-                 max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs)
+                 max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
+                 spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted)
     gpu = get_gpu(args.gpu)
     r = serving(m, s, gpu, args.concurrency, args.isl, args.osl)
     profile = r.profile
@@ -383,15 +395,17 @@ def _cmd_plan(args) -> int:
     options, left_out = plan(m, args.rate, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
                              engines=tuple(args.engine or ENGINES), weights_dtype=args.weights_dtype,
                              max_gpus=args.max_gpus, prefix_tokens=prefix, prices=parse_overrides(args.price),
-                             rank=args.rank)
+                             rank=args.rank, spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted)
     if args.json:
         print(json.dumps({"options": [asdict(o) | {"gpus": o.gpus} for o in options], "left_out": left_out},
                          indent=2))
         return 0 if options else 1
     cached = f" ({prefix:,} of each prompt in the prefix cache)" if prefix else ""
     print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens{cached}, TTFT <= "
-          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation and "
-          "speculation are not searched yet); cost: the GPUs' on-demand bill over the tokens served")
+          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation is "
+          "not searched yet)" + (f"; speculating {args.spec_tokens} tokens a step with its MTP modules"
+                                 if args.spec_tokens else "")
+          + "; cost: the GPUs' on-demand bill over the tokens served")
     if not options:
         print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")
         return 1

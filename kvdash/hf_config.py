@@ -218,10 +218,10 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
     mtp = f.int("num_mtp_modules", "num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0,
                 hi=LIMITS["n_layers"])
     if mtp:
-        warnings.append(f"{mtp} multi-token-prediction layer(s) are not counted (engines load them only for "
-                        "speculative decoding)")
+        warnings.append(f"{mtp} multi-token-prediction module(s): engines load them only for speculative decoding, "
+                        "so they are counted only when the scenario speculates with them (--spec-tokens)")
     spec = replace(spec, encoder_params=spec.encoder_params + encoder, weights_format=weights,
-                   experts_format=experts, warnings=(*spec.warnings, *warnings))
+                   experts_format=experts, warnings=(*spec.warnings, *warnings), mtp_layers=mtp)
     # a Hub config.json rarely carries _name_or_path: its parameter count tells gpt-oss-20b from -120b
     return replace(spec, name=f"{spec.name}, {_count(spec.params)} parameters") if unnamed else spec
 

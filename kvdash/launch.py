@@ -11,6 +11,7 @@ live in the YAML given to --extra_llm_api_options).
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 
@@ -49,6 +50,17 @@ FLAGS = {
                      "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1"),
     "trtllm": _Flags(("trtllm-serve",), "--tp_size", "--pp_size", None, "--kv_cache_free_gpu_memory_fraction",
                      "--max_seq_len", None, "--max_num_tokens", "--max_batch_size", None, "fp8", None, None, None),
+}
+
+
+# Speculative decoding with the model's MTP modules, k drafted tokens a step, as each engine takes it: vLLM's
+# --speculative-config (method "mtp"), SGLang's EAGLE worker over the NextN weights (server_args.py), TensorRT-LLM
+# in its YAML (a note)
+SPECULATIVE = {
+    "vllm": lambda k: [("--speculative-config", json.dumps({"method": "mtp", "num_speculative_tokens": k}))],
+    "sglang": lambda k: [("--speculative-algorithm", "EAGLE"), ("--speculative-num-steps", str(k)),
+                         ("--speculative-eagle-topk", "1"), ("--speculative-num-draft-tokens", str(k + 1))],
+    "trtllm": lambda k: [],
 }
 
 
@@ -111,6 +123,11 @@ def launch(model: ModelSpec, s: Scenario, engine: str, model_id: str, *, utiliza
     if yaml:
         notes.append("in the YAML file given to --extra_llm_api_options: kv_cache_config: {"
                      + ", ".join(f"{k}: {v}" for k, v in yaml.items()) + "}")
+    if s.spec_tokens:
+        flags += SPECULATIVE[engine](s.spec_tokens)
+        if engine == "trtllm":
+            notes.append("in the same YAML file: speculative_config: {decoding_type: MTP, num_nextn_predict_layers: "
+                         f"{s.spec_tokens}}}")
     return Launch(tuple(env), (*f.command, model_id), tuple(flags), tuple(notes))
 
 

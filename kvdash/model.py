@@ -83,6 +83,8 @@ class ModelSpec:
     layer_norms: tuple[int, ...] = ()  # each layer's norm count where they differ (NAS stacks); () : norms_per_layer
     final_norm: bool = True  # a norm after the last layer (absent in post-LN OPT-350m)
     extra_params: int = 0  # parameters outside this schema, stated by the importer
+    mtp_layers: int = 0  # multi-token-prediction modules the checkpoint ships (loaded only for speculative decoding)
+    mtp_included: bool = False  # this spec already has them as layers (kvdash.speculative.with_mtp)
     encoder_params: int = 0  # a vision tower / audio encoder and its projector: weights, no cache
     default_dtype: str = "bf16"
     weights_format: str = ""  # how the checkpoint stores its matrices (quantization_config); "" = 16-bit

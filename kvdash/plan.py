@@ -20,8 +20,11 @@ Cost: the GPUs' hourly bill (a price per GPU-hour: the user's, else the lowest d
 kvdash.prices) over the tokens the rate brings in an hour, per million output tokens and per million tokens in
 and out. Options are ranked by the cost per million output tokens (unknown prices last), or by GPUs.
 
-Not yet here (the issue's later steps): disaggregated prefill and decode pools, speculative decoding and a
-vectorised search.
+Speculative decoding with the model's MTP modules (`spec_tokens`, kvdash.speculative): every configuration
+speculates as asked, its memory and steps as the serving model has them.
+
+Not yet here (the issue's later steps): disaggregated prefill and decode pools, draft-model and EAGLE
+speculation, and a vectorised search.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class Option:
     max_in_flight: int  # the most requests in flight a replica holds within the targets
     prefix_tokens: int = 0  # prompt tokens each request finds in the prefix cache
     experts_dtype: str = ""  # the routed experts' format where it differs from the weights' (gpt-oss: mxfp4)
+    spec_tokens: int = 0  # tokens drafted a step with the model's MTP modules (0: no speculation)
+    spec_accepted: float = 0.0  # tokens a speculative step yields (0: the default for spec_tokens)
     usd_per_gpu_hour: float | None = None  # the price used (None: no price known for this GPU)
     usd_per_m_output: float | None = None  # the GPUs' bill per million output tokens at the rate
     usd_per_m_tokens: float | None = None  # ... per million tokens, prompt and output together
@@ -75,13 +80,14 @@ class Option:
         """The scenario `serving` answers for this option (the check that a plan is the Speed page's number)."""
         return Scenario(prompt_tokens=isl, new_tokens=osl, tp=self.tp, kv_dtype=self.kv_dtype,
                         weights_dtype=self.weights_dtype, moe_weights_dtype=self.experts_dtype, runtime=self.engine,
-                        shared_prefix_tokens=self.prefix_tokens)
+                        shared_prefix_tokens=self.prefix_tokens, spec_tokens=self.spec_tokens,
+                        spec_accepted=self.spec_accepted)
 
 
 def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float, gpus: list[Gpu],
          engines=tuple(ENGINES), kv_dtypes=("bf16", "fp8"), weights_dtype: str | None = None,
          max_gpus: int = 64, prefix_tokens: int = 0, prices: dict[str, float] | None = None,
-         rank: str = "cost") -> tuple[list[Option], dict[str, str]]:
+         rank: str = "cost", spec_tokens: int = 0, spec_accepted: float = 0.0) -> tuple[list[Option], dict[str, str]]:
     """The options that serve `rate` requests/s of isl + osl tokens, the first `prefix_tokens` of each prompt
     in the prefix cache, within the TTFT and TPOT targets on at most `max_gpus` GPUs, cheapest per million output
     tokens first (`rank="gpus"`: fewest GPUs first), then the lower TPOT; and why each other configuration was
@@ -106,7 +112,8 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
                     key = f"{gpu.id} {engine} tp{tp} weights {weights} kv {kv}"
                     s = Scenario(prompt_tokens=isl, new_tokens=osl, tp=tp, kv_dtype=kv, weights_dtype=weights,
                                  moe_weights_dtype=experts_format(model, weights), runtime=engine,
-                                 shared_prefix_tokens=prefix_tokens)
+                                 shared_prefix_tokens=prefix_tokens, spec_tokens=spec_tokens,
+                                 spec_accepted=spec_accepted)
                     try:
                         option = _option(model, s, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus)
                     except KvdashError as e:
@@ -159,7 +166,8 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
         raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than {max_gpus:,}")
     steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo, reports=reports)
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, steady.concurrency, report.ttft_s,
-                  report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype)
+                  report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype, s.spec_tokens,
+                  s.spec_accepted)
 
 
 LIGHTER = ("fp8", "nvfp4")  # the formats a search tries beside the checkpoint's
@@ -204,10 +212,11 @@ def default_gpus(catalog: dict[str, Gpu]) -> list[Gpu]:
 @lru_cache(maxsize=64)
 def plan_for(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
              gpu_ids: tuple[str, ...], weights_dtype: str | None = None, prefix_tokens: int = 0,
-             prices: tuple[tuple[str, float], ...] = (), rank: str = "cost") -> tuple[tuple[Option, ...], tuple]:
+             prices: tuple[tuple[str, float], ...] = (), rank: str = "cost", spec_tokens: int = 0,
+             spec_accepted: float = 0.0) -> tuple[tuple[Option, ...], tuple]:
     """plan() with the GPUs by id and the user's prices as (GPU id, dollars) pairs, kept per process (the Plan
     page's reruns reuse it): (options, the left-out configurations as (name, why) pairs), both read-only."""
     options, left_out = plan(model, rate, isl, osl, ttft_s, tpot_s, [get_gpu(g) for g in gpu_ids],
                              weights_dtype=weights_dtype, prefix_tokens=prefix_tokens, prices=dict(prices),
-                             rank=rank)
+                             rank=rank, spec_tokens=spec_tokens, spec_accepted=spec_accepted)
     return tuple(options), tuple(left_out.items())

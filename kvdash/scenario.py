@@ -40,6 +40,10 @@ class Scenario:
     max_num_seqs: int = 0
     runtime_overhead_bytes: int = DEFAULT_RUNTIME_OVERHEAD
     gpu_memory_utilization: float = 0.0  # a serving engine's share of the GPU; 0 = not set
+    # speculative decoding with the model's multi-token-prediction modules (kvdash.speculative): k draft tokens
+    # a step (0: off), and the tokens a step yields on average (0: the sourced default for k, where one exists)
+    spec_tokens: int = 0
+    spec_accepted: float = 0.0
 
     def __post_init__(self) -> None:
         for name, lo, hi in (
@@ -53,6 +57,7 @@ class Scenario:
             ("max_num_batched_tokens", 0, MAX_TOKENS),
             ("max_num_seqs", 0, MAX_BATCH),
             ("runtime_overhead_bytes", 0, 1 << 50),
+            ("spec_tokens", 0, 16),
         ):
             v = getattr(self, name)
             if type(v) is not int:
@@ -72,6 +77,11 @@ class Scenario:
                 f"shared_prefix_tokens ({self.shared_prefix_tokens:,}) cannot exceed "
                 f"prompt_tokens ({self.prompt_tokens:,})"
             )
+        a = self.spec_accepted
+        if not isinstance(a, (int, float)) or isinstance(a, bool) or not (
+                a == 0 or (self.spec_tokens and 1 <= a <= self.spec_tokens + 1)):
+            raise KvdashError(f"a speculative step yields 1 to {self.spec_tokens + 1} tokens (0: the default), not "
+                              f"{a!r}" if self.spec_tokens else "spec_accepted needs spec_tokens (draft tokens a step)")
         if type(self.expert_parallel) is not bool:
             raise KvdashError(f"expert_parallel must be true or false, not {self.expert_parallel!r}")
         u = self.gpu_memory_utilization

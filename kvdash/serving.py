@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
 from kvdash.serving_runs import GPU as FITTED_GPU
+from kvdash.speculative import accepted_tokens, drafted, mtp_module
 from kvdash.startup import engine_startup
 from kvdash.step import Step, StepCosts, refuse_pipeline, step_time
 
@@ -135,7 +136,8 @@ class Arrivals:
     saturated: bool  # the token budget, not the output length, sets the cycle: every step carries prompt tokens
 
 
-def arrivals(mixed_batches: bool, C: int, isl: int, osl: int, budget: int) -> Arrivals:
+def arrivals(mixed_batches: bool, C: int, isl: int, osl: int, budget: int, width: int = 1,
+             per_step: float = 1.0) -> Arrivals:
     """The steady state of C requests in flight whose finished requests are replaced at once, as a benchmark at a
     fixed concurrency runs them.
 
@@ -149,16 +151,19 @@ def arrivals(mixed_batches: bool, C: int, isl: int, osl: int, budget: int) -> Ar
       prompts' steps outnumber that: then every step carries prompt tokens and the budget sets the cycle
       (C (isl + osl - 1) tokens in steps of `budget`). (Waves for these engines too, where the burst at a
       benchmark's start would persist, made the validation split's TTFT worse: BENCHMARKS.md.)
+    With speculative decoding a decode takes `width` (k + 1) of a step's tokens and yields `per_step` tokens, so
+    a request decodes in (osl - 1) / per_step steps.
     """
     a = 1 if mixed_batches else C
-    room = budget - (C - a)
+    room = budget - (C - a) * width
     m = math.ceil(a * isl / room)
     first = sum(math.ceil(j * isl / room) for j in range(1, a + 1)) / a
     groups = C // a
-    if groups * m <= m + osl - 1:
-        return Arrivals(a, m + osl - 1, groups * m, C - a, a * isl / m, m, first, False)
-    S = max(m + osl - 1, C * (isl + osl - 1) / budget)
-    return Arrivals(a, S, S, C * (osl - 1) / S, C * isl / S, m, m, True)
+    d = osl - 1 if per_step == 1 else (osl - 1) / per_step  # decode steps after the first token
+    if groups * m <= m + d:
+        return Arrivals(a, m + d, groups * m, C - a, a * isl / m, m, first, False)
+    S = max(m + d, C * (isl + d * width) / budget)
+    return Arrivals(a, S, S, C * d / S, C * isl / S, m, m, True)
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,10 @@ class ServingReport:
     budget: int  # tokens per step (max_num_batched_tokens)
     max_seqs: int  # requests at once the engine allows (max_num_seqs)
     computed: int = 0  # prompt tokens a request computes (fewer than isl after a prefix-cache hit; 0: isl)
+    spec_tokens: int = 0  # k: tokens drafted a step with the model's MTP modules (0: no speculation)
+    accepted: float = 1.0  # tokens a decode step yields on average
+    draft_s: float = 0.0  # seconds a decode-only step spends drafting
+    draft_mixed_s: float = 0.0  # ... and a step with prompt tokens
 
     @property
     def steps_per_cycle(self) -> float:
@@ -190,8 +199,8 @@ class ServingReport:
 
     @property
     def decode_tokens_per_step(self) -> int:
-        """Decodes in a decode-only step: every running request."""
-        return self.running
+        """Decode tokens in a decode-only step: every running request's, k + 1 each when it speculates."""
+        return self.running * (self.spec_tokens + 1)
 
     @property
     def prompt_tokens_per_mixed_step(self) -> float:
@@ -200,16 +209,18 @@ class ServingReport:
     def cycle_text(self) -> str:
         """What a request's lifetime is made of, in words (`arrivals`)."""
         a, b = self.arrivals, self.budget
+        spec = (f"; each decode verifies {self.spec_tokens:,} drafted tokens and yields {self.accepted:g} tokens a "
+                "step on average (assumed)" if self.spec_tokens else "")
         cached = (f"; each prompt computes its last {self.computed:,} of {self.isl:,} tokens, the others come from "
                   "the prefix cache" if self.computed and self.computed < self.isl else "")
         if a.group > 1:
             return (f"the {a.group:,} running requests go in waves: their prompts in {a.prefill_steps:,} steps of "
                     f"up to {b:,} prompt tokens with no decodes (a prompt completes on step "
-                    f"{a.first_token_steps:,.1f} on average), then {self.osl - 1:,} decode steps together; a "
-                    f"request lives {a.steps:,.1f} steps" + cached)
+                    f"{a.first_token_steps:,.1f} on average), then {a.steps - a.prefill_steps:,.1f} decode steps "
+                    f"together; a request lives {a.steps:,.1f} steps" + cached + spec)
         return (f"a request lives {a.steps:,.1f} engine steps; {a.mixed_steps:,.1f} of them carry "
                 f"{a.prompt_tokens:,.1f} prompt tokens beside {a.mixed_decodes:,.1f} decodes ({b:,} tokens a step "
-                f"at most), the others {self.running:,} decodes" + cached)
+                f"at most), the others {self.running:,} decodes" + cached + spec)
 
     def warnings(self, gpu: Gpu) -> list[str]:
         """What the numbers rest on that was not measured: kernels timed from the spec sheet where no kernel
@@ -303,14 +314,21 @@ class ServingReport:
             ("overheads", d.overhead_s, x.overhead_s, f"{p.step_overhead_s * 1e3:.3f} ms per step + layers x "
                                                       f"({p.layer_overhead_s * 1e6:.1f} µs + decodes x "
                                                       f"{p.seq_overhead_s * 1e6:.2f} µs) (fitted)"),
-            ("step", d.seconds, x.seconds, "the sum: kernels run one after another"),
+        ] + ([("drafting", self.draft_s, self.draft_mixed_s,
+               f"{self.spec_tokens} pass{'es' if self.spec_tokens > 1 else ''} of an MTP module (its layer and the "
+               "shared LM head) over the decoding "
+               f"requests; the step verifies {self.spec_tokens + 1} tokens a request and yields {self.accepted:g} "
+               "on average (assumed)")] if self.spec_tokens else []) + [
+            ("step", d.seconds + self.draft_s, x.seconds + self.draft_mixed_s,
+             "the sum: kernels run one after another"),
         ]
 
     def to_dict(self) -> dict:
         return {
             "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "request_latency_s": self.request_latency_s,
             "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu, "tokens_per_s_per_user": self.tokens_per_s_per_user,
-            "decode_step_s": self.step.seconds, "mixed_step_s": self.mixed.seconds,
+            "decode_step_s": self.step.seconds + self.draft_s, "mixed_step_s": self.mixed.seconds + self.draft_mixed_s,
+            "spec_tokens": self.spec_tokens, "accepted_tokens_per_step": self.accepted,
             "steps_per_cycle": self.steps_per_cycle, "mixed_steps_per_cycle": self.mixed_steps_per_cycle,
             "decode_tokens_per_step": self.decode_tokens_per_step,
             "decode_tokens_per_mixed_step": self.arrivals.mixed_decodes,
@@ -336,6 +354,9 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     for name, v, hi in (("concurrency", concurrency, 1 << 20), ("isl", isl, 1 << 30), ("osl", osl, 1 << 30)):
         if type(v) is not int or not 1 <= v <= hi:
             raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
+    target, m = m, drafted(m, s)  # the pool holds the MTP modules and their cache when the scenario speculates
+    k = s.spec_tokens
+    tau = accepted_tokens(s) if k else 1.0
     profile = profile or engine_profile(s.engine)
     if profile.name != s.engine:
         raise KvdashError(f"the {profile.name} profile cannot time the {s.engine} engine")
@@ -349,16 +370,29 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
                           f"the {pool:,} B the engine leaves for its KV pool on {gpu.name}")
     computed = computed_tokens(isl, s.shared_prefix_tokens, s.block_size)  # the rest is in the prefix cache
     C = min(concurrency, cap, max_seqs)  # the KV pool, or the engine's max_num_seqs, limits who runs
-    if budget <= C:
-        raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the requests running at once ({C:,})")
-    arr = arrivals(engine_facts(s.engine).mixed_batches, C, computed, osl, budget)
+    if budget <= C * (k + 1):
+        raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the tokens the running requests decode "
+                          f"in a step ({C:,} x {k + 1})")
+    arr = arrivals(engine_facts(s.engine).mixed_batches, C, computed, osl, budget, k + 1, tau)
     ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
-    step = step_time(m, s, gpu, profile, C, ctx)
-    mixed = step_time(m, s, gpu, profile, arr.mixed_decodes, ctx, prefill=arr.prompt_tokens, prompt=isl,
+    # the target verifies k drafted tokens a request: k + 1 queries each, over the cache its sequence reads once
+    step = step_time(target, s, gpu, profile, C, ctx, width=k + 1)
+    mixed = step_time(target, s, gpu, profile, arr.mixed_decodes, ctx, prefill=arr.prompt_tokens, prompt=isl,
                       computed=computed)
+    draft = drafting_s(target, s, gpu, profile, C, ctx)
+    draft_mixed = drafting_s(target, s, gpu, profile, arr.mixed_decodes, ctx)
     S, n_mix = arr.steps, arr.mixed_steps
-    cycle = n_mix * mixed.seconds + (S - n_mix) * step.seconds
+    cycle = n_mix * (mixed.seconds + draft_mixed) + (S - n_mix) * (step.seconds + draft)
     own = arr.first_token_steps * mixed.seconds  # until its first token; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, arr, step, mixed, tpot, cycle, profile, pool, one,
-                         budget, max_seqs, computed)
+                         budget, max_seqs, computed, k, tau, draft, draft_mixed)
+
+
+def drafting_s(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, decodes: float, ctx: float) -> float:
+    """Seconds a step spends drafting: k passes of an MTP module (its layer and the shared LM head) over the
+    decoding requests, inside the engine's step (no per-step host time of their own); 0 without speculation."""
+    if not s.spec_tokens or not decodes:
+        return 0.0
+    one = step_time(mtp_module(m), s, gpu, replace(profile, step_overhead_s=0.0), decodes, ctx)
+    return s.spec_tokens * one.seconds

@@ -34,6 +34,7 @@ from kvdash.engines import NON_TORCH_GPU, engine_facts, non_torch_bytes
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario, check_parallel
+from kvdash.speculative import drafted
 from kvdash.units import GiB
 
 
@@ -177,6 +178,7 @@ def engine_startup(m: ModelSpec, s: Scenario, gpu, *, fraction: float | None = N
     would report from it. The scenario's tensor and pipeline degrees, formats and step limits apply."""
     if not s.engine:
         raise KvdashError(f"a start-up budget is a serving engine's; the {s.runtime} runtime has none")
+    m = drafted(m, s)  # the engine loads the model's MTP modules when it speculates with them
     if family not in FAMILIES:
         raise KvdashError(f"vLLM version family must be one of {', '.join(FAMILIES)}, not {family!r}")
     s = s.resolved(gpu).with_(batch=1, new_tokens=0, gpu_memory_utilization=0.0)

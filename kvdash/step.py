@@ -163,28 +163,30 @@ def prompt_shape(prefill: float, prompt: int, computed: int = 0) -> tuple[float,
 
 
 def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefill: float = 0.0,
-              prompt: int = 0, computed: int = 0) -> StepWork:
+              prompt: int = 0, computed: int = 0, width: int = 1) -> StepWork:
     """FLOPs and bytes on one GPU of a step with `decode` decode tokens (each at context `decode_ctx`) and
     `prefill` prompt tokens of prompts of `prompt` tokens, each computing its last `computed` (all, by default;
     fewer after a prefix-cache hit). Prompt tokens sit anywhere in what their prompt computes, so on average
     they attend as those queries do together: prefill / computed prompts' worth of their pairs (exact for a
-    whole prefill, and for windows)."""
+    whole prefill, and for windows). `width`: query tokens each decode carries (k + 1 when it verifies k drafted
+    tokens): every one through the matrices and the LM head, attending to the cache its sequence reads once."""
     check_parallel(m, s)
     refuse_pipeline(s)
     prompts, queries = prompt_shape(prefill, prompt, computed)
     st, tp = scenario_stages(m, s)[0], s.tp
     absorbed = get_runtime(s.runtime).engine and engine_facts(get_runtime(s.runtime).engine).mla_absorbed_decode
-    tokens = decode + prefill
+    tokens = decode * width + prefill
     shared, one_expert = matrix_params(m)
     flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
-    flops += 2 * m.vocab_size * m.hidden_size * (decode + prompts) / tp  # the LM head: sampled positions only
+    flops += 2 * m.vocab_size * m.hidden_size * (decode * width + prompts) / tp  # the LM head: sampled positions
     dc = max(1, round(decode_ctx))
     for spec, n in m.layer_groups:  # attention: each kind's FLOPs over the keys its queries see
-        flops += n * (decode * spec.attention_flops(1, dc, tp, decode=absorbed)
+        flops += n * (decode * width * spec.attention_flops(1, dc, tp, decode=absorbed)
                       + prompts * spec.attention_flops(queries, prompt, tp))
     kv = get_dtype(s.kv_dtype)
     # st.caches holds (the kept spec, layers x bytes per token): a decode reads what the layer selects
-    cache = sum(bpt * 2 * prefill + bpt // spec.bytes_per_token(kv, tp) * decode * spec.read_bytes(kv, tp, dc)
+    cache = sum(bpt * 2 * (prefill + decode * (width - 1))
+                + bpt // spec.bytes_per_token(kv, tp) * decode * spec.read_bytes(kv, tp, dc)
                 for spec, bpt in st.caches)
     cache += st.state_bytes * decode
     return StepWork(flops=flops, bytes=weights_read(m, s, st, tokens) + cache, cache_bytes=cache,
@@ -272,12 +274,12 @@ def step_ceilings(s: Scenario, gpu, p: StepCosts) -> Ceilings:
 
 
 def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decode_ctx: float, prefill: float = 0.0,
-              prompt: int = 0, computed: int = 0) -> Step:
+              prompt: int = 0, computed: int = 0, width: int = 1) -> Step:
     """The step's time on one GPU of `gpu` at costs `p`: every kernel's time at the ceilings (module docstring),
     added up, and the engine's host overheads."""
-    w = step_work(m, s, decode, decode_ctx, prefill, prompt, computed)
+    w = step_work(m, s, decode, decode_ctx, prefill, prompt, computed, width)
     c = step_ceilings(s, gpu, p)
-    tp, tokens = s.tp, decode + prefill
+    tp, tokens = s.tp, decode * width + prefill
     prompts, queries = prompt_shape(prefill, prompt, computed)
     a = scenario_stages(m, s)[0].act_bytes
     dc = max(1, round(decode_ctx))
@@ -292,7 +294,8 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
         gemm += n_layers * t
     head = formats(s.weights_dtype, s.experts_dtype)["embed"]
     vocab = cdiv(m.vocab_size, tp)
-    gemm += c.gemm_s(decode + prompts, vocab, m.hidden_size, head.name, head.matrix_bytes(vocab, m.hidden_size), a)
+    gemm += c.gemm_s(decode * width + prompts, vocab, m.hidden_size, head.name, head.matrix_bytes(vocab, m.hidden_size),
+                     a)
     kv = get_dtype(s.kv_dtype)
     attention = 0.0
     for spec, n in m.layer_groups:

@@ -574,3 +574,21 @@ def test_the_plan_page_shows_why_its_first_option_works():
     assert "beyond the 512-token prefix held once" in why and "each prompt computes its last 512 of 1,024" in why
     terms = next(d.value for d in at.dataframe if "formula" in d.value.columns and "term" in d.value.columns)
     assert list(terms["term"]) == ["matrices", "experts", "attention", "all-reduces", "overheads", "step"]
+
+
+def test_speculating_with_mtp_modules_reaches_every_page():
+    """Issue #22, item 4: DeepSeek-V3's MTP module, chosen in the sidebar, is counted on the Memory page (its
+    11,610,068,224 parameters, by hand in tests/test_speculative.py) and timed on the Speed page (a drafting term)."""
+    state = dict(model="deepseek-v3", tp=8, gpu="nvidia-h200-sxm", runtime="vLLM", context=2048,
+                 new=512)
+    plain = run_app(**state)
+    assert "spec" in [w.key for w in plain.select_slider]  # offered: the model ships MTP modules
+    spec = run_app(spec=1, **state)
+    assert not spec.exception and not spec.error
+    assert "+ 11,610,068,224 of its 1 MTP module(s)" in spec.caption[0].value
+    assert metrics(spec)["Weights"] != metrics(plain)["Weights"]
+    speed = run_app("app_pages/speed.py", spec=1, **state)
+    assert not speed.exception
+    terms = next(d.value for d in speed.dataframe if "term" in d.value.columns)
+    assert "drafting" in list(terms["term"])
+    assert "spec" not in [w.key for w in run_app().select_slider]  # Llama-3.1-8B ships none: not offered

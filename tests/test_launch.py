@@ -65,3 +65,20 @@ def test_a_sequence_limit_of_zero_leaves_the_engines_own():
     # SGLang runs as many requests as its pool holds unless told otherwise: no --max-running-requests invented
     argv = launch(LLAMA.model, Scenario(prompt_tokens=1024), "sglang", "m/x", **SETTINGS | {"max_num_seqs": 0}).argv
     assert "--max-running-requests" not in argv and "--chunked-prefill-size" in argv
+
+
+def test_speculation_with_mtp_modules_reaches_each_engines_command():
+    """vLLM's --speculative-config (method "mtp"), SGLang's EAGLE worker over the NextN weights (num-steps k,
+    top-k 1, k + 1 draft tokens), TensorRT-LLM's speculative_config in its YAML."""
+    v3 = get_preset("deepseek-v3").model
+    s = Scenario(prompt_tokens=4096, tp=8, weights_dtype="fp8-block", runtime="vllm", spec_tokens=2, spec_accepted=2.4)
+    vllm = launch(v3, s, "vllm", "deepseek-ai/DeepSeek-V3", **SETTINGS).argv
+    i = vllm.index("--speculative-config")
+    assert vllm[i + 1] == '{"method": "mtp", "num_speculative_tokens": 2}'
+    sg = launch(v3, s, "sglang", "deepseek-ai/DeepSeek-V3", **SETTINGS).argv
+    for pair in (("--speculative-algorithm", "EAGLE"), ("--speculative-num-steps", "2"),
+                 ("--speculative-eagle-topk", "1"), ("--speculative-num-draft-tokens", "3")):
+        i = sg.index(pair[0])
+        assert sg[i:i + 2] == pair
+    trt = launch(v3, s, "trtllm", "deepseek-ai/DeepSeek-V3", **SETTINGS)
+    assert any("speculative_config: {decoding_type: MTP, num_nextn_predict_layers: 2}" in n for n in trt.notes)

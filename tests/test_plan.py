@@ -174,3 +174,17 @@ def test_weight_formats_are_searched_where_the_gpu_runs_them():
     for o in options[:4]:  # each format's numbers are the serving model's for that scenario
         r = serving(M, o.scenario(ISL, OSL), get_gpu(o.gpu), o.concurrency, ISL, OSL)
         assert (r.ttft_s, r.tpot_s) == (o.ttft_s, o.tpot_s)
+
+
+def test_a_speculating_plan_is_the_serving_models_answer():
+    """Issue #22, item 4: DeepSeek-V3 with one MTP token a step, planned on H200: each option's numbers are
+    serving()'s for its scenario, which carries the speculation (and so the module's memory)."""
+    v3 = preset_model("deepseek-v3")
+    options, _ = plan(v3, 2.0, 2048, 512, 2.0, 0.04, [get_gpu("nvidia-h200-sxm")], engines=("sglang",),
+                      spec_tokens=1)
+    assert options
+    for o in options[:3]:
+        s = o.scenario(2048, 512)
+        assert (s.spec_tokens, s.spec_accepted) == (1, 0.0)
+        r = serving(v3, s, get_gpu(o.gpu), o.concurrency, 2048, 512)
+        assert (r.ttft_s, r.tpot_s, r.accepted) == (o.ttft_s, o.tpot_s, 1.85)

@@ -144,7 +144,7 @@ def test_profiles_load_and_refuse_nonsense():
         assert engine_profile(name).name == name
     with pytest.raises(KvdashError, match="unknown engine"):
         engine_profile("tgi")
-    with pytest.raises(KvdashError, match="must exceed the requests running at once"):
+    with pytest.raises(KvdashError, match="must exceed the tokens the running requests decode"):
         serving(preset_model("llama-3.1-8b"), Scenario(max_num_seqs=9000), H100, 9000, 10, 10, PEAK)
     # an engine that overlaps scheduling with the GPU's step has no per-step overhead to add
     with pytest.raises(KvdashError, match="step_overhead_s must be 0"):

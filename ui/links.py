@@ -37,6 +37,9 @@ RUNTIME_CHOICES = {
     "HF generate(), eager": "hf-eager",
 }
 STEP_TOKENS = ("engine default", "512", "1024", "2048", "4096", "8192", "16384", "32768")
+SPEC_TOKENS = (0, 1, 2, 3, 4)  # tokens drafted a step with the model's MTP modules (0: no speculation)
+# tokens a speculative step yields on average; 0.0: kvdash's sourced default for the drafted tokens
+SPEC_ACCEPTED = (0.0, *(round(1 + 0.05 * i, 2) for i in range(81)))
 UNITS = ("GiB", "GB")
 CONCURRENCIES = tuple(2**i for i in range(10))  # the Speed page's requests in flight, 1 to 512
 # the Plan page's requests per second and its TTFT and TPOT targets (ms)
@@ -152,6 +155,8 @@ FIELDS: dict[str, Field] = {
     "block": Field(choices=BLOCK_CHOICES),
     "runtime": Field(choices=tuple(RUNTIME_CHOICES)),
     "step_tokens": Field(choices=STEP_TOKENS),
+    "spec": Field(choices=SPEC_TOKENS),
+    "spec_acc": Field(choices=SPEC_ACCEPTED),
     "prefix": Field(0, MAX_TOKENS),
     "gpu": Field(choices=_gpus),
     "unit": Field(choices=UNITS),

@@ -28,6 +28,8 @@ from ui.links import (
     FIELDS,
     RUNTIME_CHOICES,
     SOURCES,
+    SPEC_ACCEPTED,
+    SPEC_TOKENS,
     STEP_TOKENS,
     UNITS,
     WEIGHT_CHOICES,
@@ -309,6 +311,17 @@ def render_sidebar() -> None:
                 "Tokens per engine step", STEP_TOKENS, key="step_tokens", bind=Q,
                 help=f"{engine_facts(runtime).budget_name}: the most tokens one step processes (prompt chunks and "
                      "decodes together); the engine's default depends on the GPU")
+        spec, accepted = 0, 0.0
+        if runtime in ("vllm", "sglang", "trtllm") and model is not None and model.mtp_layers:
+            spec = st.select_slider(
+                "Speculative tokens (its MTP modules)", SPEC_TOKENS, key="spec", bind=Q,
+                help=f"tokens drafted a step with the model's {model.mtp_layers} multi-token-prediction module(s); "
+                     "their weights and cache are then counted, and the Speed and Plan pages time the steps")
+            if spec:
+                accepted = st.select_slider(
+                    "Tokens a step yields (0: kvdash's default)", SPEC_ACCEPTED, key="spec_acc", bind=Q,
+                    help="on average, the target's own token included (1 to drafted + 1); the default, for 1 drafted "
+                         "token only: 1.85, the low end of DeepSeek-V3's reported 85-90 % acceptance")
         if model is not None and model.n_experts:
             ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
                           help="sharded: every expert split tp ways; whole: each GPU holds E / tp whole experts, "
@@ -346,7 +359,8 @@ def render_sidebar() -> None:
             batch=int(batch), prompt_tokens=int(context), new_tokens=int(new),
             **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
             shared_prefix_tokens=int(prefix), expert_parallel=bool(ep), runtime=runtime,
-            max_num_batched_tokens=0 if step_tokens == STEP_TOKENS[0] else int(step_tokens))
+            max_num_batched_tokens=0 if step_tokens == STEP_TOKENS[0] else int(step_tokens),
+            spec_tokens=int(spec), spec_accepted=float(accepted))
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None

@@ -1,0 +1,68 @@
+"""Speculative decoding with a model's multi-token-prediction modules (issue #22, item 4): what the engine holds
+(by hand from DeepSeek-V3's config), what a speculative step does, and the refusals."""
+
+import pytest
+
+from kvdash.breakdown import breakdown
+from kvdash.errors import KvdashError
+from kvdash.gpus import get_gpu
+from kvdash.presets import preset_model
+from kvdash.scenario import Scenario
+from kvdash.serving import serving
+from kvdash.speculative import with_mtp
+from kvdash.step import step_work
+from kvdash.traffic import speculative_tpot
+
+V3 = preset_model("deepseek-v3")
+H200 = get_gpu("nvidia-h200-sxm")
+
+
+def test_deepseek_v3s_mtp_module_by_hand():
+    """DeepSeek-V3 (hidden 7,168; MLA with q_lora 1,536, kv_lora 512, rope 64, nope 128, v 128, 128 heads; 256
+    routed experts and one shared of 2,048; num_nextn_predict_layers 1). The module is one decoder layer:
+    attention q_a 7,168 x 1,536 + q_a norm 1,536 + q_b 1,536 x 128 x 192 + kv_a 7,168 x 576 + kv_a norm 512 +
+    kv_b 512 x 128 x 256 + o 16,384 x 7,168 = 187,107,328; experts 256 x 3 x 7,168 x 2,048 = 11,274,289,152; the
+    shared expert 44,040,192; the router 256 x 7,168 + 256 bias; two norms 14,336: 11,507,286,272 (DeepSeek's
+    README_WEIGHTS.md: "11.5B unique parameters"). Then eh_proj 7,168 x 14,336 = 102,760,448 and enorm, hnorm
+    and the shared head's norm, 3 x 7,168; the embedding and the LM head are the target's (vLLM shares them)."""
+    layer = 187_107_328 + 11_274_289_152 + 44_040_192 + 256 * 7168 + 256 + 2 * 7168
+    assert layer == 11_507_286_272
+    assert with_mtp(V3).params - V3.params == layer + 2 * 7168 * 7168 + 3 * 7168 == 11_610_068_224
+    # its attention is one more latent layer in the pool: (512 + 64) x 2 B a token, on every GPU of the group
+    s = Scenario(tp=8, runtime="vllm", prompt_tokens=4096, weights_dtype="fp8-block")
+    plain, spec = breakdown(V3, s, H200), breakdown(V3, s.with_(spec_tokens=1), H200)
+    assert spec.kv_bytes_per_token - plain.kv_bytes_per_token == 1152
+    assert spec["weights"] > plain["weights"]
+
+
+def test_a_verifying_step_carries_k_plus_1_queries_over_one_read_of_the_cache():
+    """Llama-3.1-8B, bf16, 4 sequences at 1,000 tokens verifying 2 drafted tokens each: the matrices and the LM
+    head see 12 tokens, as 12 decodes would, but the cache is read once per sequence: 32 layers x 4,096 B a token x
+    1,000 tokens x 4 = 524,288,000 B, plus the 8 drafted tokens' K/V written and read back, 8 x 2 x 131,072 B."""
+    m, s = preset_model("llama-3.1-8b"), Scenario(runtime="vllm")
+    verify, twelve = step_work(m, s, 4, 1000, width=3), step_work(m, s, 12, 1000)
+    assert verify.flops == twelve.flops
+    assert verify.cache_bytes == 524_288_000 + 8 * 2 * 131_072
+
+
+def test_at_one_request_the_time_per_token_is_the_speculative_formula():
+    """One request in flight on an engine that mixes prompts into decode steps (vLLM): its prompt rides alone, so
+    after the first token every step verifies and drafts, and TPOT = (verify + drafting) / tokens a step, the
+    hand formula of kvdash.traffic.speculative_tpot."""
+    s = Scenario(tp=8, runtime="vllm", prompt_tokens=2048, weights_dtype="fp8-block", spec_tokens=1)
+    r = serving(V3, s, H200, 1, 2048, 512)
+    assert r.accepted == 1.85 and r.draft_s > 0
+    assert r.tpot_s == pytest.approx(speculative_tpot(r.step.seconds, r.draft_s, 1.85), rel=1e-12)
+    assert r.tpot_s < serving(V3, s.with_(spec_tokens=0), H200, 1, 2048, 512).tpot_s
+    assert serving(V3, s.with_(spec_accepted=1.5), H200, 1, 2048, 512).tpot_s > r.tpot_s  # fewer accepted: slower
+
+
+def test_speculation_kvdash_does_not_model_is_refused():
+    with pytest.raises(KvdashError, match="ships no multi-token-prediction modules"):
+        breakdown(preset_model("llama-3.1-8b"), Scenario(runtime="vllm", spec_tokens=1))
+    with pytest.raises(KvdashError, match="serving engine"):
+        breakdown(V3, Scenario(tp=8, runtime="static", spec_tokens=1))  # a static batch does not speculate
+    with pytest.raises(KvdashError, match="no sourced acceptance for 3"):
+        serving(V3, Scenario(tp=8, runtime="vllm", weights_dtype="fp8-block", spec_tokens=3), H200, 4, 1024, 128)
+    with pytest.raises(KvdashError, match="yields 1 to 2 tokens"):
+        Scenario(spec_tokens=1, spec_accepted=2.5)
