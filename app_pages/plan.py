@@ -51,9 +51,9 @@ st.caption(f"Requests of {isl:,} prompt tokens (the sidebar's) and {osl:,} outpu
            + (f"the first {prefix:,} tokens of each prompt ({prefix / isl:.0%}) in the prefix cache (the sidebar's "
               "shared prefix): held once, not prefilled." if prefix else
               "no prefix-cache hits (the sidebar's shared prefix sets them)."))
+# ids, as the sidebar's GPU: a bound multiselect writes its options' labels into the link
 chosen = st.multiselect("GPUs", list(catalog), default=[g.id for g in default_gpus(catalog)], key="plan_gpus",
-                        bind=Q, format_func=lambda i: catalog[i].name,
-                        help="by default the GPUs whose kernels kvdash has measured")
+                        bind=Q, help="by default the GPUs whose kernels kvdash has measured")
 c1, c2 = st.columns([1, 2])
 rank = c1.radio("Rank by", PLAN_RANKS, key="plan_rank", bind=Q)
 typed = c2.text_input("Your prices per GPU-hour (GPU=USD, comma-separated)", key="plan_prices", bind=Q,

@@ -148,8 +148,9 @@ if engine in calibrated and st.button(f"Back to {engine}'s fitted profile", key=
 # The curve serving teams pick a point on: throughput per GPU against speed per user, for a few GPUs.
 catalog = load_gpus()
 default = [g for g in dict.fromkeys([gpu.id, "nvidia-h100-sxm5", "nvidia-h200-sxm", "nvidia-b200-hgx"])][:3]
+# ids, as the sidebar's GPU: a bound multiselect writes its options' labels into the link
 chosen = st.multiselect("GPUs on the curve", list(catalog), default=default, key="serving_gpus",
-                        bind="query-params", format_func=lambda i: catalog[i].name, max_selections=6)
+                        bind="query-params", max_selections=6)
 curves = []
 for i, gid in enumerate(chosen):
     g = get_gpu(gid)

@@ -567,6 +567,10 @@ def test_the_plan_page_serves_a_rate_and_says_when_it_cannot(page, server):
     open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=10.0&plan_ttft=1000&plan_tpot=50"
                     "&plan_gpus=nvidia-h100-sxm5&plan_prices=nvidia-h100-sxm5%3D2")
     wait_for_metric(page, "Cost per M output tokens", "$0.217")
+    # the link's GPU list applies (only the H100 is priced), and stays in the address bar
+    page.locator('[data-testid="stCaptionContainer"]').filter(
+        has_text="Prices per GPU-hour: H100 SXM5 80GB $2.00 (yours). Cost").first.wait_for()
+    assert "plan_gpus=nvidia-h100-sxm5" in page.url
     open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=1000.0&plan_ttft=100&plan_tpot=5"
                     "&plan_gpus=nvidia-l40s")
     page.locator('[data-testid="stAlert"]').filter(has_text="No configuration of the").first.wait_for()
