@@ -11,7 +11,6 @@ from kvdash.scenario import Scenario
 from kvdash.serving import serving
 from kvdash.speculative import with_mtp
 from kvdash.step import step_work
-from kvdash.traffic import speculative_tpot
 
 V3 = preset_model("deepseek-v3")
 H200 = get_gpu("nvidia-h200-sxm")
@@ -47,12 +46,11 @@ def test_a_verifying_step_carries_k_plus_1_queries_over_one_read_of_the_cache():
 
 def test_at_one_request_the_time_per_token_is_the_speculative_formula():
     """One request in flight on an engine that mixes prompts into decode steps (vLLM): its prompt rides alone, so
-    after the first token every step verifies and drafts, and TPOT = (verify + drafting) / tokens a step, the
-    hand formula of kvdash.traffic.speculative_tpot."""
+    after the first token every step verifies and drafts: TPOT = (verify + drafting) / tokens a step."""
     s = Scenario(tp=8, runtime="vllm", prompt_tokens=2048, weights_dtype="fp8-block", spec_tokens=1)
     r = serving(V3, s, H200, 1, 2048, 512)
     assert r.accepted == 1.85 and r.draft_s > 0
-    assert r.tpot_s == pytest.approx(speculative_tpot(r.step.seconds, r.draft_s, 1.85), rel=1e-12)
+    assert r.tpot_s == pytest.approx((r.step.seconds + r.draft_s) / 1.85, rel=1e-12)
     assert r.tpot_s < serving(V3, s.with_(spec_tokens=0), H200, 1, 2048, 512).tpot_s
     assert serving(V3, s.with_(spec_accepted=1.5), H200, 1, 2048, 512).tpot_s > r.tpot_s  # fewer accepted: slower
 

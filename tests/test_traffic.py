@@ -7,7 +7,7 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
 from kvdash.presets import preset_model
 from kvdash.scenario import Scenario
-from kvdash.traffic import at_rate, kv_transfer_s, prefill_tokens, speculative_tpot, steady_state
+from kvdash.traffic import at_rate, kv_transfer_s, steady_state
 
 
 def test_littles_law_finds_the_requests_in_flight_a_rate_implies():
@@ -25,15 +25,6 @@ def test_littles_law_finds_the_requests_in_flight_a_rate_implies():
         steady_state(0, w)
 
 
-def test_a_prefix_cache_saves_whole_blocks_of_the_prompt():
-    assert prefill_tokens(8192, 0.5, 16) == 4096  # 4,096 cached tokens are 256 whole blocks
-    assert prefill_tokens(1000, 0.5, 16) == 504  # 500 cached tokens: 31 whole blocks (496), 504 prefilled
-    assert prefill_tokens(8192, 1.0, 16) == 1  # fully cached: the last token is still computed
-    assert prefill_tokens(8192, 0.0, 16) == 8192
-    with pytest.raises(KvdashError):
-        prefill_tokens(8192, 1.5, 16)
-
-
 def test_a_disaggregated_request_moves_its_prompt_cache_once():
     # Llama-3.1-8B's prompt of 8,192 tokens: 32 layers x 8 KV heads x (128 + 128) x 2 B = 131,072 B per token,
     # 1,073,741,824 B in all, over 450 GB/s one way: 2.386 ms
@@ -42,14 +33,6 @@ def test_a_disaggregated_request_moves_its_prompt_cache_once():
     assert kv_transfer_s(cache, 450.0) == pytest.approx(1_073_741_824 / 450e9)
     with pytest.raises(KvdashError, match="no link"):
         kv_transfer_s(cache, 0)
-
-
-def test_speculative_decoding_divides_a_drafted_and_verified_step_by_the_tokens_it_yields():
-    # a 3 ms draft and a 12 ms verifying step yielding 2.5 tokens on average: 6 ms per output token
-    assert speculative_tpot(0.012, 0.003, 2.5) == pytest.approx(0.006)
-    assert speculative_tpot(0.010, 0.0, 1.0) == 0.010  # nothing accepted: the plain step
-    with pytest.raises(KvdashError):
-        speculative_tpot(0.01, 0.001, 0.5)
 
 
 def test_a_rate_is_served_at_the_fewest_requests_in_flight_that_reach_it():
