@@ -38,7 +38,11 @@ try:
                                 + (f"; the model was trained for {model.max_position_embeddings:,}"
                                    if model.max_position_embeddings else ""))
     batched = whole_number(facts.budget_name, "serve_batched", tokens_default, c2)
-    seqs = whole_number("max_num_seqs", "serve_seqs", min(seqs_default, 1 << 20), c3)
+    # 0: the engine's own rule (SGLang runs as many as its pool holds), and the command leaves the flag out
+    own = facts.step_limits(gpu)[1]
+    seqs = whole_number("max_num_seqs", "serve_seqs", min(seqs_default, 1 << 20) if own else 0, c3,
+                        help="requests running at once; 0: as many as the KV pool holds" + (
+                            "" if own else f" ({facts.label}'s default)"))
 except KvdashError as e:
     st.error(str(e))
     st.stop()

@@ -592,3 +592,15 @@ def test_speculating_with_mtp_modules_reaches_every_page():
     terms = next(d.value for d in speed.dataframe if "term" in d.value.columns)
     assert "drafting" in list(terms["term"])
     assert "spec" not in [w.key for w in run_app().select_slider]  # Llama-3.1-8B ships none: not offered
+
+
+def test_serving_capacity_leaves_sglangs_running_requests_to_sglang():
+    """SGLang runs as many requests as its pool holds unless told otherwise: the box says 0 (its own rule) and the
+    command leaves --max-running-requests out, rather than writing an invented 1,048,576."""
+    at = run_app("app_pages/serving.py", runtime="SGLang")
+    assert not at.exception and not at.error
+    assert at.text_input(key="serve_seqs").value == "0"
+    command = next(c.value for c in at.code if "sglang.launch_server" in c.value)
+    assert "--max-running-requests" not in command and "1048576" not in command
+    vllm = run_app("app_pages/serving.py", runtime="vLLM")
+    assert vllm.text_input(key="serve_seqs").value == "1024"  # vLLM's default max_num_seqs

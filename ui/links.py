@@ -177,7 +177,7 @@ FIELDS: dict[str, Field] = {
     "serve_block": Field(choices=(16, 32, 64)),
     "serve_len": Field(1, 1 << 24),
     "serve_batched": Field(1, 1 << 20),
-    "serve_seqs": Field(1, 1 << 20),
+    "serve_seqs": Field(0, 1 << 20),  # 0: the engine's own rule
     "serve_version": Field(choices=tuple(FAMILIES)),
     # the Compare page: how many scenarios, and each one's model, attention scheme and formats
     "cmp_n": Field(choices=(2, 3, 4)),
