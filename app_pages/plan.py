@@ -1,6 +1,6 @@
 """Plan: the configurations that serve a request rate within TTFT and TPOT targets (kvdash.plan, aggregated
-serving, the first step of issue #22), each from the same serving model as the Speed page, with the command that
-starts the chosen one."""
+serving, issue #22), each from the same serving model as the Speed page, ranked by cost or GPUs, with the command
+that starts the first and its memory and step terms."""
 
 import pandas as pd
 import streamlit as st
