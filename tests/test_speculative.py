@@ -80,3 +80,21 @@ def test_the_speedup_is_tensorrt_llms_published_one(k, accepted, speedup):
     plain = serving(V3, s, b200, 1, 1024, 2048).tpot_s
     spec = serving(V3, s.with_(spec_tokens=k, spec_accepted=accepted), b200, 1, 1024, 2048).tpot_s
     assert plain / spec == pytest.approx(speedup, rel=0.05)
+
+
+def test_the_cli_counts_the_module_when_asked(capsys):
+    """`kvdash size --spec-tokens 1` holds the MTP module's latent cache too: (512 + 64) x 2 B = 1,152 B more per
+    token than without; a model without modules is refused in one line."""
+    import json
+
+    from kvdash.cli import main
+
+    args = ["size", "--preset", "deepseek-v3", "--tp", "8", "--runtime", "vllm", "--weights-dtype", "fp8-block",
+            "--json"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*args, "--spec-tokens", "1"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["kv_bytes_per_token"] - plain["kv_bytes_per_token"] == 1152
+    assert main(["size", "--preset", "llama-3.1-8b", "--spec-tokens", "1"]) == 2
+    assert "ships no multi-token-prediction modules" in capsys.readouterr().err
