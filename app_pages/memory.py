@@ -180,16 +180,17 @@ if weights_box.open:
 
 c1, c2, c3 = st.columns(3)
 name = file_name("kvdash", model.name, f"b{scenario.batch}", f"t{scenario.context}", scenario.kv_dtype, gpu.id)
-# the files are written when clicked (a callable), not on every rerun
+# the files are written when clicked (a callable), not on every rerun; a click does not rerun the page (a rerun
+# racing the file's request could replace the callable before the browser fetched it)
 c1.download_button("Breakdown as CSV",
                    lambda: scenario_lines(model.name, scenario, gpu) + table.to_pandas().to_csv(index=False),
-                   f"{name}.csv", "text/csv", key="dl_breakdown",
+                   f"{name}.csv", "text/csv", key="dl_breakdown", on_click="ignore",
                    help="the scenario heads the file as '# key: value' lines (pandas: read_csv(f, comment='#'))")
 state = {k: st.session_state[k] for k in BOUND if k in st.session_state}
 if state.get("source") == "config.json" and st.session_state.get("sel_config"):
     state["config"] = st.session_state["sel_config"]  # the file itself travels with the scenario: it loads back
 c2.download_button("Scenario as JSON", lambda: json.dumps(state, indent=2), f"{name}.json", "application/json",
-                   key="dl_scenario")
+                   key="dl_scenario", on_click="ignore")
 loaded = c3.file_uploader("Load a scenario JSON", type=["json"], key="load_scenario", max_upload_size=1)
 if loaded is not None and st.session_state.get("_loaded_name") != loaded.file_id:
     st.session_state["_loaded_name"] = loaded.file_id
