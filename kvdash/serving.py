@@ -377,6 +377,8 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
     # the target verifies k drafted tokens a request: k + 1 queries each, over the cache its sequence reads once
     step = step_time(target, s, gpu, profile, C, ctx, width=k + 1)
+    # a step with prompt tokens is timed as without speculation, plus its decodes' drafts: their k verified
+    # tokens each are left out (small beside a prompt chunk; stated in the README)
     mixed = step_time(target, s, gpu, profile, arr.mixed_decodes, ctx, prefill=arr.prompt_tokens, prompt=isl,
                       computed=computed)
     draft = drafting_s(target, s, gpu, profile, C, ctx)
