@@ -434,13 +434,19 @@ class Breakdown:
         return out
 
 
-def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
-    """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage (with the model's
-    multi-token-prediction modules when the scenario speculates with them)."""
+def memory_stages(m: ModelSpec, s: Scenario, gpu=None) -> tuple[ModelSpec, Scenario, tuple[Stage, ...]]:
+    """What every memory answer (breakdown, the solvers, the sweeps) starts from: the model as the scenario loads
+    it (with its multi-token-prediction modules when it speculates with them), the scenario with its engine's
+    step limits on `gpu`, and its pipeline stages."""
     check_parallel(m, s)
     m = drafted(m, s)
     s = s.resolved(gpu)
-    sts = scenario_stages(m, s)
+    return m, s, scenario_stages(m, s)
+
+
+def breakdown(m: ModelSpec, s: Scenario, gpu=None) -> Breakdown:
+    """The memory of scenario `s` for model `m`, per GPU, on the most loaded pipeline stage."""
+    m, s, sts = memory_stages(m, s, gpu)
     B, P, T, S, bs = s.batch, s.prompt_tokens, s.context, s.shared_prefix_tokens, s.block_size
     st = max(sts, key=lambda x: stage_bytes(x, s, B, P)) if len(sts) > 1 else sts[0]
     comps = (

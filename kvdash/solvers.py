@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kvdash.breakdown import breakdown, fixed_bytes, scenario_stages, stage_bytes
+from kvdash.breakdown import breakdown, fixed_bytes, memory_stages, stage_bytes
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
@@ -18,9 +18,7 @@ from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
 def total_bytes_fn(m: ModelSpec, s: Scenario, gpu=None) -> Callable[[int, int], int]:
     """total(batch, prompt_tokens) -> per-GPU bytes, other settings as in `s` (an engine's step limits as on
     `gpu`); the breakdown's total at every point, whatever batch and prompt `s` itself holds."""
-    check_parallel(m, s)
-    s = s.resolved(gpu)
-    sts = scenario_stages(m, s)
+    _, s, sts = memory_stages(m, s, gpu)
     fixed = fixed_bytes(s, gpu)
 
     def total(B: int, P: int) -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from kvdash.breakdown import overhead_bytes, reserve_bytes, scenario_stages, stage_bytes
+from kvdash.breakdown import memory_stages, overhead_bytes, reserve_bytes, stage_bytes
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
-from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario, check_parallel
+from kvdash.scenario import MAX_BATCH, MAX_TOKENS, Scenario
 from kvdash.solvers import total_bytes_fn
 
 _INT64_SAFE = 1 << 62
@@ -29,8 +29,7 @@ def _as_axis(values, name: str, hi: int) -> np.ndarray:
 def total_grid(m: ModelSpec, s: Scenario, batches, prompts, gpu=None) -> np.ndarray:
     """Per-GPU bytes for every (batch, prompt_tokens) pair: shape (len(batches), len(prompts)); an engine's
     step limits as on `gpu` (its defaults for the largest GPUs without one)."""
-    check_parallel(m, s)
-    s = s.resolved(gpu)
+    m, s, sts = memory_stages(m, s, gpu)
     B = _as_axis(batches, "batches", MAX_BATCH)[:, None]
     P = _as_axis(prompts, "prompts", MAX_TOKENS)[None, :]
     if P.min() < s.shared_prefix_tokens:
@@ -39,7 +38,7 @@ def total_grid(m: ModelSpec, s: Scenario, batches, prompts, gpu=None) -> np.ndar
     if total_bytes_fn(m, s)(int(B.max()), int(P.max())) >= _INT64_SAFE:
         raise KvdashError("sweep range too large for exact 64-bit arithmetic")
     out = None
-    for st in scenario_stages(m, s):
+    for st in sts:
         t = stage_bytes(st, s, B, P, np.minimum, np.maximum)
         out = t if out is None else np.maximum(out, t)
     return np.broadcast_to(out, (B.shape[0], P.shape[1])) + overhead_bytes(s)

@@ -98,3 +98,21 @@ def test_the_cli_counts_the_module_when_asked(capsys):
     assert spec["kv_bytes_per_token"] - plain["kv_bytes_per_token"] == 1152
     assert main(["size", "--preset", "llama-3.1-8b", "--spec-tokens", "1"]) == 2
     assert "ships no multi-token-prediction modules" in capsys.readouterr().err
+
+
+def test_the_largest_batch_and_the_sweeps_count_the_module_too():
+    """The solvers and the sweeps start from the same memory as the breakdown: with DeepSeek-V3's MTP module on
+    8 H200 at 32k tokens, the largest batch is the last one whose breakdown fits, and the sweep's total at a
+    point is the breakdown's."""
+    import numpy as np
+
+    from kvdash.solvers import max_batch
+    from kvdash.sweep import total_grid
+
+    s = Scenario(tp=8, runtime="vllm", prompt_tokens=32768, weights_dtype="fp8-block", spec_tokens=1)
+    largest = max_batch(V3, s, H200)
+    assert breakdown(V3, s.with_(batch=largest), H200).fits
+    assert not breakdown(V3, s.with_(batch=largest + 1), H200).fits
+    grid = total_grid(V3, s, np.array([4]), np.array([32768]), H200)
+    b = breakdown(V3, s.with_(batch=4), H200)
+    assert int(grid[0, 0]) == b.total - b["engine_reserve"]
