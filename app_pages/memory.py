@@ -134,8 +134,8 @@ st.caption(f"{b.stage.runtime.summary}. At its peak ({phase}) the largest term i
            + (" An engine's peak is the largest of its prefill step, a decode step and its sampler."
               if scenario.engine else ""))
 split = arrow_table([{"term": label, "bytes": n, unit: round(to_unit(n, unit), 3),
-                   "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
-                  for label, n, used, how in terms if n])
+                      "in the peak": "yes" if used else "no (a smaller alternative)", "formula": how}
+                     for label, n, used, how in terms if n])
 st.dataframe(split, hide_index=True, width="stretch", key="activation_split")
 trained = f"{model.max_position_embeddings:,}" if model.max_position_embeddings else "an unknown length"
 largest, longest = max_batch(model, scenario, gpu), max_context(model, scenario, gpu)

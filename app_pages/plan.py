@@ -13,8 +13,8 @@ from kvdash.launch import launch
 from kvdash.plan import default_gpus, pareto_front, plan_for
 from kvdash.presets import load_presets
 from kvdash.prices import parse_overrides, reference_price
-from kvdash.serving import VLLM_FAMILY, serving
-from kvdash.startup import default_share, engine_startup
+from kvdash.serving import pool_startup, serving
+from kvdash.startup import default_share
 from kvdash.units import fmt_bytes
 from ui.links import PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS, WEIGHT_CHOICES
 from ui.serving_view import terms_table
@@ -144,7 +144,7 @@ for note in cmd.notes:
 st.subheader("Why: the first option's memory and steps")
 g = get_gpu(best.gpu)
 report = serving(model, s, g, best.concurrency, isl, osl)
-start = engine_startup(model, s.resolved(g), g, family=VLLM_FAMILY)  # as the serving model reads its pool
+start = pool_startup(model, s.resolved(g), g)  # the start-up the serving model reads its pool from
 st.caption(f"Per GPU of {best.tp} {g.name}: weights {fmt_bytes(start.weights_bytes, unit)}; the engine's "
            f"default memory share ({start.fraction}) leaves a KV pool of {fmt_bytes(report.pool_bytes, unit)} (Serving "
            f"capacity shows its terms); each request adds {fmt_bytes(report.request_bytes, unit)} of cache"

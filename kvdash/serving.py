@@ -34,7 +34,7 @@ from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
 from kvdash.serving_runs import GPU as FITTED_GPU
 from kvdash.speculative import accepted_tokens, drafted, mtp_module
-from kvdash.startup import engine_startup
+from kvdash.startup import Startup, engine_startup
 from kvdash.step import Step, StepCosts, refuse_pipeline, step_time
 
 ENGINES_DIR = Path(__file__).resolve().parent.parent / "data" / "engines"
@@ -83,10 +83,15 @@ def engine_profile(name: str) -> EngineProfile:
 
 
 @lru_cache(maxsize=4096)
+def pool_startup(m: ModelSpec, s: Scenario, gpu: Gpu) -> Startup:
+    """The scenario's engine's start-up at its default share, as the serving model takes its KV pool from it
+    (kvdash.startup, the budget `kvdash capacity --gpu` prints; vLLM at 0.9)."""
+    return engine_startup(m, s, gpu, family=VLLM_FAMILY)
+
+
 def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu) -> int:
-    """Bytes of KV pool per GPU the scenario's engine is left with at its default share (kvdash.startup, the
-    budget `kvdash capacity --gpu` prints; vLLM at 0.9)."""
-    return engine_startup(m, s, gpu, family=VLLM_FAMILY).kv_budget_bytes
+    """Bytes of KV pool per GPU the scenario's engine is left with (pool_startup)."""
+    return pool_startup(m, s, gpu).kv_budget_bytes
 
 
 def computed_tokens(prompt: int, cached: int, block_size: int) -> int:

@@ -24,39 +24,34 @@ arXiv 2412.19437). Any other k needs the user's number.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 
-MAX_SPEC_TOKENS = 16
 DEFAULT_ACCEPTED = {1: 1.85}  # k -> tokens a step, with its source in the module docstring
+PER_LAYER = ("layer_specs", "moe_layers", "mlp_layers", "intermediate_sizes", "layer_norms")  # () : uniform
 
 
+def _layers(m: ModelSpec, picked: tuple[int, ...]) -> dict:
+    """ModelSpec's per-layer fields for the layers `picked` (by index, repeats allowed)."""
+    return {f: tuple(getattr(m, f)[i] for i in picked) if getattr(m, f) else () for f in PER_LAYER}
+
+
+@lru_cache(maxsize=64)
 def with_mtp(m: ModelSpec) -> ModelSpec:
     """The target with its MTP modules as extra layers like its last: every memory answer counts them."""
     if m.mtp_included or not m.mtp_layers:
         return m
     n, last, h = m.mtp_layers, m.n_layers - 1, m.hidden_size
-
-    def extended(per_layer: tuple) -> tuple:
-        return per_layer + (per_layer[last],) * n if per_layer else ()
-
-    return replace(m, layer_specs=m.layer_specs + (m.layer_specs[last],) * n, moe_layers=extended(m.moe_layers),
-                   mlp_layers=extended(m.mlp_layers), intermediate_sizes=extended(m.intermediate_sizes),
-                   layer_norms=extended(m.layer_norms), extra_params=m.extra_params + n * (2 * h * h + 3 * h),
-                   mtp_included=True)
+    return replace(m, **_layers(m, (*range(m.n_layers), *(last,) * n)),
+                   extra_params=m.extra_params + n * (2 * h * h + 3 * h), mtp_included=True)
 
 
+@lru_cache(maxsize=64)
 def mtp_module(m: ModelSpec) -> ModelSpec:
     """One MTP module as a model of its own, to time a draft pass: the last layer and the (shared) LM head."""
-    last = m.n_layers - 1
-
-    def one(per_layer: tuple) -> tuple:
-        return (per_layer[last],) if per_layer else ()
-
-    return replace(m, layer_specs=(m.layer_specs[last],), moe_layers=one(m.moe_layers), mlp_layers=one(m.mlp_layers),
-                   intermediate_sizes=one(m.intermediate_sizes), layer_norms=one(m.layer_norms), mtp_layers=0,
-                   mtp_included=False)
+    return replace(m, **_layers(m, (m.n_layers - 1,)), mtp_layers=0, mtp_included=False)
 
 
 def check(m: ModelSpec, s) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kvdash.errors import KvdashError
+from kvdash.serving import serving  # the one step cost and pool
 
 MAX_CONCURRENCY = 1 << 14
 
@@ -67,8 +68,6 @@ def at_rate(model, s, gpu, rate: float, isl: int, osl: int, profile=None,
     """The serving model (kvdash.serving.serving, the Speed page's numbers) at the concurrency a steady `rate`
     of requests of isl + osl tokens implies: (Steady, the ServingReport at that concurrency). `reports`: the
     reports already computed for this scenario and profile, by concurrency (a planner's), reused and added to."""
-    from kvdash.serving import serving  # the one step cost and pool
-
     reports = {} if reports is None else reports
 
     def latency(c: int) -> float:

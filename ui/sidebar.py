@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kvdash.dtypes import KV_DTYPES, get_dtype
-from kvdash.engines import engine_facts
+from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import load_gpus
 from kvdash.hf_config import MAX_CONFIG_BYTES, model_from_config, parse_config_text
@@ -306,13 +306,13 @@ def render_sidebar() -> None:
                  "runs it, or Hugging Face generate() (the whole prompt in one forward; SDPA kernels, or eager "
                  "attention that stores every score)")]
         step_tokens = "engine default"
-        if runtime in ("vllm", "sglang", "trtllm"):
+        if runtime in ENGINES:
             step_tokens = st.select_slider(
                 "Tokens per engine step", STEP_TOKENS, key="step_tokens", bind=Q,
                 help=f"{engine_facts(runtime).budget_name}: the most tokens one step processes (prompt chunks and "
                      "decodes together); the engine's default depends on the GPU")
         spec, accepted = 0, 0.0
-        if runtime in ("vllm", "sglang", "trtllm") and model is not None and model.mtp_layers:
+        if runtime in ENGINES and model is not None and model.mtp_layers:
             spec = st.select_slider(
                 "Speculative tokens (its MTP modules)", SPEC_TOKENS, key="spec", bind=Q,
                 help=f"tokens drafted a step with the model's {model.mtp_layers} multi-token-prediction module(s); "
@@ -331,7 +331,7 @@ def render_sidebar() -> None:
                               help="usable memory as the runtime sees it (data/gpus.csv)")
         unit = st.radio("Units", UNITS, horizontal=True, key="unit", bind=Q,
                         help="GiB = 2^30 bytes, GB = 10^9 bytes")
-        if runtime in ("vllm", "sglang", "trtllm"):
+        if runtime in ENGINES:
             facts = engine_facts(runtime)
             tokens, seqs = facts.step_limits(gpus[gpu_id])
             st.caption(f"{facts.label} on {gpus[gpu_id].name}: " + (
