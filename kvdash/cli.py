@@ -198,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="speculate with the model's multi-token-prediction modules: K drafted tokens a step")
     pln.add_argument("--spec-accepted", type=float, default=0.0, metavar="T",
                      help="tokens a speculative step yields on average (default: 1.85 for K = 1; other K need yours)")
+    pln.add_argument("--mode", choices=("both", "aggregated", "disaggregated"), default="both",
+                     help="aggregated replicas (each prefills and decodes), disaggregated prefill and decode pools, "
+                          "or both (default)")
+    pln.add_argument("--kv-link-gbps", type=float, default=None, metavar="G",
+                     help="GB/s one way per GPU that a prompt's cache crosses between pools (default 50: one "
+                          "400 Gb/s network port per GPU)")
     pln.add_argument("--rank", choices=("cost", "gpus"), default="cost",
                      help="order: cost per million output tokens (default; unknown prices last) or fewest GPUs")
     pln.add_argument("--top", type=int, default=10, metavar="K", help="options to print (default 10)")
@@ -383,7 +389,8 @@ def _cmd_serving(args) -> int:
 def _cmd_plan(args) -> int:
     from dataclasses import asdict
 
-    from kvdash.plan import default_gpus, plan
+    from kvdash.disagg import DEFAULT_LINK_GBPS
+    from kvdash.plan import MODES, default_gpus, plan
     from kvdash.prices import parse_overrides
 
     m = _load_model(args)
@@ -395,27 +402,33 @@ def _cmd_plan(args) -> int:
     options, left_out = plan(m, args.rate, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
                              engines=tuple(args.engine or ENGINES), weights_dtype=args.weights_dtype,
                              max_gpus=args.max_gpus, prefix_tokens=prefix, prices=parse_overrides(args.price),
-                             rank=args.rank, spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted)
+                             rank=args.rank, spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted,
+                             modes=MODES if args.mode == "both" else (args.mode,),
+                             link_gbps=DEFAULT_LINK_GBPS if args.kv_link_gbps is None else args.kv_link_gbps)
     if args.json:
-        print(json.dumps({"options": [asdict(o) | {"gpus": o.gpus} for o in options], "left_out": left_out},
-                         indent=2))
+        print(json.dumps({"options": [asdict(o) | {"gpus": o.gpus, "layout": o.layout} for o in options],
+                          "left_out": left_out}, indent=2))
         return 0 if options else 1
     cached = f" ({prefix:,} of each prompt in the prefix cache)" if prefix else ""
+    link = ("" if args.mode == "aggregated" else
+            f"; disaggregated pools move each prompt's cache at {args.kv_link_gbps or DEFAULT_LINK_GBPS:g} GB/s a GPU"
+            + ("" if args.kv_link_gbps else " (assumed: one 400 Gb/s port per GPU; --kv-link-gbps sets yours)"))
     print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens{cached}, TTFT <= "
-          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; aggregated serving (kvdash.plan: disaggregation is "
-          "not searched yet)" + (f"; speculating {args.spec_tokens} tokens a step with its MTP modules"
-                                 if args.spec_tokens else "")
+          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; "
+          f"{args.mode.replace('both', 'aggregated or disaggregated')} serving" + link + (f"; speculating {args.spec_tokens} tokens a step with its MTP modules"
+                               if args.spec_tokens else "")
           + "; cost: the GPUs' on-demand bill over the tokens served")
     if not options:
         print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")
         return 1
-    print(f"  {'GPUs':>5}  {'GPU':<30} {'engine':<7} {'tp':>3} {'weights':<9} {'KV':<5} {'replicas':>8} "
+    print(f"  {'GPUs':>5}  {'GPU':<30} {'engine':<7} {'pools (workers x tp)':<32} {'weights':<9} {'KV':<5} "
           f"{'in flight':>9} {'TTFT ms':>8} {'TPOT ms':>8} {'$/GPU-h':>8} {'$/M out':>8}")
     for o in options[:args.top]:
         price = (f"{o.usd_per_gpu_hour:>8.2f} {o.usd_per_m_output:>8.3f}" if o.usd_per_gpu_hour is not None
                  else f"{'?':>8} {'?':>8}")
-        print(f"  {o.gpus:>5}  {o.gpu:<30} {o.engine:<7} {o.tp:>3} {o.weights_dtype:<9} {o.kv_dtype:<5} "
-              f"{o.replicas:>8} {o.concurrency:>9} {o.ttft_s * 1e3:>8.1f} {o.tpot_s * 1e3:>8.2f} {price}")
+        print(f"  {o.gpus:>5}  {o.gpu:<30} {o.engine:<7} {o.layout:<32} {o.weights_dtype:<9} {o.kv_dtype:<5} "
+              f"{o.concurrency:>9} {o.ttft_s * 1e3:>8.1f} {o.tpot_s * 1e3:>8.2f} {price}")
+    print("  (in flight: requests per replica, or per decode worker)")
     print(f"({len(options):,} options meet the targets; {len(left_out):,} configurations do not, --json lists why)")
     return 0
 

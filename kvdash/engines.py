@@ -67,6 +67,12 @@ class EngineFacts:
     reserve_full_length: bool  # a request is admitted only with cache room for its whole isl + osl
     budget_name: str  # what the engine calls its per-step token budget
     source: str
+    # disaggregated: the prefill worker samples the first token and it travels with the cache, so the decode
+    # worker streams it as it takes the request (SGLang: disaggregation/decode.py commits the prefill's output id);
+    # else the decode worker computes it in its first step (vLLM's NIXL proxy sends the prefill with max_tokens 1
+    # and the scheduler recomputes the last prompt token: v1/core/sched/scheduler.py _update_waiting_for_remote_kv;
+    # TensorRT-LLM's not read, so timed as vLLM's, the slower)
+    prefill_first_token: bool = False
 
     def step_limits(self, gpu) -> tuple[int, int]:
         """(tokens a step processes at most, sequences it runs at once; 0: as many as the KV pool holds),
@@ -116,7 +122,7 @@ FACTS = {
     "sglang": EngineFacts("sglang", "SGLang", overlap_scheduler=True, mla_absorbed_decode=True, chunked_prefill=True,
                           mixed_batches=False,
                           reserve_full_length=False, budget_name="chunked_prefill_size",
-                          source="SGLang 0.5.6 (srt/server_args.py)"),
+                          source="SGLang 0.5.6 (srt/server_args.py)", prefill_first_token=True),
     "trtllm": EngineFacts("trtllm", "TensorRT-LLM", overlap_scheduler=True, mla_absorbed_decode=True,
                           chunked_prefill=False, mixed_batches=True, reserve_full_length=True,
                           budget_name="max_num_tokens",

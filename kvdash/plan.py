@@ -34,6 +34,16 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import product
 
+from kvdash.disagg import (
+    DEFAULT_LINK_GBPS,
+    DecodeWorker,
+    Disaggregated,
+    decode_steady,
+    decode_worker,
+    md1_max_load,
+    model_has_state,
+    prefill_worker,
+)
 from kvdash.dtypes import get_dtype
 from kvdash.engines import ENGINES
 from kvdash.errors import KvdashError
@@ -42,11 +52,12 @@ from kvdash.kernels import measured_gpus
 from kvdash.model import ModelSpec
 from kvdash.prices import usd_per_gpu_hour, usd_per_million
 from kvdash.scenario import Scenario
-from kvdash.serving import serving
-from kvdash.traffic import at_rate
+from kvdash.serving import engine_profile, serving
+from kvdash.traffic import at_rate, kv_transfer_s
 
 TP_DEGREES = (1, 2, 4, 8)
 MAX_IN_FLIGHT = 4096  # a replica's requests in flight searched up to this
+MODES = ("aggregated", "disaggregated")
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,26 @@ class Option:
     usd_per_gpu_hour: float | None = None  # the price used (None: no price known for this GPU)
     usd_per_m_output: float | None = None  # the GPUs' bill per million output tokens at the rate
     usd_per_m_tokens: float | None = None  # ... per million tokens, prompt and output together
+    # disaggregated (kvdash.disagg): `tp`, `replicas` and `concurrency` are the decode pool's, these the prefill's
+    prefill_tp: int = 0  # 0: aggregated (each replica prefills and decodes)
+    prefill_replicas: int = 0
+    transfer_s: float = 0.0  # one request's prompt cache from its prefill to its decode worker
+    link_gbps: float = 0.0  # the link it crosses, GB/s one way
 
     @property
     def gpus(self) -> int:
-        return self.replicas * self.tp
+        return self.replicas * self.tp + self.prefill_replicas * self.prefill_tp
+
+    @property
+    def disaggregated(self) -> bool:
+        return bool(self.prefill_replicas)
+
+    @property
+    def layout(self) -> str:
+        """The pools in words: '3 x tp2' or 'prefill 2 x tp1 + decode 1 x tp4'."""
+        if self.disaggregated:
+            return f"prefill {self.prefill_replicas} x tp{self.prefill_tp} + decode {self.replicas} x tp{self.tp}"
+        return f"{self.replicas} x tp{self.tp}"
 
     def scenario(self, isl: int, osl: int) -> Scenario:
         """The scenario `serving` answers for this option (the check that a plan is the Speed page's number)."""
@@ -83,15 +110,22 @@ class Option:
                         shared_prefix_tokens=self.prefix_tokens, spec_tokens=self.spec_tokens,
                         spec_accepted=self.spec_accepted)
 
+    def prefill_scenario(self, isl: int, osl: int) -> Scenario:
+        """A disaggregated option's prefill pool scenario (its own tensor-parallel degree)."""
+        return replace(self.scenario(isl, osl), tp=self.prefill_tp)
+
 
 def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float, gpus: list[Gpu],
          engines=tuple(ENGINES), kv_dtypes=("bf16", "fp8"), weights_dtype: str | None = None,
          max_gpus: int = 64, prefix_tokens: int = 0, prices: dict[str, float] | None = None,
-         rank: str = "cost", spec_tokens: int = 0, spec_accepted: float = 0.0) -> tuple[list[Option], dict[str, str]]:
+         rank: str = "cost", spec_tokens: int = 0, spec_accepted: float = 0.0, modes=MODES,
+         link_gbps: float = DEFAULT_LINK_GBPS) -> tuple[list[Option], dict[str, str]]:
     """The options that serve `rate` requests/s of isl + osl tokens, the first `prefix_tokens` of each prompt
     in the prefix cache, within the TTFT and TPOT targets on at most `max_gpus` GPUs, cheapest per million output
     tokens first (`rank="gpus"`: fewest GPUs first), then the lower TPOT; and why each other configuration was
-    left out. `prices`: the user's dollars per GPU-hour by GPU id, over kvdash's reference prices."""
+    left out. `prices`: the user's dollars per GPU-hour by GPU id, over kvdash's reference prices. `modes`:
+    aggregated replicas, disaggregated prefill and decode pools (their cache crossing a link of `link_gbps` GB/s
+    one way), or both."""
     if rank not in RANKS:
         raise KvdashError(f"rank by one of {', '.join(RANKS)}, not {rank!r}")
     if not (ttft_s > 0 and tpot_s > 0):
@@ -102,26 +136,32 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
         raise KvdashError("prompts and outputs of at least one token")
     if not 0 <= prefix_tokens <= isl:
         raise KvdashError(f"the cached prefix is 0 to {isl:,} prompt tokens, not {prefix_tokens!r}")
+    if not modes or set(modes) - set(MODES):
+        raise KvdashError(f"serve {' or '.join(MODES)}, not {modes!r}")
+    if "disaggregated" in modes and not 0 < link_gbps < 1e5:
+        raise KvdashError(f"the link between prefill and decode pools must be a positive GB/s, not {link_gbps!r}")
     options, left_out = [], {}
-    for gpu in gpus:
-        for engine in engines:
-            for tp in TP_DEGREES:
-                if tp > max_gpus:
-                    continue
-                for weights, kv in product(weight_formats(model, gpu, weights_dtype), kv_dtypes):
-                    key = f"{gpu.id} {engine} tp{tp} weights {weights} kv {kv}"
-                    s = Scenario(prompt_tokens=isl, new_tokens=osl, tp=tp, kv_dtype=kv, weights_dtype=weights,
-                                 moe_weights_dtype=experts_format(model, weights), runtime=engine,
-                                 shared_prefix_tokens=prefix_tokens, spec_tokens=spec_tokens,
-                                 spec_accepted=spec_accepted)
+    for gpu, engine in product(gpus, engines):
+        price = usd_per_gpu_hour(gpu.id, prices)
+        for weights, kv in product(weight_formats(model, gpu, weights_dtype), kv_dtypes):
+            base = Scenario(prompt_tokens=isl, new_tokens=osl, kv_dtype=kv, weights_dtype=weights,
+                            moe_weights_dtype=experts_format(model, weights), runtime=engine,
+                            shared_prefix_tokens=prefix_tokens, spec_tokens=spec_tokens, spec_accepted=spec_accepted)
+            found = []
+            if "aggregated" in modes:
+                for tp in (tp for tp in TP_DEGREES if tp <= max_gpus):
                     try:
-                        option = _option(model, s, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus)
+                        found.append(_option(model, replace(base, tp=tp), gpu, rate, isl, osl, ttft_s, tpot_s,
+                                             max_gpus))
                     except KvdashError as e:
-                        left_out[key] = str(e)
-                        continue
-                    options.append(_priced(option, usd_per_gpu_hour(gpu.id, prices), rate, isl, osl))
+                        left_out[f"{gpu.id} {engine} tp{tp} weights {weights} kv {kv}"] = str(e)
+            if "disaggregated" in modes:
+                found += _disaggregated_options(model, base, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus,
+                                                link_gbps, left_out, f"{gpu.id} {engine} weights {weights} kv {kv}")
+            options += [_priced(o, price, rate, isl, osl) for o in found]
     options.sort(key=RANKS[rank])
     return options, left_out
+
 
 
 RANKS = {  # an option's sort key; unknown prices rank after known ones
@@ -168,6 +208,73 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, steady.concurrency, report.ttft_s,
                   report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype, s.spec_tokens,
                   s.spec_accepted)
+
+
+def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float,
+                           tpot_s: float, max_gpus: int, link_gbps: float, left_out: dict, name: str) -> list[Option]:
+    """Every prefill tp x decode tp of the scenario's engine and formats (kvdash.disagg), each pool as small as
+    the targets allow: the decode workers the rate needs at the most requests in flight within the TPOT target,
+    then the prefill workers whose M/D/1 wait fits what the TTFT target leaves after the prefill, the transfer
+    and the decode worker's join."""
+    tps = [tp for tp in TP_DEGREES if tp <= max_gpus]
+    prefill, decode = {}, {}
+    for tp in tps:
+        try:
+            prefill[tp] = prefill_worker(model, replace(base, tp=tp), gpu, isl)
+        except KvdashError as e:
+            left_out[f"{gpu.id} {base.runtime} disaggregated prefill tp{tp} {name.split(' ', 2)[2]}"] = str(e)
+        try:
+            decode[tp] = _decode_pool(model, replace(base, tp=tp), gpu, rate, isl, osl, tpot_s)
+        except KvdashError as e:
+            left_out[f"{gpu.id} {base.runtime} disaggregated decode tp{tp} {name.split(' ', 2)[2]}"] = str(e)
+    overhead = engine_profile(base.runtime).request_overhead_s
+    out = []
+    for (ptp, p), (dtp, (workers, steady, worker, most, capacity)) in product(prefill.items(), decode.items()):
+        key = f"{name} prefill tp{ptp} decode tp{dtp}"
+        if ptp != dtp and model_has_state(model):
+            left_out[key] = "a model with recurrent state layers needs the same tp in both pools (vLLM's NIXL)"
+            continue
+        budget = ttft_s - (overhead + p.service_s + kv_transfer_s(p.cache_bytes, link_gbps) + worker.first_token_s)
+        load = md1_max_load(budget, p.service_s)
+        if load <= 0:
+            left_out[key] = (f"the TTFT target leaves no time to queue for a prefill worker (prefill "
+                             f"{p.service_s * 1e3:,.0f} ms, the transfer and the decode worker's join)")
+            continue
+        pw = max(1, math.ceil(rate * p.service_s / load * (1 - 1e-12)))
+        d = Disaggregated(rate, p, pw, worker, workers, steady, overhead, link_gbps, dtp)
+        if d.gpus > max_gpus:
+            left_out[key] = f"needs {d.gpus:,} GPUs ({pw:,} prefill x {ptp} + {workers:,} decode x {dtp}), more than " \
+                            f"{max_gpus:,}"
+            continue
+        out.append(Option(gpu.id, base.runtime, dtp, base.kv_dtype, base.weights_dtype, workers, steady.concurrency,
+                          d.ttft_s, d.tpot_s, capacity, most, base.shared_prefix_tokens, base.moe_weights_dtype,
+                          base.spec_tokens, base.spec_accepted, prefill_tp=ptp, prefill_replicas=pw,
+                          transfer_s=d.transfer_s, link_gbps=link_gbps))
+    return out
+
+
+def _decode_pool(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, tpot_s: float):
+    """(decode workers, a worker's steady state and its answer there, the most requests in flight within the
+    TPOT target, the rate one worker serves there) for the rate."""
+    workers: dict = {}
+
+    def at(c: int) -> DecodeWorker:
+        if c not in workers:
+            workers[c] = decode_worker(model, s, gpu, c, isl, osl)
+        return workers[c]
+
+    if at(1).tpot_s > tpot_s:
+        raise KvdashError(f"even one request decodes slower than the target (TPOT {at(1).tpot_s * 1e3:,.1f} ms)")
+    lo, hi = 1, at(1).running_max
+    if at(hi).tpot_s <= tpot_s:
+        lo = hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if at(mid).tpot_s <= tpot_s else (lo, mid)
+    capacity = lo / at(lo).latency_s
+    n = math.ceil(rate / capacity)
+    steady, worker = decode_steady(model, s, gpu, rate / n, isl, osl, lo, workers)
+    return n, steady, worker, lo, capacity
 
 
 LIGHTER = ("fp8", "nvfp4")  # the formats a search tries beside the checkpoint's

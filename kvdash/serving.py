@@ -348,27 +348,40 @@ class ServingReport:
         }
 
 
+def _check_int(name: str, v, hi: int) -> None:
+    if type(v) is not int or not 1 <= v <= hi:
+        raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
+
+
+def engine_setup(m: ModelSpec, s: Scenario, gpu: Gpu, isl: int, osl: int,
+                 profile: EngineProfile | None = None) -> tuple[ModelSpec, ModelSpec, Scenario, EngineProfile]:
+    """What every serving answer starts from, its input checked: (the target model, the model the KV pool holds:
+    with its MTP modules when the scenario speculates, the scenario with the engine's step limits on `gpu`, the
+    engine's profile: `profile`, else its fitted one)."""
+    refuse_pipeline(s)
+    if not s.engine:
+        raise KvdashError(f"serving needs a serving engine ({', '.join(ENGINES)}), not the {s.runtime} runtime")
+    _check_int("isl", isl, 1 << 30)
+    _check_int("osl", osl, 1 << 30)
+    held = drafted(m, s)
+    profile = profile or engine_profile(s.engine)
+    if profile.name != s.engine:
+        raise KvdashError(f"the {profile.name} profile cannot time the {s.engine} engine")
+    if s.shared_prefix_tokens > isl:
+        raise KvdashError(f"the shared prefix ({s.shared_prefix_tokens:,} tokens) is longer than the prompt ({isl:,})")
+    return m, held, s.resolved(gpu), profile
+
+
 def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl: int,
             profile: EngineProfile | None = None) -> ServingReport:
     """Steady-state serving of `concurrency` requests of isl prompt and osl output tokens by the scenario's
     engine (s.runtime; its step limits as set, else its defaults on `gpu`) at its fitted profile, or at
     `profile` (module docstring)."""
-    refuse_pipeline(s)
-    if not s.engine:
-        raise KvdashError(f"serving needs a serving engine ({', '.join(ENGINES)}), not the {s.runtime} runtime")
-    for name, v, hi in (("concurrency", concurrency, 1 << 20), ("isl", isl, 1 << 30), ("osl", osl, 1 << 30)):
-        if type(v) is not int or not 1 <= v <= hi:
-            raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
-    target, m = m, drafted(m, s)  # the pool holds the MTP modules and their cache when the scenario speculates
+    _check_int("concurrency", concurrency, 1 << 20)
+    target, m, s, profile = engine_setup(m, s, gpu, isl, osl, profile)
     k = s.spec_tokens
     tau = accepted_tokens(s) if k else 1.0
-    profile = profile or engine_profile(s.engine)
-    if profile.name != s.engine:
-        raise KvdashError(f"the {profile.name} profile cannot time the {s.engine} engine")
-    s = s.resolved(gpu)
     budget, max_seqs = s.step_limits()
-    if s.shared_prefix_tokens > isl:
-        raise KvdashError(f"the shared prefix ({s.shared_prefix_tokens:,} tokens) is longer than the prompt ({isl:,})")
     cap, pool, one = requests_held(m, s, gpu, isl, osl)
     if cap < 1:
         raise KvdashError(f"one request of {isl:,} + {osl:,} tokens holds {one:,} B of cache per GPU, more than "
@@ -380,13 +393,11 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
                           f"in a step ({C:,} x {k + 1})")
     arr = arrivals(engine_facts(s.engine).mixed_batches, C, computed, osl, budget, k + 1, tau)
     ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
-    # the target verifies k drafted tokens a request: k + 1 queries each, over the cache its sequence reads once
-    step = step_time(target, s, gpu, profile, C, ctx, width=k + 1)
+    step, draft = decode_step(target, s, gpu, profile, C, ctx)
     # a step with prompt tokens is timed as without speculation, plus its decodes' drafts: their k verified
     # tokens each are left out (small beside a prompt chunk; stated in the README)
     mixed = step_time(target, s, gpu, profile, arr.mixed_decodes, ctx, prefill=arr.prompt_tokens, prompt=isl,
                       computed=computed)
-    draft = drafting_s(target, s, gpu, profile, C, ctx)
     draft_mixed = drafting_s(target, s, gpu, profile, arr.mixed_decodes, ctx)
     S, n_mix = arr.steps, arr.mixed_steps
     cycle = n_mix * (mixed.seconds + draft_mixed) + (S - n_mix) * (step.seconds + draft)
@@ -394,6 +405,15 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, arr, step, mixed, tpot, cycle, profile, pool, one,
                          budget, max_seqs, computed, k, tau, draft, draft_mixed)
+
+
+def decode_step(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, decodes: float,
+                ctx: float) -> tuple[Step, float]:
+    """A decode-only step of `decodes` running requests at context `ctx`: (the target's step, each request
+    verifying k + 1 tokens when the scenario speculates, over the cache its sequence reads once; the seconds
+    the step spends drafting). An aggregated engine's decode steps and a disaggregated decode pool's are this."""
+    return (step_time(m, s, gpu, profile, decodes, ctx, width=s.spec_tokens + 1),
+            drafting_s(m, s, gpu, profile, decodes, ctx))
 
 
 def drafting_s(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, decodes: float, ctx: float) -> float:
