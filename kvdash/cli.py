@@ -415,8 +415,8 @@ def _cmd_plan(args) -> int:
             + ("" if args.kv_link_gbps else " (assumed: one 400 Gb/s port per GPU; --kv-link-gbps sets yours)"))
     print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens{cached}, TTFT <= "
           f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; "
-          f"{args.mode.replace('both', 'aggregated or disaggregated')} serving" + link + (f"; speculating {args.spec_tokens} tokens a step with its MTP modules"
-                               if args.spec_tokens else "")
+          f"{args.mode.replace('both', 'aggregated or disaggregated')} serving" + link
+          + (f"; speculating {args.spec_tokens} tokens a step with its MTP modules" if args.spec_tokens else "")
           + "; cost: the GPUs' on-demand bill over the tokens served")
     if not options:
         print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")
