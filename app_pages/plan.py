@@ -1,22 +1,23 @@
-"""Plan: the configurations that serve a request rate within TTFT and TPOT targets (kvdash.plan, aggregated
-serving, issue #22), each from the same serving model as the Speed page, ranked by cost or GPUs, with the command
-that starts the first and its memory and step terms."""
+"""Plan: the configurations that serve a request rate within TTFT and TPOT targets (kvdash.plan: aggregated
+replicas and disaggregated prefill and decode pools, issue #22), each from the same serving model as the Speed
+page, ranked by cost or GPUs, with the commands that start the first and its memory and step terms."""
 
 import pandas as pd
 import streamlit as st
 
 from kvdash.breakdown import breakdown
+from kvdash.disagg import disaggregated
 from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu, load_gpus
-from kvdash.launch import launch
-from kvdash.plan import default_gpus, pareto_front, plan_for
+from kvdash.launch import launch, pool_launch, router_command
+from kvdash.plan import MODES, default_gpus, pareto_front, plan_for
 from kvdash.presets import load_presets
 from kvdash.prices import parse_overrides, reference_price
 from kvdash.serving import pool_startup, serving
 from kvdash.startup import default_share
 from kvdash.units import fmt_bytes
-from ui.links import PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS, WEIGHT_CHOICES
+from ui.links import PLAN_LINKS, PLAN_MODES, PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS, WEIGHT_CHOICES
 from ui.serving_view import terms_table
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, figure, log_axis
@@ -31,10 +32,10 @@ except KvdashError as e:
     st.error(f"The sidebar's scenario: {e}")
     st.stop()
 st.caption("Every GPU × engine × tensor-parallel degree × weight and KV format that serves the rate within both "
-           "targets, aggregated serving (each replica prefills and decodes), ranked as chosen below. Each number is "
-           "the Speed "
-           "page's serving model at the requests in flight the rate implies (Little's law), speculating as the sidebar "
-           "says. Not searched yet: disaggregated pools.")
+           "targets, ranked as chosen below: aggregated replicas (each prefills and decodes) and disaggregated pools "
+           "(prefill workers hand each prompt's cache to decode workers over a link). Each number is the Speed page's "
+           "serving model at the requests in flight the rate implies (Little's law), speculating as the sidebar says; "
+           "a prefill worker queues its prompts as an M/D/1 queue (kvdash.disagg).")
 catalog = load_gpus()
 c1, c2, c3 = st.columns(3)
 rate = c1.select_slider("Requests per second (steady)", PLAN_RATES, value=10.0, key="plan_rate", bind=Q)
@@ -54,9 +55,14 @@ st.caption(f"Requests of {isl:,} prompt tokens (the sidebar's) and {osl:,} outpu
 # ids, as the sidebar's GPU: a bound multiselect writes its options' labels into the link
 chosen = st.multiselect("GPUs", list(catalog), default=[g.id for g in default_gpus(catalog)], key="plan_gpus",
                         bind=Q, help="by default the GPUs whose kernels kvdash has measured")
-c1, c2 = st.columns([1, 2])
-rank = c1.radio("Rank by", PLAN_RANKS, key="plan_rank", bind=Q)
-typed = c2.text_input("Your prices per GPU-hour (GPU=USD, comma-separated)", key="plan_prices", bind=Q,
+c1, c2, c3 = st.columns([1, 1, 1])
+mode = c1.radio("Serve", PLAN_MODES, key="plan_mode", bind=Q)
+link = c2.select_slider("Cache link between pools (GB/s a GPU, one way)", PLAN_LINKS, value=50.0, key="plan_link",
+                        bind=Q, disabled=mode == PLAN_MODES[1],
+                        help="50: one 400 Gb/s network port per GPU, as HGX/DGX H100, H200 and B200 pair them (an "
+                             "assumption); pools inside one NVLink domain move the cache faster")
+rank = c3.radio("Rank by", PLAN_RANKS, key="plan_rank", bind=Q)
+typed = st.text_input("Your prices per GPU-hour (GPU=USD, comma-separated)", key="plan_prices", bind=Q,
                       placeholder="nvidia-h100-sxm5=2.5, nvidia-b200-hgx=5",
                       help="over kvdash's reference: the lowest dated on-demand price of the providers it lists")
 try:
@@ -73,11 +79,11 @@ st.caption(plain("Prices per GPU-hour: " + "; ".join(
 
 
 try:
-    with st.spinner(f"searching up to {len(chosen) * len(ENGINES) * 24:,} configurations (the first time only)"):
+    with st.spinner("searching the configurations (the first time only)"):
         options, left_out = plan_for(model, float(rate), isl, osl, ttft_ms / 1e3, tpot_ms / 1e3, tuple(chosen),
                                      asked, prefix, tuple(sorted(prices.items())),
                                      "gpus" if rank == PLAN_RANKS[1] else "cost", scenario.spec_tokens,
-                                     scenario.spec_accepted)
+                                     scenario.spec_accepted, MODES if mode == PLAN_MODES[0] else (mode,), float(link))
 except KvdashError as e:
     st.error(str(e))
     st.stop()
@@ -87,9 +93,9 @@ if not options:
     st.dataframe(pd.DataFrame([{"configuration": k, "why not": v} for k, v in left_out]), hide_index=True,
                  width="stretch", key="plan_left_out")
     st.stop()
-rows = [{"GPUs": o.gpus, "GPU": catalog[o.gpu].name, "engine": o.engine, "tp": o.tp,
+rows = [{"GPUs": o.gpus, "GPU": catalog[o.gpu].name, "engine": o.engine, "pools (workers × tp)": o.layout,
          "weights": o.weights_dtype + (f" (experts {o.experts_dtype})" if o.experts_dtype else ""), "KV": o.kv_dtype,
-         "replicas": o.replicas, "in flight per replica": o.concurrency, "TTFT ms": round(o.ttft_s * 1e3, 1),
+         "in flight per replica or decode worker": o.concurrency, "TTFT ms": round(o.ttft_s * 1e3, 1),
          "TPOT ms": round(o.tpot_s * 1e3, 2), "tokens/s per GPU": round(rate * osl / o.gpus),
          "tokens/s per user": round(1 / o.tpot_s, 1),
          "$ per GPU-hour": None if o.usd_per_gpu_hour is None else round(o.usd_per_gpu_hour, 3),
@@ -112,8 +118,10 @@ front = pareto_front(options)
 fig = figure(dict(data=[dict(
     type="scatter", mode="markers", name=engine, x=[r["tokens/s per user"] for r in rows if r["engine"] == engine],
     y=[r["tokens/s per GPU"] for r in rows if r["engine"] == engine],
-    text=[f"{r['GPU']}, tp {r['tp']}, weights {r['weights']}, KV {r['KV']}, {r['GPUs']} GPUs" for r in rows
-          if r["engine"] == engine],
+    text=[f"{r['GPU']}, {r['pools (workers × tp)']}, weights {r['weights']}, KV {r['KV']}, {r['GPUs']} GPUs"
+          for r in rows if r["engine"] == engine],
+    marker=dict(symbol=["diamond" if r["pools (workers × tp)"].startswith("prefill") else "circle" for r in rows
+                        if r["engine"] == engine]),
     hovertemplate="%{text}: %{x:,.1f} tokens/s per user, %{y:,.0f} per GPU<extra>%{fullData.name}</extra>")
     for engine in ENGINES if any(r["engine"] == engine for r in rows)] + [dict(
     type="scatter", mode="lines", name=f"TPOT target: {1e3 / tpot_ms:,.0f} tokens/s per user",
@@ -123,33 +131,69 @@ fig = figure(dict(data=[dict(
     x=[1 / o.tpot_s for o in front], y=[rate * osl / o.gpus for o in front], line=dict(color="#000000"),
     line_shape="hv", hoverinfo="skip")],
     layout=dict(title=TITLE | dict(text=f"The options at {rate:g} requests/s<br><sup>each point a configuration "
-                                        "meeting both targets</sup>"), margin=dict(t=80),
+                                        "meeting both targets (◆ disaggregated)</sup>"), margin=dict(t=80),
                 xaxis=log_axis("tokens/s per user (1 / TPOT)"), yaxis=log_axis("tokens/s per GPU"),
                 legend=LEGEND_BELOW)))
 st.plotly_chart(fig, width="stretch", key="plan_chart")
 
-st.subheader(f"The command for the first option ({'the fewest GPUs' if rank == PLAN_RANKS[1] else 'the cheapest'})")
+st.subheader(f"The command{'s' if best.disaggregated else ''} for the first option "
+             f"({'the fewest GPUs' if rank == PLAN_RANKS[1] else 'the cheapest'})")
 s = best.scenario(isl, osl)
-tokens, seqs = engine_facts(best.engine).step_limits(get_gpu(best.gpu))  # 0 sequences: as many as the pool holds
+g = get_gpu(best.gpu)
+tokens, seqs = engine_facts(best.engine).step_limits(g)  # 0 sequences: as many as the pool holds
 hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), None) or "<your-model>"
-cmd = launch(model, s, best.engine, hf_id, utilization=default_share(best.engine, get_gpu(best.gpu), best.tp),
-             max_model_len=isl + osl, block_size=16, max_num_batched_tokens=tokens, max_num_seqs=seqs)
-st.code(cmd.text(), language="bash")
-st.caption(f"One replica; run {best.replicas:,} of them behind a load balancer. The engine's default memory share "
-           "and step limits on this GPU.")
-for note in cmd.notes:
+
+
+def command(sc):
+    return launch(model, sc, best.engine, hf_id, utilization=default_share(best.engine, g, sc.tp),
+                  max_model_len=isl + osl, block_size=16, max_num_batched_tokens=tokens, max_num_seqs=seqs)
+
+
+if best.disaggregated:
+    pre, dec = command(best.prefill_scenario(isl, osl)), command(s)
+    st.markdown(f"On each of {best.prefill_replicas:,} prefill workers ({best.prefill_tp} GPU"
+                f"{'s' if best.prefill_tp > 1 else ''} each):")
+    st.code(pool_launch(pre, best.engine, "prefill").text(), language="bash")
+    st.markdown(f"On each of {best.replicas:,} decode workers ({best.tp} GPU{'s' if best.tp > 1 else ''} each):")
+    st.code(pool_launch(dec, best.engine, "decode").text(), language="bash")
+    st.markdown("The front end that sends each request to a prefill worker, then to a decode worker:")
+    st.code(router_command(best.engine, best.prefill_replicas, best.replicas), language="bash")
+    notes = dict.fromkeys(pool_launch(pre, best.engine, "prefill").notes
+                          + pool_launch(dec, best.engine, "decode").notes)
+else:
+    cmd = command(s)
+    st.code(cmd.text(), language="bash")
+    st.caption(f"One replica; run {best.replicas:,} of them behind a load balancer. The engine's default memory "
+               "share and step limits on this GPU.")
+    notes = dict.fromkeys(cmd.notes)
+for note in notes:
     st.warning(note[0].upper() + note[1:] + ".", icon="⚠️")
 
 # the first option's working: its KV pool and the step terms at the requests in flight the rate implies
 st.subheader("Why: the first option's memory and steps")
-g = get_gpu(best.gpu)
-report = serving(model, s, g, best.concurrency, isl, osl)
-start = pool_startup(model, s.resolved(g), g)  # the start-up the serving model reads its pool from
-st.caption(f"Per GPU of {best.tp} {g.name}: weights {fmt_bytes(start.weights_bytes, unit)}; the engine's "
-           f"default memory share ({start.fraction}) leaves a KV pool of {fmt_bytes(report.pool_bytes, unit)} (Serving "
-           f"capacity shows its terms); each request adds {fmt_bytes(report.request_bytes, unit)} of cache"
-           + (f" beyond the {prefix:,}-token prefix held once" if prefix else "")
-           + f", so the pool holds {report.running:,} at once of the {best.concurrency:,} in flight at the rate "
-           f"(at most {best.max_in_flight:,} meet the targets). {report.cycle_text()[0].upper()}"
-           f"{report.cycle_text()[1:]}.")
-st.dataframe(terms_table(report), hide_index=True, width="stretch", key="plan_terms")
+report = serving(model, s, g, best.concurrency, isl, osl) if not best.disaggregated else None
+if best.disaggregated:
+    d = disaggregated(model, best.prefill_scenario(isl, osl), s, g, float(rate), isl, osl, best.prefill_replicas,
+                      best.replicas, best.link_gbps)
+    st.caption(f"Prefill: each of {best.prefill_replicas:,} workers of {best.prefill_tp} {g.name} computes a prompt "
+               f"in {d.prefill.service_s * 1e3:,.1f} ms and is loaded at {d.prefill_load:.0%} "
+               f"({rate:g} / {best.prefill_replicas:,} requests/s × that time). Its cache, "
+               f"{fmt_bytes(d.prefill.cache_bytes, unit)} per GPU, crosses to a decode worker in "
+               f"{d.transfer_s * 1e3:,.2f} ms at {best.link_gbps:g} GB/s. Decode: each of {best.replicas:,} workers "
+               f"of {best.tp} {g.name} runs {d.decode.concurrency:,} requests (its KV pool of "
+               f"{fmt_bytes(d.decode.pool_bytes, unit)} per GPU holds {d.decode.running_max:,} at most; at most "
+               f"{best.max_in_flight:,} meet the TPOT target), a step of {d.decode.step_s * 1e3:,.2f} ms "
+               f"yielding {d.decode.accepted:g} token{'s' if d.decode.accepted != 1 else ''} a request.")
+    st.dataframe(pd.DataFrame([{"part of the TTFT": name, "ms": round(sec * 1e3, 3), "formula": text}
+                               for name, sec, text in d.terms()]), hide_index=True, width="stretch",
+                 key="plan_ttft_terms")
+else:
+    start = pool_startup(model, s.resolved(g), g)  # the start-up the serving model reads its pool from
+    st.caption(f"Per GPU of {best.tp} {g.name}: weights {fmt_bytes(start.weights_bytes, unit)}; the engine's "
+               f"default memory share ({start.fraction}) leaves a KV pool of {fmt_bytes(report.pool_bytes, unit)} "
+               f"(Serving capacity shows its terms); each request adds {fmt_bytes(report.request_bytes, unit)} of "
+               "cache" + (f" beyond the {prefix:,}-token prefix held once" if prefix else "")
+               + f", so the pool holds {report.running:,} at once of the {best.concurrency:,} in flight at the rate "
+               f"(at most {best.max_in_flight:,} meet the targets). {report.cycle_text()[0].upper()}"
+               f"{report.cycle_text()[1:]}.")
+    st.dataframe(terms_table(report), hide_index=True, width="stretch", key="plan_terms")

@@ -221,7 +221,8 @@ def disaggregated(m: ModelSpec, prefill_s: Scenario, decode_s: Scenario, gpu: Gp
 def decode_steady(m: ModelSpec, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, most: int,
                   workers: dict | None = None) -> tuple[Steady, DecodeWorker]:
     """A decode worker's steady state at `rate` requests/s (Little's law over its time on the worker), with at
-    most `most` in flight; `workers`: answers already computed, by concurrency, reused and added to."""
+    most `most` in flight (and no more than its pool runs); `workers`: answers already computed, by concurrency,
+    reused and added to."""
     workers = {} if workers is None else workers
 
     def at(c: int) -> DecodeWorker:
@@ -229,6 +230,7 @@ def decode_steady(m: ModelSpec, s: Scenario, gpu: Gpu, rate: float, isl: int, os
             workers[c] = decode_worker(m, s, gpu, c, isl, osl)
         return workers[c]
 
+    most = min(most, at(1).running_max)
     try:
         steady = steady_state(rate, lambda c: at(c).latency_s, most)
     except KvdashError as e:

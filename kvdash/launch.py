@@ -154,3 +154,46 @@ def _weights(model: ModelSpec, s: Scenario, f: _Flags, flags: list, notes: list)
     if s.moe_weights_dtype and s.moe_weights_dtype != (model.experts_format or stored):
         notes.append(f"routed experts in {s.moe_weights_dtype}: the engine loads what the checkpoint stores "
                      f"({model.experts_format or stored}); serve a checkpoint saved that way")
+
+
+# Disaggregated prefill and decode as each engine takes it (read 2026-12): vLLM's NixlConnector
+# (docs/features/nixl_connector_usage.md: --kv-transfer-config, VLLM_NIXL_SIDE_CHANNEL_HOST, and the proxy
+# tests/v1/kv_connector/nixl_integration/toy_proxy_server.py, which sends each prompt to a prefiller with
+# max_tokens 1, then streams the answer from a decoder), SGLang's --disaggregation-mode with the NIXL transfer
+# backend and sglang_router's --pd-disaggregation (server_args.py, docs/advanced_features/pd_disaggregation.md),
+# TensorRT-LLM's `trtllm-serve disaggregated` over a YAML (examples/disaggregated/README.md)
+_NIXL = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"})
+ROLES = ("prefill", "decode")
+
+
+def pool_launch(base: Launch, engine: str, role: str) -> Launch:
+    """`base` (launch() for one pool's scenario) as a worker of that pool."""
+    if role not in ROLES:
+        raise ValueError(role)
+    if engine == "vllm":
+        return Launch(("VLLM_NIXL_SIDE_CHANNEL_HOST=$THIS_HOST_IP", *base.env), base.head,
+                      (*base.flags, ("--kv-transfer-config", _NIXL)), base.notes)
+    if engine == "sglang":
+        return Launch(base.env, base.head, (*base.flags, ("--disaggregation-mode", role),
+                                            ("--disaggregation-transfer-backend", "nixl")), base.notes)
+    return Launch(base.env, base.head, base.flags, (*base.notes, "in the same YAML file: cache_transceiver_config: "
+                                                    "{backend: DEFAULT} (NIXL)" + ("; disable_overlap_scheduler: "
+                                                    "true" if role == "prefill" else "")))
+
+
+def router_command(engine: str, prefill_workers: int, decode_workers: int) -> str:
+    """The front end that sends each request to a prefill worker, then to a decode worker (one address per worker:
+    PREFILL_1..P, DECODE_1..D)."""
+    pre = [f"PREFILL_{i}" for i in range(1, prefill_workers + 1)]
+    dec = [f"DECODE_{i}" for i in range(1, decode_workers + 1)]
+    if engine == "vllm":
+        return ("python tests/v1/kv_connector/nixl_integration/toy_proxy_server.py --port 8000 \\\n    "
+                f"--prefiller-hosts {' '.join(pre)} --prefiller-ports {' '.join(['8000'] * len(pre))} \\\n    "
+                f"--decoder-hosts {' '.join(dec)} --decoder-ports {' '.join(['8000'] * len(dec))}")
+    if engine == "sglang":
+        return ("python -m sglang_router.launch_router --pd-disaggregation --port 8000 \\\n    "
+                + " ".join(f"--prefill http://{p}:30000" for p in pre) + " \\\n    "
+                + " ".join(f"--decode http://{d}:30000" for d in dec))
+    return ("trtllm-serve disaggregated -c disagg_config.yaml  # context_servers: {num_instances: "
+            f"{prefill_workers}, urls: [{', '.join(f'{p}:8000' for p in pre)}]}}, generation_servers: "
+            f"{{num_instances: {decode_workers}, urls: [{', '.join(f'{d}:8000' for d in dec)}]}}")

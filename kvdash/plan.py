@@ -1,5 +1,6 @@
 """Plan a deployment (issue #22): from a model, a steady request rate and latency targets to the configurations
-that meet them, cheapest first, aggregated serving only (each replica prefills and decodes).
+that meet them, cheapest first: aggregated replicas (each prefills and decodes) and disaggregated prefill and
+decode pools.
 
 For each GPU x engine x tensor-parallel degree x weight format x KV-cache format, the serving model
 (kvdash.serving, the Speed page's numbers) answers: the most requests in flight a replica holds while its TTFT and
@@ -23,8 +24,12 @@ and out. Options are ranked by the cost per million output tokens (unknown price
 Speculative decoding with the model's MTP modules (`spec_tokens`, kvdash.speculative): every configuration
 speculates as asked, its memory and steps as the serving model has them.
 
-Not yet here (the issue's later steps): disaggregated prefill and decode pools, draft-model and EAGLE
-speculation, and a vectorised search.
+Disaggregated pools (kvdash.disagg): for each prefill tp x decode tp of the same engine and formats, the decode
+workers the rate needs at the most requests in flight a worker holds within the TPOT target, then the fewest
+prefill workers whose queueing fits what the TTFT target leaves after the prefill, the cache's transfer over the
+link and the decode worker's join.
+
+Not yet here (the issue's later steps): draft-model and EAGLE speculation, and a vectorised search.
 """
 
 from __future__ import annotations
@@ -320,10 +325,12 @@ def default_gpus(catalog: dict[str, Gpu]) -> list[Gpu]:
 def plan_for(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
              gpu_ids: tuple[str, ...], weights_dtype: str | None = None, prefix_tokens: int = 0,
              prices: tuple[tuple[str, float], ...] = (), rank: str = "cost", spec_tokens: int = 0,
-             spec_accepted: float = 0.0) -> tuple[tuple[Option, ...], tuple]:
+             spec_accepted: float = 0.0, modes: tuple[str, ...] = MODES,
+             link_gbps: float = DEFAULT_LINK_GBPS) -> tuple[tuple[Option, ...], tuple]:
     """plan() with the GPUs by id and the user's prices as (GPU id, dollars) pairs, kept per process (the Plan
     page's reruns reuse it): (options, the left-out configurations as (name, why) pairs), both read-only."""
     options, left_out = plan(model, rate, isl, osl, ttft_s, tpot_s, [get_gpu(g) for g in gpu_ids],
                              weights_dtype=weights_dtype, prefix_tokens=prefix_tokens, prices=dict(prices),
-                             rank=rank, spec_tokens=spec_tokens, spec_accepted=spec_accepted)
+                             rank=rank, spec_tokens=spec_tokens, spec_accepted=spec_accepted, modes=modes,
+                             link_gbps=link_gbps)
     return tuple(options), tuple(left_out.items())

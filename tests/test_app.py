@@ -576,6 +576,23 @@ def test_the_plan_page_shows_why_its_first_option_works():
     assert list(terms["term"]) == ["matrices", "experts", "attention", "all-reduces", "overheads", "step"]
 
 
+def test_the_plan_page_plans_disaggregated_pools_with_their_commands():
+    """Issue #22, item 3: disaggregated only, bound to the link: the first option's prefill, decode and router
+    commands, and its TTFT in parts that add up."""
+    at = run_app("app_pages/plan.py", context=4096, new=256, plan_gpus=["nvidia-h100-sxm5"], plan_mode="disaggregated",
+                 plan_rate=20.0, plan_link=25.0)
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "pools (workers × tp)" in d.value.columns)
+    assert all(p.startswith("prefill ") for p in table["pools (workers × tp)"])
+    codes = [c.value for c in at.code]
+    assert len(codes) == 3 and any("--tp_size" in c or "--tensor-parallel-size" in c or "--tp-size" in c
+                                   for c in codes)
+    parts = next(d.value for d in at.dataframe if "part of the TTFT" in d.value.columns)
+    assert list(parts["part of the TTFT"]) == ["request overhead", "prefill wait", "prefill", "KV transfer",
+                                               "decode join"]
+    assert "at 25 GB/s" in next(c.value for c in at.caption if c.value.startswith("Prefill: each of"))
+
+
 def test_speculating_with_mtp_modules_reaches_every_page():
     """Issue #22, item 4: DeepSeek-V3's MTP module, chosen in the sidebar, is counted on the Memory page (its
     11,610,068,224 parameters, by hand in tests/test_speculative.py) and timed on the Speed page (a drafting term)."""

@@ -571,6 +571,11 @@ def test_the_plan_page_serves_a_rate_and_says_when_it_cannot(page, server):
     page.locator('[data-testid="stCaptionContainer"]').filter(
         has_text="Prices per GPU-hour: H100 SXM5 80GB $2.00 (yours). Cost").first.wait_for()
     assert "plan_gpus=nvidia-h100-sxm5" in page.url
+    # disaggregated pools only, from the link: the prefill, decode and router commands
+    open_page(page, f"{server}/plan?context=4096&new=256&plan_rate=20.0&plan_ttft=1000&plan_tpot=50"
+                    "&plan_gpus=nvidia-h100-sxm5&plan_mode=disaggregated")
+    page.get_by_text("The front end that sends each request to a prefill worker").first.wait_for()
+    assert "plan_mode=disaggregated" in page.url
     open_page(page, f"{server}/plan?context=1024&new=256&plan_rate=1000.0&plan_ttft=100&plan_tpot=5"
                     "&plan_gpus=nvidia-l40s")
     page.locator('[data-testid="stAlert"]').filter(has_text="No configuration of the").first.wait_for()

@@ -18,11 +18,12 @@ from kvdash.serving import serving
 M = preset_model("llama-3.1-8b")
 GPUS = [get_gpu("nvidia-h100-sxm5"), get_gpu("nvidia-l40s")]
 RATE, ISL, OSL, TTFT, TPOT = 10.0, 1024, 256, 0.5, 0.025
+AGG = ("aggregated",)  # options that serving() answers alone (disaggregated pools: tests/test_disagg.py)
 
 
 @pytest.fixture(scope="module")
 def planned():
-    return plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS)
+    return plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS, modes=AGG)
 
 
 def test_the_chosen_options_numbers_are_the_serving_models(planned):
@@ -48,7 +49,7 @@ def test_each_option_meets_the_targets_with_the_fewest_replicas(planned):
 
 
 def test_an_impossible_plan_says_why():
-    options, left_out = plan(M, 10_000.0, ISL, OSL, TTFT, TPOT, GPUS[:1], max_gpus=2)
+    options, left_out = plan(M, 10_000.0, ISL, OSL, TTFT, TPOT, GPUS[:1], max_gpus=2, modes=AGG)
     assert options == [] and left_out
     assert all("more than 2" in why or "misses the targets" in why for why in left_out.values())
     with pytest.raises(KvdashError, match="positive"):
@@ -69,7 +70,8 @@ def test_a_prefix_cache_hit_plans_with_the_serving_models_numbers_and_fewer_prom
     """Issue #22, item 5: half of each prompt in the prefix cache (512 of 1,024 tokens: 32 whole 16-token blocks,
     or all 512 in the planner's unpaged cache) is neither prefilled nor held per request; the options are
     still serving()'s numbers for that scenario, and the first one's TTFT is below the uncached plan's."""
-    options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS[:1], engines=("vllm",), prefix_tokens=512)
+    options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, GPUS[:1], engines=("vllm",), prefix_tokens=512,
+                      modes=AGG)
     o = options[0]
     s = o.scenario(ISL, OSL)
     assert s.shared_prefix_tokens == 512
@@ -168,7 +170,7 @@ def test_weight_formats_are_searched_where_the_gpu_runs_them():
     cfg = json.loads((Path(__file__).parent / "data" / "configs" / "gpt-oss-120b.json").read_text())["config"]
     oss = model_from_config(cfg)
     assert (experts_format(oss, "bf16"), experts_format(oss, "fp8"), experts_format(M, "fp8")) == ("mxfp4", "mxfp4", "")
-    options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, [h100, b200], engines=("vllm",))
+    options, _ = plan(M, RATE, ISL, OSL, TTFT, TPOT, [h100, b200], engines=("vllm",), modes=AGG)
     assert {(o.gpu, o.weights_dtype) for o in options} >= {("nvidia-h100-sxm5", "fp8"), ("nvidia-b200-hgx", "nvfp4")}
     assert not any(o.gpu == "nvidia-h100-sxm5" and o.weights_dtype == "nvfp4" for o in options)
     for o in options[:4]:  # each format's numbers are the serving model's for that scenario
@@ -181,7 +183,7 @@ def test_a_speculating_plan_is_the_serving_models_answer():
     serving()'s for its scenario, which carries the speculation (and so the module's memory)."""
     v3 = preset_model("deepseek-v3")
     options, _ = plan(v3, 2.0, 2048, 512, 2.0, 0.04, [get_gpu("nvidia-h200-sxm")], engines=("sglang",),
-                      spec_tokens=1)
+                      spec_tokens=1, modes=AGG)
     assert options
     for o in options[:3]:
         s = o.scenario(2048, 512)

@@ -47,6 +47,8 @@ PLAN_RATES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.
 PLAN_TTFT_MS = (100, 200, 300, 500, 1000, 2000, 5000, 10000)
 PLAN_TPOT_MS = (5, 10, 15, 20, 25, 30, 50, 75, 100, 200)
 PLAN_RANKS = ("cost per million output tokens", "fewest GPUs")
+PLAN_MODES = ("aggregated or disaggregated", "aggregated", "disaggregated")
+PLAN_LINKS = (12.5, 25.0, 50.0, 100.0, 200.0, 400.0, 900.0)  # GB/s one way per GPU: 100 Gb/s ports .. NVLink 5
 
 
 def _prices(raw: str) -> dict[str, float]:
@@ -169,6 +171,8 @@ FIELDS: dict[str, Field] = {
     "plan_ttft": Field(choices=PLAN_TTFT_MS),
     "plan_tpot": Field(choices=PLAN_TPOT_MS),
     "plan_rank": Field(choices=PLAN_RANKS),
+    "plan_mode": Field(choices=PLAN_MODES),
+    "plan_link": Field(choices=PLAN_LINKS),
     # the user's prices per GPU-hour, as the CLI's --price takes them: GPU=USD, comma-separated
     "plan_prices": Field(pattern=r"[A-Za-z0-9._=, -]{0,400}", check=lambda raw: _prices(raw),
                          what="prices as GPU=USD per GPU-hour, comma-separated"),
