@@ -232,7 +232,7 @@ def decode_steady(m: ModelSpec, s: Scenario, gpu: Gpu, rate: float, isl: int, os
 
     most = min(most, at(1).running_max)
     try:
-        steady = steady_state(rate, lambda c: at(c).latency_s, most)
+        steady = steady_state(rate, lambda c: at(c).latency_s, most, tried=sorted(workers))
     except KvdashError as e:
         raise KvdashError(f"a decode worker cannot keep up: {e}") from None
     return steady, at(steady.concurrency)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,6 +59,18 @@ def _log2_grid(m: tuple) -> list[float]:
     return [math.log2(x) for x in m]
 
 
+@lru_cache(maxsize=4096)
+def _gemm_curve(gpu_id: str, engine: str, fmt: str, size: int) -> tuple[list[float], list[float]] | None:
+    """A measured GEMM table at one weight size: (log2 rows, share of peak) for every row, each row interpolated in
+    size as _util_2d does, so interpolating it in rows gives _util_2d's answer bit for bit; kept per process (a GEMM's
+    size is fixed while its rows change with every step)."""
+    t = ((_load(gpu_id) or {}).get("engines", {}).get(engine) or {}).get("gemm", {}).get(fmt)
+    if not t:
+        return None
+    ls = _log2(size)
+    return _log2_grid(tuple(t["m"])), [_interp(t["log2_size"], row, ls) for row in t["util"]]
+
+
 @dataclass(frozen=True)
 class Ceilings:
     """Peaks and the share of them a kernel reaches, for one GPU and engine."""
@@ -73,12 +85,19 @@ class Ceilings:
     compute_eff: float = 0.7
     cache_eff: float = 0.8
     gpu_name: str = ""
+    _rates: dict = field(default_factory=dict, compare=False, repr=False)  # rate() by format, filled as asked
 
     def rate(self, fmt: str) -> float:
         """Peak dense FLOP/s the matrix products of `fmt` run at: fp8 formats (per tensor, channel or block) on
         fp8 tensor cores; NVFP4/MXFP4 on fp4 tensor cores where the GPU has them (Blackwell); fp32 at fp32; the
         rest in bf16 (weight-only int formats, and fp4 on GPUs without an fp4 path such as Hopper, dequantize
-        to bf16 in the kernel)."""
+        to bf16 in the kernel). Kept per format: every kernel of every step asks."""
+        r = self._rates.get(fmt)
+        if r is None:
+            r = self._rates[fmt] = self._rate(fmt)
+        return r
+
+    def _rate(self, fmt: str) -> float:
         if fmt == "fp32":
             r = self.peaks.get("fp32")
         elif fmt.startswith("fp8"):
@@ -99,10 +118,10 @@ class Ceilings:
         """One GEMM of m rows by a weight of n x k (weight_bytes with its scales), in `fmt`."""
         flops = 2.0 * m * n * k
         ideal_c, ideal_m = flops / self.rate(fmt), (weight_bytes + act_bytes * m * (n + k)) / self.peaks["bandwidth"]
-        util = _util_2d(self.tables.get("gemm", {}).get(GEMM_FORMAT.get(fmt, "bf16")), m, n * k)
-        if util is None:
+        curve = _gemm_curve(self.gpu_id, self.engine, GEMM_FORMAT.get(fmt, "bf16"), n * k) if self.measured else None
+        if curve is None:
             return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
-        return max(ideal_c, ideal_m) / util
+        return max(ideal_c, ideal_m) / max(_interp(*curve, _log2(m)), 1e-6)
 
     def moe_s(self, tokens: float, flops: float, nbytes: float, params: float, fmt: str) -> float:
         """A fused-MoE layer's experts for `tokens` tokens: its FLOPs, and the touched experts' bytes and
@@ -165,8 +184,10 @@ def spec_sheet(gpu, engine: str = "", memory_eff: float = 0.8, compute_eff: floa
                     catalog_peaks(gpu), {}, memory_eff, compute_eff, cache_eff, gpu.name)
 
 
+@lru_cache(maxsize=1024)
 def ceilings(gpu, engine: str, memory_eff: float = 0.8, compute_eff: float = 0.7, cache_eff: float = 0.8) -> Ceilings:
-    """The measured ceilings of `engine` on `gpu` where a table exists, else the spec sheet."""
+    """The measured ceilings of `engine` on `gpu` where a table exists, else the spec sheet (kept per process:
+    every step asks)."""
     data = _load(gpu.id) if engine else None
     tables = (data or {}).get("engines", {}).get(engine)
     if not tables:

@@ -90,6 +90,8 @@ class Option:
     # disaggregated (kvdash.disagg): `tp`, `replicas` and `concurrency` are the decode pool's, these the prefill's
     prefill_tp: int = 0  # 0: aggregated (each replica prefills and decodes)
     prefill_replicas: int = 0
+    expert_parallel: bool = False  # the routed experts split whole across the tp GPUs (the decode pool's, if two)
+    prefill_expert_parallel: bool = False
     transfer_s: float = 0.0  # one request's prompt cache from its prefill to its decode worker
     link_gbps: float = 0.0  # the link it crosses, GB/s one way
 
@@ -104,20 +106,25 @@ class Option:
     @property
     def layout(self) -> str:
         """The pools in words: '3 x tp2' or 'prefill 2 x tp1 + decode 1 x tp4'."""
+        def pool(n: int, tp: int, ep: bool) -> str:
+            return f"{n} x tp{tp}" + (" ep" if ep else "")
+
         if self.disaggregated:
-            return f"prefill {self.prefill_replicas} x tp{self.prefill_tp} + decode {self.replicas} x tp{self.tp}"
-        return f"{self.replicas} x tp{self.tp}"
+            return (f"prefill {pool(self.prefill_replicas, self.prefill_tp, self.prefill_expert_parallel)} + decode "
+                    f"{pool(self.replicas, self.tp, self.expert_parallel)}")
+        return pool(self.replicas, self.tp, self.expert_parallel)
 
     def scenario(self, isl: int, osl: int) -> Scenario:
         """The scenario `serving` answers for this option (the check that a plan is the Speed page's number)."""
-        return Scenario(prompt_tokens=isl, new_tokens=osl, tp=self.tp, kv_dtype=self.kv_dtype,
+        return Scenario(prompt_tokens=isl, new_tokens=osl, tp=self.tp, expert_parallel=self.expert_parallel,
+                        kv_dtype=self.kv_dtype,
                         weights_dtype=self.weights_dtype, moe_weights_dtype=self.experts_dtype, runtime=self.engine,
                         shared_prefix_tokens=self.prefix_tokens, spec_tokens=self.spec_tokens,
                         spec_accepted=self.spec_accepted)
 
     def prefill_scenario(self, isl: int, osl: int) -> Scenario:
         """A disaggregated option's prefill pool scenario (its own tensor-parallel degree)."""
-        return replace(self.scenario(isl, osl), tp=self.prefill_tp)
+        return replace(self.scenario(isl, osl), tp=self.prefill_tp, expert_parallel=self.prefill_expert_parallel)
 
 
 def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float, gpus: list[Gpu],
@@ -154,12 +161,12 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
                             shared_prefix_tokens=prefix_tokens, spec_tokens=spec_tokens, spec_accepted=spec_accepted)
             found = []
             if "aggregated" in modes:
-                for tp in (tp for tp in TP_DEGREES if tp <= max_gpus):
+                for tp, ep in parallel_layouts(model, max_gpus):
                     try:
-                        found.append(_option(model, replace(base, tp=tp), gpu, rate, isl, osl, ttft_s, tpot_s,
-                                             max_gpus))
+                        found.append(_option(model, replace(base, tp=tp, expert_parallel=ep), gpu, rate, isl, osl,
+                                             ttft_s, tpot_s, max_gpus))
                     except KvdashError as e:
-                        left_out[f"{gpu.id} {engine} tp{tp} weights {weights} kv {kv}"] = str(e)
+                        left_out[f"{gpu.id} {engine} tp{tp}{' ep' * ep} weights {weights} kv {kv}"] = str(e)
             if "disaggregated" in modes:
                 found += _disaggregated_options(model, base, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus,
                                                 link_gbps, left_out, f"{gpu.id} {engine} weights {weights} kv {kv}")
@@ -212,7 +219,7 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
     steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo, reports=reports)
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, steady.concurrency, report.ttft_s,
                   report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype, s.spec_tokens,
-                  s.spec_accepted)
+                  s.spec_accepted, expert_parallel=s.expert_parallel)
 
 
 def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float,
@@ -221,21 +228,23 @@ def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: in
     the targets allow: the decode workers the rate needs at the most requests in flight within the TPOT target,
     then the prefill workers whose M/D/1 wait fits what the TTFT target leaves after the prefill, the transfer
     and the decode worker's join."""
-    tps = [tp for tp in TP_DEGREES if tp <= max_gpus]
     prefill, decode = {}, {}
-    for tp in tps:
+    formats = name.split(" ", 2)[2]
+    for tp, ep in parallel_layouts(model, max_gpus):
+        s = replace(base, tp=tp, expert_parallel=ep)
         try:
-            prefill[tp] = prefill_worker(model, replace(base, tp=tp), gpu, isl)
+            prefill[tp, ep] = prefill_worker(model, s, gpu, isl)
         except KvdashError as e:
-            left_out[f"{gpu.id} {base.runtime} disaggregated prefill tp{tp} {name.split(' ', 2)[2]}"] = str(e)
+            left_out[f"{gpu.id} {base.runtime} disaggregated prefill tp{tp}{' ep' * ep} {formats}"] = str(e)
         try:
-            decode[tp] = _decode_pool(model, replace(base, tp=tp), gpu, rate, isl, osl, tpot_s)
+            decode[tp, ep] = _decode_pool(model, s, gpu, rate, isl, osl, tpot_s)
         except KvdashError as e:
-            left_out[f"{gpu.id} {base.runtime} disaggregated decode tp{tp} {name.split(' ', 2)[2]}"] = str(e)
+            left_out[f"{gpu.id} {base.runtime} disaggregated decode tp{tp}{' ep' * ep} {formats}"] = str(e)
     overhead = engine_profile(base.runtime).request_overhead_s
     out = []
-    for (ptp, p), (dtp, (workers, steady, worker, most, capacity)) in product(prefill.items(), decode.items()):
-        key = f"{name} prefill tp{ptp} decode tp{dtp}"
+    for ((ptp, pep), p), ((dtp, dep), (workers, steady, worker, most, capacity)) in product(prefill.items(),
+                                                                                          decode.items()):
+        key = f"{name} prefill tp{ptp}{' ep' * pep} decode tp{dtp}{' ep' * dep}"
         if ptp != dtp and model_has_state(model):
             left_out[key] = "a model with recurrent state layers needs the same tp in both pools (vLLM's NIXL)"
             continue
@@ -254,8 +263,18 @@ def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: in
         out.append(Option(gpu.id, base.runtime, dtp, base.kv_dtype, base.weights_dtype, workers, steady.concurrency,
                           d.ttft_s, d.tpot_s, capacity, most, base.shared_prefix_tokens, base.moe_weights_dtype,
                           base.spec_tokens, base.spec_accepted, prefill_tp=ptp, prefill_replicas=pw,
+                          expert_parallel=dep, prefill_expert_parallel=pep,
                           transfer_s=d.transfer_s, link_gbps=link_gbps))
     return out
+
+
+def parallel_layouts(model: ModelSpec, max_gpus: int) -> list[tuple[int, bool]]:
+    """(tp, expert parallel) searched: each tensor-parallel degree up to `max_gpus`, and for a mixture-of-experts
+    model whose expert count it divides, the same GPUs with the routed experts split whole across them (vLLM's
+    --enable-expert-parallel, SGLang's --ep-size)."""
+    tps = [tp for tp in TP_DEGREES if tp <= max_gpus]
+    return [(tp, False) for tp in tps] + [(tp, True) for tp in tps
+                                          if tp > 1 and model.n_experts and model.n_experts % tp == 0]
 
 
 def _decode_pool(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, tpot_s: float):

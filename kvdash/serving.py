@@ -162,13 +162,31 @@ def arrivals(mixed_batches: bool, C: int, isl: int, osl: int, budget: int, width
     a = 1 if mixed_batches else C
     room = budget - (C - a) * width
     m = math.ceil(a * isl / room)
-    first = sum(math.ceil(j * isl / room) for j in range(1, a + 1)) / a
+    first = floor_sum(a, room, isl, isl + room - 1) / a  # sum of ceil(j isl / room), j = 1 .. a
     groups = C // a
     d = osl - 1 if per_step == 1 else (osl - 1) / per_step  # decode steps after the first token
     if groups * m <= m + d:
         return Arrivals(a, m + d, groups * m, C - a, a * isl / m, m, first, False)
     S = max(m + d, C * (isl + d * width) / budget)
     return Arrivals(a, S, S, C * d / S, C * isl / S, m, m, True)
+
+
+def floor_sum(n: int, m: int, a: int, b: int) -> int:
+    """The sum of floor((a i + b) / m) for i = 0 .. n - 1, for non-negative integers (m > 0), in O(log) steps
+    (the Euclid-like reduction; a wave of C prompts would otherwise sum C terms)."""
+    total = 0
+    while n:
+        if a >= m:
+            total += (n - 1) * n // 2 * (a // m)
+            a %= m
+        if b >= m:
+            total += n * (b // m)
+            b %= m
+        y = a * n + b
+        if y < m:
+            break
+        n, b, m, a = y // m, y % m, a, m
+    return total
 
 
 @dataclass(frozen=True)
@@ -353,11 +371,12 @@ def _check_int(name: str, v, hi: int) -> None:
         raise KvdashError(f"{name} must be an integer from 1 to {hi:,}, not {v!r}")
 
 
+@lru_cache(maxsize=4096)
 def engine_setup(m: ModelSpec, s: Scenario, gpu: Gpu, isl: int, osl: int,
                  profile: EngineProfile | None = None) -> tuple[ModelSpec, ModelSpec, Scenario, EngineProfile]:
     """What every serving answer starts from, its input checked: (the target model, the model the KV pool holds:
     with its MTP modules when the scenario speculates, the scenario with the engine's step limits on `gpu`, the
-    engine's profile: `profile`, else its fitted one)."""
+    engine's profile: `profile`, else its fitted one). Kept per process: a search asks it for every concurrency."""
     refuse_pipeline(s)
     if not s.engine:
         raise KvdashError(f"serving needs a serving engine ({', '.join(ENGINES)}), not the {s.runtime} runtime")

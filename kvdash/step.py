@@ -162,6 +162,52 @@ def prompt_shape(prefill: float, prompt: int, computed: int = 0) -> tuple[float,
     return (prefill / queries if prefill else 0.0), queries
 
 
+@dataclass(frozen=True)
+class _Terms:
+    """What a step's work and time take from the model, the scenario and the decodes' context, whatever the step:
+    computed once (`_terms`), as every step of a search asks for them again."""
+
+    st: object  # the scenario's first stage (kvdash.breakdown)
+    matrix_flops: int  # 2 x the matrix parameters a token uses (shared + its k experts)
+    head_flops: int  # 2 x vocab x hidden: the LM head per sampled position
+    decode_flops: tuple[tuple[int, float], ...]  # per layer group: (layers, attention FLOPs of one decode query)
+    cache_reads: tuple[tuple[int, int, float], ...]  # per kept cache: (layers x bytes/token, layers, a decode's read)
+    kernels: tuple[tuple[int, str, float, int], ...]  # per layer group: (layers, kernel, cache a decode reads, state)
+    head: object  # the LM head's format
+    vocab: int  # its rows on this GPU
+    head_bytes: int
+
+
+@lru_cache(maxsize=4096)
+def _terms(m: ModelSpec, s: Scenario, dc: int) -> _Terms:
+    check_parallel(m, s)
+    refuse_pipeline(s)
+    st, tp = scenario_stages(m, s)[0], s.tp
+    rt = get_runtime(s.runtime)
+    absorbed = rt.engine and engine_facts(rt.engine).mla_absorbed_decode
+    shared, one_expert = matrix_params(m)
+    kv = get_dtype(s.kv_dtype)
+    act = activation_dtype(get_dtype(s.weights_dtype))
+    kernels = []
+    for spec, n in m.layer_groups:
+        kept = spec.cache_spec(rt)
+        kernels.append((n, spec.kernel, kept.read_bytes(kv, tp, dc) if spec.kernel else 0.0,
+                        0 if spec.kernel else kept.bytes_per_seq(kv, act, tp)))
+    head = formats(s.weights_dtype, s.experts_dtype)["embed"]
+    vocab = cdiv(m.vocab_size, tp)
+    return _Terms(st, 2 * (shared + m.experts_per_token * one_expert), 2 * m.vocab_size * m.hidden_size,
+                  tuple((n, spec.attention_flops(1, dc, tp, decode=absorbed)) for spec, n in m.layer_groups),
+                  tuple((bpt, bpt // spec.bytes_per_token(kv, tp), spec.read_bytes(kv, tp, dc))
+                        for spec, bpt in st.caches),
+                  tuple(kernels), head, vocab, head.matrix_bytes(vocab, m.hidden_size))
+
+
+@lru_cache(maxsize=65536)
+def _prompt_flops(m: ModelSpec, tp: int, queries: int, prompt: int) -> tuple[float, ...]:
+    """Per layer group: attention FLOPs of one prompt's `queries` last tokens over its `prompt` tokens."""
+    return tuple(spec.attention_flops(queries, prompt, tp) for spec, _ in m.layer_groups)
+
+
 def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefill: float = 0.0,
               prompt: int = 0, computed: int = 0, width: int = 1) -> StepWork:
     """FLOPs and bytes on one GPU of a step with `decode` decode tokens (each at context `decode_ctx`) and
@@ -170,27 +216,20 @@ def step_work(m: ModelSpec, s: Scenario, decode: float, decode_ctx: float, prefi
     they attend as those queries do together: prefill / computed prompts' worth of their pairs (exact for a
     whole prefill, and for windows). `width`: query tokens each decode carries (k + 1 when it verifies k drafted
     tokens): every one through the matrices and the LM head, attending to the cache its sequence reads once."""
-    check_parallel(m, s)
-    refuse_pipeline(s)
     prompts, queries = prompt_shape(prefill, prompt, computed)
-    st, tp = scenario_stages(m, s)[0], s.tp
-    absorbed = get_runtime(s.runtime).engine and engine_facts(get_runtime(s.runtime).engine).mla_absorbed_decode
+    t, tp = _terms(m, s, max(1, round(decode_ctx))), s.tp
     tokens = decode * width + prefill
-    shared, one_expert = matrix_params(m)
-    flops = 2 * (shared + m.experts_per_token * one_expert) * tokens / tp
-    flops += 2 * m.vocab_size * m.hidden_size * (decode * width + prompts) / tp  # the LM head: sampled positions
-    dc = max(1, round(decode_ctx))
-    for spec, n in m.layer_groups:  # attention: each kind's FLOPs over the keys its queries see
-        flops += n * (decode * width * spec.attention_flops(1, dc, tp, decode=absorbed)
-                      + prompts * spec.attention_flops(queries, prompt, tp))
-    kv = get_dtype(s.kv_dtype)
+    flops = t.matrix_flops * tokens / tp
+    flops += t.head_flops * (decode * width + prompts) / tp  # the LM head: sampled positions
+    # attention: each kind's FLOPs over the keys its queries see
+    for (n, one), whole in zip(t.decode_flops, _prompt_flops(m, tp, queries, prompt), strict=True):
+        flops += n * (decode * width * one + prompts * whole)
     # st.caches holds (the kept spec, layers x bytes per token): a decode reads what the layer selects
-    cache = sum(bpt * 2 * (prefill + decode * (width - 1))
-                + bpt // spec.bytes_per_token(kv, tp) * decode * spec.read_bytes(kv, tp, dc)
-                for spec, bpt in st.caches)
-    cache += st.state_bytes * decode
-    return StepWork(flops=flops, bytes=weights_read(m, s, st, tokens) + cache, cache_bytes=cache,
-                    allreduce_bytes=tokens * m.hidden_size * st.act_bytes)
+    cache = sum(bpt * 2 * (prefill + decode * (width - 1)) + layers * decode * read
+                for bpt, layers, read in t.cache_reads)
+    cache += t.st.state_bytes * decode
+    return StepWork(flops=flops, bytes=weights_read(m, s, t.st, tokens) + cache, cache_bytes=cache,
+                    allreduce_bytes=tokens * m.hidden_size * t.st.act_bytes)
 
 
 @dataclass(frozen=True)
@@ -281,8 +320,8 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
     c = step_ceilings(s, gpu, p)
     tp, tokens = s.tp, decode * width + prefill
     prompts, queries = prompt_shape(prefill, prompt, computed)
-    a = scenario_stages(m, s)[0].act_bytes
-    dc = max(1, round(decode_ctx))
+    terms = _terms(m, s, max(1, round(decode_ctx)))
+    a = terms.st.act_bytes
     gemm = experts = 0.0
     for lo, n_layers in distinct_layer_ops(m, tp, s.ep, s.weights_dtype, s.experts_dtype):
         t = sum(c.gemm_s(tokens, n, k, f, wb, a) for n, k, wb, f in lo.gemms)
@@ -292,22 +331,14 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
             experts += n_layers * c.moe_s(tokens, 2.0 * pairs * lo.expert_numel, touched * lo.expert_bytes,
                                           touched * lo.expert_numel, s.experts_dtype)
         gemm += n_layers * t
-    head = formats(s.weights_dtype, s.experts_dtype)["embed"]
-    vocab = cdiv(m.vocab_size, tp)
-    gemm += c.gemm_s(decode * width + prompts, vocab, m.hidden_size, head.name, head.matrix_bytes(vocab, m.hidden_size),
-                     a)
-    kv = get_dtype(s.kv_dtype)
+    gemm += c.gemm_s(decode * width + prompts, terms.vocab, m.hidden_size, terms.head.name, terms.head_bytes, a)
     attention = 0.0
-    for spec, n in m.layer_groups:
-        kept = spec.cache_spec(get_runtime(s.runtime))
-        if spec.kernel:  # attention: the decodes' cache, the prompt tokens' pairs
-            read = decode * kept.read_bytes(kv, tp, dc)
-            flops = prompts * spec.attention_flops(queries, prompt, tp)
-            attention += n * (c.decode_attention_s(read, s.kv_dtype, spec.kernel == "latent")
-                              + c.prefill_attention_s(flops, spec.kernel == "latent"))
+    for (n, kernel, read, state), whole in zip(terms.kernels, _prompt_flops(m, tp, queries, prompt), strict=True):
+        if kernel:  # attention: the decodes' cache, the prompt tokens' pairs
+            attention += n * (c.decode_attention_s(decode * read, s.kv_dtype, kernel == "latent")
+                              + c.prefill_attention_s(prompts * whole, kernel == "latent"))
         else:  # a recurrent state read and written by each decode (no kernel table: the spec-sheet share)
-            state = 2 * decode * kept.bytes_per_seq(kv, activation_dtype(get_dtype(s.weights_dtype)), tp)
-            attention += n * state / (c.peaks["bandwidth"] * c.memory_eff)
+            attention += n * (2 * decode * state) / (c.peaks["bandwidth"] * c.memory_eff)
     overhead = p.step_overhead_s + m.n_layers * (p.layer_overhead_s + decode * p.seq_overhead_s)
     comm = 0.0
     if tp > 1:  # two all-reduces of the step's hidden states per layer

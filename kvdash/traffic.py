@@ -33,10 +33,12 @@ class Steady:
     served: float  # concurrency / latency_s, at least `rate`
 
 
-def steady_state(rate: float, latency: Callable[[int], float], max_concurrency: int = MAX_CONCURRENCY) -> Steady:
+def steady_state(rate: float, latency: Callable[[int], float], max_concurrency: int = MAX_CONCURRENCY,
+                 tried=()) -> Steady:
     """The fewest requests in flight C whose throughput C / latency(C) reaches `rate` (Little's law: C = R x W
     where the throughput equals the rate). `latency(C)`: each request's seconds in the system at C in flight,
-    non-decreasing in C. A rate beyond the throughput at `max_concurrency` is refused: it cannot be served."""
+    non-decreasing in C. A rate beyond the throughput at `max_concurrency` is refused: it cannot be served.
+    `tried`: concurrencies whose latency is already at hand (a search's), which narrow the bisection."""
     if not isinstance(rate, int | float) or not 0 < rate < 1e9:
         raise KvdashError(f"the request rate must be a positive number of requests per second, not {rate!r}")
 
@@ -50,6 +52,9 @@ def steady_state(rate: float, latency: Callable[[int], float], max_concurrency: 
     lo, hi = 1, max_concurrency  # served(hi) >= rate; find the smallest such C (served grows with C)
     if served(lo) >= rate:
         hi = lo
+    for c in tried:  # served grows with C: each known answer narrows [lo, hi]
+        if lo < c < hi:
+            lo, hi = (lo, c) if served(c) >= rate else (c, hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if served(mid) >= rate else (mid, hi)
@@ -75,5 +80,5 @@ def at_rate(model, s, gpu, rate: float, isl: int, osl: int, profile=None,
             reports[c] = serving(model, s, gpu, c, isl, osl, profile)
         return reports[c].request_latency_s
 
-    steady = steady_state(rate, latency, max_concurrency)
+    steady = steady_state(rate, latency, max_concurrency, tried=sorted(reports))
     return steady, reports[steady.concurrency]
