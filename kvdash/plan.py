@@ -58,7 +58,7 @@ from kvdash.model import ModelSpec
 from kvdash.prices import usd_per_gpu_hour, usd_per_million
 from kvdash.scenario import Scenario
 from kvdash.serving import engine_profile, serving
-from kvdash.traffic import at_rate, kv_transfer_s
+from kvdash.traffic import at_rate, first_true, kv_transfer_s
 
 TP_DEGREES = (1, 2, 4, 8)
 MAX_IN_FLIGHT = 4096  # a replica's requests in flight searched up to this
@@ -209,14 +209,21 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
     lo, hi = 1, MAX_IN_FLIGHT  # the most requests in flight within the targets
     if within(hi):
         lo = hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if within(mid) else (lo, mid)
+    else:  # the first beyond them, guessed from how far past the targets each end is
+        lo = first_true(lambda c: not within(c), lambda c: max(at(c).ttft_s / ttft_s, at(c).tpot_s / tpot_s) - 1,
+                        lo, hi) - 1
     capacity = lo / at(lo).request_latency_s
     replicas = math.ceil(rate / capacity)
-    if replicas * s.tp > max_gpus:
-        raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than {max_gpus:,}")
-    steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo, reports=reports)
+    while True:
+        if replicas * s.tp > max_gpus:
+            raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than "
+                              f"{max_gpus:,}")
+        steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo, reports=reports)
+        if within(steady.concurrency):
+            break
+        # the serving model is not monotone in the requests in flight (SGLang's waves prefill ceil(C isl / budget)
+        # steps): a steady state below the most within the targets can miss them; one more replica lightens it
+        replicas += 1
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, steady.concurrency, report.ttft_s,
                   report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype, s.spec_tokens,
                   s.spec_accepted, expert_parallel=s.expert_parallel)
@@ -292,9 +299,8 @@ def _decode_pool(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, 
     lo, hi = 1, at(1).running_max
     if at(hi).tpot_s <= tpot_s:
         lo = hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if at(mid).tpot_s <= tpot_s else (lo, mid)
+    else:
+        lo = first_true(lambda c: at(c).tpot_s > tpot_s, lambda c: at(c).tpot_s - tpot_s, lo, hi) - 1
     capacity = lo / at(lo).latency_s
     n = math.ceil(rate / capacity)
     steady, worker = decode_steady(model, s, gpu, rate / n, isl, osl, lo, workers)

@@ -55,10 +55,30 @@ def steady_state(rate: float, latency: Callable[[int], float], max_concurrency: 
     for c in tried:  # served grows with C: each known answer narrows [lo, hi]
         if lo < c < hi:
             lo, hi = (lo, c) if served(c) >= rate else (c, hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if served(mid) >= rate else (mid, hi)
+    if hi > lo:
+        hi = first_true(lambda c: served(c) >= rate, lambda c: served(c) - rate, lo, hi)
     return Steady(rate, hi, latency(hi), served(hi))
+
+
+def first_true(pred: Callable[[int], bool], score: Callable[[int], float], lo: int, hi: int) -> int:
+    """The smallest integer c in (lo, hi] where `pred` holds, given pred(lo) false, pred(hi) true and pred
+    monotone: the bisection's answer, with every other guess where `score` (non-decreasing, crossing 0 where pred
+    turns true) is linearly interpolated to 0 between the bracket's ends (regula falsi). A near-linear score
+    (a step's time grows about linearly with the requests in it) needs a few guesses; none needs more than
+    about twice bisection's."""
+    s_lo, s_hi = score(lo), score(hi)
+    guess = True
+    while hi - lo > 1:
+        c = (lo + hi) // 2
+        if guess and s_hi > s_lo:
+            c = min(max(lo + int((hi - lo) * -s_lo / (s_hi - s_lo)), lo + 1), hi - 1)
+        before = hi - lo
+        if pred(c):
+            hi, s_hi = c, score(c)
+        else:
+            lo, s_lo = c, score(c)
+        guess = not guess or hi - lo <= before // 2  # a guess that did not halve the bracket: bisect next
+    return hi
 
 
 def kv_transfer_s(cache_bytes: int, link_gbps: float) -> float:

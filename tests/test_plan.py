@@ -14,6 +14,7 @@ from kvdash.gpus import get_gpu
 from kvdash.plan import plan
 from kvdash.presets import preset_model
 from kvdash.serving import serving
+from kvdash.traffic import at_rate
 
 M = preset_model("llama-3.1-8b")
 GPUS = [get_gpu("nvidia-h100-sxm5"), get_gpu("nvidia-l40s")]
@@ -40,9 +41,13 @@ def test_each_option_meets_the_targets_with_the_fewest_replicas(planned):
     options, _ = planned
     for o in options:
         assert o.ttft_s <= TTFT and o.tpot_s <= TPOT
-        # Little's law: replicas x the rate one serves within the targets covers the rate; one fewer would not
-        assert o.replicas * o.capacity_rate >= RATE > (o.replicas - 1) * o.capacity_rate
+        # Little's law: replicas x the rate one serves within the targets covers the rate; one fewer would not, or
+        # its steady state would miss the targets (the serving model is not monotone in the requests in flight)
+        assert o.replicas * o.capacity_rate >= RATE
         g, s = get_gpu(o.gpu), o.scenario(ISL, OSL)
+        if (o.replicas - 1) * o.capacity_rate >= RATE:
+            _, fewer = at_rate(M, s, g, RATE / (o.replicas - 1), ISL, OSL, max_concurrency=o.max_in_flight)
+            assert fewer.ttft_s > TTFT or fewer.tpot_s > TPOT
         at_most, beyond = serving(M, s, g, o.max_in_flight, ISL, OSL), serving(M, s, g, o.max_in_flight + 1, ISL, OSL)
         assert at_most.ttft_s <= TTFT and at_most.tpot_s <= TPOT
         assert beyond.ttft_s > TTFT or beyond.tpot_s > TPOT  # the most requests in flight within the targets
