@@ -10,7 +10,7 @@ from kvdash.errors import KvdashError
 from kvdash.hf_config import MAX_CONFIG_BYTES
 from kvdash.report import activation_split, formulas
 from kvdash.solvers import max_batch, max_context
-from kvdash.speculative import with_mtp
+from kvdash.speculative import drafted, method
 from kvdash.startup import engine_startup
 from kvdash.units import fmt_bytes, to_unit
 from kvdash.weights import weight_table
@@ -70,8 +70,13 @@ def composition(b, unit: str):
 
 model, scenario, gpu, unit = require()
 st.title(f"{plain(model.name)}: where the memory goes")
-drafter = (f" + {with_mtp(model).params - model.params:,} of its {model.mtp_layers} MTP module(s), loaded to "
-           f"speculate {scenario.spec_tokens} token(s) a step" if scenario.spec_tokens else "")
+try:  # the drafter's parameters (a refused drafter is said below, by the breakdown)
+    extra = drafted(model, scenario).params - model.params if scenario.spec_tokens else 0
+except KvdashError:
+    extra = 0
+label = {"mtp": f"its {model.mtp_layers} MTP module(s)", "eagle": "an EAGLE head (16-bit)",
+         "eagle3": "an EAGLE-3 head (16-bit)"}[method(scenario)]
+drafter = f" + {extra:,} of {label}, loaded to speculate {scenario.spec_tokens} token(s) a step" if extra else ""
 st.caption(f"{model.params:,} parameters{drafter} ({model.active_params:,} active per token) · "
            f"{model.attention_label} · "
            f"per GPU{' of ' + str(scenario.tp * scenario.pp) if scenario.tp * scenario.pp > 1 else ''} · "

@@ -83,7 +83,8 @@ try:
         options, left_out = plan_for(model, float(rate), isl, osl, ttft_ms / 1e3, tpot_ms / 1e3, tuple(chosen),
                                      asked, prefix, tuple(sorted(prices.items())),
                                      "gpus" if rank == PLAN_RANKS[1] else "cost", scenario.spec_tokens,
-                                     scenario.spec_accepted, MODES if mode == PLAN_MODES[0] else (mode,), float(link))
+                                     scenario.spec_accepted, MODES if mode == PLAN_MODES[0] else (mode,), float(link),
+                                     scenario.spec_method, scenario.spec_draft_vocab)
 except KvdashError as e:
     st.error(str(e))
     st.stop()

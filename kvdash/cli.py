@@ -93,12 +93,28 @@ def _limit_args(p: argparse.ArgumentParser) -> None:
                         "largest GPUs)")
     p.add_argument("--max-num-seqs", type=int, default=0, metavar="N",
                    help="a serving engine's sequences per step (default: as the engine sets it)")
+    _spec_args(p)
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec-tokens", type=int, default=0, metavar="K",
-                   help="speculative decoding with the model's multi-token-prediction modules: K drafted tokens a "
-                        "step (default 0: none); their weights and cache are counted")
+                   help="speculative decoding: K drafted tokens a step (default 0: none); the drafter's weights and "
+                        "cache are counted")
+    p.add_argument("--spec-method", choices=("mtp", "eagle", "eagle3"), default="",
+                   help="the drafter: the model's multi-token-prediction modules (default), or an EAGLE-1 or EAGLE-3 "
+                        "head shaped like a dense, full-attention target's layer")
     p.add_argument("--spec-accepted", type=float, default=0.0, metavar="T",
-                   help="tokens a speculative step yields on average, 1 to K + 1 (default: 1.85 for K = 1, the low "
-                        "end of DeepSeek-V3's reported 85-90 %% acceptance; other K need yours)")
+                   help="tokens a speculative step yields on average, 1 to K + 1 (defaults where a source measured "
+                        "one: MTP 1.85 at K = 1, EAGLE 1.89 / 2.08 at K = 2 / 4, EAGLE-3 3.53 at K = 7; other K need "
+                        "yours)")
+    p.add_argument("--spec-draft-vocab", type=int, default=0, metavar="V",
+                   help="an EAGLE-3 head's draft vocabulary (default 32,000, as published Llama heads)")
+
+
+def _spec(args) -> dict:
+    """The scenario's speculative-decoding fields from the command line."""
+    return {"spec_tokens": args.spec_tokens, "spec_accepted": args.spec_accepted, "spec_method": args.spec_method,
+            "spec_draft_vocab": args.spec_draft_vocab}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,10 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--price", action="append", metavar="GPU=USD",
                      help="your price per GPU-hour for a GPU id, repeatable (default: the lowest dated on-demand "
                           "price kvdash lists, data/gpu_prices.csv)")
-    pln.add_argument("--spec-tokens", type=int, default=0, metavar="K",
-                     help="speculate with the model's multi-token-prediction modules: K drafted tokens a step")
-    pln.add_argument("--spec-accepted", type=float, default=0.0, metavar="T",
-                     help="tokens a speculative step yields on average (default: 1.85 for K = 1; other K need yours)")
+    _spec_args(pln)
     pln.add_argument("--mode", choices=("both", "aggregated", "disaggregated"), default="both",
                      help="aggregated replicas (each prefills and decodes), disaggregated prefill and decode pools, "
                           "or both (default)")
@@ -232,7 +245,7 @@ def _cmd_size(args) -> int:
                  kv_dtype=args.kv_dtype, tp=args.tp, pp=args.pp, block_size=args.block_size,
                  shared_prefix_tokens=args.shared_prefix, runtime=args.runtime,
                  max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
-                 spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted)
+                 **_spec(args))
     gpu = get_gpu(args.gpu) if args.gpu else None
     b = breakdown(m, s, gpu)
     if args.json:
@@ -358,7 +371,7 @@ def _cmd_serving(args) -> int:
     s = Scenario(batch=args.concurrency, prompt_tokens=args.isl, new_tokens=args.osl, **_weight_formats(args, m),
                  kv_dtype=args.kv_dtype, tp=args.tp, runtime=args.engine,
                  max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
-                 spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted)
+                 **_spec(args))
     gpu = get_gpu(args.gpu)
     r = serving(m, s, gpu, args.concurrency, args.isl, args.osl)
     profile = r.profile
@@ -402,7 +415,7 @@ def _cmd_plan(args) -> int:
     options, left_out = plan(m, args.rate, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
                              engines=tuple(args.engine or ENGINES), weights_dtype=args.weights_dtype,
                              max_gpus=args.max_gpus, prefix_tokens=prefix, prices=parse_overrides(args.price),
-                             rank=args.rank, spec_tokens=args.spec_tokens, spec_accepted=args.spec_accepted,
+                             rank=args.rank, **_spec(args),
                              modes=MODES if args.mode == "both" else (args.mode,),
                              link_gbps=DEFAULT_LINK_GBPS if args.kv_link_gbps is None else args.kv_link_gbps)
     if args.json:
@@ -416,7 +429,9 @@ def _cmd_plan(args) -> int:
     print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens{cached}, TTFT <= "
           f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; "
           f"{args.mode.replace('both', 'aggregated or disaggregated')} serving" + link
-          + (f"; speculating {args.spec_tokens} tokens a step with its MTP modules" if args.spec_tokens else "")
+          + (f"; speculating {args.spec_tokens} tokens a step with "
+             + {"": "its MTP modules", "mtp": "its MTP modules", "eagle": "an EAGLE head",
+                "eagle3": "an EAGLE-3 head"}[args.spec_method] if args.spec_tokens else "")
           + "; cost: the GPUs' on-demand bill over the tokens served")
     if not options:
         print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")

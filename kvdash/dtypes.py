@@ -64,6 +64,7 @@ DTYPES: dict[str, DType] = {
     "fp32": DType("fp32", 32),
     "fp16": DType("fp16", 16),
     "bf16": DType("bf16", 16),
+    "int64": DType("int64", 64, kv=False, note="an index buffer: EAGLE-3's draft-to-target token map"),
     "fp8": DType("fp8", 8, note="e4m3/e5m2; per-tensor scales are a few bytes and not counted"),
     "int8": DType("int8", 8, scale_bytes=2, note="symmetric, one fp16 scale per group"),
     "int4": DType("int4", 4, scale_bytes=2, note="packed two per byte, one fp16 scale per group"),

@@ -53,15 +53,24 @@ FLAGS = {
 }
 
 
-# Speculative decoding with the model's MTP modules, k drafted tokens a step, as each engine takes it: vLLM's
-# --speculative-config (method "mtp"), SGLang's EAGLE worker over the NextN weights (server_args.py), TensorRT-LLM
-# in its YAML (a note)
-SPECULATIVE = {
-    "vllm": lambda k: [("--speculative-config", json.dumps({"method": "mtp", "num_speculative_tokens": k}))],
-    "sglang": lambda k: [("--speculative-algorithm", "EAGLE"), ("--speculative-num-steps", str(k)),
-                         ("--speculative-eagle-topk", "1"), ("--speculative-num-draft-tokens", str(k + 1))],
-    "trtllm": lambda k: [],
-}
+# Speculative decoding, k drafted tokens a step, as each engine takes it: vLLM's --speculative-config (method "mtp",
+# "eagle" or "eagle3", an EAGLE head's repository as "model"; docs features/speculative_decoding), SGLang's EAGLE
+# worker over the NextN weights or an EAGLE head (--speculative-algorithm EAGLE / EAGLE3 with
+# --speculative-draft-model-path; server_args.py), one draft token per step (top-k 1, a chain), TensorRT-LLM in its
+# YAML (a note)
+HEAD = "<eagle-head-repo>"  # the EAGLE head's repository: the user's to name
+
+
+def _speculative(engine: str, method: str, k: int) -> list[tuple[str, ...]]:
+    if engine == "vllm":
+        config = {"method": method, **({"model": HEAD} if method != "mtp" else {}), "num_speculative_tokens": k}
+        return [("--speculative-config", json.dumps(config))]
+    if engine == "sglang":
+        head = [("--speculative-draft-model-path", HEAD)] if method != "mtp" else []
+        return [("--speculative-algorithm", "EAGLE3" if method == "eagle3" else "EAGLE"), *head,
+                ("--speculative-num-steps", str(k)), ("--speculative-eagle-topk", "1"),
+                ("--speculative-num-draft-tokens", str(k + 1))]
+    return []
 
 
 @dataclass(frozen=True)
@@ -124,10 +133,16 @@ def launch(model: ModelSpec, s: Scenario, engine: str, model_id: str, *, utiliza
         notes.append("in the YAML file given to --extra_llm_api_options: kv_cache_config: {"
                      + ", ".join(f"{k}: {v}" for k, v in yaml.items()) + "}")
     if s.spec_tokens:
-        flags += SPECULATIVE[engine](s.spec_tokens)
-        if engine == "trtllm":
+        method = s.spec_method or "mtp"
+        flags += _speculative(engine, method, s.spec_tokens)
+        if engine == "trtllm" and method == "mtp":
             notes.append("in the same YAML file: speculative_config: {decoding_type: MTP, num_nextn_predict_layers: "
                          f"{s.spec_tokens}}}")
+        elif engine == "trtllm":
+            notes.append(f"an {method.upper()} head goes in the same YAML file's speculative_config (kvdash has not "
+                         "read TensorRT-LLM's keys for it: see its speculative-decoding docs)")
+        if method != "mtp":
+            notes.append(f"{HEAD}: the {method.upper()} head's repository, trained for this model")
     return Launch(tuple(env), (*f.command, model_id), tuple(flags), tuple(notes))
 
 

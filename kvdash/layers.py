@@ -36,7 +36,8 @@ class Tensor:
     """One weight tensor of a layer (llm.c-style table row): [rows, cols] with cols the input features
     (a vector has cols = 1), how tensor parallelism shards it, and its role, which decides its dtype:
     "linear" matrices take the weights' format, "expert" matrices the experts' format, "vector"
-    (norms, biases, convolutions, gates) and "embed" stay in 16-bit."""
+    (norms, biases, convolutions, gates), "embed" and "draft" (a speculative head's matrices) stay in 16-bit,
+    "index" is an int64 buffer."""
 
     name: str
     rows: int
@@ -59,7 +60,7 @@ class Tensor:
 
     @property
     def matrix(self) -> bool:
-        return self.role in ("linear", "expert")
+        return self.role in ("linear", "expert", "draft")
 
 
 # ---- token slots held, for ints or numpy arrays --------------------------------------------------
@@ -221,6 +222,11 @@ class LayerSpec:
         the old and the new copy of one of them at once."""
         return 0
 
+    def eagle_head(self) -> LayerSpec | None:
+        """The attention of an EAGLE head built on this layer's widths (a plain Llama layer's), or None where
+        published heads are not shaped like it (kvdash.speculative)."""
+        return None
+
     def cache_spec(self, rt=None) -> LayerSpec:
         """The layer whose cache runtime `rt` actually keeps (itself, unless the runtime stores another form)."""
         return self
@@ -334,6 +340,11 @@ class FullAttention(_EveryToken):
     def kv_heads(self, tp: int) -> int:
         """K/V heads each GPU holds: split when possible, one replicated head otherwise."""
         return max(1, self.n_kv_heads // tp)
+
+    def eagle_head(self):
+        if type(self) is not FullAttention or self.kv_shared or self.v_from_k or self.gated_q:
+            return None  # windows, chunks, sparse or cross attention, shared or gated heads: heads of their own
+        return replace(self, qkv_bias=False, o_bias=False, qk_norm=False, qk_norm_full=False)
 
     def bytes_per_token(self, kv, tp=1):
         if self.kv_shared:

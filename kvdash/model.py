@@ -50,6 +50,7 @@ LIMITS = {
     "learned_pos_embeddings": 1 << 34,
     "norms_per_layer": 16,
     "extra_params": 1 << 50,
+    "draft_vocab": 100_000_000,
 }
 
 
@@ -85,6 +86,8 @@ class ModelSpec:
     extra_params: int = 0  # parameters outside this schema, stated by the importer
     mtp_layers: int = 0  # multi-token-prediction modules the checkpoint ships (loaded only for speculative decoding)
     mtp_included: bool = False  # this spec already has them as layers (kvdash.speculative.with_mtp)
+    draft_head: str = ""  # "eagle" / "eagle3": the last layer is a speculative head's (kvdash.speculative.with_eagle)
+    draft_vocab: int = 0  # an EAGLE-3 head's draft vocabulary (its LM head's rows)
     encoder_params: int = 0  # a vision tower / audio encoder and its projector: weights, no cache
     default_dtype: str = "bf16"
     weights_format: str = ""  # how the checkpoint stores its matrices (quantization_config); "" = 16-bit
@@ -197,6 +200,8 @@ def _validate(m: ModelSpec) -> None:
             _check_int(f.name, v, 1 if f.name in _POSITIVE else 0)
         elif f.type == "bool" and type(v) is not bool:
             raise KvdashError(f"{f.name} must be true or false, not {v!r}")
+    if m.draft_head not in ("", "eagle", "eagle3"):
+        raise KvdashError(f"draft_head must be '', 'eagle' or 'eagle3', not {m.draft_head!r}")
     if m.norm not in ("rms", "layer"):
         raise KvdashError(f"norm must be 'rms' or 'layer', not {m.norm!r}")
     if not isinstance(m.layer_specs, tuple) or not 1 <= len(m.layer_specs) <= LIMITS["n_layers"]:

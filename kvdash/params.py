@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kvdash.layers import Tensor
+from kvdash.speculative import head_layer_tensors, head_tensors
 from kvdash.units import cdiv
 
 if TYPE_CHECKING:  # a ModelSpec counts its own parameters with this module
@@ -89,6 +90,8 @@ def layer_tensors(m: ModelSpec, i: int, active_only: bool = False, ep: int = 1) 
     ffn = list(ffn_tensors(m, m.moe_mask[i], active_only, ep, inter)) if m.mlp_mask[i] else []
     count = m.layer_norms[i] if m.layer_norms else m.norms_per_layer
     norms = [row for k in range(count) for row in _norms(m, f"norm{k + 1}")]
+    if m.draft_head and i == m.n_layers - 1:  # a speculative head's layer (kvdash.speculative)
+        return head_layer_tensors(m, (*mixer, *ffn, *norms))
     return (*mixer, *ffn, *norms)
 
 
@@ -100,6 +103,8 @@ def embedding_tensors(m: ModelSpec) -> dict[str, tuple[tuple[Tensor, int], ...]]
         first.append((Tensor("embed_positions", m.learned_pos_embeddings, h, role="embed"), 1))
     if m.extra_params:
         first.append((Tensor("other (stated by the config reader)", m.extra_params, role="vector"), 1))
+    if m.draft_head:
+        first += head_tensors(m)
     last = [(Tensor("lm_head", m.vocab_size, h, "rows", role="embed"), 1)]
     return {"first": tuple(first), "head": tuple(last),
             "final_norm": tuple(_norms(m, "final_norm")) if m.final_norm else ()}

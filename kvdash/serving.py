@@ -33,7 +33,7 @@ from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
 from kvdash.serving_runs import GPU as FITTED_GPU
-from kvdash.speculative import accepted_tokens, drafted, mtp_module
+from kvdash.speculative import accepted_tokens, draft_module, drafted
 from kvdash.startup import Startup, engine_startup
 from kvdash.step import Step, StepCosts, refuse_pipeline, step_time
 
@@ -436,9 +436,10 @@ def decode_step(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, dec
 
 
 def drafting_s(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, decodes: float, ctx: float) -> float:
-    """Seconds a step spends drafting: k passes of an MTP module (its layer and the shared LM head) over the
-    decoding requests, inside the engine's step (no per-step host time of their own); 0 without speculation."""
+    """Seconds a step spends drafting: k passes of the drafter (an MTP module and the shared LM head, or the EAGLE
+    head's layer and LM head) over the decoding requests, inside the engine's step (no per-step host time of
+    their own); 0 without speculation."""
     if not s.spec_tokens or not decodes:
         return 0.0
-    one = step_time(mtp_module(m), s, gpu, replace(profile, step_overhead_s=0.0), decodes, ctx)
+    one = step_time(draft_module(m, s), s, gpu, replace(profile, step_overhead_s=0.0), decodes, ctx)
     return s.spec_tokens * one.seconds

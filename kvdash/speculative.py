@@ -1,4 +1,5 @@
-"""Speculative decoding with a model's own multi-token-prediction (MTP) modules (issue #22, item 4).
+"""Speculative decoding with a model's own multi-token-prediction (MTP) modules or an EAGLE head (issue #22,
+item 4).
 
 A drafter proposes k tokens; the target verifies them in one step, and on average `accepted` tokens come out of
 a step (its own included: 1 <= accepted <= k + 1). DeepSeek-V3, GLM-4.5, Qwen3-Next, MiMo and MiniMax-M3 ship
@@ -14,22 +15,42 @@ MTP modules (num_nextn_predict_layers, mtp_num_hidden_layers, num_mtp_modules). 
   k passes of a module (one layer and the LM head for the running requests; k beyond the modules reuses them
   in turn). eh_proj's matrix product (2 hidden^2 per token, one module layer's few percent) is not timed.
 
-Draft models and EAGLE heads are not modelled yet: kvdash refuses them rather than guess.
+EAGLE heads (`spec_method` "eagle" or "eagle3"), as vLLM builds them (model_executor/models/llama_eagle.py,
+llama_eagle3.py; v1/spec_decode; read 2026-12): one decoder layer shaped like the target's (the published heads
+for Llama and Qwen dense models copy its widths), in the checkpoint's 16 bits whatever the target's format, whose
+attention is one more layer in the same KV pool; EAGLE-1 drops the layer's input norm and adds fc (2 hidden ->
+hidden, no bias); EAGLE-3 widens q/k/v's input to 2 hidden, adds a hidden_norm, fc (3 hidden -> hidden), a final
+norm, its own LM head over a draft vocabulary (default 32,000: SafeAILab/EAGLE's EAGLE-3 training config for
+Llama-3.1-8B) and the draft-to-target map d2t (int64, one per draft token). Both share the target's embedding,
+EAGLE-1 its LM head too. Heads for mixture-of-experts, windowed, latent or hybrid targets have widths of their
+own, so kvdash refuses them rather than guess. A draft pass runs the head's layer and its LM head; fc's matrix
+product is not timed (as for MTP's eh_proj). Draft models are not modelled yet: refused.
 
-The acceptance is an input. Its one default, for k = 1: 1.85 tokens a step, the low end of DeepSeek-V3's
-technical report ("the acceptance rate of the second token prediction ranges between 85% and 90%",
-arXiv 2412.19437). Any other k needs the user's number.
+The acceptance is an input, with a default only where a source measured it at that k:
+- MTP, k = 1: 1.85 tokens a step, the low end of DeepSeek-V3's technical report ("the acceptance rate of the
+  second token prediction ranges between 85% and 90%", arXiv 2412.19437);
+- EAGLE-1, k = 2 and 4: 1.89 and 2.08 (vLLM PR #16035, Llama-3-8B-Instruct's head, MT-Bench);
+- EAGLE-3, k = 7: 3.53 (vLLM issue #26191, Llama-3.1-8B-Instruct's head, MT-Bench, temperature 0; the issue
+  reports newer releases lower).
+Any other k needs the user's number.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from kvdash.errors import KvdashError
-from kvdash.model import ModelSpec
+from kvdash.layers import Tensor
 
-DEFAULT_ACCEPTED = {1: 1.85}  # k -> tokens a step, with its source in the module docstring
+if TYPE_CHECKING:  # kvdash.model imports kvdash.params, which imports this module
+    from kvdash.model import ModelSpec
+
+METHODS = ("mtp", "eagle", "eagle3")
+# (method, k) -> tokens a step, each with its source in the module docstring
+DEFAULT_ACCEPTED = {("mtp", 1): 1.85, ("eagle", 2): 1.89, ("eagle", 4): 2.08, ("eagle3", 7): 3.53}
+DRAFT_VOCAB = 32_000  # an EAGLE-3 head's draft vocabulary when none is stated (module docstring)
 PER_LAYER = ("layer_specs", "moe_layers", "mlp_layers", "intermediate_sizes", "layer_norms")  # () : uniform
 
 
@@ -54,14 +75,21 @@ def mtp_module(m: ModelSpec) -> ModelSpec:
     return replace(m, **_layers(m, (m.n_layers - 1,)), mtp_layers=0, mtp_included=False)
 
 
+def method(s) -> str:
+    """The scenario's drafter: its spec_method, else the model's own MTP modules."""
+    return s.spec_method or "mtp"
+
+
 def check(m: ModelSpec, s) -> None:
-    """Refuse speculation kvdash does not model: a model without MTP modules, a runtime that is not a serving
-    engine, a pipeline."""
+    """Refuse speculation kvdash does not model: MTP for a model without MTP modules, an EAGLE head for a target
+    whose head has widths of its own, a runtime that is not a serving engine, a pipeline."""
     if not s.spec_tokens:
         return
-    if not (m.mtp_layers or m.mtp_included):
-        raise KvdashError(f"{m.name} ships no multi-token-prediction modules; speculative decoding with a draft "
-                          "model or an EAGLE head is not modelled yet")
+    if method(s) == "mtp" and not (m.mtp_layers or m.mtp_included):
+        raise KvdashError(f"{m.name} ships no multi-token-prediction modules: speculate with an EAGLE head "
+                          "(spec_method eagle or eagle3); draft models are not modelled yet")
+    if method(s) != "mtp" and not m.draft_head:
+        eagle_target(m)
     if not s.engine:
         raise KvdashError(f"speculative decoding is a serving engine's (vllm, sglang, trtllm), not the {s.runtime} "
                           "runtime's")
@@ -71,16 +99,100 @@ def check(m: ModelSpec, s) -> None:
 
 
 def drafted(m: ModelSpec, s) -> ModelSpec:
-    """The model whose memory the scenario holds: with its MTP modules when it speculates."""
+    """The model whose memory the scenario holds: with its MTP modules or EAGLE head when it speculates."""
     check(m, s)
-    return with_mtp(m) if s.spec_tokens else m
+    if not s.spec_tokens:
+        return m
+    if method(s) == "mtp":
+        return with_mtp(m)
+    return with_eagle(m, method(s), s.spec_draft_vocab or DRAFT_VOCAB)
+
+
+def draft_module(m: ModelSpec, s) -> ModelSpec:
+    """The drafter as a model of its own, to time a draft pass: an MTP module, or the EAGLE head's layer with
+    its LM head (EAGLE-3's over the draft vocabulary)."""
+    if method(s) == "mtp":
+        return mtp_module(m)
+    head = drafted(m, s)
+    return _one_layer(head, head.draft_vocab or head.vocab_size)
+
+
+@lru_cache(maxsize=64)
+def _one_layer(m: ModelSpec, vocab: int) -> ModelSpec:
+    return replace(m, **_layers(m, (m.n_layers - 1,)), vocab_size=vocab, mtp_layers=0, mtp_included=False)
+
+
+def drafters(m: ModelSpec) -> tuple[str, ...]:
+    """The drafters kvdash models for `m`: its MTP modules where it ships them, EAGLE heads where they are shaped
+    like its layers."""
+    out = ("mtp",) if m.mtp_layers else ()
+    try:
+        eagle_target(m)
+    except KvdashError:
+        return out
+    return (*out, "eagle3", "eagle")
+
+
+def eagle_target(m: ModelSpec) -> None:
+    """Refuse a target whose EAGLE heads are not shaped like its layers: kvdash builds the head from the target's
+    widths, which the published heads of dense, full-attention models copy."""
+    if m.n_experts or m.intermediate_sizes or not m.intermediate_size or not m.gated_mlp or m.mlp_bias or \
+            len(set(m.layers)) > 1 or m.layers[-1].eagle_head() is None or m.norm != "rms" or m.mtp_included:
+        raise KvdashError(f"{m.name}'s EAGLE heads have widths of their own (kvdash models heads shaped like a "
+                          "dense, full-attention target's layer); draft models are not modelled yet")
+
+
+@lru_cache(maxsize=64)
+def with_eagle(m: ModelSpec, version: str, draft_vocab: int) -> ModelSpec:
+    """The target with an EAGLE head as one more layer: a Llama layer of the target's widths (no biases, no q/k
+    norms, two norms), its tensors by kvdash.params through head_layer_tensors and head_tensors."""
+    if m.draft_head:  # already with its head
+        return m
+    eagle_target(m)
+    n = m.n_layers
+    fields = _layers(m, (*range(n), n - 1))
+    fields["layer_specs"] = (*m.layer_specs, m.layers[-1].eagle_head())
+    fields["layer_norms"] = (*(m.layer_norms or (m.norms_per_layer,) * n), 2)
+    return replace(m, **fields, draft_head=version, draft_vocab=draft_vocab if version == "eagle3" else 0)
+
+
+def head_layer_tensors(m: ModelSpec, rows) -> tuple:
+    """The EAGLE head's layer from a target layer's tensors: its matrices in 16 bits ("draft"); EAGLE-1 without
+    the input norm, EAGLE-3 with q/k/v reading 2 hidden (the embedding and the target's hidden state) and a
+    hidden_norm; and the head's fc."""
+    h, out = m.hidden_size, []
+    for t, n in rows:
+        if t.name.startswith("norm1.") and m.draft_head == "eagle":
+            continue  # vLLM replaces layer 0's input_layernorm with an identity
+        if t.matrix:
+            wide = m.draft_head == "eagle3" and t.name in ("q_proj", "k_proj", "v_proj")
+            t = replace(t, role="draft", cols=2 * h if wide else t.cols)
+        out.append((t, n))
+    if m.draft_head == "eagle3":
+        out += [(replace(t, name=t.name.replace("norm1.", "hidden_norm.")), n) for t, n in rows
+                if t.name.startswith("norm1.")]
+    # fc (no bias), with the layer so that a draft pass times it: EAGLE-1 joins the embedding and the hidden state
+    # on every pass; EAGLE-3 the target's three hidden states on the first (timed on every pass: slower)
+    wide = 2 if m.draft_head == "eagle" else 3
+    return (*out, (Tensor("fc", h, wide * h, role="draft"), 1))
+
+
+def head_tensors(m: ModelSpec) -> list:
+    """The EAGLE head's tensors outside its layer: EAGLE-3's final norm, LM head and d2t."""
+    h = m.hidden_size
+    if m.draft_head == "eagle":
+        return []
+    return [(Tensor("eagle3.norm.weight", h, role="vector"), 1),
+            (Tensor("eagle3.lm_head", m.draft_vocab, h, "rows", role="embed"), 1),
+            (Tensor("eagle3.d2t", m.draft_vocab, role="index"), 1)]
 
 
 def accepted_tokens(s) -> float:
-    """Tokens a speculative step yields on average: the scenario's, else the sourced default for its k."""
+    """Tokens a speculative step yields on average: the scenario's, else the sourced default for its drafter
+    and k."""
     if s.spec_accepted:
         return s.spec_accepted
-    if s.spec_tokens in DEFAULT_ACCEPTED:
-        return DEFAULT_ACCEPTED[s.spec_tokens]
-    raise KvdashError(f"kvdash has no sourced acceptance for {s.spec_tokens} draft tokens: state the tokens a step "
-                      f"yields (1 to {s.spec_tokens + 1})")
+    if (method(s), s.spec_tokens) in DEFAULT_ACCEPTED:
+        return DEFAULT_ACCEPTED[method(s), s.spec_tokens]
+    raise KvdashError(f"kvdash has no sourced acceptance for {method(s)} with {s.spec_tokens} draft tokens: state "
+                      f"the tokens a step yields (1 to {s.spec_tokens + 1})")

@@ -261,10 +261,9 @@ def layer_ops(m: ModelSpec, tp: int, ep: int, weights_dtype: str, experts_dtype:
             block = t.name.split(".")[0] if "." in t.name else "mixer"
             rows, cols = t.shard(tp)
             key = (block, cols, t.split) if t.split == "rows" else (t.name,)
-            g = fused.setdefault(key, [0, cols, 0])
+            g = fused.setdefault(key, [0, cols, 0, fmt[t.role].name])  # a speculative head's: 16-bit
             g[0], g[2] = g[0] + n * rows, g[2] + n * tensor_bytes(t, tp, fmt)
-        out.append(LayerOps(tuple((r, c, b, fmt["linear"].name) for r, c, b in fused.values()), experts, numel,
-                            nbytes))
+        out.append(LayerOps(tuple((r, c, b, f) for r, c, b, f in fused.values()), experts, numel, nbytes))
     return tuple(out)
 
 

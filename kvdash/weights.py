@@ -17,12 +17,20 @@ from kvdash.params import embedding_tensors, layer_tensors
 def formats(weights_dtype: str, experts_dtype: str = "") -> dict[str, DType]:
     w = get_dtype(weights_dtype)
     hp = high_precision(w)
-    return {"linear": w, "expert": get_dtype(experts_dtype or weights_dtype), "vector": hp, "embed": hp}
+    # "draft": a speculative head's matrices, which keep the checkpoint's 16 bits beside a quantized target;
+    # "index": an integer buffer (EAGLE-3's d2t)
+    return {"linear": w, "expert": get_dtype(experts_dtype or weights_dtype), "vector": hp, "embed": hp, "draft": hp,
+            "index": get_dtype("int64")}
+
+
+def tensor_format(t, fmt: dict[str, DType]) -> DType:
+    """A tensor's storage format: its role's for matrices and index buffers, else the 16-bit vectors'."""
+    return fmt[t.role] if t.matrix or t.role == "index" else fmt["vector"]
 
 
 def tensor_bytes(t, tp: int, fmt: dict[str, DType]) -> int:
     r, c = t.shard(tp)
-    return fmt[t.role].matrix_bytes(r, c) if t.matrix else fmt["vector"].nbytes(r * c, 1)
+    return tensor_format(t, fmt).matrix_bytes(r, c) if t.matrix else tensor_format(t, fmt).nbytes(r * c, 1)
 
 
 def table_bytes(rows, tp: int, fmt: dict[str, DType]) -> int:
@@ -53,14 +61,15 @@ def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts
             r, c = t.shard(tp)
             rows[key] = {"group": group, "tensor": t.name, "shape": [t.rows, t.cols] if t.cols > 1 else [t.rows],
                          "shard": [r, c] if t.cols > 1 else [r], "count": 0, "role": t.role,
-                         "format": fmt[t.role].name if t.matrix else fmt["vector"].name,
+                         "format": tensor_format(t, fmt).name,
                          "bytes_each": tensor_bytes(t, tp, fmt)}
         rows[key]["count"] += n
 
     for i, spec in enumerate(m.layers):
         ffn = "MoE" if m.moe_mask[i] else "MLP" if m.mlp_mask[i] else "no MLP"
+        head = m.draft_head and i == m.n_layers - 1
         for t, n in layer_tensors(m, i, ep=ep):
-            add(f"{spec.short} layers ({ffn})", t, n)
+            add(f"{m.draft_head.upper()} head layer" if head else f"{spec.short} layers ({ffn})", t, n)
     table = embedding_tensors(m)
     for part in ("first", "final_norm", *(() if m.tie_word_embeddings else ("head",))):
         for t, n in table[part]:

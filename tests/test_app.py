@@ -608,7 +608,12 @@ def test_speculating_with_mtp_modules_reaches_every_page():
     assert not speed.exception
     terms = next(d.value for d in speed.dataframe if "term" in d.value.columns)
     assert "drafting" in list(terms["term"])
-    assert "spec" not in [w.key for w in run_app().select_slider]  # Llama-3.1-8B ships none: not offered
+    # Llama-3.1-8B ships no MTP modules but takes an EAGLE head (kvdash.speculative); a windowed model neither
+    eagle = run_app(model="llama-3.1-8b", runtime="vLLM", spec=7, spec_by="an EAGLE-3 head")
+    assert not eagle.exception and not eagle.error
+    assert "+ 424,721,664 of an EAGLE-3 head (16-bit)" in eagle.caption[0].value  # 424,689,664 and d2t's 32,000
+    assert [s.value for s in eagle.selectbox if s.key == "spec_by"] == ["an EAGLE-3 head"]
+    assert "spec" not in [w.key for w in run_app(model="mistral-7b-v0.1", runtime="vLLM").select_slider]
 
 
 def test_serving_capacity_leaves_sglangs_running_requests_to_sglang():

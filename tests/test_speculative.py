@@ -1,5 +1,6 @@
-"""Speculative decoding with a model's multi-token-prediction modules (issue #22, item 4): what the engine holds
-(by hand from DeepSeek-V3's config), what a speculative step does, and the refusals."""
+"""Speculative decoding with a model's multi-token-prediction modules or an EAGLE head (issue #22, item 4): what the
+engine holds (by hand from DeepSeek-V3's config and Llama-3.1-8B's), what a speculative step does, and the
+refusals."""
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_speculation_kvdash_does_not_model_is_refused():
         breakdown(preset_model("llama-3.1-8b"), Scenario(runtime="vllm", spec_tokens=1))
     with pytest.raises(KvdashError, match="serving engine"):
         breakdown(V3, Scenario(tp=8, runtime="static", spec_tokens=1))  # a static batch does not speculate
-    with pytest.raises(KvdashError, match="no sourced acceptance for 3"):
+    with pytest.raises(KvdashError, match="no sourced acceptance for mtp with 3 draft tokens"):
         serving(V3, Scenario(tp=8, runtime="vllm", weights_dtype="fp8-block", spec_tokens=3), H200, 4, 1024, 128)
     with pytest.raises(KvdashError, match="yields 1 to 2 tokens"):
         Scenario(spec_tokens=1, spec_accepted=2.5)
@@ -116,3 +117,80 @@ def test_the_largest_batch_and_the_sweeps_count_the_module_too():
     grid = total_grid(V3, s, np.array([4]), np.array([32768]), H200)
     b = breakdown(V3, s.with_(batch=4), H200)
     assert int(grid[0, 0]) == b.total - b["engine_reserve"]
+
+
+L8 = preset_model("llama-3.1-8b")
+H100 = get_gpu("nvidia-h100-sxm5")
+
+
+def eagle(method, k=7, **kw):
+    return Scenario(runtime="vllm", prompt_tokens=1024, new_tokens=256, spec_tokens=k, spec_method=method, **kw)
+
+
+def test_eagle_heads_for_llama_3_1_8b_by_hand():
+    """Llama-3.1-8B (hidden 4,096; 32 heads, 8 KV heads of 128; MLP 14,336). An EAGLE-1 head (vLLM's llama_eagle.py)
+    is one Llama layer without its input norm: q/k/v 4,096 x 6,144 = 25,165,824, o 16,777,216, gate/up/down
+    3 x 14,336 x 4,096 = 176,160,768, one norm 4,096, and fc 2 x 4,096 x 4,096 = 33,554,432: 251,662,336. An
+    EAGLE-3 head (llama_eagle3.py) widens q/k/v's input to 8,192 (50,331,648), keeps both norms and adds
+    hidden_norm (3 x 4,096) and a final norm (4,096), fc 3 x 4,096 x 4,096 = 50,331,648 and its own LM head of
+    32,000 x 4,096 = 131,072,000: 424,689,664, and d2t, 32,000 int64 entries (256,000 B). Both stay 16-bit beside
+    an fp8 target; each is one more attention layer in the pool: 8 x 128 x 2 x 2 B = 4,096 B a token."""
+    eagle1 = 25_165_824 + 16_777_216 + 176_160_768 + 4_096 + 33_554_432
+    eagle3 = 50_331_648 + 16_777_216 + 176_160_768 + 3 * 4_096 + 4_096 + 50_331_648 + 131_072_000
+    assert (eagle1, eagle3) == (251_662_336, 424_689_664)
+    for method, params, extra_bytes in (("eagle", eagle1, 0), ("eagle3", eagle3, 256_000)):
+        for weights in ("bf16", "fp8"):
+            s = eagle(method, weights_dtype=weights)
+            plain, spec = breakdown(L8, s.with_(spec_tokens=0, spec_method=""), H100), breakdown(L8, s, H100)
+            assert spec["weights"] - plain["weights"] == 2 * params + extra_bytes
+            assert spec.kv_bytes_per_token - plain.kv_bytes_per_token == 4_096
+    # under tensor parallelism the head's layer and EAGLE-3's LM head split, fc, the norms and d2t do not
+    s = eagle("eagle3", tp=2)
+    plain, spec = breakdown(L8, s.with_(spec_tokens=0, spec_method=""), H100), breakdown(L8, s, H100)
+    layer = (50_331_648 + 16_777_216 + 176_160_768) // 2 + 3 * 4_096
+    assert spec["weights"] - plain["weights"] == 2 * (layer + 4_096 + 50_331_648 + 131_072_000 // 2) + 256_000
+
+
+def test_an_eagle_step_drafts_with_the_head_and_yields_the_stated_tokens():
+    """At one request TPOT = (verify + k draft passes of the head) / the tokens a step yields; EAGLE-3's default at
+    k = 7 is 3.53 (vLLM issue #26191); EAGLE's at k = 2 is 1.89 (vLLM PR #16035)."""
+    for method, k, tau in (("eagle3", 7, 3.53), ("eagle", 2, 1.89)):
+        r = serving(L8, eagle(method, k), H100, 1, 1024, 256)
+        assert r.accepted == tau and r.draft_s > 0
+        assert r.step.seconds + r.draft_s == pytest.approx(r.tpot_s * tau, rel=0.01)  # the mixed steps differ a bit
+    # EAGLE-3's pass reads its own 32,000-row LM head, EAGLE-1's the target's 128,256 rows: a slower draft
+    assert serving(L8, eagle("eagle", 2), H100, 1, 1024, 256).draft_s / 2 > \
+        serving(L8, eagle("eagle3", 2, spec_accepted=2.0), H100, 1, 1024, 256).draft_s / 2
+
+
+def test_eagle_heads_kvdash_does_not_shape_are_refused():
+    for name in ("qwen3-30b-a3b", "mistral-7b-v0.1", "gemma-3-27b", "deepseek-v3"):  # MoE, windows, latent
+        with pytest.raises(KvdashError, match="EAGLE heads have widths of their own"):
+            breakdown(preset_model(name), eagle("eagle3"))
+    with pytest.raises(KvdashError, match="no sourced acceptance for eagle3 with 3 draft tokens"):
+        serving(L8, eagle("eagle3", 3), H100, 4, 1024, 256)
+    with pytest.raises(KvdashError, match="draft vocabulary is an EAGLE-3 head's"):
+        eagle("eagle", spec_draft_vocab=1000)
+
+
+def test_eagle_launch_flags_and_cli(capsys):
+    import json
+
+    from kvdash.cli import main
+    from kvdash.launch import launch
+
+    def flags(engine, method, k):
+        return dict(launch(L8, eagle(method, k), engine, "meta-llama/Llama-3.1-8B-Instruct", utilization=0.9,
+                           max_model_len=2048, block_size=16, max_num_batched_tokens=8192, max_num_seqs=0).flags)
+    assert json.loads(flags("vllm", "eagle3", 7)["--speculative-config"]) == {
+        "method": "eagle3", "model": "<eagle-head-repo>", "num_speculative_tokens": 7}
+    sg = flags("sglang", "eagle3", 3)
+    assert sg["--speculative-algorithm"] == "EAGLE3" and sg["--speculative-draft-model-path"] == "<eagle-head-repo>"
+    assert (sg["--speculative-num-steps"], sg["--speculative-eagle-topk"], sg["--speculative-num-draft-tokens"]) == \
+        ("3", "1", "4")
+    assert main(["size", "--preset", "llama-3.1-8b", "--runtime", "vllm", "--spec-tokens", "7", "--spec-method",
+                 "eagle3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    assert main(["size", "--preset", "qwen3-30b-a3b", "--runtime", "vllm", "--spec-tokens", "7", "--spec-method",
+                 "eagle3"]) == 2
+    assert "widths of their own" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from kvdash.hub import load_checkpoint
 from kvdash.model import MLA, SLIDING, ModelSpec, attention_shape, decoder
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
+from kvdash.speculative import drafters
 from ui.dimensions import PRECISE, dimension, precise_toggle
 from ui.links import (
     ATTENTION_CHOICES,
@@ -29,6 +30,7 @@ from ui.links import (
     RUNTIME_CHOICES,
     SOURCES,
     SPEC_ACCEPTED,
+    SPEC_DRAFTERS,
     SPEC_TOKENS,
     STEP_TOKENS,
     UNITS,
@@ -311,17 +313,23 @@ def render_sidebar() -> None:
                 "Tokens per engine step", STEP_TOKENS, key="step_tokens", bind=Q,
                 help=f"{engine_facts(runtime).budget_name}: the most tokens one step processes (prompt chunks and "
                      "decodes together); the engine's default depends on the GPU")
-        spec, accepted = 0, 0.0
-        if runtime in ENGINES and model is not None and model.mtp_layers:
+        spec, accepted, method = 0, 0.0, ""
+        offered = drafters(model) if runtime in ENGINES and model is not None else ()
+        if offered:
             spec = st.select_slider(
-                "Speculative tokens (its MTP modules)", SPEC_TOKENS, key="spec", bind=Q,
-                help=f"tokens drafted a step with the model's {model.mtp_layers} multi-token-prediction module(s); "
-                     "their weights and cache are then counted, and the Speed and Plan pages time the steps")
+                "Speculative tokens", SPEC_TOKENS, key="spec", bind=Q,
+                help="tokens drafted a step; the drafter's weights and cache are then counted, and the Speed and Plan "
+                     "pages time the steps")
             if spec:
+                labels = [k for k, v in SPEC_DRAFTERS.items() if v in offered]
+                method = SPEC_DRAFTERS[st.selectbox(
+                    "Drafted by", labels, key="spec_by", bind=Q,
+                    help="the model's multi-token-prediction modules, or an EAGLE head shaped like its layers "
+                         "(16-bit, one layer, in the same KV pool)")]
                 accepted = st.select_slider(
                     "Tokens a step yields (0: kvdash's default)", SPEC_ACCEPTED, key="spec_acc", bind=Q,
-                    help="on average, the target's own token included (1 to drafted + 1); the default, for 1 drafted "
-                         "token only: 1.85, the low end of DeepSeek-V3's reported 85-90 % acceptance")
+                    help="on average, the target's own token included (1 to drafted + 1); defaults only where a "
+                         "source measured one: MTP 1.85 at 1 token, EAGLE 1.89 / 2.08 at 2 / 4, EAGLE-3 3.53 at 7")
         if model is not None and model.n_experts:
             ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
                           help="sharded: every expert split tp ways; whole: each GPU holds E / tp whole experts, "
@@ -360,7 +368,7 @@ def render_sidebar() -> None:
             **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
             shared_prefix_tokens=int(prefix), expert_parallel=bool(ep), runtime=runtime,
             max_num_batched_tokens=0 if step_tokens == STEP_TOKENS[0] else int(step_tokens),
-            spec_tokens=int(spec), spec_accepted=float(accepted))
+            spec_tokens=int(spec), spec_accepted=float(accepted), spec_method=method)
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None
