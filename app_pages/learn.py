@@ -142,13 +142,12 @@ def selected_model() -> None:
         return
     kv = get_dtype(scenario.kv_dtype)
     B, T, S, bs = scenario.batch, scenario.prompt_tokens, scenario.shared_prefix_tokens, scenario.block_size
-    counts = dict(b.stage.groups)
     steps = [f"<li>Layers: {model.n_layers} ({', '.join(f'{n} {short}' for short, n in b.stage.counts.items())})"
              "</li>"]
     for spec, bpt in b.stage.caches:  # each kind holds its own tokens: every token, a window, a chunk
-        held = spec.held(B, T, S, bs)
-        steps.append(f"<li>{counts[spec]} {spec.short} layers: {held:,} token slots ({spec.held_rule(bs)}) × "
-                     f"{bpt:,} B per token ({counts[spec]} × {spec.describe(kv, scenario.tp)}) = "
+        held, n = spec.held(B, T, S, bs), bpt // spec.bytes_per_token(kv, scenario.tp)
+        steps.append(f"<li>{n} {spec.short} layers: {held:,} token slots ({spec.held_rule(bs)}) × "
+                     f"{bpt:,} B per token ({n} × {spec.describe(kv, scenario.tp)}) = "
                      f"<b>{held * bpt:,} B</b></li>")
     if b.state_bytes_per_seq:
         steps.append(f"<li>Fixed per sequence (recurrent state, cross-attention): {B:,} × "

@@ -75,7 +75,7 @@ try:  # the drafter's parameters (a refused drafter is said below, by the breakd
 except KvdashError:
     extra = 0
 label = {"mtp": f"its {model.mtp_layers} MTP module(s)", "eagle": "an EAGLE head (16-bit)",
-         "eagle3": "an EAGLE-3 head (16-bit)"}[method(scenario)]
+         "eagle3": "an EAGLE-3 head (16-bit)", "draft": f"the draft model {scenario.spec_draft}"}[method(scenario)]
 drafter = f" + {extra:,} of {label}, loaded to speculate {scenario.spec_tokens} token(s) a step" if extra else ""
 st.caption(f"{model.params:,} parameters{drafter} ({model.active_params:,} active per token) · "
            f"{model.attention_label} · "

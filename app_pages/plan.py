@@ -84,7 +84,7 @@ try:
                                      asked, prefix, tuple(sorted(prices.items())),
                                      "gpus" if rank == PLAN_RANKS[1] else "cost", scenario.spec_tokens,
                                      scenario.spec_accepted, MODES if mode == PLAN_MODES[0] else (mode,), float(link),
-                                     scenario.spec_method, scenario.spec_draft_vocab)
+                                     scenario.spec_method, scenario.spec_draft_vocab, scenario.spec_draft)
 except KvdashError as e:
     st.error(str(e))
     st.stop()

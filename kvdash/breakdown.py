@@ -121,6 +121,15 @@ class Stage:
         return out
 
 
+def draft_stage(m: ModelSpec, tp: int, kv_dtype: str, block_size: int, runtime: str) -> Stage | None:
+    """The draft model's one stage at the target's tensor-parallel degree, in its own weight format (None: no draft
+    model). Its activations run apart from the target's, and are not added."""
+    if m.draft_model is None:
+        return None
+    d = m.draft_model
+    return stages(d, tp, 1, d.weights_format or d.default_dtype, kv_dtype, block_size, "", 1, runtime)[0]
+
+
 def scenario_stages(m: ModelSpec, s: Scenario) -> tuple[Stage, ...]:
     return stages(m, s.tp, s.pp, s.weights_dtype, s.kv_dtype, s.block_size, s.experts_dtype, s.ep, s.runtime)
 
@@ -155,6 +164,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
         layer_bytes = [layer_weight_bytes(m, j, tp, weights_dtype, experts_dtype, ep) for j in layers]
         weight_bytes = sum(b for b, _ in layer_bytes)
         first, last = i == 0, i == pp - 1
+        # a draft model the engine loads beside it: its weights in its own format, its cache in the same pool
+        d = draft_stage(m, tp, kv_dtype, block_size, runtime) if first else None
         outside = []  # embedding, LM head, final norm: where the pipeline puts them
         if first:
             other += emb.embed + m.extra_params
@@ -177,18 +188,19 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 index=i,
                 layers=layers,
                 groups=groups,
-                cache_groups=kept,
-                linear_params=linear,
-                other_params=other,
+                cache_groups=kept + (d.cache_groups if d else ()),
+                linear_params=linear + (d.linear_params if d else 0),
+                other_params=other + (d.other_params if d else 0),
                 encoder_params=encoder,
-                weight_bytes=weight_bytes + table_bytes(outside, tp, fmt),
+                weight_bytes=weight_bytes + table_bytes(outside, tp, fmt) + (d.weight_bytes if d else 0),
                 expert_bytes=sum(e for _, e in layer_bytes),
                 expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
                                   if t.role == "expert"),
                 encoder_bytes=hp.nbytes(encoder, 1),
                 caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in kept
-                             if spec.grows and spec.bytes_per_token(kv, tp)),
-                state_bytes=sum(n * spec.bytes_per_seq(kv, act, tp, block_size) for spec, n in kept),
+                             if spec.grows and spec.bytes_per_token(kv, tp)) + (d.caches if d else ()),
+                state_bytes=sum(n * spec.bytes_per_seq(kv, act, tp, block_size) for spec, n in kept)
+                + (d.state_bytes if d else 0),
                 act_bytes=a,
                 runtime=rt,
                 hidden_pt=rt.hidden_copies * m.hidden_size * a,

@@ -104,8 +104,9 @@ def vllm_capacity(
         needed = align * cdiv(state_page, align * per_token)
         if block_size < needed:
             requested, block_size = block_size, needed
-    stage_caps = [_stage_capacity([m.layers[j] for j in layers], kv_budget_bytes, block_size, max_len, tp, kv, act,
-                                  max_num_batched_tokens, i)
+    draft = list(m.draft_model.layers) if m.draft_model is not None else []  # in the same pool (kvdash.speculative)
+    stage_caps = [_stage_capacity([m.layers[j] for j in layers] + (draft if i == 0 else []), kv_budget_bytes,
+                                  block_size, max_len, tp, kv, act, max_num_batched_tokens, i)
                   for i, layers in enumerate(pipeline_partition(m.n_layers, pp))]
     worst = min(stage_caps, key=lambda c: c.gpu_blocks)
     return Capacity(**{**worst.to_dict(), "state_page_bytes": state_page, "requested_block_size": requested})
@@ -130,6 +131,17 @@ def _stage_capacity(layers: list[LayerSpec], budget: int, block_size: int, max_l
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, spec)
     attention = [key for key in counts if first[key].grows]
+    if len(attention) == len(counts) > 1 and len({g for g, _ in counts}) == 1:
+        # one kind of attention in pages of several sizes (a draft model's smaller heads beside the target's):
+        # vLLM's UniformTypeKVCacheSpecs, one group whose block holds every layer's page (kv_cache_utils.py)
+        total = sum(n * p for (_, p), n in counts.items())
+        blocks = budget // total
+        spec = first[attention[0]]
+        return Capacity(kv_budget_bytes=budget, block_size=block_size, page_bytes=total, group_size=len(layers),
+                        n_groups=1, gpu_blocks=blocks, kv_cache_tokens=blocks * block_size, max_model_len=max_len,
+                        blocks_per_request=(per := spec.vllm_request_blocks(max_len, block_size,
+                                                                            max_num_batched_tokens)),
+                        max_concurrency=blocks / per, pipeline_stage=stage)
     page = max((p for _, p in attention), default=0) or max(spec.vllm_page(block_size, kv, act, tp)
                                                             for spec in layers)
     blocks_of: dict[tuple, int] = {}

@@ -100,13 +100,15 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec-tokens", type=int, default=0, metavar="K",
                    help="speculative decoding: K drafted tokens a step (default 0: none); the drafter's weights and "
                         "cache are counted")
-    p.add_argument("--spec-method", choices=("mtp", "eagle", "eagle3"), default="",
-                   help="the drafter: the model's multi-token-prediction modules (default), or an EAGLE-1 or EAGLE-3 "
-                        "head shaped like a dense, full-attention target's layer")
+    p.add_argument("--spec-method", choices=("mtp", "eagle", "eagle3", "draft"), default="",
+                   help="the drafter: the model's multi-token-prediction modules (default), an EAGLE-1 or EAGLE-3 "
+                        "head shaped like a dense, full-attention target's layer, or a draft model (--spec-draft)")
+    p.add_argument("--spec-draft", default="", metavar="PRESET",
+                   help="with --spec-method draft: the draft model, a preset id of the same vocabulary (vLLM only)")
     p.add_argument("--spec-accepted", type=float, default=0.0, metavar="T",
                    help="tokens a speculative step yields on average, 1 to K + 1 (defaults where a source measured "
-                        "one: MTP 1.85 at K = 1, EAGLE 1.89 / 2.08 at K = 2 / 4, EAGLE-3 3.53 at K = 7; other K need "
-                        "yours)")
+                        "one: MTP 1.85 at K = 1, EAGLE 1.89 / 2.08 at K = 2 / 4, EAGLE-3 3.53 at K = 7, a draft model "
+                        "2.79 / 3.12 at K = 3 / 4; other K need yours)")
     p.add_argument("--spec-draft-vocab", type=int, default=0, metavar="V",
                    help="an EAGLE-3 head's draft vocabulary (default 32,000, as published Llama heads)")
 
@@ -114,7 +116,7 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
 def _spec(args) -> dict:
     """The scenario's speculative-decoding fields from the command line."""
     return {"spec_tokens": args.spec_tokens, "spec_accepted": args.spec_accepted, "spec_method": args.spec_method,
-            "spec_draft_vocab": args.spec_draft_vocab}
+            "spec_draft_vocab": args.spec_draft_vocab, "spec_draft": args.spec_draft}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,7 +433,8 @@ def _cmd_plan(args) -> int:
           f"{args.mode.replace('both', 'aggregated or disaggregated')} serving" + link
           + (f"; speculating {args.spec_tokens} tokens a step with "
              + {"": "its MTP modules", "mtp": "its MTP modules", "eagle": "an EAGLE head",
-                "eagle3": "an EAGLE-3 head"}[args.spec_method] if args.spec_tokens else "")
+                "eagle3": "an EAGLE-3 head", "draft": f"the draft model {args.spec_draft}"}[args.spec_method]
+             if args.spec_tokens else "")
           + "; cost: the GPUs' on-demand bill over the tokens served")
     if not options:
         print(f"no configuration of {len(left_out):,} meets the targets on at most {args.max_gpus:,} GPUs")

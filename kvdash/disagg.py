@@ -88,8 +88,9 @@ def prefill_worker(m: ModelSpec, s: Scenario, gpu: Gpu, isl: int, profile: Engin
     n = math.ceil(computed / budget) if engine_facts(s.engine).chunked_prefill else 1  # else the prompt whole
     chunk = computed / n
     step = step_time(target, s, gpu, profile, 0, isl, prefill=chunk, prompt=isl, computed=computed)
-    draft = (step_time(draft_module(target, s), s, gpu, replace(profile, step_overhead_s=0.0), 0, isl, prefill=chunk,
-                       prompt=isl, computed=computed).seconds if s.spec_tokens else 0.0)
+    drafter, ds = draft_module(target, s) if s.spec_tokens else (None, s)
+    draft = (step_time(drafter, ds, gpu, replace(profile, step_overhead_s=0.0), 0, isl, prefill=chunk, prompt=isl,
+                       computed=computed).seconds if s.spec_tokens else 0.0)
     st = scenario_stages(held, s)[0]
     return PrefillWorker(n * (step.seconds + draft), n, step, draft, computed, kv_bytes(st, 1, isl, 0, s.block_size),
                          pool, s.tp)
@@ -247,7 +248,7 @@ def model_has_state(m: ModelSpec) -> bool:
 def check_pools(m: ModelSpec, prefill_s: Scenario, decode_s: Scenario) -> None:
     """The two pools must run the same engine and formats (the cache crosses as it is); only parallelism differs."""
     same = ("runtime", "weights_dtype", "moe_weights_dtype", "kv_dtype", "block_size", "shared_prefix_tokens",
-            "spec_tokens", "spec_accepted", "spec_method", "spec_draft_vocab")
+            "spec_tokens", "spec_accepted", "spec_method", "spec_draft_vocab", "spec_draft")
     differ = [f for f in same if getattr(prefill_s, f) != getattr(decode_s, f)]
     if differ:
         raise KvdashError(f"the prefill and decode pools must agree on {', '.join(differ)}")

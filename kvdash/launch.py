@@ -61,7 +61,10 @@ FLAGS = {
 HEAD = "<eagle-head-repo>"  # the EAGLE head's repository: the user's to name
 
 
-def _speculative(engine: str, method: str, k: int) -> list[tuple[str, ...]]:
+def _speculative(engine: str, method: str, k: int, draft_id: str = "") -> list[tuple[str, ...]]:
+    if engine == "vllm" and method == "draft":  # a draft model: method "draft_model" (config/speculative.py)
+        return [("--speculative-config", json.dumps({"method": "draft_model", "model": draft_id,
+                                                     "num_speculative_tokens": k}))]
     if engine == "vllm":
         config = {"method": method, **({"model": HEAD} if method != "mtp" else {}), "num_speculative_tokens": k}
         return [("--speculative-config", json.dumps(config))]
@@ -134,14 +137,19 @@ def launch(model: ModelSpec, s: Scenario, engine: str, model_id: str, *, utiliza
                      + ", ".join(f"{k}: {v}" for k, v in yaml.items()) + "}")
     if s.spec_tokens:
         method = s.spec_method or "mtp"
-        flags += _speculative(engine, method, s.spec_tokens)
+        draft_id = ""
+        if method == "draft":
+            from kvdash.presets import load_presets
+
+            draft_id = load_presets()[s.spec_draft].hf_id
+        flags += _speculative(engine, method, s.spec_tokens, draft_id)
         if engine == "trtllm" and method == "mtp":
             notes.append("in the same YAML file: speculative_config: {decoding_type: MTP, num_nextn_predict_layers: "
                          f"{s.spec_tokens}}}")
         elif engine == "trtllm":
             notes.append(f"an {method.upper()} head goes in the same YAML file's speculative_config (kvdash has not "
                          "read TensorRT-LLM's keys for it: see its speculative-decoding docs)")
-        if method != "mtp":
+        if method in ("eagle", "eagle3"):
             notes.append(f"{HEAD}: the {method.upper()} head's repository, trained for this model")
     return Launch(tuple(env), (*f.command, model_id), tuple(flags), tuple(notes))
 

@@ -88,6 +88,7 @@ class ModelSpec:
     mtp_included: bool = False  # this spec already has them as layers (kvdash.speculative.with_mtp)
     draft_head: str = ""  # "eagle" / "eagle3": the last layer is a speculative head's (kvdash.speculative.with_eagle)
     draft_vocab: int = 0  # an EAGLE-3 head's draft vocabulary (its LM head's rows)
+    draft_model: ModelSpec | None = None  # a draft model the engine loads beside it (kvdash.speculative.with_draft)
     encoder_params: int = 0  # a vision tower / audio encoder and its projector: weights, no cache
     default_dtype: str = "bf16"
     weights_format: str = ""  # how the checkpoint stores its matrices (quantization_config); "" = 16-bit

@@ -11,12 +11,11 @@ down-projections (q_a, kv_a) and all norms and routers are replicated, vocabular
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kvdash.layers import Tensor
-from kvdash.speculative import head_layer_tensors, head_tensors
 from kvdash.units import cdiv
 
 if TYPE_CHECKING:  # a ModelSpec counts its own parameters with this module
@@ -95,6 +94,37 @@ def layer_tensors(m: ModelSpec, i: int, active_only: bool = False, ep: int = 1) 
     return (*mixer, *ffn, *norms)
 
 
+def head_layer_tensors(m: ModelSpec, rows) -> tuple:
+    """An EAGLE head's layer (kvdash.speculative.with_eagle) from a target layer's tensors: its matrices in 16 bits
+    ("draft"); EAGLE-1 without the input norm, EAGLE-3 with q/k/v reading 2 hidden (the embedding and the target's
+    hidden state) and a hidden_norm; and the head's fc."""
+    h, out = m.hidden_size, []
+    for t, n in rows:
+        if t.name.startswith("norm1.") and m.draft_head == "eagle":
+            continue  # vLLM replaces layer 0's input_layernorm with an identity
+        if t.matrix:
+            wide = m.draft_head == "eagle3" and t.name in ("q_proj", "k_proj", "v_proj")
+            t = replace(t, role="draft", cols=2 * h if wide else t.cols)
+        out.append((t, n))
+    if m.draft_head == "eagle3":
+        out += [(replace(t, name=t.name.replace("norm1.", "hidden_norm.")), n) for t, n in rows
+                if t.name.startswith("norm1.")]
+    # fc (no bias), with the layer so that a draft pass times it: EAGLE-1 joins the embedding and the hidden state
+    # on every pass; EAGLE-3 the target's three hidden states on the first (timed on every pass: slower)
+    wide = 2 if m.draft_head == "eagle" else 3
+    return (*out, (Tensor("fc", h, wide * h, role="draft"), 1))
+
+
+def head_tensors(m: ModelSpec) -> list:
+    """An EAGLE head's tensors outside its layer: EAGLE-3's final norm, LM head and d2t."""
+    h = m.hidden_size
+    if m.draft_head == "eagle":
+        return []
+    return [(Tensor("eagle3.norm.weight", h, role="vector"), 1),
+            (Tensor("eagle3.lm_head", m.draft_vocab, h, "rows", role="embed"), 1),
+            (Tensor("eagle3.d2t", m.draft_vocab, role="index"), 1)]
+
+
 def embedding_tensors(m: ModelSpec) -> dict[str, tuple[tuple[Tensor, int], ...]]:
     """The tensors outside the layers, by where a pipeline places them: first stage, last stage."""
     h = m.hidden_size
@@ -144,7 +174,8 @@ def total_params(m: ModelSpec, active_only: bool = False) -> int:
     e = embedding_params(m)
     body = sum(p.total for p in layer_params(m, 1, active_only))
     head = 0 if m.tie_word_embeddings else e.head
-    return body + e.embed + head + e.final_norm + m.extra_params + m.encoder_params
+    draft = total_params(m.draft_model, active_only) if m.draft_model is not None else 0  # loaded beside it
+    return body + e.embed + head + e.final_norm + m.extra_params + m.encoder_params + draft
 
 
 @lru_cache(maxsize=256)

@@ -83,10 +83,11 @@ class Option:
     max_in_flight: int  # the most requests in flight a replica holds within the targets
     prefix_tokens: int = 0  # prompt tokens each request finds in the prefix cache
     experts_dtype: str = ""  # the routed experts' format where it differs from the weights' (gpt-oss: mxfp4)
-    spec_tokens: int = 0  # tokens drafted a step with the model's MTP modules (0: no speculation)
+    spec_tokens: int = 0  # tokens drafted a step (0: no speculation)
     spec_accepted: float = 0.0  # tokens a speculative step yields (0: the default for spec_tokens)
-    spec_method: str = ""  # the drafter ("": the model's MTP modules; "eagle", "eagle3": an EAGLE head)
+    spec_method: str = ""  # the drafter ("": the model's MTP modules; "eagle", "eagle3": an EAGLE head; "draft")
     spec_draft_vocab: int = 0  # an EAGLE-3 head's draft vocabulary (0: the default)
+    spec_draft: str = ""  # a draft model's preset id (spec_method "draft")
     usd_per_gpu_hour: float | None = None  # the price used (None: no price known for this GPU)
     usd_per_m_output: float | None = None  # the GPUs' bill per million output tokens at the rate
     usd_per_m_tokens: float | None = None  # ... per million tokens, prompt and output together
@@ -122,9 +123,7 @@ class Option:
         return Scenario(prompt_tokens=isl, new_tokens=osl, tp=self.tp, expert_parallel=self.expert_parallel,
                         kv_dtype=self.kv_dtype,
                         weights_dtype=self.weights_dtype, moe_weights_dtype=self.experts_dtype, runtime=self.engine,
-                        shared_prefix_tokens=self.prefix_tokens, spec_tokens=self.spec_tokens,
-                        spec_accepted=self.spec_accepted, spec_method=self.spec_method,
-                        spec_draft_vocab=self.spec_draft_vocab)
+                        shared_prefix_tokens=self.prefix_tokens, **{f: getattr(self, f) for f in SPECULATION})
 
     def prefill_scenario(self, isl: int, osl: int) -> Scenario:
         """A disaggregated option's prefill pool scenario (its own tensor-parallel degree)."""
@@ -135,8 +134,8 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
          engines=tuple(ENGINES), kv_dtypes=("bf16", "fp8"), weights_dtype: str | None = None,
          max_gpus: int = 64, prefix_tokens: int = 0, prices: dict[str, float] | None = None,
          rank: str = "cost", spec_tokens: int = 0, spec_accepted: float = 0.0, modes=MODES,
-         link_gbps: float = DEFAULT_LINK_GBPS, spec_method: str = "", spec_draft_vocab: int = 0
-         ) -> tuple[list[Option], dict[str, str]]:
+         link_gbps: float = DEFAULT_LINK_GBPS, spec_method: str = "", spec_draft_vocab: int = 0,
+         spec_draft: str = "") -> tuple[list[Option], dict[str, str]]:
     """The options that serve `rate` requests/s of isl + osl tokens, the first `prefix_tokens` of each prompt
     in the prefix cache, within the TTFT and TPOT targets on at most `max_gpus` GPUs, cheapest per million output
     tokens first (`rank="gpus"`: fewest GPUs first), then the lower TPOT; and why each other configuration was
@@ -164,7 +163,7 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
             base = Scenario(prompt_tokens=isl, new_tokens=osl, kv_dtype=kv, weights_dtype=weights,
                             moe_weights_dtype=experts_format(model, weights), runtime=engine,
                             shared_prefix_tokens=prefix_tokens, spec_tokens=spec_tokens, spec_accepted=spec_accepted,
-                            spec_method=spec_method, spec_draft_vocab=spec_draft_vocab)
+                            spec_method=spec_method, spec_draft_vocab=spec_draft_vocab, spec_draft=spec_draft)
             found = []
             if "aggregated" in modes:
                 for tp, ep in parallel_layouts(model, max_gpus):
@@ -231,8 +230,8 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
         # steps): a steady state below the most within the targets can miss them; one more replica lightens it
         replicas += 1
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, steady.concurrency, report.ttft_s,
-                  report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype, s.spec_tokens,
-                  s.spec_accepted, s.spec_method, s.spec_draft_vocab, expert_parallel=s.expert_parallel)
+                  report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype, **_speculation(s),
+                  expert_parallel=s.expert_parallel)
 
 
 def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float,
@@ -275,8 +274,7 @@ def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: in
             continue
         out.append(Option(gpu.id, base.runtime, dtp, base.kv_dtype, base.weights_dtype, workers, steady.concurrency,
                           d.ttft_s, d.tpot_s, capacity, most, base.shared_prefix_tokens, base.moe_weights_dtype,
-                          base.spec_tokens, base.spec_accepted, base.spec_method, base.spec_draft_vocab,
-                          prefill_tp=ptp, prefill_replicas=pw,
+                          **_speculation(base), prefill_tp=ptp, prefill_replicas=pw,
                           expert_parallel=dep, prefill_expert_parallel=pep,
                           transfer_s=d.transfer_s, link_gbps=link_gbps))
     return out
@@ -312,6 +310,14 @@ def _decode_pool(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, 
     n = math.ceil(rate / capacity)
     steady, worker = decode_steady(model, s, gpu, rate / n, isl, osl, lo, workers)
     return n, steady, worker, lo, capacity
+
+
+SPECULATION = ("spec_tokens", "spec_accepted", "spec_method", "spec_draft_vocab", "spec_draft")
+
+
+def _speculation(s: Scenario) -> dict:
+    """The scenario's speculative-decoding fields, as an Option keeps them."""
+    return {f: getattr(s, f) for f in SPECULATION}
 
 
 LIGHTER = ("fp8", "nvfp4")  # the formats a search tries beside the checkpoint's
@@ -359,11 +365,12 @@ def plan_for(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, t
              prices: tuple[tuple[str, float], ...] = (), rank: str = "cost", spec_tokens: int = 0,
              spec_accepted: float = 0.0, modes: tuple[str, ...] = MODES,
              link_gbps: float = DEFAULT_LINK_GBPS, spec_method: str = "",
-             spec_draft_vocab: int = 0) -> tuple[tuple[Option, ...], tuple]:
+             spec_draft_vocab: int = 0, spec_draft: str = "") -> tuple[tuple[Option, ...], tuple]:
     """plan() with the GPUs by id and the user's prices as (GPU id, dollars) pairs, kept per process (the Plan
     page's reruns reuse it): (options, the left-out configurations as (name, why) pairs), both read-only."""
     options, left_out = plan(model, rate, isl, osl, ttft_s, tpot_s, [get_gpu(g) for g in gpu_ids],
                              weights_dtype=weights_dtype, prefix_tokens=prefix_tokens, prices=dict(prices),
                              rank=rank, spec_tokens=spec_tokens, spec_accepted=spec_accepted, modes=modes,
-                             link_gbps=link_gbps, spec_method=spec_method, spec_draft_vocab=spec_draft_vocab)
+                             link_gbps=link_gbps, spec_method=spec_method, spec_draft_vocab=spec_draft_vocab,
+                             spec_draft=spec_draft)
     return tuple(options), tuple(left_out.items())

@@ -141,14 +141,14 @@ def _kv_cache(b: Breakdown) -> str:
     s, st = b.scenario, b.stage
     B, T, S, bs, tp = s.batch, s.context, s.shared_prefix_tokens, s.block_size, s.tp
     kv = get_dtype(s.kv_dtype)
-    counts = dict(st.cache_groups)
     parts = []
-    for spec, bpt in st.caches:
+    for spec, bpt in st.caches:  # a draft model's layers follow the target's (kvdash.speculative)
         held = spec.held(B, T, S, bs)
         slots = (f"{B:,} seq × {T:,} tokens" if held == B * T and not S else
                  f"{held:,} slots ({spec.held_rule(bs)}; {B:,} seq × {T:,} tokens"
                  + (f", prefix of {S:,} stored once" if S else "") + (f", blocks of {bs}" if bs else "") + ")")
-        parts.append(f"{slots} × {bpt:,} B/token [{counts[spec]} {spec.short} layers × {spec.describe(kv, tp)}]")
+        parts.append(f"{slots} × {bpt:,} B/token [{bpt // spec.bytes_per_token(kv, tp)} {spec.short} layers × "
+                     f"{spec.describe(kv, tp)}]")
     if st.state_bytes:
         act = activation_dtype(get_dtype(s.weights_dtype))
         fixed = [f"{n} {spec.short} layers × {spec.describe(kv, tp)}" for spec, n in st.cache_groups

@@ -42,11 +42,13 @@ class Scenario:
     gpu_memory_utilization: float = 0.0  # a serving engine's share of the GPU; 0 = not set
     # speculative decoding (kvdash.speculative): k draft tokens a step (0: off), the tokens a step yields on average
     # (0: the sourced default for the drafter and k, where one exists), the drafter ("": the model's MTP modules;
-    # "eagle", "eagle3": an EAGLE head) and an EAGLE-3 head's draft vocabulary (0: the default)
+    # "eagle", "eagle3": an EAGLE head; "draft": a draft model, the preset `spec_draft`) and an EAGLE-3 head's draft
+    # vocabulary (0: the default)
     spec_tokens: int = 0
     spec_accepted: float = 0.0
     spec_method: str = ""
     spec_draft_vocab: int = 0
+    spec_draft: str = ""
 
     def __post_init__(self) -> None:
         for name, lo, hi in (
@@ -85,8 +87,12 @@ class Scenario:
                 a == 0 or (self.spec_tokens and 1 <= a <= self.spec_tokens + 1)):
             raise KvdashError(f"a speculative step yields 1 to {self.spec_tokens + 1} tokens (0: the default), not "
                               f"{a!r}" if self.spec_tokens else "spec_accepted needs spec_tokens (draft tokens a step)")
-        if self.spec_method not in ("", "mtp", "eagle", "eagle3") or (self.spec_method and not self.spec_tokens):
-            raise KvdashError(f"speculate with mtp, eagle or eagle3 and some draft tokens, not {self.spec_method!r}")
+        if self.spec_method not in ("", "mtp", "eagle", "eagle3", "draft") or (
+                self.spec_method and not self.spec_tokens):
+            raise KvdashError(f"speculate with mtp, eagle, eagle3 or draft and some draft tokens, not "
+                              f"{self.spec_method!r}")
+        if not isinstance(self.spec_draft, str) or bool(self.spec_draft) != (self.spec_method == "draft"):
+            raise KvdashError("a draft model (spec_draft, a preset id) goes with spec_method draft, and only with it")
         if type(self.spec_draft_vocab) is not int or not 0 <= self.spec_draft_vocab <= 100_000_000 or (
                 self.spec_draft_vocab and self.spec_method != "eagle3"):
             raise KvdashError(f"a draft vocabulary is an EAGLE-3 head's: 1 to 100,000,000 tokens, not "

@@ -33,7 +33,7 @@ from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
 from kvdash.serving_runs import GPU as FITTED_GPU
-from kvdash.speculative import accepted_tokens, draft_module, drafted
+from kvdash.speculative import accepted_tokens, draft_module, drafted, drafter_words
 from kvdash.startup import Startup, engine_startup
 from kvdash.step import Step, StepCosts, refuse_pipeline, step_time
 
@@ -211,6 +211,7 @@ class ServingReport:
     accepted: float = 1.0  # tokens a decode step yields on average
     draft_s: float = 0.0  # seconds a decode-only step spends drafting
     draft_mixed_s: float = 0.0  # ... and a step with prompt tokens
+    drafter: str = ""  # what drafts: an MTP module, an EAGLE head's layer and LM head, a draft model (words)
 
     @property
     def steps_per_cycle(self) -> float:
@@ -338,8 +339,7 @@ class ServingReport:
                                                       f"({p.layer_overhead_s * 1e6:.1f} µs + decodes x "
                                                       f"{p.seq_overhead_s * 1e6:.2f} µs) (fitted)"),
         ] + ([("drafting", self.draft_s, self.draft_mixed_s,
-               f"{self.spec_tokens} pass{'es' if self.spec_tokens > 1 else ''} of an MTP module (its layer and the "
-               "shared LM head) over the decoding "
+               f"{self.spec_tokens} pass{'es' if self.spec_tokens > 1 else ''} of {self.drafter} over the decoding "
                f"requests; the step verifies {self.spec_tokens + 1} tokens a request and yields {self.accepted:g} "
                "on average (assumed)")] if self.spec_tokens else []) + [
             ("step", d.seconds + self.draft_s, x.seconds + self.draft_mixed_s,
@@ -423,7 +423,7 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     own = arr.first_token_steps * mixed.seconds  # until its first token; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, arr, step, mixed, tpot, cycle, profile, pool, one,
-                         budget, max_seqs, computed, k, tau, draft, draft_mixed)
+                         budget, max_seqs, computed, k, tau, draft, draft_mixed, drafter_words(s) if k else "")
 
 
 def decode_step(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, decodes: float,
@@ -436,10 +436,11 @@ def decode_step(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, dec
 
 
 def drafting_s(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, decodes: float, ctx: float) -> float:
-    """Seconds a step spends drafting: k passes of the drafter (an MTP module and the shared LM head, or the EAGLE
-    head's layer and LM head) over the decoding requests, inside the engine's step (no per-step host time of
-    their own); 0 without speculation."""
+    """Seconds a step spends drafting: k passes of the drafter (an MTP module and the shared LM head, the EAGLE
+    head's layer and LM head, or a draft model) over the decoding requests, inside the engine's step (no per-step
+    host time of their own); 0 without speculation."""
     if not s.spec_tokens or not decodes:
         return 0.0
-    one = step_time(draft_module(m, s), s, gpu, replace(profile, step_overhead_s=0.0), decodes, ctx)
+    drafter, ds = draft_module(m, s)
+    one = step_time(drafter, ds, gpu, replace(profile, step_overhead_s=0.0), decodes, ctx)
     return s.spec_tokens * one.seconds

@@ -23,15 +23,24 @@ hidden, no bias); EAGLE-3 widens q/k/v's input to 2 hidden, adds a hidden_norm, 
 norm, its own LM head over a draft vocabulary (default 32,000: SafeAILab/EAGLE's EAGLE-3 training config for
 Llama-3.1-8B) and the draft-to-target map d2t (int64, one per draft token). Both share the target's embedding,
 EAGLE-1 its LM head too. Heads for mixture-of-experts, windowed, latent or hybrid targets have widths of their
-own, so kvdash refuses them rather than guess. A draft pass runs the head's layer and its LM head; fc's matrix
-product is not timed (as for MTP's eh_proj). Draft models are not modelled yet: refused.
+own, so kvdash refuses them rather than guess. A draft pass runs the head's layer and its LM head (fc is timed
+with the layer).
+
+A draft model (`spec_method` "draft", `spec_draft` a preset id), as vLLM v1 loads it (method "draft_model";
+v1/spec_decode/draft_model.py, config/speculative.py, read 2026-12): its own full weights in its own format (no
+sharing), at the target's tensor-parallel degree, the same vocabulary size, and its attention layers in the
+target's KV pool beside the target's ("interleaving target/draft layers"); a draft pass is one step of the draft
+model. SGLang keeps a draft model's cache in a pool of its own outside its memory share, and TensorRT-LLM's two-
+model mode was not read: both are refused for draft models.
 
 The acceptance is an input, with a default only where a source measured it at that k:
 - MTP, k = 1: 1.85 tokens a step, the low end of DeepSeek-V3's technical report ("the acceptance rate of the
   second token prediction ranges between 85% and 90%", arXiv 2412.19437);
 - EAGLE-1, k = 2 and 4: 1.89 and 2.08 (vLLM PR #16035, Llama-3-8B-Instruct's head, MT-Bench);
 - EAGLE-3, k = 7: 3.53 (vLLM issue #26191, Llama-3.1-8B-Instruct's head, MT-Bench, temperature 0; the issue
-  reports newer releases lower).
+  reports newer releases lower);
+- a draft model, k = 3 and 4: 2.79 and 3.12 (vLLM PR #24322: Qwen3-1.7B drafting for Qwen3-32B, temperature 0;
+  another pair accepts differently).
 Any other k needs the user's number.
 """
 
@@ -42,14 +51,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kvdash.errors import KvdashError
-from kvdash.layers import Tensor
 
 if TYPE_CHECKING:  # kvdash.model imports kvdash.params, which imports this module
     from kvdash.model import ModelSpec
 
-METHODS = ("mtp", "eagle", "eagle3")
+METHODS = ("mtp", "eagle", "eagle3", "draft")
 # (method, k) -> tokens a step, each with its source in the module docstring
-DEFAULT_ACCEPTED = {("mtp", 1): 1.85, ("eagle", 2): 1.89, ("eagle", 4): 2.08, ("eagle3", 7): 3.53}
+DEFAULT_ACCEPTED = {("mtp", 1): 1.85, ("eagle", 2): 1.89, ("eagle", 4): 2.08, ("eagle3", 7): 3.53, ("draft", 3): 2.79,
+                    ("draft", 4): 3.12}
 DRAFT_VOCAB = 32_000  # an EAGLE-3 head's draft vocabulary when none is stated (module docstring)
 PER_LAYER = ("layer_specs", "moe_layers", "mlp_layers", "intermediate_sizes", "layer_norms")  # () : uniform
 
@@ -88,8 +97,11 @@ def check(m: ModelSpec, s) -> None:
     if method(s) == "mtp" and not (m.mtp_layers or m.mtp_included):
         raise KvdashError(f"{m.name} ships no multi-token-prediction modules: speculate with an EAGLE head "
                           "(spec_method eagle or eagle3); draft models are not modelled yet")
-    if method(s) != "mtp" and not m.draft_head:
+    if method(s) in ("eagle", "eagle3") and not m.draft_head:
         eagle_target(m)
+    if method(s) == "draft" and s.engine and s.engine != "vllm":
+        raise KvdashError(f"a draft model on {s.engine} is not modelled (SGLang keeps its cache in a pool of its own; "
+                          "TensorRT-LLM's two-model mode was not read): use vllm, or an EAGLE head or MTP modules")
     if not s.engine:
         raise KvdashError(f"speculative decoding is a serving engine's (vllm, sglang, trtllm), not the {s.runtime} "
                           "runtime's")
@@ -105,16 +117,52 @@ def drafted(m: ModelSpec, s) -> ModelSpec:
         return m
     if method(s) == "mtp":
         return with_mtp(m)
+    if method(s) == "draft":
+        from kvdash.presets import preset_model  # the presets read model configs, which import this module
+
+        return with_draft(m, preset_model(s.spec_draft))
     return with_eagle(m, method(s), s.spec_draft_vocab or DRAFT_VOCAB)
 
 
-def draft_module(m: ModelSpec, s) -> ModelSpec:
-    """The drafter as a model of its own, to time a draft pass: an MTP module, or the EAGLE head's layer with
-    its LM head (EAGLE-3's over the draft vocabulary)."""
+def draft_module(m: ModelSpec, s):
+    """The drafter as a model of its own, to time a draft pass, and the scenario it runs in: an MTP module, the
+    EAGLE head's layer with its LM head (EAGLE-3's over the draft vocabulary), or the draft model in its own
+    weight format."""
     if method(s) == "mtp":
-        return mtp_module(m)
+        return mtp_module(m), s
+    if method(s) == "draft":
+        d = drafted(m, s).draft_model
+        return d, s.with_(weights_dtype=draft_format(d), moe_weights_dtype="", spec_tokens=0, spec_accepted=0.0,
+                          spec_method="", spec_draft="")
     head = drafted(m, s)
-    return _one_layer(head, head.draft_vocab or head.vocab_size)
+    return _one_layer(head, head.draft_vocab or head.vocab_size), s
+
+
+def drafter_words(s) -> str:
+    """What drafts, in words (a step's terms)."""
+    return {"mtp": "an MTP module (its layer and the shared LM head)",
+            "eagle": "the EAGLE head (its layer, fc and the shared LM head)",
+            "eagle3": "the EAGLE-3 head (its layer, fc and its draft-vocabulary LM head)",
+            "draft": f"the draft model {s.spec_draft}"}[method(s)]
+
+
+def draft_format(d: ModelSpec) -> str:
+    """A draft model's weights as its checkpoint stores them (vLLM gives it its own quantization)."""
+    return d.weights_format or d.default_dtype
+
+
+@lru_cache(maxsize=64)
+def with_draft(m: ModelSpec, d: ModelSpec) -> ModelSpec:
+    """The target with a draft model the engine loads beside it (kvdash.breakdown adds its weights and its cache
+    to the first stage's)."""
+    if m.draft_model == d:
+        return m
+    if d.vocab_size != m.vocab_size:
+        raise KvdashError(f"{d.name}'s vocabulary ({d.vocab_size:,}) differs from {m.name}'s ({m.vocab_size:,}): vLLM "
+                          "requires a draft model of the same vocabulary size")
+    if d.draft_model or d.draft_head or d.mtp_included or d.params >= m.params:
+        raise KvdashError(f"{d.name} cannot draft for {m.name}: a draft model is a smaller model of its own")
+    return replace(m, draft_model=d)
 
 
 @lru_cache(maxsize=64)
@@ -154,37 +202,6 @@ def with_eagle(m: ModelSpec, version: str, draft_vocab: int) -> ModelSpec:
     fields["layer_specs"] = (*m.layer_specs, m.layers[-1].eagle_head())
     fields["layer_norms"] = (*(m.layer_norms or (m.norms_per_layer,) * n), 2)
     return replace(m, **fields, draft_head=version, draft_vocab=draft_vocab if version == "eagle3" else 0)
-
-
-def head_layer_tensors(m: ModelSpec, rows) -> tuple:
-    """The EAGLE head's layer from a target layer's tensors: its matrices in 16 bits ("draft"); EAGLE-1 without
-    the input norm, EAGLE-3 with q/k/v reading 2 hidden (the embedding and the target's hidden state) and a
-    hidden_norm; and the head's fc."""
-    h, out = m.hidden_size, []
-    for t, n in rows:
-        if t.name.startswith("norm1.") and m.draft_head == "eagle":
-            continue  # vLLM replaces layer 0's input_layernorm with an identity
-        if t.matrix:
-            wide = m.draft_head == "eagle3" and t.name in ("q_proj", "k_proj", "v_proj")
-            t = replace(t, role="draft", cols=2 * h if wide else t.cols)
-        out.append((t, n))
-    if m.draft_head == "eagle3":
-        out += [(replace(t, name=t.name.replace("norm1.", "hidden_norm.")), n) for t, n in rows
-                if t.name.startswith("norm1.")]
-    # fc (no bias), with the layer so that a draft pass times it: EAGLE-1 joins the embedding and the hidden state
-    # on every pass; EAGLE-3 the target's three hidden states on the first (timed on every pass: slower)
-    wide = 2 if m.draft_head == "eagle" else 3
-    return (*out, (Tensor("fc", h, wide * h, role="draft"), 1))
-
-
-def head_tensors(m: ModelSpec) -> list:
-    """The EAGLE head's tensors outside its layer: EAGLE-3's final norm, LM head and d2t."""
-    h = m.hidden_size
-    if m.draft_head == "eagle":
-        return []
-    return [(Tensor("eagle3.norm.weight", h, role="vector"), 1),
-            (Tensor("eagle3.lm_head", m.draft_vocab, h, "rows", role="embed"), 1),
-            (Tensor("eagle3.d2t", m.draft_vocab, role="index"), 1)]
 
 
 def accepted_tokens(s) -> float:

@@ -77,4 +77,8 @@ def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts
     out = list(rows.values())
     for r in out:
         r["bytes"] = r["count"] * r["bytes_each"]
+    if m.draft_model is not None:  # loaded beside it, at the same tensor parallelism, in its own format
+        d = m.draft_model
+        out += [r | {"group": f"draft model {d.name}: {r['group']}"}
+                for r in weight_table(d, tp, d.weights_format or d.default_dtype)]
     return out

@@ -614,6 +614,13 @@ def test_speculating_with_mtp_modules_reaches_every_page():
     assert "+ 424,721,664 of an EAGLE-3 head (16-bit)" in eagle.caption[0].value  # 424,689,664 and d2t's 32,000
     assert [s.value for s in eagle.selectbox if s.key == "spec_by"] == ["an EAGLE-3 head"]
     assert "spec" not in [w.key for w in run_app(model="mistral-7b-v0.1", runtime="vLLM").select_slider]
+    # a draft model of the same vocabulary, on vLLM: Llama-3.2-1B beside Llama-3.1-70B (1,235,814,400 parameters)
+    draft = run_app(model="llama-3.1-70b", runtime="vLLM", tp=4, spec=3, spec_by="a draft model",
+                    spec_draft="llama-3.2-1b")
+    assert not draft.exception and not draft.error
+    assert "+ 1,235,814,400 of the draft model llama-3.2-1b" in draft.caption[0].value
+    assert "a draft model" not in next(s for s in run_app(model="llama-3.1-70b", runtime="SGLang", spec=3).selectbox
+                                       if s.key == "spec_by").options
 
 
 def test_serving_capacity_leaves_sglangs_running_requests_to_sglang():

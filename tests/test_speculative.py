@@ -194,3 +194,59 @@ def test_eagle_launch_flags_and_cli(capsys):
     assert main(["size", "--preset", "qwen3-30b-a3b", "--runtime", "vllm", "--spec-tokens", "7", "--spec-method",
                  "eagle3"]) == 2
     assert "widths of their own" in capsys.readouterr().err
+
+
+L70 = preset_model("llama-3.1-70b")
+
+
+def drafting(k=3, **kw):
+    return Scenario(runtime="vllm", prompt_tokens=2048, new_tokens=256, tp=4, spec_tokens=k, spec_method="draft",
+                    spec_draft="llama-3.2-1b", **kw)
+
+
+def test_a_draft_model_beside_llama_3_1_70b_by_hand():
+    """Llama-3.2-1B (hidden 2,048, 16 layers, 32 heads and 8 KV heads of 64, MLP 8,192, vocabulary 128,256 tied)
+    drafting for Llama-3.1-70B at tp 4, as vLLM loads it (its own weights, the target's tp, its layers in the same
+    pool). Per GPU: the embedding 32,064 x 2,048 = 65,667,072; a layer q 512 x 2,048 + k and v 128 x 2,048 each +
+    o 2,048 x 512 + gate/up/down 3 x 2,048 x 2,048 + two norms 4,096 = 15,208,448, x 16 = 243,335,168; the final
+    norm 2,048: 309,004,288 parameters, 618,008,576 B in bf16 (also beside an fp8 target). Its cache: 16 layers x
+    2 KV heads x 64 x (K, V) x 2 B = 8,192 B a token. vLLM's pool then has one group of 80 + 16 layers whose
+    block holds 80 pages of 16,384 B and 16 of 8,192 B (UniformTypeKVCacheSpecs)."""
+    from kvdash.serving import pool_startup
+    from kvdash.speculative import drafted
+
+    assert 65_667_072 + 16 * 15_208_448 + 2_048 == 309_004_288
+    assert drafted(L70, drafting()).params - L70.params == 1_235_814_400  # Llama-3.2-1B's published count
+    for weights in ("bf16", "fp8"):
+        plain, spec = breakdown(L70, Scenario(runtime="vllm", prompt_tokens=2048, tp=4, weights_dtype=weights), H200), \
+            breakdown(L70, drafting(weights_dtype=weights), H200)
+        assert spec["weights"] - plain["weights"] == 618_008_576
+        assert spec.kv_bytes_per_token - plain.kv_bytes_per_token == 8_192
+    s = drafting().resolved(H200)
+    start = pool_startup(drafted(L70, s), s, H200)
+    assert start.capacity.gpu_blocks == start.kv_budget_bytes // (80 * 16_384 + 16 * 8_192)
+    assert start.capacity.kv_cache_tokens == start.capacity.gpu_blocks * 16
+
+
+def test_a_draft_model_drafts_in_its_own_format_and_is_refused_where_not_modelled():
+    from kvdash.launch import launch
+    from kvdash.speculative import draft_module
+
+    r = serving(L70, drafting(weights_dtype="fp8"), H200, 8, 2048, 256)
+    assert r.accepted == 2.79 and r.draft_s > 0  # vLLM PR #24322's Qwen3-1.7B for Qwen3-32B at k = 3
+    d, ds = draft_module(L70, drafting(weights_dtype="fp8"))
+    assert (d.name, ds.weights_dtype, ds.spec_tokens) == ("Llama-3.2-1B", "bf16", 0)
+    import json
+
+    flags = dict(launch(L70, drafting(), "vllm", "meta-llama/Llama-3.1-70B-Instruct", utilization=0.9,
+                        max_model_len=4096, block_size=16, max_num_batched_tokens=8192, max_num_seqs=0).flags)
+    assert json.loads(flags["--speculative-config"]) == {"method": "draft_model", "model": "meta-llama/Llama-3.2-1B",
+                                                         "num_speculative_tokens": 3}
+    with pytest.raises(KvdashError, match="a draft model on sglang is not modelled"):
+        breakdown(L70, drafting().with_(runtime="sglang"))
+    with pytest.raises(KvdashError, match="vocabulary"):
+        breakdown(L70, drafting().with_(spec_draft="qwen3-4b"))
+    with pytest.raises(KvdashError, match="smaller model of its own"):
+        breakdown(preset_model("llama-3.2-1b"), drafting().with_(tp=1, spec_draft="llama-3.1-8b"))
+    with pytest.raises(KvdashError, match="goes with spec_method draft"):
+        Scenario(spec_tokens=3, spec_draft="llama-3.2-1b")

@@ -38,7 +38,8 @@ RUNTIME_CHOICES = {
 }
 STEP_TOKENS = ("engine default", "512", "1024", "2048", "4096", "8192", "16384", "32768")
 SPEC_TOKENS = tuple(range(9))  # tokens drafted a step (0: no speculation)
-SPEC_DRAFTERS = {"its MTP modules": "mtp", "an EAGLE-3 head": "eagle3", "an EAGLE head": "eagle"}
+SPEC_DRAFTERS = {"its MTP modules": "mtp", "an EAGLE-3 head": "eagle3", "an EAGLE head": "eagle",
+                 "a draft model": "draft"}
 # tokens a speculative step yields on average; 0.0: kvdash's sourced default for the drafted tokens
 SPEC_ACCEPTED = (0.0, *(round(1 + 0.05 * i, 2) for i in range(81)))
 UNITS = ("GiB", "GB")
@@ -161,6 +162,7 @@ FIELDS: dict[str, Field] = {
     "spec": Field(choices=SPEC_TOKENS),
     "spec_acc": Field(choices=SPEC_ACCEPTED),
     "spec_by": Field(choices=tuple(SPEC_DRAFTERS)),
+    "spec_draft": Field(choices=_presets),
     "prefix": Field(0, MAX_TOKENS),
     "gpu": Field(choices=_gpus),
     "unit": Field(choices=UNITS),

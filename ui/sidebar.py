@@ -116,6 +116,19 @@ def weight_formats(model: ModelSpec, wdtype: str, edtype: str) -> dict:
     return {"weights_dtype": w, "moe_weights_dtype": "" if e == w else e}
 
 
+def draft_presets(m: ModelSpec) -> list[str]:
+    """Presets that can draft for `m` in vLLM: the same vocabulary size, fewer parameters (kvdash.speculative) and,
+    where `m` is a preset, the same publisher (a vocabulary of the same size is not the same tokenizer)."""
+    presets = load_presets()
+
+    def owner(p) -> str:
+        return (p.hf_id or "").split("/")[0]
+
+    mine = next((owner(p) for p in presets.values() if p.model is m), "")
+    return [k for k, p in presets.items() if p.model.vocab_size == m.vocab_size and p.model.params < m.params
+            and not p.model.mtp_layers and mine in ("", owner(p))]
+
+
 def custom_spec(v: dict) -> ModelSpec:
     """The custom architecture from its field values (the c_* keys): one attention kind for all layers."""
     n, attn = int(v["c_layers"]), v["c_attn"]
@@ -313,8 +326,10 @@ def render_sidebar() -> None:
                 "Tokens per engine step", STEP_TOKENS, key="step_tokens", bind=Q,
                 help=f"{engine_facts(runtime).budget_name}: the most tokens one step processes (prompt chunks and "
                      "decodes together); the engine's default depends on the GPU")
-        spec, accepted, method = 0, 0.0, ""
+        spec, accepted, method, draft = 0, 0.0, "", ""
         offered = drafters(model) if runtime in ENGINES and model is not None else ()
+        drafts = draft_presets(model) if runtime == "vllm" and model is not None else []
+        offered += ("draft",) if drafts else ()
         if offered:
             spec = st.select_slider(
                 "Speculative tokens", SPEC_TOKENS, key="spec", bind=Q,
@@ -324,12 +339,17 @@ def render_sidebar() -> None:
                 labels = [k for k, v in SPEC_DRAFTERS.items() if v in offered]
                 method = SPEC_DRAFTERS[st.selectbox(
                     "Drafted by", labels, key="spec_by", bind=Q,
-                    help="the model's multi-token-prediction modules, or an EAGLE head shaped like its layers "
-                         "(16-bit, one layer, in the same KV pool)")]
+                    help="the model's multi-token-prediction modules, an EAGLE head shaped like its layers (16-bit, "
+                         "one layer, in the same KV pool), or a smaller model of the same vocabulary (vLLM)")]
+                if method == "draft":
+                    draft = st.selectbox("Draft model", drafts, key="spec_draft", bind=Q,
+                                         format_func=lambda p: load_presets()[p].model.name,
+                                         help="its own weights in its own format, its cache in the same pool")
                 accepted = st.select_slider(
                     "Tokens a step yields (0: kvdash's default)", SPEC_ACCEPTED, key="spec_acc", bind=Q,
                     help="on average, the target's own token included (1 to drafted + 1); defaults only where a "
-                         "source measured one: MTP 1.85 at 1 token, EAGLE 1.89 / 2.08 at 2 / 4, EAGLE-3 3.53 at 7")
+                         "source measured one: MTP 1.85 at 1 token, EAGLE 1.89 / 2.08 at 2 / 4, EAGLE-3 3.53 at 7, a "
+                         "draft model 2.79 / 3.12 at 3 / 4")
         if model is not None and model.n_experts:
             ep = st.radio("Routed experts across the TP GPUs", EXPERT_SPLITS, horizontal=True, key="ep", bind=Q,
                           help="sharded: every expert split tp ways; whole: each GPU holds E / tp whole experts, "
@@ -368,7 +388,7 @@ def render_sidebar() -> None:
             **weight_formats(model, wdtype, edtype), kv_dtype=kvdtype, tp=int(tp), pp=int(pp), block_size=int(block),
             shared_prefix_tokens=int(prefix), expert_parallel=bool(ep), runtime=runtime,
             max_num_batched_tokens=0 if step_tokens == STEP_TOKENS[0] else int(step_tokens),
-            spec_tokens=int(spec), spec_accepted=float(accepted), spec_method=method)
+            spec_tokens=int(spec), spec_accepted=float(accepted), spec_method=method, spec_draft=draft)
         st.session_state["sel_error"] = None
     except KvdashError as e:
         st.session_state["sel_scenario"] = None
