@@ -16,8 +16,18 @@ from kvdash.presets import load_presets
 from kvdash.prices import parse_overrides, reference_price
 from kvdash.serving import pool_startup, serving
 from kvdash.startup import default_share
+from kvdash.traffic import parse_lengths
 from kvdash.units import fmt_bytes
-from ui.links import PLAN_LINKS, PLAN_MODES, PLAN_RANKS, PLAN_RATES, PLAN_TPOT_MS, PLAN_TTFT_MS, WEIGHT_CHOICES
+from ui.links import (
+    PLAN_BURSTS,
+    PLAN_LINKS,
+    PLAN_MODES,
+    PLAN_RANKS,
+    PLAN_RATES,
+    PLAN_TPOT_MS,
+    PLAN_TTFT_MS,
+    WEIGHT_CHOICES,
+)
 from ui.serving_view import terms_table
 from ui.sidebar import require
 from ui.style import LEGEND_BELOW, TITLE, figure, log_axis
@@ -41,11 +51,33 @@ c1, c2, c3 = st.columns(3)
 rate = c1.select_slider("Requests per second (steady)", PLAN_RATES, value=10.0, key="plan_rate", bind=Q)
 ttft_ms = c2.select_slider("TTFT target (ms)", PLAN_TTFT_MS, value=1000, key="plan_ttft", bind=Q)
 tpot_ms = c3.select_slider("TPOT target (ms)", PLAN_TPOT_MS, value=50, key="plan_tpot", bind=Q)
-isl, osl = scenario.prompt_tokens, scenario.new_tokens or 256
-prefix = scenario.shared_prefix_tokens
+c1, c2, c3 = st.columns(3)
+typed_isl = c1.text_input("Prompt lengths", key="plan_isl", bind=Q,
+                          placeholder=f"{scenario.prompt_tokens} (the sidebar's)",
+                          help="tokens: 1024, a uniform range 512-2048, or values with shares 512:0.7,4096:0.3; "
+                               "planned at the mean, and the longest must fit")
+typed_osl = c2.text_input("Output lengths", key="plan_osl", bind=Q,
+                          placeholder=f"{scenario.new_tokens or 256} (the sidebar's)", help="as the prompt lengths")
+burst = c3.select_slider("Burst (x the rate)", PLAN_BURSTS, value=1.0, key="plan_burst", bind=Q,
+                         help="the pools are sized for this many times the rate (a peak to absorb within the targets); "
+                              "the cost stays per the rate's tokens")
+try:
+    isl_d = parse_lengths(typed_isl or str(scenario.prompt_tokens), "prompt lengths")
+    osl_d = parse_lengths(typed_osl or str(scenario.new_tokens or 256), "output lengths")
+except KvdashError as e:
+    st.error(str(e))
+    st.stop()
+isl, osl = isl_d.planned, osl_d.planned
+varies = len(isl_d.values) > 1 or len(osl_d.values) > 1
+longest = (isl_d.longest, osl_d.longest) if varies else (0, 0)
+prefix = min(scenario.shared_prefix_tokens, isl)
 asked = None if st.session_state.get("wdtype", WEIGHT_CHOICES[0]) == WEIGHT_CHOICES[0] else scenario.weights_dtype
-st.caption(f"Requests of {isl:,} prompt tokens (the sidebar's) and {osl:,} output tokens"
-           + ("" if scenario.new_tokens else " (the sidebar says 0 generated tokens: 256 assumed)")
+st.caption((f"Prompts of {isl_d.text()} tokens and outputs of {osl_d.text()}, planned at the means ({isl:,} + {osl:,}; "
+            f"a prompt's attention grows with its square, which the mean does not show), the longest "
+            f"({isl_d.longest:,} + {osl_d.longest:,}) fitting every pool" if varies else
+            f"Requests of {isl:,} prompt tokens and {osl:,} output tokens")
+           + ("" if scenario.new_tokens or typed_osl else " (the sidebar says 0 generated tokens: 256 assumed)")
+           + (f"; pools sized for {burst:g} × the rate" if burst != 1 else "")
            + (f"; weights {scenario.weights_dtype} (the sidebar's); " if asked else
               f"; weights as the checkpoint stores them ({scenario.weights_dtype}) and the lighter formats each GPU's "
               "tensor cores run (fp8; NVFP4 on Blackwell), which means quantizing the checkpoint; ")
@@ -84,7 +116,8 @@ try:
                                      asked, prefix, tuple(sorted(prices.items())),
                                      "gpus" if rank == PLAN_RANKS[1] else "cost", scenario.spec_tokens,
                                      scenario.spec_accepted, MODES if mode == PLAN_MODES[0] else (mode,), float(link),
-                                     scenario.spec_method, scenario.spec_draft_vocab, scenario.spec_draft)
+                                     scenario.spec_method, scenario.spec_draft_vocab, scenario.spec_draft,
+                                     float(burst), longest)
 except KvdashError as e:
     st.error(str(e))
     st.stop()
@@ -147,7 +180,8 @@ hf_id = next((p.hf_id for p in load_presets().values() if p.model is model), Non
 
 def command(sc):
     return launch(model, sc, best.engine, hf_id, utilization=default_share(best.engine, g, sc.tp),
-                  max_model_len=isl + osl, block_size=16, max_num_batched_tokens=tokens, max_num_seqs=seqs)
+                  max_model_len=max(isl_d.longest + osl_d.longest, isl + osl), block_size=16,
+                  max_num_batched_tokens=tokens, max_num_seqs=seqs)
 
 
 if best.disaggregated:

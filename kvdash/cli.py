@@ -196,8 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     pln = sub.add_parser("plan", help="the configurations that serve a request rate within TTFT and TPOT targets")
     _source_args(pln)
     pln.add_argument("--rate", type=float, required=True, metavar="R", help="requests per second, steady")
-    pln.add_argument("--isl", type=int, required=True, metavar="I", help="prompt tokens per request")
-    pln.add_argument("--osl", type=int, required=True, metavar="O", help="output tokens per request")
+    pln.add_argument("--isl", required=True, metavar="I",
+                     help="prompt tokens per request: 1024, a uniform range 512-2048, or values with shares "
+                          "512:0.7,4096:0.3 (planned at the mean; the longest must fit)")
+    pln.add_argument("--osl", required=True, metavar="O", help="output tokens per request, as --isl")
+    pln.add_argument("--burst", type=float, default=1.0, metavar="B",
+                     help="size the pools for B x the rate, a peak to absorb within the targets (default 1); the "
+                          "cost stays per the rate's tokens")
     pln.add_argument("--ttft-ms", type=float, required=True, metavar="X", help="time-to-first-token target")
     pln.add_argument("--tpot-ms", type=float, required=True, metavar="Y", help="time-per-output-token target")
     pln.add_argument("--gpus", metavar="ID,...", help="GPU ids to consider (default: those with measured kernels)")
@@ -407,19 +412,24 @@ def _cmd_plan(args) -> int:
     from kvdash.disagg import DEFAULT_LINK_GBPS
     from kvdash.plan import MODES, default_gpus, plan
     from kvdash.prices import parse_overrides
+    from kvdash.traffic import parse_lengths
 
     m = _load_model(args)
     catalog = load_gpus()
     gpus = [get_gpu(g.strip()) for g in args.gpus.split(",")] if args.gpus else default_gpus(catalog)
     if not 0 <= args.prefix_hit <= 1:
         raise KvdashError(f"--prefix-hit is a share of the prompt, 0 to 1, not {args.prefix_hit:g}")
+    isl_d, osl_d = parse_lengths(args.isl, "--isl"), parse_lengths(args.osl, "--osl")
+    args.isl, args.osl = isl_d.planned, osl_d.planned
+    varies = len(isl_d.values) > 1 or len(osl_d.values) > 1
     prefix = int(args.prefix_hit * args.isl)
     options, left_out = plan(m, args.rate, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
                              engines=tuple(args.engine or ENGINES), weights_dtype=args.weights_dtype,
                              max_gpus=args.max_gpus, prefix_tokens=prefix, prices=parse_overrides(args.price),
                              rank=args.rank, **_spec(args),
                              modes=MODES if args.mode == "both" else (args.mode,),
-                             link_gbps=DEFAULT_LINK_GBPS if args.kv_link_gbps is None else args.kv_link_gbps)
+                             link_gbps=DEFAULT_LINK_GBPS if args.kv_link_gbps is None else args.kv_link_gbps,
+                             burst=args.burst, longest=(isl_d.longest, osl_d.longest) if varies else (0, 0))
     if args.json:
         print(json.dumps({"options": [asdict(o) | {"gpus": o.gpus, "layout": o.layout} for o in options],
                           "left_out": left_out}, indent=2))
@@ -428,8 +438,11 @@ def _cmd_plan(args) -> int:
     link = ("" if args.mode == "aggregated" else
             f"; disaggregated pools move each prompt's cache at {args.kv_link_gbps or DEFAULT_LINK_GBPS:g} GB/s a GPU"
             + ("" if args.kv_link_gbps else " (assumed: one 400 Gb/s port per GPU; --kv-link-gbps sets yours)"))
-    print(f"{m.name}: {args.rate:,g} requests/s of {args.isl:,} + {args.osl:,} tokens{cached}, TTFT <= "
-          f"{args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; "
+    lengths = (f" (prompts {isl_d.text()}, outputs {osl_d.text()}: planned at the means; the longest fits)"
+               if varies else "")
+    burst = f", pools sized for {args.burst:g} x that" if args.burst != 1 else ""
+    print(f"{m.name}: {args.rate:,g} requests/s{burst} of {args.isl:,} + {args.osl:,} tokens{lengths}{cached}, "
+          f"TTFT <= {args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; "
           f"{args.mode.replace('both', 'aggregated or disaggregated')} serving" + link
           + (f"; speculating {args.spec_tokens} tokens a step with "
              + {"": "its MTP modules", "mtp": "its MTP modules", "eagle": "an EAGLE head",

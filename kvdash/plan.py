@@ -21,7 +21,7 @@ Cost: the GPUs' hourly bill (a price per GPU-hour: the user's, else the lowest d
 kvdash.prices) over the tokens the rate brings in an hour, per million output tokens and per million tokens in
 and out. Options are ranked by the cost per million output tokens (unknown prices last), or by GPUs.
 
-Speculative decoding with the model's MTP modules or an EAGLE head (`spec_tokens`, `spec_method`,
+Speculative decoding with the model's MTP modules, an EAGLE head or a draft model (`spec_tokens`, `spec_method`,
 kvdash.speculative): every configuration
 speculates as asked, its memory and steps as the serving model has them.
 
@@ -30,7 +30,8 @@ workers the rate needs at the most requests in flight a worker holds within the 
 prefill workers whose queueing fits what the TTFT target leaves after the prefill, the cache's transfer over the
 link and the decode worker's join.
 
-Not yet here (the issue's later steps): draft-model and EAGLE speculation, and a vectorised search.
+Traffic (kvdash.traffic): lengths that vary are planned at their means, with the longest request fitting every
+pool (`longest`); a burst factor sizes the pools for the rate times it, the cost staying per the rate's tokens.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from kvdash.kernels import measured_gpus
 from kvdash.model import ModelSpec
 from kvdash.prices import usd_per_gpu_hour, usd_per_million
 from kvdash.scenario import Scenario
-from kvdash.serving import engine_profile, serving
+from kvdash.serving import engine_profile, engine_setup, requests_held, serving
 from kvdash.traffic import at_rate, first_true, kv_transfer_s
 
 TP_DEGREES = (1, 2, 4, 8)
@@ -135,19 +136,25 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
          max_gpus: int = 64, prefix_tokens: int = 0, prices: dict[str, float] | None = None,
          rank: str = "cost", spec_tokens: int = 0, spec_accepted: float = 0.0, modes=MODES,
          link_gbps: float = DEFAULT_LINK_GBPS, spec_method: str = "", spec_draft_vocab: int = 0,
-         spec_draft: str = "") -> tuple[list[Option], dict[str, str]]:
+         spec_draft: str = "", burst: float = 1.0, longest: tuple[int, int] = (0, 0)
+         ) -> tuple[list[Option], dict[str, str]]:
     """The options that serve `rate` requests/s of isl + osl tokens, the first `prefix_tokens` of each prompt
     in the prefix cache, within the TTFT and TPOT targets on at most `max_gpus` GPUs, cheapest per million output
     tokens first (`rank="gpus"`: fewest GPUs first), then the lower TPOT; and why each other configuration was
     left out. `prices`: the user's dollars per GPU-hour by GPU id, over kvdash's reference prices. `modes`:
     aggregated replicas, disaggregated prefill and decode pools (their cache crossing a link of `link_gbps` GB/s
-    one way), or both."""
+    one way), or both. `burst`: the pools are sized for rate x burst, the cost is the bill over the rate's tokens
+    (kvdash.traffic). `longest`: the longest request's (prompt, output) tokens where lengths vary (isl and osl are
+    then their means): one of it must fit a replica's, or a decode worker's, KV pool."""
     if rank not in RANKS:
         raise KvdashError(f"rank by one of {', '.join(RANKS)}, not {rank!r}")
     if not (ttft_s > 0 and tpot_s > 0):
         raise KvdashError("the TTFT and TPOT targets must be positive")
     if not 0 < rate < 1e9:
         raise KvdashError(f"the request rate must be a positive number of requests per second, not {rate!r}")
+    if not isinstance(burst, int | float) or not 1 <= burst <= 100:
+        raise KvdashError(f"a burst factor is 1 (steady) to 100 times the rate, not {burst!r}")
+    peak = rate * burst  # what the pools must serve within the targets
     if isl < 1 or osl < 1:
         raise KvdashError("prompts and outputs of at least one token")
     if not 0 <= prefix_tokens <= isl:
@@ -168,13 +175,14 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
             if "aggregated" in modes:
                 for tp, ep in parallel_layouts(model, max_gpus):
                     try:
-                        found.append(_option(model, replace(base, tp=tp, expert_parallel=ep), gpu, rate, isl, osl,
-                                             ttft_s, tpot_s, max_gpus))
+                        found.append(_option(model, replace(base, tp=tp, expert_parallel=ep), gpu, peak, isl, osl,
+                                             ttft_s, tpot_s, max_gpus, longest))
                     except KvdashError as e:
                         left_out[f"{gpu.id} {engine} tp{tp}{' ep' * ep} weights {weights} kv {kv}"] = str(e)
             if "disaggregated" in modes:
-                found += _disaggregated_options(model, base, gpu, rate, isl, osl, ttft_s, tpot_s, max_gpus,
-                                                link_gbps, left_out, f"{gpu.id} {engine} weights {weights} kv {kv}")
+                found += _disaggregated_options(model, base, gpu, peak, isl, osl, ttft_s, tpot_s, max_gpus,
+                                                link_gbps, left_out, f"{gpu.id} {engine} weights {weights} kv {kv}",
+                                                longest)
             options += [_priced(o, price, rate, isl, osl) for o in found]
     options.sort(key=RANKS[rank])
     return options, left_out
@@ -197,7 +205,8 @@ def _priced(o: Option, price: float | None, rate: float, isl: int, osl: int) -> 
 
 
 def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
-            max_gpus: int) -> Option:
+            max_gpus: int, longest: tuple[int, int] = (0, 0)) -> Option:
+    fits_longest(model, s, gpu, longest)
     reports: dict = {}
 
     def at(c: int):  # the serving model at c in flight, each concurrency asked once
@@ -235,7 +244,8 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
 
 
 def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float,
-                           tpot_s: float, max_gpus: int, link_gbps: float, left_out: dict, name: str) -> list[Option]:
+                           tpot_s: float, max_gpus: int, link_gbps: float, left_out: dict, name: str,
+                           longest: tuple[int, int] = (0, 0)) -> list[Option]:
     """Every prefill tp x decode tp of the scenario's engine and formats (kvdash.disagg), each pool as small as
     the targets allow: the decode workers the rate needs at the most requests in flight within the TPOT target,
     then the prefill workers whose M/D/1 wait fits what the TTFT target leaves after the prefill, the transfer
@@ -249,6 +259,7 @@ def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: in
         except KvdashError as e:
             left_out[f"{gpu.id} {base.runtime} disaggregated prefill tp{tp}{' ep' * ep} {formats}"] = str(e)
         try:
+            fits_longest(model, s, gpu, longest)
             decode[tp, ep] = _decode_pool(model, s, gpu, rate, isl, osl, tpot_s)
         except KvdashError as e:
             left_out[f"{gpu.id} {base.runtime} disaggregated decode tp{tp}{' ep' * ep} {formats}"] = str(e)
@@ -287,6 +298,15 @@ def parallel_layouts(model: ModelSpec, max_gpus: int) -> list[tuple[int, bool]]:
     tps = [tp for tp in TP_DEGREES if tp <= max_gpus]
     return [(tp, False) for tp in tps] + [(tp, True) for tp in tps
                                           if tp > 1 and model.n_experts and model.n_experts % tp == 0]
+
+
+def fits_longest(model, s: Scenario, gpu: Gpu, longest: tuple[int, int]) -> None:
+    """Refuse a configuration whose KV pool cannot hold one of the longest requests (lengths that vary)."""
+    if not longest[0]:
+        return
+    _, held, s, _ = engine_setup(model, s, gpu, *longest)
+    if requests_held(held, s, gpu, *longest)[0] < 1:
+        raise KvdashError(f"the longest request ({longest[0]:,} + {longest[1]:,} tokens) does not fit its KV pool")
 
 
 def _decode_pool(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, tpot_s: float):
@@ -365,12 +385,13 @@ def plan_for(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, t
              prices: tuple[tuple[str, float], ...] = (), rank: str = "cost", spec_tokens: int = 0,
              spec_accepted: float = 0.0, modes: tuple[str, ...] = MODES,
              link_gbps: float = DEFAULT_LINK_GBPS, spec_method: str = "",
-             spec_draft_vocab: int = 0, spec_draft: str = "") -> tuple[tuple[Option, ...], tuple]:
+             spec_draft_vocab: int = 0, spec_draft: str = "", burst: float = 1.0,
+             longest: tuple[int, int] = (0, 0)) -> tuple[tuple[Option, ...], tuple]:
     """plan() with the GPUs by id and the user's prices as (GPU id, dollars) pairs, kept per process (the Plan
     page's reruns reuse it): (options, the left-out configurations as (name, why) pairs), both read-only."""
     options, left_out = plan(model, rate, isl, osl, ttft_s, tpot_s, [get_gpu(g) for g in gpu_ids],
                              weights_dtype=weights_dtype, prefix_tokens=prefix_tokens, prices=dict(prices),
                              rank=rank, spec_tokens=spec_tokens, spec_accepted=spec_accepted, modes=modes,
                              link_gbps=link_gbps, spec_method=spec_method, spec_draft_vocab=spec_draft_vocab,
-                             spec_draft=spec_draft)
+                             spec_draft=spec_draft, burst=burst, longest=longest)
     return tuple(options), tuple(left_out.items())

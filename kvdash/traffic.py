@@ -10,6 +10,13 @@ kvdash.serving.computed_tokens, kvdash.speculative.)
   bound), and `at_rate` says so instead of answering.
 - Disaggregated prefill and decode: a request's whole prompt cache moves from the prefill pool to the decode
   pool once, at the link's one-way bandwidth.
+- Lengths as users state them (`Lengths`): one value, a uniform range or a small table of values and shares. A
+  plan serves them at their means (Little's law and the pool's average hold in the means: a request holds its
+  prompt and half its output on average either way); a prompt's attention grows with its square, so a spread of
+  prompt lengths prefills somewhat slower than its mean does, which the mean does not show. The longest request
+  must still fit: one of it in the pool, and the engine's max_model_len.
+- A burst factor: the pools are sized for the rate times the factor (the peak they must absorb within the
+  targets); what a token costs is the bill over the mean rate's tokens.
 """
 
 from __future__ import annotations
@@ -79,6 +86,66 @@ def first_true(pred: Callable[[int], bool], score: Callable[[int], float], lo: i
             lo, s_lo = c, score(c)
         guess = not guess or hi - lo <= before // 2  # a guess that did not halve the bracket: bisect next
     return hi
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """Token lengths of requests: `values` with their `shares` (a table; one value is fixed), or a uniform range
+    from values[0] to values[1] (`uniform`)."""
+
+    values: tuple[int, ...]
+    shares: tuple[float, ...] = (1.0,)
+    uniform: bool = False
+
+    @property
+    def mean(self) -> float:
+        if self.uniform:
+            return (self.values[0] + self.values[1]) / 2
+        return sum(v * w for v, w in zip(self.values, self.shares, strict=True))
+
+    @property
+    def planned(self) -> int:
+        """The whole number of tokens a plan serves them at: the mean, rounded."""
+        return max(1, round(self.mean))
+
+    @property
+    def longest(self) -> int:
+        return max(self.values)
+
+    def text(self) -> str:
+        if self.uniform:
+            return f"{self.values[0]:,} to {self.values[1]:,} (uniform, mean {self.mean:,g})"
+        if len(self.values) == 1:
+            return f"{self.values[0]:,}"
+        return ", ".join(f"{v:,} ({w:.0%})" for v, w in zip(self.values, self.shares, strict=True)) + \
+            f" (mean {self.mean:,.1f})"
+
+
+def parse_lengths(text: str, what: str = "lengths") -> Lengths:
+    """Lengths as typed: "1024" (fixed), "512-2048" (uniform), or "512:0.7,4096:0.3" (values and shares, which
+    must add up to 1), each value 1 to 2^30 tokens."""
+    bad = KvdashError(f"{what}: a number of tokens (1024), a uniform range (512-2048) or values with shares "
+                      f"(512:0.7,4096:0.3), not {text!r}")
+    raw = str(text).replace(" ", "")
+    try:
+        if ":" in raw:
+            pairs = [p.split(":") for p in raw.split(",")]
+            values, shares = tuple(int(v) for v, _ in pairs), tuple(float(w) for _, w in pairs)
+            if len(values) > 16 or abs(sum(shares) - 1) > 1e-6 or any(not 0 < w <= 1 for w in shares):
+                raise bad
+            out = Lengths(values, shares)
+        elif "-" in raw:
+            lo, hi = (int(x) for x in raw.split("-"))
+            if lo > hi:
+                raise bad
+            out = Lengths((lo, hi), (0.5, 0.5), uniform=True)
+        else:
+            out = Lengths((int(raw),))
+    except (ValueError, TypeError):
+        raise bad from None
+    if any(not 1 <= v <= 1 << 30 for v in out.values):
+        raise bad
+    return out
 
 
 def kv_transfer_s(cache_bytes: int, link_gbps: float) -> float:

@@ -195,3 +195,35 @@ def test_a_speculating_plan_is_the_serving_models_answer():
         assert (s.spec_tokens, s.spec_accepted) == (1, 0.0)
         r = serving(v3, s, get_gpu(o.gpu), o.concurrency, 2048, 512)
         assert (r.ttft_s, r.tpot_s, r.accepted) == (o.ttft_s, o.tpot_s, 1.85)
+
+
+def test_a_burst_sizes_the_pools_and_the_mean_rate_pays():
+    """burst 2 at 10 requests/s: the same pools and latencies as a steady 20/s, the cost per token over 10/s's
+    tokens (10 x 256 x 3,600 = 9,216,000 an hour), so twice the steady 20/s plan's."""
+    h100 = GPUS[:1]
+    prices = {"nvidia-h100-sxm5": 2.0}
+    bursty, _ = plan(M, 10.0, ISL, OSL, TTFT, TPOT, h100, engines=("vllm",), prices=prices, burst=2.0)
+    steady, _ = plan(M, 20.0, ISL, OSL, TTFT, TPOT, h100, engines=("vllm",), prices=prices)
+    assert [(o.layout, o.ttft_s, o.tpot_s) for o in bursty] == [(o.layout, o.ttft_s, o.tpot_s) for o in steady]
+    for b, s in zip(bursty, steady, strict=True):
+        assert b.usd_per_m_output == pytest.approx(2.0 * b.gpus / 9.216) == pytest.approx(2 * s.usd_per_m_output)
+    with pytest.raises(KvdashError, match="burst factor"):
+        plan(M, 10.0, ISL, OSL, TTFT, TPOT, h100, burst=0.5)
+
+
+def test_the_longest_request_must_fit_every_pool(capsys):
+    """Planned at the means, the longest of varied lengths must still fit: 120,000 + 8,000 tokens of Llama-3.1-8B
+    (131,072 B a token: 16.8 GB) fit an H100's pool, but not one 24 GB L4 beside the 16 GB of weights (two do, at
+    half of each)."""
+    options, left_out = plan(M, 1.0, 2048, 512, 60.0, 0.2, [get_gpu("nvidia-l4"), GPUS[0]], engines=("vllm",),
+                             weights_dtype="bf16", kv_dtypes=("bf16",), longest=(120_000, 8_000))
+    assert options and all(o.gpu == "nvidia-h100-sxm5" or o.tp > 1 for o in options)
+    assert left_out["nvidia-l4 vllm tp1 weights bf16 kv bf16"] == \
+        "the longest request (120,000 + 8,000 tokens) does not fit its KV pool"
+    assert "nvidia-h100-sxm5 vllm tp1 weights bf16 kv bf16" not in left_out
+    assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "512:0.8,8192:0.2", "--osl", "128-384",
+                 "--ttft-ms", "1000", "--tpot-ms", "30", "--gpus", "nvidia-h100-sxm5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["options"]
+    assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "512:0.8", "--osl", "256",
+                 "--ttft-ms", "1000", "--tpot-ms", "30"]) == 2
+    assert "--isl" in capsys.readouterr().err

@@ -62,3 +62,17 @@ def test_an_engine_computes_what_its_prefix_cache_lacks_in_whole_blocks():
     assert computed_tokens(1024, 1024, 16) == 1  # all in whole blocks: the last token is computed for its logits
     with pytest.raises(KvdashError):
         computed_tokens(1000, 1001, 16)
+
+
+def test_lengths_as_users_state_them():
+    """Fixed, uniform (mean (lo + hi) / 2) or a table (mean = sum of value x share), by hand."""
+    from kvdash.traffic import parse_lengths
+
+    assert (parse_lengths("1024").mean, parse_lengths("1024").longest) == (1024, 1024)
+    u = parse_lengths("512-2048")
+    assert (u.mean, u.planned, u.longest) == (1280, 1280, 2048)
+    t = parse_lengths("512:0.7, 4096:0.3")
+    assert t.mean == pytest.approx(512 * 0.7 + 4096 * 0.3) and t.planned == 1587 and t.longest == 4096
+    for bad in ("", "abc", "512:0.5,1024:0.4", "2048-512", "0", "512:0", "1-2-3", str(1 << 31)):
+        with pytest.raises(KvdashError):
+            parse_lengths(bad)

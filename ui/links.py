@@ -51,6 +51,13 @@ PLAN_TPOT_MS = (5, 10, 15, 20, 25, 30, 50, 75, 100, 200)
 PLAN_RANKS = ("cost per million output tokens", "fewest GPUs")
 PLAN_MODES = ("aggregated or disaggregated", "aggregated", "disaggregated")
 PLAN_LINKS = (12.5, 25.0, 50.0, 100.0, 200.0, 400.0, 900.0)  # GB/s one way per GPU: 100 Gb/s ports .. NVLink 5
+PLAN_BURSTS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)  # pools sized for this many times the rate
+
+
+def _lengths(raw: str, what: str):
+    from kvdash.traffic import parse_lengths
+
+    return parse_lengths(raw, what) if raw.strip() else None
 
 
 def _prices(raw: str) -> dict[str, float]:
@@ -178,6 +185,10 @@ FIELDS: dict[str, Field] = {
     "plan_mode": Field(choices=PLAN_MODES),
     "plan_link": Field(choices=PLAN_LINKS),
     # the user's prices per GPU-hour, as the CLI's --price takes them: GPU=USD, comma-separated
+    "plan_burst": Field(choices=PLAN_BURSTS),
+    # lengths as kvdash.traffic.parse_lengths takes them: 1024, 512-2048, 512:0.7,4096:0.3 ("": the sidebar's)
+    **{f"plan_{what}": Field(pattern=r"[0-9:.,\- ]{0,200}", check=lambda raw, w=what: _lengths(raw, w),
+                             what="token lengths: 1024, 512-2048 or 512:0.7,4096:0.3") for what in ("isl", "osl")},
     "plan_prices": Field(pattern=r"[A-Za-z0-9._=, -]{0,400}", check=lambda raw: _prices(raw),
                          what="prices as GPU=USD per GPU-hour, comma-separated"),
     # the Serving capacity page (vLLM's settings)
