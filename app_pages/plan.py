@@ -25,7 +25,9 @@ from ui.links import (
     PLAN_RANKS,
     PLAN_RATES,
     PLAN_TPOT_MS,
+    PLAN_TRAFFIC,
     PLAN_TTFT_MS,
+    PLAN_USERS,
     WEIGHT_CHOICES,
 )
 from ui.serving_view import terms_table
@@ -35,7 +37,7 @@ from ui.text import plain
 
 Q = "query-params"
 model, scenario, gpu, unit = require()
-st.title(f"Plan {plain(model.name)} for a request rate")
+st.title(f"Plan {plain(model.name)} for its traffic")
 try:  # the plan searches its own parallelism, but a sidebar scenario that is not valid is said so, as elsewhere
     breakdown(model, scenario, gpu)
 except KvdashError as e:
@@ -48,9 +50,18 @@ st.caption("Every GPU × engine × tensor-parallel degree × weight and KV forma
            "a prefill worker queues its prompts as an M/D/1 queue (kvdash.disagg).")
 catalog = load_gpus()
 c1, c2, c3 = st.columns(3)
-rate = c1.select_slider("Requests per second (steady)", PLAN_RATES, value=10.0, key="plan_rate", bind=Q)
+traffic = st.radio("Traffic", PLAN_TRAFFIC, horizontal=True, key="plan_traffic", bind=Q,
+                   help="a steady rate of requests (Poisson arrivals), or a fixed concurrency: users who each send "
+                        "their next request when the last one ends (planned as aggregated replicas)")
+users = 0
+if traffic == PLAN_TRAFFIC[0]:
+    rate = c1.select_slider("Requests per second (steady)", PLAN_RATES, value=10.0, key="plan_rate", bind=Q)
+else:
+    users, rate = c1.select_slider("Users (requests always in flight)", PLAN_USERS, value=64, key="plan_users",
+                                   bind=Q), 0.0
 ttft_ms = c2.select_slider("TTFT target (ms)", PLAN_TTFT_MS, value=1000, key="plan_ttft", bind=Q)
 tpot_ms = c3.select_slider("TPOT target (ms)", PLAN_TPOT_MS, value=50, key="plan_tpot", bind=Q)
+load = f"{rate:g} requests/s" if not users else f"{users:,} users in a closed loop"
 c1, c2, c3 = st.columns(3)
 typed_isl = c1.text_input("Prompt lengths", key="plan_isl", bind=Q,
                           placeholder=f"{scenario.prompt_tokens} (the sidebar's)",
@@ -88,7 +99,8 @@ st.caption((f"Prompts of {isl_d.text()} tokens and outputs of {osl_d.text()}, pl
 chosen = st.multiselect("GPUs", list(catalog), default=[g.id for g in default_gpus(catalog)], key="plan_gpus",
                         bind=Q, help="by default the GPUs whose kernels kvdash has measured")
 c1, c2, c3 = st.columns([1, 1, 1])
-mode = c1.radio("Serve", PLAN_MODES, key="plan_mode", bind=Q)
+mode = c1.radio("Serve", PLAN_MODES, key="plan_mode", bind=Q, disabled=bool(users),
+                help="a fixed concurrency is planned as aggregated replicas" if users else None)
 link = c2.select_slider("Cache link between pools (GB/s a GPU, one way)", PLAN_LINKS, value=50.0, key="plan_link",
                         bind=Q, disabled=mode == PLAN_MODES[1],
                         help="50: one 400 Gb/s network port per GPU, as HGX/DGX H100, H200 and B200 pair them (an "
@@ -117,12 +129,12 @@ try:
                                      "gpus" if rank == PLAN_RANKS[1] else "cost", scenario.spec_tokens,
                                      scenario.spec_accepted, MODES if mode == PLAN_MODES[0] else (mode,), float(link),
                                      scenario.spec_method, scenario.spec_draft_vocab, scenario.spec_draft,
-                                     float(burst), longest)
+                                     float(burst), longest, users)
 except KvdashError as e:
     st.error(str(e))
     st.stop()
 if not options:
-    st.error(f"No configuration of the {len(left_out):,} searched serves {rate:g} requests/s within TTFT "
+    st.error(f"No configuration of the {len(left_out):,} searched serves {load} within TTFT "
              f"{ttft_ms:,} ms and TPOT {tpot_ms:,} ms on at most 64 GPUs.")
     st.dataframe(pd.DataFrame([{"configuration": k, "why not": v} for k, v in left_out]), hide_index=True,
                  width="stretch", key="plan_left_out")
@@ -130,7 +142,7 @@ if not options:
 rows = [{"GPUs": o.gpus, "GPU": catalog[o.gpu].name, "engine": o.engine, "pools (workers × tp)": o.layout,
          "weights": o.weights_dtype + (f" (experts {o.experts_dtype})" if o.experts_dtype else ""), "KV": o.kv_dtype,
          "in flight per replica or decode worker": o.concurrency, "TTFT ms": round(o.ttft_s * 1e3, 1),
-         "TPOT ms": round(o.tpot_s * 1e3, 2), "tokens/s per GPU": round(rate * osl / o.gpus),
+         "TPOT ms": round(o.tpot_s * 1e3, 2), "tokens/s per GPU": round((o.served_rate or rate) * osl / o.gpus),
          "tokens/s per user": round(1 / o.tpot_s, 1),
          "$ per GPU-hour": None if o.usd_per_gpu_hour is None else round(o.usd_per_gpu_hour, 3),
          "$ per M output tokens": None if o.usd_per_m_output is None else round(o.usd_per_m_output, 4),
@@ -162,9 +174,10 @@ fig = figure(dict(data=[dict(
     x=[1e3 / tpot_ms] * 2, y=[1, max(r["tokens/s per GPU"] for r in rows) * 1.5],
     line=dict(dash="dash", color="#999999"), hoverinfo="skip"), dict(
     type="scatter", mode="lines", name="Pareto front: no option has fewer GPUs and a lower TPOT",
-    x=[1 / o.tpot_s for o in front], y=[rate * osl / o.gpus for o in front], line=dict(color="#000000"),
+    x=[1 / o.tpot_s for o in front], y=[(o.served_rate or rate) * osl / o.gpus for o in front],
+    line=dict(color="#000000"),
     line_shape="hv", hoverinfo="skip")],
-    layout=dict(title=TITLE | dict(text=f"The options at {rate:g} requests/s<br><sup>each point a configuration "
+    layout=dict(title=TITLE | dict(text=f"The options at {load}<br><sup>each point a configuration "
                                         "meeting both targets (◆ disaggregated)</sup>"), margin=dict(t=80),
                 xaxis=log_axis("tokens/s per user (1 / TPOT)"), yaxis=log_axis("tokens/s per GPU"),
                 legend=LEGEND_BELOW)))

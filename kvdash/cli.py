@@ -195,7 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pln = sub.add_parser("plan", help="the configurations that serve a request rate within TTFT and TPOT targets")
     _source_args(pln)
-    pln.add_argument("--rate", type=float, required=True, metavar="R", help="requests per second, steady")
+    load = pln.add_mutually_exclusive_group(required=True)
+    load.add_argument("--rate", type=float, metavar="R", help="requests per second, steady (Poisson arrivals)")
+    load.add_argument("--concurrency", type=int, metavar="C",
+                      help="instead of a rate: C users, each sending its next request when the last one ends "
+                           "(aggregated replicas only)")
     pln.add_argument("--isl", required=True, metavar="I",
                      help="prompt tokens per request: 1024, a uniform range 512-2048, or values with shares "
                           "512:0.7,4096:0.3 (planned at the mean; the longest must fit)")
@@ -423,25 +427,29 @@ def _cmd_plan(args) -> int:
     args.isl, args.osl = isl_d.planned, osl_d.planned
     varies = len(isl_d.values) > 1 or len(osl_d.values) > 1
     prefix = int(args.prefix_hit * args.isl)
-    options, left_out = plan(m, args.rate, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
+    options, left_out = plan(m, args.rate or 0.0, args.isl, args.osl, args.ttft_ms / 1e3, args.tpot_ms / 1e3, gpus,
                              engines=tuple(args.engine or ENGINES), weights_dtype=args.weights_dtype,
                              max_gpus=args.max_gpus, prefix_tokens=prefix, prices=parse_overrides(args.price),
                              rank=args.rank, **_spec(args),
                              modes=MODES if args.mode == "both" else (args.mode,),
                              link_gbps=DEFAULT_LINK_GBPS if args.kv_link_gbps is None else args.kv_link_gbps,
-                             burst=args.burst, longest=(isl_d.longest, osl_d.longest) if varies else (0, 0))
+                             burst=args.burst, longest=(isl_d.longest, osl_d.longest) if varies else (0, 0),
+                             users=args.concurrency or 0)
     if args.json:
         print(json.dumps({"options": [asdict(o) | {"gpus": o.gpus, "layout": o.layout} for o in options],
                           "left_out": left_out}, indent=2))
         return 0 if options else 1
     cached = f" ({prefix:,} of each prompt in the prefix cache)" if prefix else ""
+    if args.concurrency:
+        args.mode = "aggregated"  # a fixed concurrency plans aggregated replicas (kvdash.plan)
     link = ("" if args.mode == "aggregated" else
             f"; disaggregated pools move each prompt's cache at {args.kv_link_gbps or DEFAULT_LINK_GBPS:g} GB/s a GPU"
             + ("" if args.kv_link_gbps else " (assumed: one 400 Gb/s port per GPU; --kv-link-gbps sets yours)"))
     lengths = (f" (prompts {isl_d.text()}, outputs {osl_d.text()}: planned at the means; the longest fits)"
                if varies else "")
     burst = f", pools sized for {args.burst:g} x that" if args.burst != 1 else ""
-    print(f"{m.name}: {args.rate:,g} requests/s{burst} of {args.isl:,} + {args.osl:,} tokens{lengths}{cached}, "
+    load = f"{args.rate:,g} requests/s" if args.rate else f"{args.concurrency:,} users in a closed loop"
+    print(f"{m.name}: {load}{burst} of {args.isl:,} + {args.osl:,} tokens{lengths}{cached}, "
           f"TTFT <= {args.ttft_ms:,g} ms, TPOT <= {args.tpot_ms:,g} ms; "
           f"{args.mode.replace('both', 'aggregated or disaggregated')} serving" + link
           + (f"; speculating {args.spec_tokens} tokens a step with "

@@ -99,6 +99,7 @@ class Option:
     prefill_expert_parallel: bool = False
     transfer_s: float = 0.0  # one request's prompt cache from its prefill to its decode worker
     link_gbps: float = 0.0  # the link it crosses, GB/s one way
+    served_rate: float = 0.0  # requests/s served at a fixed concurrency (Little's law over the busiest replica)
 
     @property
     def gpus(self) -> int:
@@ -136,7 +137,7 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
          max_gpus: int = 64, prefix_tokens: int = 0, prices: dict[str, float] | None = None,
          rank: str = "cost", spec_tokens: int = 0, spec_accepted: float = 0.0, modes=MODES,
          link_gbps: float = DEFAULT_LINK_GBPS, spec_method: str = "", spec_draft_vocab: int = 0,
-         spec_draft: str = "", burst: float = 1.0, longest: tuple[int, int] = (0, 0)
+         spec_draft: str = "", burst: float = 1.0, longest: tuple[int, int] = (0, 0), users: int = 0
          ) -> tuple[list[Option], dict[str, str]]:
     """The options that serve `rate` requests/s of isl + osl tokens, the first `prefix_tokens` of each prompt
     in the prefix cache, within the TTFT and TPOT targets on at most `max_gpus` GPUs, cheapest per million output
@@ -145,12 +146,16 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
     aggregated replicas, disaggregated prefill and decode pools (their cache crossing a link of `link_gbps` GB/s
     one way), or both. `burst`: the pools are sized for rate x burst, the cost is the bill over the rate's tokens
     (kvdash.traffic). `longest`: the longest request's (prompt, output) tokens where lengths vary (isl and osl are
-    then their means): one of it must fit a replica's, or a decode worker's, KV pool."""
+    then their means): one of it must fit a replica's, or a decode worker's, KV pool. `users`: a fixed concurrency
+    instead of a rate (rate 0): users each sending their next request when the last ends, planned as aggregated
+    replicas (disaggregated pools are planned for a rate), each option's cost over the rate it then serves."""
     if rank not in RANKS:
         raise KvdashError(f"rank by one of {', '.join(RANKS)}, not {rank!r}")
     if not (ttft_s > 0 and tpot_s > 0):
         raise KvdashError("the TTFT and TPOT targets must be positive")
-    if not 0 < rate < 1e9:
+    if users and (type(users) is not int or not 1 <= users <= 1 << 20 or rate):
+        raise KvdashError(f"a fixed concurrency is 1 to 1,048,576 users instead of a rate, not {users!r}")
+    if not users and not 0 < rate < 1e9:
         raise KvdashError(f"the request rate must be a positive number of requests per second, not {rate!r}")
     if not isinstance(burst, int | float) or not 1 <= burst <= 100:
         raise KvdashError(f"a burst factor is 1 (steady) to 100 times the rate, not {burst!r}")
@@ -176,14 +181,17 @@ def plan(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, tpot_
                 for tp, ep in parallel_layouts(model, max_gpus):
                     try:
                         found.append(_option(model, replace(base, tp=tp, expert_parallel=ep), gpu, peak, isl, osl,
-                                             ttft_s, tpot_s, max_gpus, longest))
+                                             ttft_s, tpot_s, max_gpus, longest, users))
                     except KvdashError as e:
                         left_out[f"{gpu.id} {engine} tp{tp}{' ep' * ep} weights {weights} kv {kv}"] = str(e)
-            if "disaggregated" in modes:
+            if "disaggregated" in modes and users:
+                left_out[f"{gpu.id} {engine} disaggregated weights {weights} kv {kv}"] = (
+                    "a fixed concurrency is planned as aggregated replicas; disaggregated pools are planned for a rate")
+            elif "disaggregated" in modes:
                 found += _disaggregated_options(model, base, gpu, peak, isl, osl, ttft_s, tpot_s, max_gpus,
                                                 link_gbps, left_out, f"{gpu.id} {engine} weights {weights} kv {kv}",
                                                 longest)
-            options += [_priced(o, price, rate, isl, osl) for o in found]
+            options += [_priced(o, price, o.served_rate or rate, isl, osl) for o in found]
     options.sort(key=RANKS[rank])
     return options, left_out
 
@@ -205,7 +213,10 @@ def _priced(o: Option, price: float | None, rate: float, isl: int, osl: int) -> 
 
 
 def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float, tpot_s: float,
-            max_gpus: int, longest: tuple[int, int] = (0, 0)) -> Option:
+            max_gpus: int, longest: tuple[int, int] = (0, 0), users: int = 0) -> Option:
+    """The fewest replicas of scenario `s` that serve `rate` requests/s within the targets, or, given `users` (a
+    fixed concurrency: each user sends its next request when the last one ends), that hold them all in flight
+    within the targets, each replica at ceil(users / replicas)."""
     fits_longest(model, s, gpu, longest)
     reports: dict = {}
 
@@ -227,6 +238,8 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
         lo = first_true(lambda c: not within(c), lambda c: max(at(c).ttft_s / ttft_s, at(c).tpot_s / tpot_s) - 1,
                         lo, hi) - 1
     capacity = lo / at(lo).request_latency_s
+    if users:
+        return _closed_loop(s, gpu, users, lo, capacity, within, at, max_gpus)
     replicas = math.ceil(rate / capacity)
     while True:
         if replicas * s.tp > max_gpus:
@@ -241,6 +254,22 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
     return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, steady.concurrency, report.ttft_s,
                   report.tpot_s, capacity, lo, s.shared_prefix_tokens, s.moe_weights_dtype, **_speculation(s),
                   expert_parallel=s.expert_parallel)
+
+
+def _closed_loop(s: Scenario, gpu: Gpu, users: int, most: int, capacity: float, within, at, max_gpus: int
+                 ) -> Option:
+    replicas = math.ceil(users / most)
+    while True:
+        if replicas * s.tp > max_gpus:
+            raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than "
+                              f"{max_gpus:,}")
+        if within(c := math.ceil(users / replicas)):
+            break
+        replicas += 1  # not monotone in the requests in flight (see _option)
+    r = at(c)
+    return Option(gpu.id, s.runtime, s.tp, s.kv_dtype, s.weights_dtype, replicas, c, r.ttft_s, r.tpot_s, capacity,
+                  most, s.shared_prefix_tokens, s.moe_weights_dtype, **_speculation(s),
+                  expert_parallel=s.expert_parallel, served_rate=users / r.request_latency_s)
 
 
 def _disaggregated_options(model, base: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_s: float,
@@ -386,12 +415,12 @@ def plan_for(model: ModelSpec, rate: float, isl: int, osl: int, ttft_s: float, t
              spec_accepted: float = 0.0, modes: tuple[str, ...] = MODES,
              link_gbps: float = DEFAULT_LINK_GBPS, spec_method: str = "",
              spec_draft_vocab: int = 0, spec_draft: str = "", burst: float = 1.0,
-             longest: tuple[int, int] = (0, 0)) -> tuple[tuple[Option, ...], tuple]:
+             longest: tuple[int, int] = (0, 0), users: int = 0) -> tuple[tuple[Option, ...], tuple]:
     """plan() with the GPUs by id and the user's prices as (GPU id, dollars) pairs, kept per process (the Plan
     page's reruns reuse it): (options, the left-out configurations as (name, why) pairs), both read-only."""
     options, left_out = plan(model, rate, isl, osl, ttft_s, tpot_s, [get_gpu(g) for g in gpu_ids],
                              weights_dtype=weights_dtype, prefix_tokens=prefix_tokens, prices=dict(prices),
                              rank=rank, spec_tokens=spec_tokens, spec_accepted=spec_accepted, modes=modes,
                              link_gbps=link_gbps, spec_method=spec_method, spec_draft_vocab=spec_draft_vocab,
-                             spec_draft=spec_draft, burst=burst, longest=longest)
+                             spec_draft=spec_draft, burst=burst, longest=longest, users=users)
     return tuple(options), tuple(left_out.items())

@@ -593,6 +593,18 @@ def test_the_plan_page_plans_disaggregated_pools_with_their_commands():
     assert "at 25 GB/s" in next(c.value for c in at.caption if c.value.startswith("Prefill: each of"))
 
 
+def test_the_plan_page_plans_users_in_a_closed_loop_and_varied_lengths():
+    """Issue #22, item 1: a fixed concurrency (aggregated replicas, tokens per GPU at the rate they then serve) and
+    lengths as a table and a range, planned at their means, all bound to the link."""
+    at = run_app("app_pages/plan.py", context=1024, new=256, plan_gpus=["nvidia-h100-sxm5"], plan_ttft=500,
+                 plan_tpot=25, plan_traffic="users in a closed loop", plan_users=256, plan_isl="512:0.5,1536:0.5",
+                 plan_osl="128-384")
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "pools (workers × tp)" in d.value.columns)
+    assert not any(p.startswith("prefill") for p in table["pools (workers × tp)"])
+    assert any("planned at the means (1,024 + 256" in c.value for c in at.caption)
+
+
 def test_speculating_with_mtp_modules_reaches_every_page():
     """Issue #22, item 4: DeepSeek-V3's MTP module, chosen in the sidebar, is counted on the Memory page (its
     11,610,068,224 parameters, by hand in tests/test_speculative.py) and timed on the Speed page (a drafting term)."""

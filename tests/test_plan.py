@@ -227,3 +227,30 @@ def test_the_longest_request_must_fit_every_pool(capsys):
     assert main(["plan", "--preset", "llama-3.1-8b", "--rate", "10", "--isl", "512:0.8", "--osl", "256",
                  "--ttft-ms", "1000", "--tpot-ms", "30"]) == 2
     assert "--isl" in capsys.readouterr().err
+
+
+def test_a_fixed_concurrency_plans_replicas_that_hold_every_user_within_the_targets(capsys):
+    """200 users in a closed loop: each option's replicas run ceil(200 / replicas) each, its numbers are serving()'s
+    there, one replica fewer would miss the targets, and it serves 200 / (TTFT + 255 TPOT) requests/s (Little's
+    law), which its cost is over: $2 x GPUs / (that x 256 x 3,600 / 10^6) per million output tokens."""
+    import math
+
+    options, left_out = plan(M, 0.0, ISL, OSL, TTFT, TPOT, GPUS[:1], prices={"nvidia-h100-sxm5": 2.0}, users=200)
+    assert options and not any(o.disaggregated for o in options)
+    assert any("planned as aggregated replicas" in why for why in left_out.values())
+    g = GPUS[0]
+    for o in options[:6]:
+        assert o.concurrency == math.ceil(200 / o.replicas)
+        r = serving(M, o.scenario(ISL, OSL), g, o.concurrency, ISL, OSL)
+        assert (r.ttft_s, r.tpot_s) == (o.ttft_s, o.tpot_s) and r.ttft_s <= TTFT and r.tpot_s <= TPOT
+        served = 200 / (r.ttft_s + (OSL - 1) * r.tpot_s)
+        assert o.served_rate == pytest.approx(served)
+        assert o.usd_per_m_output == pytest.approx(2.0 * o.gpus / (served * OSL * 3600 / 1e6))
+        if o.replicas > 1:
+            fewer = serving(M, o.scenario(ISL, OSL), g, math.ceil(200 / (o.replicas - 1)), ISL, OSL)
+            assert fewer.ttft_s > TTFT or fewer.tpot_s > TPOT
+    with pytest.raises(KvdashError, match="fixed concurrency"):
+        plan(M, 5.0, ISL, OSL, TTFT, TPOT, GPUS[:1], users=200)  # a rate or users, not both
+    assert main(["plan", "--preset", "llama-3.1-8b", "--concurrency", "200", "--isl", "1024", "--osl", "256",
+                 "--ttft-ms", "500", "--tpot-ms", "25", "--gpus", "nvidia-h100-sxm5"]) == 0
+    assert "200 users in a closed loop" in capsys.readouterr().out

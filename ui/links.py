@@ -52,6 +52,8 @@ PLAN_RANKS = ("cost per million output tokens", "fewest GPUs")
 PLAN_MODES = ("aggregated or disaggregated", "aggregated", "disaggregated")
 PLAN_LINKS = (12.5, 25.0, 50.0, 100.0, 200.0, 400.0, 900.0)  # GB/s one way per GPU: 100 Gb/s ports .. NVLink 5
 PLAN_BURSTS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)  # pools sized for this many times the rate
+PLAN_TRAFFIC = ("a steady request rate", "users in a closed loop")
+PLAN_USERS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def _lengths(raw: str, what: str):
@@ -186,6 +188,8 @@ FIELDS: dict[str, Field] = {
     "plan_link": Field(choices=PLAN_LINKS),
     # the user's prices per GPU-hour, as the CLI's --price takes them: GPU=USD, comma-separated
     "plan_burst": Field(choices=PLAN_BURSTS),
+    "plan_traffic": Field(choices=PLAN_TRAFFIC),
+    "plan_users": Field(choices=PLAN_USERS),
     # lengths as kvdash.traffic.parse_lengths takes them: 1024, 512-2048, 512:0.7,4096:0.3 ("": the sidebar's)
     **{f"plan_{what}": Field(pattern=r"[0-9:.,\- ]{0,200}", check=lambda raw, w=what: _lengths(raw, w),
                              what="token lengths: 1024, 512-2048 or 512:0.7,4096:0.3") for what in ("isl", "osl")},
