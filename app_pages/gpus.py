@@ -6,6 +6,7 @@ import streamlit as st
 from kvdash.breakdown import breakdown
 from kvdash.gpus import load_gpus
 from kvdash.presets import preset_model
+from kvdash.prices import reference_price
 from kvdash.runtimes import get_runtime
 from kvdash.scenario import Scenario
 from kvdash.solvers import gpus_needed, max_batch, max_context
@@ -41,7 +42,10 @@ for g in gpus.values():
         f"longest context at batch {scenario.batch:,}": max_context(model, scenario, g),
         # text throughout: a column of numbers and words would not serialise to Arrow (Streamlit falls back)
         "GPUs needed (tensor parallel)": f"{needed:,}" if needed else "more than 64",
-        f"usable ({unit})": round(to_unit(g.usable_bytes, unit), 2), "vendor": g.vendor,
+        f"usable ({unit})": round(to_unit(g.usable_bytes, unit), 2),
+        "$ per GPU-hour (lowest listed on demand)": (f"{p.usd_per_gpu_hour:,.2f} ({p.provider}, {p.seen})"
+                                                      if (p := reference_price(g.id)) else "none listed"),
+        "vendor": g.vendor,
         "usable memory from": g.usable_basis,
     })
 table = pd.DataFrame(rows)

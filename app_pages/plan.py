@@ -231,7 +231,9 @@ if best.disaggregated:
                f"of {best.tp} {g.name} runs {d.decode.concurrency:,} requests (its KV pool of "
                f"{fmt_bytes(d.decode.pool_bytes, unit)} per GPU holds {d.decode.running_max:,} at most; at most "
                f"{best.max_in_flight:,} meet the TPOT target), a step of {d.decode.step_s * 1e3:,.2f} ms "
-               f"yielding {d.decode.accepted:g} token{'s' if d.decode.accepted != 1 else ''} a request.")
+               f"yielding {d.decode.accepted:g} token{'s' if d.decode.accepted != 1 else ''} a request. The rate "
+               f"needs prefill and decode GPUs {best.prefill_replicas * best.prefill_tp:,} : "
+               f"{best.replicas * best.tp:,}.")
     st.dataframe(pd.DataFrame([{"part of the TTFT": name, "ms": round(sec * 1e3, 3), "formula": text}
                                for name, sec, text in d.terms()]), hide_index=True, width="stretch",
                  key="plan_ttft_terms")

@@ -337,6 +337,9 @@ def test_gpus_page_matches_the_library():
     b = breakdown(preset_model("llama-3.1-8b"), Scenario(prompt_tokens=8192), get_gpu("nvidia-rtx-4090"))
     assert row["fits?"] == ("fits" if b.fits else "does not fit")
     assert set(table.vendor) == {"NVIDIA"}
+    # issue #22: the catalog's price per GPU-hour, the lowest dated on-demand price listed (Lambda's H100 SXM, $3.99)
+    price = table[table.GPU == "H100 SXM5 80GB"].iloc[0]["$ per GPU-hour (lowest listed on demand)"]
+    assert price == "3.99 (Lambda, 2026-09-20)" and row["$ per GPU-hour (lowest listed on demand)"] == "none listed"
     tiers = at.dataframe[1].value
     assert "does not fit" in " ".join(tiers.verdict)  # 70B in bf16 on one 80 GB card
 
