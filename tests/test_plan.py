@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kvdash.breakdown import breakdown
 from kvdash.cli import main
 from kvdash.errors import KvdashError
 from kvdash.gpus import get_gpu
@@ -254,3 +255,21 @@ def test_a_fixed_concurrency_plans_replicas_that_hold_every_user_within_the_targ
     assert main(["plan", "--preset", "llama-3.1-8b", "--concurrency", "200", "--isl", "1024", "--osl", "256",
                  "--ttft-ms", "500", "--tpot-ms", "25", "--gpus", "nvidia-h100-sxm5"]) == 0
     assert "200 users in a closed loop" in capsys.readouterr().out
+
+
+def test_the_chosen_options_memory_is_sizes_and_capacitys(planned):
+    """The first option's memory as `kvdash size` and `kvdash capacity --gpu` give it: the breakdown's weights plus
+    the rotary table vLLM keeps (131,072 positions x 128 x 2 B = 33,554,432 B), the start-up's KV pool, and each
+    request's cache by hand: 32 layers x 8 KV heads x 128 x (K, V) x the KV format's bytes, over 1,024 + 128 tokens
+    (its prompt and half its output, 72 whole blocks of 16; TensorRT-LLM, which reserves it all: 1,024 + 256)."""
+    from kvdash.startup import engine_startup
+
+    o = planned[0][0]
+    g, s = get_gpu(o.gpu), o.scenario(ISL, OSL)
+    r = serving(M, s, g, o.concurrency, ISL, OSL)
+    start = engine_startup(M, s, g, family="0.8-0.19")
+    assert r.pool_bytes == start.kv_budget_bytes
+    assert start.weights_bytes == breakdown(M, s.resolved(g), g)["weights"] + 131_072 * 128 * 2
+    per_value = 1 if o.kv_dtype == "fp8" else 2
+    held = 1024 + (256 if o.engine == "trtllm" else 128)  # TensorRT-LLM reserves the whole output at admission
+    assert r.request_bytes == 32 * 8 * 128 * 2 * per_value * held
