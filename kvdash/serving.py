@@ -85,8 +85,11 @@ def engine_profile(name: str) -> EngineProfile:
 @lru_cache(maxsize=4096)
 def pool_startup(m: ModelSpec, s: Scenario, gpu: Gpu) -> Startup:
     """The scenario's engine's start-up at its default share, as the serving model takes its KV pool from it
-    (kvdash.startup, the budget `kvdash capacity --gpu` prints; vLLM at 0.9)."""
-    return engine_startup(m, s, gpu, family=VLLM_FAMILY)
+    (kvdash.startup, the budget `kvdash capacity --gpu` prints; vLLM at 0.9). A model that states no trained length
+    (a state-space model) is started with the scenario's own, as --max-model-len would give it: only the blocks a
+    request may take depend on it, not the pool."""
+    length = None if m.max_position_embeddings else max(1, s.context)
+    return engine_startup(m, s, gpu, family=VLLM_FAMILY, max_model_len=length)
 
 
 def kv_pool_bytes(m: ModelSpec, s: Scenario, gpu: Gpu) -> int:

@@ -191,3 +191,16 @@ def test_each_engine_starts_its_pools_as_its_docs_say():
     assert "--pd-disaggregation" in router_command("sglang", 1, 1)
     assert router_command("trtllm", 3, 1).startswith("trtllm-serve disaggregated -c")
     assert any("cache_transceiver_config" in n for n in pool_launch(base("trtllm"), "trtllm", "decode").notes)
+
+
+def test_a_model_without_a_trained_length_is_served_at_the_requests_own():
+    """Falcon-Mamba states no max_position_embeddings: the serving model (and so a plan) starts the engine with the
+    scenario's length, as --max-model-len would; the KV pool does not depend on it, only the blocks a request takes."""
+    from kvdash.serving import serving
+    from kvdash.startup import engine_startup
+
+    mamba = model_from_config(json.loads((CONFIGS / "falcon-mamba-7b.json").read_text())["config"])
+    s = Scenario(prompt_tokens=3000, new_tokens=300, runtime="vllm")
+    r = serving(mamba, s, H100, 8, 3000, 300)
+    pools = {engine_startup(mamba, s, H100, family="0.8-0.19", max_model_len=n).kv_budget_bytes for n in (2048, 3300)}
+    assert pools == {r.pool_bytes} and r.running == 8
