@@ -96,7 +96,7 @@ def check(m: ModelSpec, s) -> None:
         return
     if method(s) == "mtp" and not (m.mtp_layers or m.mtp_included):
         raise KvdashError(f"{m.name} ships no multi-token-prediction modules: speculate with an EAGLE head "
-                          "(spec_method eagle or eagle3); draft models are not modelled yet")
+                          "(spec_method eagle or eagle3) or a draft model (spec_method draft)")
     if method(s) in ("eagle", "eagle3") and not m.draft_head:
         eagle_target(m)
     if method(s) == "draft" and s.engine and s.engine != "vllm":
@@ -187,7 +187,7 @@ def eagle_target(m: ModelSpec) -> None:
     if m.n_experts or m.intermediate_sizes or not m.intermediate_size or not m.gated_mlp or m.mlp_bias or \
             len(set(m.layers)) > 1 or m.layers[-1].eagle_head() is None or m.norm != "rms" or m.mtp_included:
         raise KvdashError(f"{m.name}'s EAGLE heads have widths of their own (kvdash models heads shaped like a "
-                          "dense, full-attention target's layer); draft models are not modelled yet")
+                          "dense, full-attention target's layer); a draft model (spec_method draft) is the other way")
 
 
 @lru_cache(maxsize=64)
