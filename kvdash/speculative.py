@@ -146,6 +146,19 @@ def drafter_words(s) -> str:
             "draft": f"the draft model {s.spec_draft}"}[method(s)]
 
 
+def drafter_buffer_bytes(m: ModelSpec, s, tokens: int, seqs: int, act: int) -> int:
+    """Bytes of the buffers vLLM's proposer allocates at start-up, beside its weights (v1/spec_decode/
+    llm_base_proposer.py, read 2026-12): per token of max_num_batched_tokens `tokens`, input_ids (int32), positions
+    and the slot mapping (int64), the hidden states and input embeddings at the drafter's hidden size in the
+    model's dtype (`act` bytes), and for a draft model two bool masks; arange (int32) over max(seqs + 1, tokens);
+    the next-token backup (int32) per sequence. 0 without speculation."""
+    if not s.spec_tokens:
+        return 0
+    draft = method(s) == "draft"
+    hidden = drafted(m, s).draft_model.hidden_size if draft else m.hidden_size
+    return tokens * (4 + 8 + 8 + 2 * hidden * act + (2 if draft else 0)) + 4 * max(seqs + 1, tokens) + 4 * seqs
+
+
 def draft_format(d: ModelSpec) -> str:
     """A draft model's weights as its checkpoint stores them (vLLM gives it its own quantization)."""
     return d.weights_format or d.default_dtype

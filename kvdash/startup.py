@@ -34,7 +34,7 @@ from kvdash.engines import NON_TORCH_GPU, engine_facts, non_torch_bytes
 from kvdash.errors import KvdashError
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario, check_parallel
-from kvdash.speculative import drafted
+from kvdash.speculative import drafted, drafter_buffer_bytes
 from kvdash.units import GiB
 
 
@@ -78,6 +78,7 @@ class Startup:
     gpu_id: str = ""
     tp: int = 1
     family: VllmFamily | None = None  # vLLM's release family
+    drafter_buffer_bytes: int = 0  # vLLM's speculative proposer's buffers (kvdash.speculative)
 
     @property
     def utilization(self) -> float:
@@ -122,7 +123,7 @@ class Startup:
                 "rotary_cache_bytes": self.rotary_cache_bytes, "forward_peak_bytes": self.forward_peak_bytes,
                 "sampler_peak_bytes": self.sampler_peak_bytes, "activation_peak_bytes": self.activation_peak_bytes,
                 "context_bytes": self.context_bytes, "non_torch_bytes": self.non_torch_bytes,
-                "cuda_graph_bytes": self.cuda_graph_bytes,
+                "cuda_graph_bytes": self.cuda_graph_bytes, "drafter_buffer_bytes": self.drafter_buffer_bytes,
                 "kv_budget_bytes": self.kv_budget_bytes, "rank0_kv_bytes": self.rank0_kv_bytes,
                 "max_num_batched_tokens": self.max_num_batched_tokens,
                 "max_num_seqs": self.max_num_seqs, "log_lines": self.log_lines(), "warnings": self.warnings,
@@ -140,6 +141,10 @@ class Startup:
                          f"max(forward of {self.max_num_batched_tokens:,} tokens {self.forward_peak_bytes:,} B, "
                          f"sampler on {min(self.max_num_seqs, self.max_num_batched_tokens):,} requests "
                          f"{self.sampler_peak_bytes:,} B)"))
+        if self.drafter_buffer_bytes:
+            rows.append(("drafter buffers", self.drafter_buffer_bytes,
+                         "computed: the speculative proposer's inputs, positions and hidden states per token of "
+                         f"{self.max_num_batched_tokens:,}"))
         if self.context_bytes:
             rows.append(("CUDA context", self.context_bytes, "measured constant (in use before the engine measures)"))
         rows += [("non-torch", self.non_torch_bytes, "measured constant (vLLM logs)"),
@@ -178,7 +183,7 @@ def engine_startup(m: ModelSpec, s: Scenario, gpu, *, fraction: float | None = N
     would report from it. The scenario's tensor and pipeline degrees, formats and step limits apply."""
     if not s.engine:
         raise KvdashError(f"a start-up budget is a serving engine's; the {s.runtime} runtime has none")
-    m = drafted(m, s)  # the engine loads the model's MTP modules when it speculates with them
+    target, m = m, drafted(m, s)  # the engine loads the drafter (MTP modules, a head, a draft model) to speculate
     if family not in FAMILIES:
         raise KvdashError(f"vLLM version family must be one of {', '.join(FAMILIES)}, not {family!r}")
     s = s.resolved(gpu).with_(batch=1, new_tokens=0, gpu_memory_utilization=0.0)
@@ -193,6 +198,8 @@ def engine_startup(m: ModelSpec, s: Scenario, gpu, *, fraction: float | None = N
     rotary = (m.max_position_embeddings or 0) * max((sp.rotary_dim for sp in m.layers), default=0) * act
     non_torch = non_torch_bytes(s.tp, s.pp)
     graphs = TYPICAL_CUDA_GRAPH_BYTES if reserve_cuda_graphs and not enforce_eager and s.engine == "vllm" else 0
+    # vLLM's proposer's buffers (SGLang's and TensorRT-LLM's drafters' were not read: not counted)
+    drafter = drafter_buffer_bytes(target, s, tokens, seqs, act) if s.engine == "vllm" else 0
     context = 0 if s.engine == "vllm" else s.runtime_overhead_bytes
     total = gpu.usable_bytes
     # Each pipeline stage sizes its own cache; the engine keeps the fewest blocks. The log line is rank 0's.
@@ -206,7 +213,7 @@ def engine_startup(m: ModelSpec, s: Scenario, gpu, *, fraction: float | None = N
             requested = int(u * (total - context - weights - max(forward, sampler) - non_torch))
         else:
             requested = int(u * total)
-        used = 0 if s.engine == "trtllm" else context + weights + max(forward, sampler) + non_torch + graphs
+        used = 0 if s.engine == "trtllm" else context + weights + max(forward, sampler) + non_torch + graphs + drafter
         rows.append((weights, forward, sampler, requested, requested - used))
     weights, forward, _, requested, kv = rows[0]  # rank 0's, as vLLM logs them
     sampler = max(r[2] for r in rows)  # the last stage's
@@ -219,7 +226,7 @@ def engine_startup(m: ModelSpec, s: Scenario, gpu, *, fraction: float | None = N
                         tp=s.tp, pp=s.pp, kv_dtype=s.kv_dtype, model_dtype=model_dtype.name,
                         max_num_batched_tokens=tokens)
     return Startup(s.engine, total, u, requested, weights, rotary, forward, sampler, context, non_torch, graphs, kv,
-                   tokens, seqs, cap, gpu.id, s.tp, FAMILIES[family] if s.engine == "vllm" else None)
+                   tokens, seqs, cap, gpu.id, s.tp, FAMILIES[family] if s.engine == "vllm" else None, drafter)
 
 
 def vllm_startup(m: ModelSpec, gpu, *, utilization: float | None = None, max_model_len: int | None = None,

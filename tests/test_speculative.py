@@ -250,3 +250,20 @@ def test_a_draft_model_drafts_in_its_own_format_and_is_refused_where_not_modelle
         breakdown(preset_model("llama-3.2-1b"), drafting().with_(tp=1, spec_draft="llama-3.1-8b"))
     with pytest.raises(KvdashError, match="goes with spec_method draft"):
         Scenario(spec_tokens=3, spec_draft="llama-3.2-1b")
+
+
+def test_vllms_proposer_buffers_come_out_of_the_pool():
+    """vLLM's proposer allocates at start-up (llm_base_proposer.py): per token of max_num_batched_tokens (8,192 on an
+    H100) input_ids 4 B, positions 8 B, the slot mapping 8 B and hidden states and input embeddings of 4,096 bf16
+    values each: 16,404 B, so 134,381,568 B; arange over max(1,024 + 1, 8,192) int32s, 32,768 B; the next-token
+    backup, 1,024 int32s: 134,418,432 B in all. With the EAGLE-3 head's 849,635,328 B the pool is 984,053,760 B
+    smaller than without speculation."""
+    from kvdash.serving import pool_startup
+    from kvdash.speculative import drafted
+
+    plain = Scenario(runtime="vllm", prompt_tokens=1024, new_tokens=256).resolved(H100)
+    spec = eagle("eagle3").resolved(H100)
+    a, b = pool_startup(L8, plain, H100), pool_startup(drafted(L8, spec), spec, H100)
+    assert b.drafter_buffer_bytes == 8192 * 16_404 + 4 * 8192 + 4 * 1024 == 134_418_432
+    assert a.kv_budget_bytes - b.kv_budget_bytes == 849_635_328 + 134_418_432
+    assert ("drafter buffers", 134_418_432) in [(name, n) for name, n, _ in b.terms()]
