@@ -2,12 +2,15 @@
 that meet them, cheapest first: aggregated replicas (each prefills and decodes) and disaggregated prefill and
 decode pools.
 
-For each GPU x engine x tensor-parallel degree x weight format x KV-cache format, the serving model
-(kvdash.serving, the Speed page's numbers) answers: the most requests in flight a replica holds while its TTFT and
-TPOT stay within the targets (both grow with the requests in flight, so a bisection finds it), hence the rate one
-replica serves within them (Little's law: in flight / time in the system); the replicas the rate needs; and, at the
-rate each replica then receives, its steady state (kvdash.traffic.at_rate). A configuration whose memory cannot
-hold one request, or whose targets no concurrency meets, is left out with its reason.
+For each GPU x engine x tensor-parallel degree (and, for a mixture of experts, expert parallelism) x weight format
+x KV-cache format, the serving model (kvdash.serving, the Speed page's numbers) answers: the most requests in
+flight a replica holds while its TTFT and TPOT stay within the targets (both grow with the requests in flight, so
+a search finds it: kvdash.traffic.first_true), hence the rate one replica serves within them (Little's law: in
+flight / time in the system); the replicas the rate needs; and, at the rate each replica then receives, its
+steady state (kvdash.traffic.at_rate), checked against the targets (the serving model is not quite monotone in
+the requests in flight: SGLang's waves make TTFT a saw-tooth), with one more replica where it misses them. A
+configuration whose memory cannot hold one request, or whose targets no concurrency meets, is left out with its
+reason. A fixed concurrency (`users`) instead of a rate is planned the same way at ceil(users / replicas) each.
 
 Weight formats: the checkpoint's, and the lighter formats an engine quantizes to or a published checkpoint
 ships (fp8 where the GPU has fp8 tensor cores; NVFP4 where it has fp4 ones), unless one format is asked for.
@@ -22,8 +25,7 @@ kvdash.prices) over the tokens the rate brings in an hour, per million output to
 and out. Options are ranked by the cost per million output tokens (unknown prices last), or by GPUs.
 
 Speculative decoding with the model's MTP modules, an EAGLE head or a draft model (`spec_tokens`, `spec_method`,
-kvdash.speculative): every configuration
-speculates as asked, its memory and steps as the serving model has them.
+kvdash.speculative): every configuration speculates as asked, its memory and steps as the serving model has them.
 
 Disaggregated pools (kvdash.disagg): for each prefill tp x decode tp of the same engine and formats, the decode
 workers the rate needs at the most requests in flight a worker holds within the TPOT target, then the fewest
