@@ -221,11 +221,12 @@ for note in notes:
 st.subheader("Why: the first option's memory and steps")
 report = serving(model, s, g, best.concurrency, isl, osl) if not best.disaggregated else None
 if best.disaggregated:
-    d = disaggregated(model, best.prefill_scenario(isl, osl), s, g, float(rate), isl, osl, best.prefill_replicas,
+    peak = float(rate) * burst  # the rate the pools were sized for
+    d = disaggregated(model, best.prefill_scenario(isl, osl), s, g, peak, isl, osl, best.prefill_replicas,
                       best.replicas, best.link_gbps)
     st.caption(f"Prefill: each of {best.prefill_replicas:,} workers of {best.prefill_tp} {g.name} computes a prompt "
                f"in {d.prefill.service_s * 1e3:,.1f} ms and is loaded at {d.prefill_load:.0%} "
-               f"({rate:g} / {best.prefill_replicas:,} requests/s × that time). Its cache, "
+               f"({peak:g} / {best.prefill_replicas:,} requests/s × that time). Its cache, "
                f"{fmt_bytes(d.prefill.cache_bytes, unit)} per GPU, crosses to a decode worker in "
                f"{d.transfer_s * 1e3:,.2f} ms at {best.link_gbps:g} GB/s. Decode: each of {best.replicas:,} workers "
                f"of {best.tp} {g.name} runs {d.decode.concurrency:,} requests (its KV pool of "

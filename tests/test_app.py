@@ -593,7 +593,16 @@ def test_the_plan_page_plans_disaggregated_pools_with_their_commands():
     parts = next(d.value for d in at.dataframe if "part of the TTFT" in d.value.columns)
     assert list(parts["part of the TTFT"]) == ["request overhead", "prefill wait", "prefill", "KV transfer",
                                                "decode join"]
-    assert "at 25 GB/s" in next(c.value for c in at.caption if c.value.startswith("Prefill: each of"))
+    why = next(c.value for c in at.caption if c.value.startswith("Prefill: each of"))
+    assert "at 25 GB/s" in why
+    # the working is the option's own, at the rate its pools were sized for (a burst of 2: 40 requests/s)
+    burst = run_app("app_pages/plan.py", context=4096, new=256, plan_gpus=["nvidia-h100-sxm5"],
+                    plan_mode="disaggregated", plan_rate=20.0, plan_link=25.0, plan_burst=2.0)
+    assert not burst.exception and not burst.error
+    assert "(40 / " in next(c.value for c in burst.caption if c.value.startswith("Prefill: each of"))
+    ttft = next(m.value for m in burst.metric if m.label == "TTFT at the rate")
+    parts = next(d.value for d in burst.dataframe if "part of the TTFT" in d.value.columns)
+    assert ttft == f"{parts['ms'].sum():,.0f} ms"
 
 
 def test_the_plan_page_plans_users_in_a_closed_loop_and_varied_lengths():
