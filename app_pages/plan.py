@@ -159,6 +159,7 @@ cols[3].metric("Cost per M output tokens", f"${best.usd_per_m_output:,.3f}" if p
 cols[4].metric("Cost per hour", f"${best.gpus * best.usd_per_gpu_hour:,.2f}" if priced else "unknown")
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="plan_table")
 
+sized = f" (pools for {burst:g}×)" if burst != 1 else ""
 # tokens/s per GPU against tokens/s per user, one point per option; the TPOT target is a speed per user floor
 front = pareto_front(options)
 fig = figure(dict(data=[dict(
@@ -177,7 +178,7 @@ fig = figure(dict(data=[dict(
     x=[1 / o.tpot_s for o in front], y=[(o.served_rate or rate) * osl / o.gpus for o in front],
     line=dict(color="#000000"),
     line_shape="hv", hoverinfo="skip")],
-    layout=dict(title=TITLE | dict(text=f"The options at {load}<br><sup>each point a configuration "
+    layout=dict(title=TITLE | dict(text=f"The options at {load}{sized}<br><sup>each point a configuration "
                                         "meeting both targets (◆ disaggregated)</sup>"), margin=dict(t=80),
                 xaxis=log_axis("tokens/s per user (1 / TPOT)"), yaxis=log_axis("tokens/s per GPU"),
                 legend=LEGEND_BELOW)))
