@@ -43,8 +43,9 @@ try:  # the plan searches its own parallelism, but a sidebar scenario that is no
 except KvdashError as e:
     st.error(f"The sidebar's scenario: {e}")
     st.stop()
-st.caption("Every GPU × engine × tensor-parallel degree × weight and KV format that serves the rate within both "
-           "targets, ranked as chosen below: aggregated replicas (each prefills and decodes) and disaggregated pools "
+st.caption("Every GPU × engine × tensor-parallel degree (and expert parallelism for a mixture of experts) × weight "
+           "and KV format that serves the traffic within both targets, ranked as chosen below: aggregated replicas "
+           "(each prefills and decodes) and disaggregated pools "
            "(prefill workers hand each prompt's cache to decode workers over a link). Each number is the Speed page's "
            "serving model at the requests in flight the rate implies (Little's law), speculating as the sidebar says; "
            "a prefill worker queues its prompts as an M/D/1 queue (kvdash.disagg).")
