@@ -83,6 +83,9 @@ isl, osl = isl_d.planned, osl_d.planned
 varies = len(isl_d.values) > 1 or len(osl_d.values) > 1
 longest = (isl_d.longest, osl_d.longest) if varies else (0, 0)
 prefix = min(scenario.shared_prefix_tokens, isl)
+if prefix < scenario.shared_prefix_tokens:
+    st.warning(f"The sidebar's shared prefix ({scenario.shared_prefix_tokens:,} tokens) is longer than the planned "
+               f"prompt ({isl:,}): planned with every prompt token in the prefix cache.", icon="⚠️")
 asked = None if st.session_state.get("wdtype", WEIGHT_CHOICES[0]) == WEIGHT_CHOICES[0] else scenario.weights_dtype
 st.caption((f"Prompts of {isl_d.text()} tokens and outputs of {osl_d.text()}, planned at the means ({isl:,} + {osl:,}; "
             f"a prompt's attention grows with its square, which the mean does not show), the longest "

@@ -36,7 +36,15 @@ from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
-from kvdash.serving import EngineProfile, computed_tokens, decode_step, engine_profile, engine_setup, requests_held
+from kvdash.serving import (
+    EngineProfile,
+    computed_tokens,
+    decode_context,
+    decode_step,
+    engine_profile,
+    engine_setup,
+    requests_held,
+)
 from kvdash.speculative import accepted_tokens, draft_module
 from kvdash.step import Step, step_time
 from kvdash.traffic import Steady, kv_transfer_s, steady_state
@@ -68,7 +76,7 @@ class PrefillWorker:
     service_s: float  # the prompt's steps, one after another
     steps: int  # steps its computed tokens take
     step: Step  # one of them (the mean chunk)
-    draft_s: float  # of a step: the MTP modules' pass over the chunk (their cache) when the scenario speculates
+    draft_s: float  # of a step: the drafter's pass over the chunk (its cache) when the scenario speculates
     computed: int  # prompt tokens computed (fewer than the prompt after a prefix-cache hit)
     cache_bytes: int  # the prompt's cache on one of the worker's GPUs: what each of them sends
     pool_bytes: int  # the worker's KV pool per GPU
@@ -102,7 +110,7 @@ class DecodeWorker:
 
     concurrency: int
     step: Step  # a decode-only step of the C requests
-    draft_s: float  # of it, drafting with the MTP modules
+    draft_s: float  # of it, drafting
     accepted: float  # tokens a step yields
     osl: int
     running_max: int  # the most requests its pool and max_num_seqs run at once
@@ -144,7 +152,7 @@ def decode_worker(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: in
     if type(concurrency) is not int or not 1 <= concurrency <= most:
         raise KvdashError(f"a decode worker of {s.tp} x {gpu.name} runs 1 to {most:,} requests at once, not "
                           f"{concurrency!r}")
-    step, draft = decode_step(target, s, gpu, profile, concurrency, isl + osl / 2)
+    step, draft = decode_step(target, s, gpu, profile, concurrency, decode_context(isl, osl))
     return DecodeWorker(concurrency, step, draft, accepted_tokens(s) if s.spec_tokens else 1.0, osl, most, pool, one,
                         engine_facts(s.engine).prefill_first_token)
 

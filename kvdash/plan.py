@@ -244,9 +244,7 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
         return _closed_loop(s, gpu, users, lo, capacity, within, at, max_gpus)
     replicas = math.ceil(rate / capacity)
     while True:
-        if replicas * s.tp > max_gpus:
-            raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than "
-                              f"{max_gpus:,}")
+        _check_gpus(replicas, s.tp, max_gpus)
         steady, report = at_rate(model, s, gpu, rate / replicas, isl, osl, max_concurrency=lo, reports=reports)
         if within(steady.concurrency):
             break
@@ -258,13 +256,16 @@ def _option(model, s: Scenario, gpu: Gpu, rate: float, isl: int, osl: int, ttft_
                   expert_parallel=s.expert_parallel)
 
 
+def _check_gpus(replicas: int, tp: int, max_gpus: int) -> None:
+    if replicas * tp > max_gpus:
+        raise KvdashError(f"needs {replicas * tp:,} GPUs ({replicas:,} replicas of {tp}), more than {max_gpus:,}")
+
+
 def _closed_loop(s: Scenario, gpu: Gpu, users: int, most: int, capacity: float, within, at, max_gpus: int
                  ) -> Option:
     replicas = math.ceil(users / most)
     while True:
-        if replicas * s.tp > max_gpus:
-            raise KvdashError(f"needs {replicas * s.tp:,} GPUs ({replicas:,} replicas of {s.tp}), more than "
-                              f"{max_gpus:,}")
+        _check_gpus(replicas, s.tp, max_gpus)
         if within(c := math.ceil(users / replicas)):
             break
         replicas += 1  # not monotone in the requests in flight (see _option)

@@ -414,7 +414,7 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
         raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the tokens the running requests decode "
                           f"in a step ({C:,} x {k + 1})")
     arr = arrivals(engine_facts(s.engine).mixed_batches, C, computed, osl, budget, k + 1, tau)
-    ctx = isl + osl / 2  # decodes see the prompt plus half the output on average
+    ctx = decode_context(isl, osl)
     step, draft = decode_step(target, s, gpu, profile, C, ctx)
     # a step with prompt tokens is timed as without speculation, plus its decodes' drafts: their k verified
     # tokens each are left out (small beside a prompt chunk; stated in the README)
@@ -427,6 +427,11 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, arr, step, mixed, tpot, cycle, profile, pool, one,
                          budget, max_seqs, computed, k, tau, draft, draft_mixed, drafter_words(s) if k else "")
+
+
+def decode_context(isl: int, osl: int) -> float:
+    """The context a decode sees on average: its prompt and half its output."""
+    return isl + osl / 2
 
 
 def decode_step(m: ModelSpec, s: Scenario, gpu: Gpu, profile: EngineProfile, decodes: float,

@@ -30,7 +30,8 @@ def tensor_format(t, fmt: dict[str, DType]) -> DType:
 
 def tensor_bytes(t, tp: int, fmt: dict[str, DType]) -> int:
     r, c = t.shard(tp)
-    return tensor_format(t, fmt).matrix_bytes(r, c) if t.matrix else tensor_format(t, fmt).nbytes(r * c, 1)
+    f = tensor_format(t, fmt)
+    return f.matrix_bytes(r, c) if t.matrix else f.nbytes(r * c, 1)
 
 
 def table_bytes(rows, tp: int, fmt: dict[str, DType]) -> int:

@@ -615,6 +615,12 @@ def test_the_plan_page_plans_users_in_a_closed_loop_and_varied_lengths():
     table = next(d.value for d in at.dataframe if "pools (workers × tp)" in d.value.columns)
     assert not any(p.startswith("prefill") for p in table["pools (workers × tp)"])
     assert any("planned at the means (1,024 + 256" in c.value for c in at.caption)
+    # a sidebar prefix longer than the planned prompt is said, not silently cut
+    cut = run_app("app_pages/plan.py", context=4096, new=256, prefix=2048, plan_gpus=["nvidia-h100-sxm5"],
+                  plan_isl="1024")
+    assert not cut.exception and not cut.error
+    assert any("shared prefix (2,048 tokens) is longer than the planned prompt (1,024)" in w.value
+               for w in cut.warning)
 
 
 def test_speculating_with_mtp_modules_reaches_every_page():

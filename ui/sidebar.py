@@ -19,7 +19,7 @@ from kvdash.hub import load_checkpoint
 from kvdash.model import MLA, SLIDING, ModelSpec, attention_shape, decoder
 from kvdash.presets import load_presets
 from kvdash.scenario import Scenario
-from kvdash.speculative import drafters
+from kvdash.speculative import drafters, with_draft
 from ui.dimensions import PRECISE, dimension, precise_toggle
 from ui.links import (
     ATTENTION_CHOICES,
@@ -117,16 +117,23 @@ def weight_formats(model: ModelSpec, wdtype: str, edtype: str) -> dict:
 
 
 def draft_presets(m: ModelSpec) -> list[str]:
-    """Presets that can draft for `m` in vLLM: the same vocabulary size, fewer parameters (kvdash.speculative) and,
-    where `m` is a preset, the same publisher (a vocabulary of the same size is not the same tokenizer)."""
+    """Presets that can draft for `m` in vLLM: those kvdash.speculative.with_draft takes (the same vocabulary size,
+    a smaller model) and, where `m` is a preset, from the same publisher (a vocabulary of the same size is not the
+    same tokenizer)."""
     presets = load_presets()
 
     def owner(p) -> str:
         return (p.hf_id or "").split("/")[0]
 
+    def drafts(d: ModelSpec) -> bool:
+        try:
+            with_draft(m, d)
+        except KvdashError:
+            return False
+        return True
+
     mine = next((owner(p) for p in presets.values() if p.model is m), "")
-    return [k for k, p in presets.items() if p.model.vocab_size == m.vocab_size and p.model.params < m.params
-            and not p.model.mtp_layers and mine in ("", owner(p))]
+    return [k for k, p in presets.items() if mine in ("", owner(p)) and drafts(p.model)]
 
 
 def custom_spec(v: dict) -> ModelSpec:
