@@ -217,24 +217,44 @@ def moe(df: pd.DataFrame, peaks: dict) -> dict:
     time is mostly a floor, so one share per token count (whatever the experts' size) would be wrong by the
     ratio of two models' expert sizes."""
     out = {}
-    d = df[df.distribution == "balanced"]
+    d = default_moe(df[df.distribution == "balanced"])
     for src, name in MOE_DTYPES.items():
         k = d[d.moe_dtype == src]
         rate = peaks.get(name) or peaks.get("bf16")
         if k.empty or not rate:
             continue
-        inter = k.inter_size / k.moe_tp_size
+        inter = k.inter_size // k.moe_tp_size
         local = k.num_experts / k.moe_ep_size
         routed = k.num_tokens * k.topk / k.moe_ep_size  # (token, expert) pairs on this GPU
         touched = local * (1 - (1 - 1 / local) ** routed.clip(lower=0))
-        flops = 2.0 * routed * 3 * k.hidden_size * inter
-        params = touched * 3 * k.hidden_size * inter
-        one = matrix_bytes(name, 2 * inter, k.hidden_size) + matrix_bytes(name, k.hidden_size, inter)  # gate/up, down
+        # a gated expert has gate, up and down matrices; a non-gated one (relu^2: Nemotron) up and down only
+        ups = np.where(gated(k), 2, 1)
+        flops = 2.0 * routed * (ups + 1) * k.hidden_size * inter
+        params = touched * (ups + 1) * k.hidden_size * inter
+        one = matrix_bytes(name, ups * inter, k.hidden_size) + matrix_bytes(name, k.hidden_size, inter)
         util = np.maximum(flops / rate, touched * one / peaks["bandwidth"]) / (k.latency * 1e-3)
         table = by_rows_and_size(k.assign(util=util), k.num_tokens, params, MOE_SIZE_GRID)
         if table:
             out[name] = table
     return out
+
+
+def default_moe(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the MoE kernels an engine runs by default. TensorRT-LLM's collector also times NVFP4 experts
+    on the trtllm-gen backend (kernel_source moe_torch_flow_min_latency, about half the CUTLASS time at decode
+    sizes on B200), but TensorRT-LLM serves NVFP4 experts on CUTLASS unless a config asks otherwise
+    (MoeConfig.backend defaults to CUTLASS in llm_args.py; its AUTO resolution, PR #11074, keeps CUTLASS for
+    NVFP4), and AIConfigurator keeps those rows in a separate low-latency view (sdk/operations/moe.py)."""
+    if "kernel_source" not in df:
+        return df
+    return df[~df.kernel_source.astype(str).str.contains("min_latency")]
+
+
+def gated(df: pd.DataFrame) -> np.ndarray:
+    """Which rows measured gated experts: TensorRT-LLM labels its non-gated MoE kernels (kernel_source
+    ..._nongated), which have one input matrix where a gated expert has two."""
+    src = df["kernel_source"].astype(str) if "kernel_source" in df else pd.Series("", index=df.index)
+    return ~src.str.contains("nongated").to_numpy()
 
 
 def allreduce(df: pd.DataFrame) -> dict:

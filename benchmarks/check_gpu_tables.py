@@ -1,0 +1,97 @@
+"""How well kvdash's per-GPU tables (data/gpu_tables) reproduce the kernel measurements they were derived from:
+every GEMM (at least 1,024 wide both ways) and balanced fused-MoE row of AIConfigurator's tables that
+derive_gpu_tables.py reads, timed by kvdash.kernels as the serving model times it (the weight's bytes with its
+scales), against the measured latency.
+
+    python benchmarks/check_gpu_tables.py GITDIR [--decode]
+
+Prints, per GPU, engine and format, the median signed and absolute error of predicted / measured - 1 (`--decode`:
+only the rows of at most 256 tokens, the sizes of decode steps). This is the yardstick for a change to the
+derivation: it uses the microbenchmarks alone, never an end-to-end run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import derive_gpu_tables as d  # noqa: E402
+
+from kvdash.gpus import get_gpu  # noqa: E402
+from kvdash.kernels import ceilings  # noqa: E402
+
+MIN_WIDTH = 1024  # GEMMs narrower than this in either dimension are no layer of a served model
+
+
+def gemm_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
+    t, _ = repo.table(aic_gpu, "gemm", engine, "gemm_perf")
+    if t is None:
+        return []
+    scale, _ = repo.table(aic_gpu, "quantize", engine, "computescale_perf", any_version=True)
+    out = []
+    for src, name in d.GEMM_DTYPES.items():
+        x = t[(t.gemm_dtype == src) & t.m.isin(d.M_GRID) & (t.n >= MIN_WIDTH) & (t.k >= MIN_WIDTH)]
+        if x.empty or name not in c.tables.get("gemm", {}):
+            continue
+        if src == "fp8":
+            x = d.static_fp8(x, scale)
+        wb = d.matrix_bytes(name, x.n, x.k)
+        pred = [c.gemm_s(m, n, k, name, b) for m, n, k, b in zip(x.m, x.n, x.k, wb, strict=True)]
+        out += [("gemm", name, m, p / (lat * 1e-3) - 1) for m, p, lat in zip(x.m, pred, x.latency, strict=True)]
+    return out
+
+
+def moe_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
+    t, _ = repo.table(aic_gpu, "moe", engine, "moe_perf")
+    if t is None:
+        return []
+    out = []
+    t = d.default_moe(t[t.distribution == "balanced"])
+    for src, name in d.MOE_DTYPES.items():
+        k = t[(t.moe_dtype == src) & t.num_tokens.isin(d.M_GRID)]
+        if k.empty or name not in c.tables.get("moe", {}):
+            continue
+        inter = k.inter_size // k.moe_tp_size
+        local = k.num_experts / k.moe_ep_size
+        routed = k.num_tokens * k.topk / k.moe_ep_size
+        touched = local * (1 - (1 - 1 / local) ** routed.clip(lower=0))
+        ups = np.where(d.gated(k), 2, 1)
+        numel = (ups + 1) * k.hidden_size * inter
+        one = d.matrix_bytes(name, ups * inter, k.hidden_size) + d.matrix_bytes(name, k.hidden_size, inter)
+        pred = [c.moe_s(n, 2.0 * r * e, tch * b, tch * e, name)
+                for n, r, e, tch, b in zip(k.num_tokens, routed, numel, touched, one, strict=True)]
+        out += [("moe", name, n, p / (lat * 1e-3) - 1) for n, p, lat in zip(k.num_tokens, pred, k.latency, strict=True)]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("gitdir")
+    ap.add_argument("--decode", action="store_true", help="only rows of at most 256 tokens")
+    args = ap.parse_args(argv)
+    repo = d.Repo(args.gitdir)
+    print("| GPU | engine | kernel | format | rows | signed median | median abs |\n|---|---|---|---|---|---|---|")
+    for aic_gpu, gpu_id in d.GPUS.items():
+        for engine in d.VERSIONS:
+            c = ceilings(get_gpu(gpu_id), engine)
+            if not c.measured:
+                continue
+            rows = pd.DataFrame(gemm_rows(repo, aic_gpu, engine, c) + moe_rows(repo, aic_gpu, engine, c),
+                                columns=["kernel", "format", "m", "err"])
+            if args.decode:
+                rows = rows[rows.m <= 256]
+            for (kernel, fmt), g in rows.groupby(["kernel", "format"]):
+                print(f"| {gpu_id} | {engine} | {kernel} | {fmt} | {len(g)} | {g.err.median():+.1%} | "
+                      f"{g.err.abs().median():.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
