@@ -76,9 +76,10 @@ class Repo:
         return subprocess.run(["git", "-C", self.gitdir, *args], check=True, capture_output=True).stdout
 
     def table(self, gpu: str, family: str, engine: str, name: str,
-              any_version: bool = False) -> tuple[pd.DataFrame | None, str]:
+              any_version: bool = False, usable=None) -> tuple[pd.DataFrame | None, str]:
         """(the table, the version it was measured on) for the first preferred version that has it (with
-        any_version, then any other version, newest first by name)."""
+        any_version, then any other version, newest first by name), and where `usable(table)` says it holds
+        what is derived from it."""
         versions = list(VERSIONS[engine])
         if any_version:
             prefix = f"{DATA}/{gpu}/{family}/{engine}/"
@@ -88,7 +89,9 @@ class Repo:
             path = f"{DATA}/{gpu}/{family}/{engine}/{version}/{name}.parquet"
             if path in self.files and (family, engine, version) not in HOST_BOUND:
                 t = pd.read_parquet(io.BytesIO(self._git("show", f"HEAD:{path}")))
-                return (t.assign(window_size=0) if "window_size" not in t else t), version
+                t = t.assign(window_size=0) if "window_size" not in t else t
+                if usable is None or usable(t):
+                    return t, version
         return None, ""
 
 
@@ -298,7 +301,9 @@ def derive(repo: Repo, aic_gpu: str) -> dict:
                 ("mla_prefill", "mla", "context_mla_perf", lambda t: mla_prefill(t, peaks["bf16"])),
                 ("moe", "moe", "moe_perf", lambda t: moe(t, peaks)),
                 ("allreduce", "comm", "custom_allreduce_perf", allreduce)):
-            t, version = repo.table(aic_gpu, family, engine, name)
+            # a MoE table is derived from its balanced-routing rows: some releases measured skewed routing only
+            usable = (lambda t: (t.distribution == "balanced").any()) if key == "moe" else None
+            t, version = repo.table(aic_gpu, family, engine, name, usable=usable)
             if t is not None:
                 derived = fn(t)
                 if derived:
