@@ -86,8 +86,9 @@ def attention_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
             heads = np.where(k.num_key_value_heads == 0, k.num_heads, k.num_key_value_heads)
             read = k.batch_size * (k.isl + k.step) * heads * k.head_dim * 2 * nbytes
             fmt = "fp8" if nbytes == 1 else "bf16"
-            out += [("decode attention", fmt, b, c.decode_attention_s(r, fmt), lat * 1e-3, r / c.peaks["bandwidth"])
-                    for b, r, lat in zip(k.batch_size, read, k.latency, strict=True)]
+            group = k.num_heads // heads
+            out += [("decode attention", fmt, b, c.decode_attention_s(r, fmt, group=g), lat * 1e-3,
+                     r / c.peaks["bandwidth"]) for b, r, g, lat in zip(k.batch_size, read, group, k.latency, strict=True)]
     t, _ = repo.table(aic_gpu, "attention", engine, "context_attention_perf")
     if t is not None and "prefill_attention" in c.tables:
         k = t[(t.window_size == 0) & (t.head_dim == 128) & (t.attn_dtype == "bfloat16")

@@ -64,6 +64,7 @@ KV_BYTES = {"bfloat16": 2, "float16": 2, "fp8": 1}
 M_GRID = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 SIZE_GRID = list(range(16, 33, 2))  # log2(n x k)
 MOE_SIZE_GRID = list(range(18, 37, 2))  # log2(parameters of the touched experts)
+GROUP_GRID = [1, 2, 4, 8, 16, 32, 64, 128]  # query heads per K/V head
 
 
 class Repo:
@@ -187,6 +188,8 @@ def by_log2(d: pd.DataFrame, value: pd.Series, lo: int, hi: int) -> dict:
 
 
 def decode_attention(df: pd.DataFrame, bw: float) -> dict:
+    """Decode attention's share of bandwidth by the query heads per K/V head (rows: powers of two; measured
+    ratios between them are left out) and the bytes of cache read (every integer log2)."""
     out = {}
     d = df[(df.window_size == 0) & (df.head_dim == 128)]
     for kv, nbytes in KV_BYTES.items():
@@ -195,8 +198,23 @@ def decode_attention(df: pd.DataFrame, bw: float) -> dict:
             continue
         heads = np.where(k.num_key_value_heads == 0, k.num_heads, k.num_key_value_heads)
         read = k.batch_size * (k.isl + k.step) * heads * k.head_dim * 2 * nbytes
-        out["bf16" if nbytes == 2 else "fp8"] = by_log2(k.assign(util=read / (k.latency * 1e-3) / bw), read, 12, 34)
+        ratio = k.num_heads // heads
+        table = by_key_and_log2(k.assign(util=read / (k.latency * 1e-3) / bw), ratio, GROUP_GRID, read, 12, 34)
+        if table:
+            out["bf16" if nbytes == 2 else "fp8"] = table
     return out
+
+
+def by_key_and_log2(d: pd.DataFrame, key: pd.Series, keys: list[int], value: pd.Series, lo: int, hi: int) -> dict:
+    """Median utilisation per (key in `keys`, log2 value lo..hi), in by_rows_and_size's layout (rows "m")."""
+    d = physical(d.assign(row=key, cell=np.log2(value).round().astype(int)))
+    grid = list(range(lo, hi + 1))
+    table = {}
+    for r in keys:
+        row = d[d.row == r]
+        if len(row):
+            table[r] = _fill(_median_by(row, "cell", grid))
+    return {"m": list(table), "log2_size": grid, "util": list(table.values())} if table else {}
 
 
 def prefill_attention(df: pd.DataFrame, rate: float) -> dict:

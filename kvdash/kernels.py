@@ -3,7 +3,8 @@
 `data/gpu_tables/<gpu>.json` holds kvdash's own numbers derived from public kernel measurements
 (benchmarks/derive_gpu_tables.py, from AIConfigurator's per-GPU tables; the source and commit are in each
 file): for each engine, the share of the GPU's peak a GEMM reaches by its rows and its weight's size, decode
-and prefill attention (standard and latent) by the bytes read or FLOPs done, a fused-MoE layer by its tokens
+attention by the query heads sharing a K/V head and the bytes read, latent decode by the bytes read, prefill
+attention (standard and latent) by the FLOPs done, a fused-MoE layer by its tokens
 and the touched experts' parameters, and the engine's all-reduce time by message size and GPU count. A
 kernel's time is its ideal time at the stored peaks divided by that share (interpolated in log2 space, the
 edge value held beyond the measured range). Where no table exists (a GPU or an engine nobody measured,
@@ -133,13 +134,16 @@ class Ceilings:
             return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
         return max(ideal_c, ideal_m) / util
 
-    def decode_attention_s(self, nbytes: float, kv_fmt: str, latent: bool = False) -> float:
-        """One layer's decode attention reading `nbytes` of cache (the whole step's sequences)."""
+    def decode_attention_s(self, nbytes: float, kv_fmt: str, latent: bool = False, group: int = 1) -> float:
+        """One layer's decode attention reading `nbytes` of cache (the whole step's sequences), each cached vector
+        read by `group` query heads (the GQA ratio; a latent layer's local heads): the more heads share a K/V
+        head, the more work per byte, and some kernels (TensorRT-LLM's) slow down several-fold at large ratios."""
         if nbytes <= 0:
             return 0.0
         fmt = "fp8" if kv_fmt.startswith("fp8") or kv_fmt in ("int8", "int4") else "bf16"
+        gqa = self.tables.get("decode_attention", {})
         util = (self._table_util("mla_decode", fmt, nbytes) if latent else None) or \
-            self._table_util("decode_attention", fmt, nbytes) or self._table_util("decode_attention", "bf16", nbytes)
+            _util_2d(gqa.get(fmt) or gqa.get("bf16"), group, nbytes)
         return nbytes / (self.peaks["bandwidth"] * (util or self.cache_eff))
 
     def prefill_attention_s(self, flops: float, latent: bool = False) -> float:

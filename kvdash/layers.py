@@ -194,6 +194,11 @@ class LayerSpec:
         engine's latent attention decodes with absorbed weights, kvdash.engines)."""
         return 0
 
+    def query_group(self, tp: int) -> int:
+        """Query heads on one GPU that read each cached K/V vector in a decode: a decode-attention kernel's
+        work per byte it reads, which its measured speed depends on (kvdash.kernels)."""
+        return 1
+
     def tensors(self, hidden: int) -> tuple[Tensor, ...]:
         """The mixer's weight tensors (unsharded)."""
         return ()
@@ -340,6 +345,9 @@ class FullAttention(_EveryToken):
     def kv_heads(self, tp: int) -> int:
         """K/V heads each GPU holds: split when possible, one replicated head otherwise."""
         return max(1, self.n_kv_heads // tp)
+
+    def query_group(self, tp):
+        return max(1, (self.n_heads // tp) // self.kv_heads(tp))
 
     def eagle_head(self):
         if type(self) is not FullAttention or self.kv_shared or self.v_from_k or self.gated_q:
@@ -715,6 +723,9 @@ class LatentAttention(_EveryToken):
     @property
     def latent_width(self) -> int:
         return self.kv_lora_rank + self.qk_rope_head_dim
+
+    def query_group(self, tp):
+        return max(1, self.n_heads // tp)  # absorbed decode: every local head reads the one latent
 
     def index_bytes_per_token(self, kv) -> int:
         """The indexer's key per token: vLLM stores it as fp8 with one fp32 scale per 128 values

@@ -172,7 +172,8 @@ class _Terms:
     head_flops: int  # 2 x vocab x hidden: the LM head per sampled position
     decode_flops: tuple[tuple[int, float], ...]  # per layer group: (layers, attention FLOPs of one decode query)
     cache_reads: tuple[tuple[int, int, float], ...]  # per kept cache: (layers x bytes/token, layers, a decode's read)
-    kernels: tuple[tuple[int, str, float, int], ...]  # per layer group: (layers, kernel, cache a decode reads, state)
+    kernels: tuple[tuple[int, str, float, int, int], ...]  # per layer group: (layers, kernel, cache a decode reads,
+    # state, query heads per cached vector)
     head: object  # the LM head's format
     vocab: int  # its rows on this GPU
     head_bytes: int
@@ -192,7 +193,7 @@ def _terms(m: ModelSpec, s: Scenario, dc: int) -> _Terms:
     for spec, n in m.layer_groups:
         kept = spec.cache_spec(rt)
         kernels.append((n, spec.kernel, kept.read_bytes(kv, tp, dc) if spec.kernel else 0.0,
-                        0 if spec.kernel else kept.bytes_per_seq(kv, act, tp)))
+                        0 if spec.kernel else kept.bytes_per_seq(kv, act, tp), spec.query_group(tp)))
     head = formats(s.weights_dtype, s.experts_dtype)["embed"]
     vocab = cdiv(m.vocab_size, tp)
     return _Terms(st, 2 * (shared + m.experts_per_token * one_expert), 2 * m.vocab_size * m.hidden_size,
@@ -332,9 +333,10 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
         gemm += n_layers * t
     gemm += c.gemm_s(decode * width + prompts, terms.vocab, m.hidden_size, terms.head.name, terms.head_bytes, a)
     attention = 0.0
-    for (n, kernel, read, state), whole in zip(terms.kernels, _prompt_flops(m, tp, queries, prompt), strict=True):
+    for (n, kernel, read, state, group), whole in zip(terms.kernels, _prompt_flops(m, tp, queries, prompt),
+                                                     strict=True):
         if kernel:  # attention: the decodes' cache, the prompt tokens' pairs
-            attention += n * (c.decode_attention_s(decode * read, s.kv_dtype, kernel == "latent")
+            attention += n * (c.decode_attention_s(decode * read, s.kv_dtype, kernel == "latent", group)
                               + c.prefill_attention_s(prompts * whole, kernel == "latent"))
         else:  # a recurrent state read and written by each decode (no kernel table: the spec-sheet share)
             attention += n * (2 * decode * state) / (c.peaks["bandwidth"] * c.memory_eff)

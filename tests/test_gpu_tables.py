@@ -88,3 +88,13 @@ def test_latent_decode_is_timed_by_a_kernel_not_a_host_floor():
     for engine in ("vllm", "trtllm", "sglang"):
         c = ceilings(get_gpu("nvidia-h200-sxm"), engine)
         assert c.decode_attention_s(nbytes, "bf16", latent=True) < 0.05e-3
+
+
+def test_decode_attention_depends_on_the_query_heads_per_kv_head():
+    # generation_attention_perf.parquet (TensorRT-LLM 1.2.0rc5, H100, fp8 cache): 64 sequences of 4,096 tokens
+    # (step 4,095) of one K/V head of 128: 64 x 4,096 x 128 x 2 x 1 B = 67,108,864 B read either way, in 0.029467 ms
+    # with 8 query heads and 1.260891 ms with 64 (the kernel turns compute-bound). One share per byte count would
+    # time both alike.
+    c = ceilings(get_gpu("nvidia-h100-sxm5"), "trtllm")
+    assert c.decode_attention_s(67_108_864, "fp8", group=8) == pytest.approx(0.029467e-3, rel=0.2)
+    assert c.decode_attention_s(67_108_864, "fp8", group=64) == pytest.approx(1.260891e-3, rel=0.2)
