@@ -51,7 +51,7 @@ def gemm_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
 
 
 def moe_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
-    t, _ = repo.table(aic_gpu, "moe", engine, "moe_perf")
+    t, _ = repo.table(aic_gpu, "moe", engine, "moe_perf", usable=d.balanced)
     if t is None:
         return []
     out = []
@@ -88,7 +88,8 @@ def attention_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
             fmt = "fp8" if nbytes == 1 else "bf16"
             group = k.num_heads // heads
             out += [("decode attention", fmt, b, c.decode_attention_s(r, fmt, group=g), lat * 1e-3,
-                     r / c.peaks["bandwidth"]) for b, r, g, lat in zip(k.batch_size, read, group, k.latency, strict=True)]
+                     r / c.peaks["bandwidth"])
+                    for b, r, g, lat in zip(k.batch_size, read, group, k.latency, strict=True)]
     t, _ = repo.table(aic_gpu, "attention", engine, "context_attention_perf")
     if t is not None and "prefill_attention" in c.tables:
         k = t[(t.window_size == 0) & (t.head_dim == 128) & (t.attn_dtype == "bfloat16")

@@ -274,6 +274,11 @@ def moe(df: pd.DataFrame, peaks: dict) -> dict:
     return out
 
 
+def balanced(t: pd.DataFrame) -> bool:
+    """A MoE table is derived from its balanced-routing rows: some releases measured skewed routing only."""
+    return bool((t.distribution == "balanced").any())
+
+
 def default_moe(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of the MoE kernels an engine runs by default. TensorRT-LLM's collector also times NVFP4 experts
     on the trtllm-gen backend (kernel_source moe_torch_flow_min_latency, about half the CUTLASS time at decode
@@ -327,9 +332,7 @@ def derive(repo: Repo, aic_gpu: str) -> dict:
                 ("mla_prefill", "mla", "context_mla_perf", lambda t: mla_prefill(t, peaks["bf16"])),
                 ("moe", "moe", "moe_perf", lambda t: moe(t, peaks)),
                 ("allreduce", "comm", "custom_allreduce_perf", allreduce)):
-            # a MoE table is derived from its balanced-routing rows: some releases measured skewed routing only
-            usable = (lambda t: (t.distribution == "balanced").any()) if key == "moe" else None
-            t, version = repo.table(aic_gpu, family, engine, name, usable=usable)
+            t, version = repo.table(aic_gpu, family, engine, name, usable=balanced if key == "moe" else None)
             if t is not None:
                 derived = fn(t)
                 if derived:
