@@ -72,6 +72,18 @@ def _gemm_curve(gpu_id: str, engine: str, fmt: str, size: int) -> tuple[list[flo
     return _log2_grid(tuple(t["m"])), [_interp(t["log2_size"], row, ls) for row in t["util"]]
 
 
+@lru_cache(maxsize=1024)
+def _row_curve(gpu_id: str, engine: str, key: str, fmt: str, row: int) -> tuple[list, list] | None:
+    """A two-way table (rows x log2 size) at one row value, e.g. decode attention at a model's query heads per K/V
+    head: (log2 size, share of peak) interpolated across rows at each size, kept per process (the row is fixed
+    by the model, the size changes with every step)."""
+    t = ((_load(gpu_id) or {}).get("engines", {}).get(engine) or {}).get(key, {}).get(fmt)
+    if not t or "m" not in t:
+        return None
+    grid, x = _log2_grid(tuple(t["m"])), _log2(row)
+    return t["log2_size"], [_interp(grid, [u[i] for u in t["util"]], x) for i in range(len(t["log2_size"]))]
+
+
 @dataclass(frozen=True)
 class Ceilings:
     """Peaks and the share of them a kernel reaches, for one GPU and engine."""
@@ -141,9 +153,11 @@ class Ceilings:
         if nbytes <= 0:
             return 0.0
         fmt = "fp8" if kv_fmt.startswith("fp8") or kv_fmt in ("int8", "int4") else "bf16"
-        gqa = self.tables.get("decode_attention", {})
-        util = (self._table_util("mla_decode", fmt, nbytes) if latent else None) or \
-            _util_2d(gqa.get(fmt) or gqa.get("bf16"), group, nbytes)
+        util = (self._table_util("mla_decode", fmt, nbytes) if latent else None)
+        if util is None and self.measured:
+            curve = _row_curve(self.gpu_id, self.engine, "decode_attention", fmt, group) or \
+                _row_curve(self.gpu_id, self.engine, "decode_attention", "bf16", group)
+            util = max(_interp(*curve, _log2(nbytes)), 1e-6) if curve else None
         return nbytes / (self.peaks["bandwidth"] * (util or self.cache_eff))
 
     def prefill_attention_s(self, flops: float, latent: bool = False) -> float:
