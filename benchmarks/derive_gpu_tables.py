@@ -54,12 +54,18 @@ VERSIONS = {"vllm": ("0.19.0", "0.14.0", "0.22.0", "0.24.0"),
 GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4"}
 MOE_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4", "int4_wo": "int4",
               "w4a16_mxfp4": "mxfp4"}
-# Tables that time the host, not the kernel, left out (kvdash.kernels then answers from the engine's GQA tables):
-# vLLM 0.14.0's latent-attention tables (legacy collector) take a flat 140-190 us from 1 to 128 sequences and 1 to
-# 128 heads, prefill and decode alike (H200: 0.15 ms for one sequence of 1,024 tokens, where TensorRT-LLM's and
-# SGLang's kernels on the same GPU take 0.028 and 0.017 ms), yet equal TensorRT-LLM's where the work is large
-# (128 sequences of 16,384: 0.602 ms both): a floor outside the kernel that an engine's CUDA-graph step does not pay.
-HOST_BOUND = {("mla", "vllm", "0.14.0")}
+# Measurements left out, by (GPU or "*", family, engine, version); kvdash.kernels then answers from the next
+# preferred release, or the engine's other tables:
+# - vLLM 0.14.0's latent-attention tables (legacy collector) time the host, not the kernel: a flat 140-190 us from
+#   1 to 128 sequences and 1 to 128 heads, prefill and decode alike (H200: 0.15 ms for one sequence of 1,024
+#   tokens, where TensorRT-LLM's and SGLang's kernels on the same GPU take 0.028 and 0.017 ms), yet equal to
+#   TensorRT-LLM's where the work is large (128 sequences of 16,384: 0.602 ms both): a floor outside the kernel
+#   that an engine's CUDA-graph step does not pay.
+# - vLLM 0.19.0's attention tables on the H200 hold two collections (10,120 prefill rows where every other
+#   GPU's has 5,457), one of which does not grow with the heads: from 12 heads up its prefill latency stays put, up
+#   to 257 PFLOP/s of bf16 (the H200's dense peak is 0.99); the H200's tables of vLLM 0.14.0, 0.18.0 and 0.22.0
+#   top out at 0.63-0.72 PFLOP/s, as the H100's do.
+LEFT_OUT = {("*", "mla", "vllm", "0.14.0"), ("h200_sxm", "attention", "vllm", "0.19.0")}
 KV_BYTES = {"bfloat16": 2, "float16": 2, "fp8": 1}
 M_GRID = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 SIZE_GRID = list(range(16, 33, 2))  # log2(n x k)
@@ -88,7 +94,7 @@ class Repo:
                                reverse=True)
         for version in versions:
             path = f"{DATA}/{gpu}/{family}/{engine}/{version}/{name}.parquet"
-            if path in self.files and (family, engine, version) not in HOST_BOUND:
+            if path in self.files and not {(gpu, family, engine, version), ("*", family, engine, version)} & LEFT_OUT:
                 t = pd.read_parquet(io.BytesIO(self._git("show", f"HEAD:{path}")))
                 t = t.assign(window_size=0) if "window_size" not in t else t
                 if usable is None or usable(t):
