@@ -292,3 +292,18 @@ def test_gemma4_keys_reused_as_values_drop_v_proj_not_the_cache():
     assert "k_proj" in names and "v_proj" not in names
     # per token a full layer holds 4 heads x (512 + 512) x 2 B, K and V both
     assert kv_eq.layers[full[0]].bytes_per_token(BF16) == 4 * 1024 * 2
+
+
+def test_query_heads_per_cached_vector():
+    # Llama-3.1-70B's attention, 64 query and 8 K/V heads: 8 per K/V head at tp 1 and tp 8; at tp 16 each GPU holds
+    # 4 query heads and one replicated K/V head, so 4. Sliding layers are the same kernel. A state layer reads no
+    # K/V: 1. DeepSeek-V3's latent layers, 128 heads: at tp 8 the 16 heads on a GPU all read the one latent.
+    from kvdash.layers import LatentAttention
+
+    full = FullAttention(n_heads=64, n_kv_heads=8, head_dim=128)
+    assert [full.query_group(tp) for tp in (1, 8, 16)] == [8, 8, 4]
+    assert SlidingWindow(n_heads=64, n_kv_heads=8, head_dim=128, window=4096).query_group(2) == 8
+    assert NoCache().query_group(4) == 1
+    mla = LatentAttention(n_heads=128, kv_lora_rank=512, qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128,
+                          q_lora_rank=1536)
+    assert mla.query_group(8) == 16
