@@ -124,7 +124,7 @@ def test_a_gpu_without_kernel_measurements_is_said_so():
     assert serving(m, Scenario(), H100, 8, 1024, 128, vllm).warnings(H100) == []  # measured kernels
     b200 = get_gpu("nvidia-b200-hgx")  # measured kernels, but overheads fitted elsewhere: the measured transfer
     w = serving(m, Scenario(), b200, 8, 1024, 128, vllm).warnings(b200)
-    assert len(w) == 1 and "fitted on H100 SXM" in w[0] and "TPOT 28%" in w[0]
+    assert len(w) == 1 and "fitted on H100 SXM" in w[0] and "TPOT 24%" in w[0] and "TTFT 40%" in w[0]
     l4 = get_gpu("nvidia-l4")  # nobody's kernel tables: the spec sheet at stated shares, said so
     w = serving(m, Scenario(), l4, 8, 1024, 128, vllm).warnings(l4)
     assert len(w) == 1 and "no kernel measurements of vllm on L4" in w[0] and "80%" in w[0]
@@ -222,3 +222,17 @@ def test_a_shared_prefix_is_held_once_and_not_prefilled():
     assert work.flops - alone.flops == 32 * 16_384 * (369_172 - 119_316)
     with pytest.raises(KvdashError, match="longer than the prompt"):
         serving(m, cached.with_(prompt_tokens=600), gpu, 8, 500, 100)
+
+
+def test_the_stated_transfer_error_is_benchmarks_latest():
+    """The warning's numbers are the last transfer table's "all" row in BENCHMARKS.md (issue #19): a re-scored
+    model updates both, or this fails."""
+    import re
+    from pathlib import Path
+
+    from kvdash.serving import TRANSFER_ERROR
+
+    text = (Path(__file__).resolve().parent.parent / "BENCHMARKS.md").read_text(encoding="utf-8")
+    section = text[text.index("### Transfer: GPUs the overheads were never fitted on"):]
+    row = re.search(r"^\| all \| (\d+) \| ([\d.]+)% / \d+% \| ([\d.]+)% / \d+% \|", section, re.M)
+    assert row and (float(row[2]) / 100, float(row[3]) / 100) == pytest.approx(TRANSFER_ERROR, abs=5e-4)
