@@ -1,21 +1,20 @@
 """Serving speed at a concurrency: TTFT, TPOT and throughput of an aggregated engine in steady state.
 
-C requests of `isl` prompt and `osl` output tokens are in flight at all times (a finished request is
-replaced at once), as in the measured benchmarks; at most as many run as the engine's KV pool holds,
-the others wait for a slot (Little's law). A step processes at most the engine's token budget
-(max_num_batched_tokens, chunked_prefill_size, max_num_tokens). How a request's lifetime is made of steps
-follows the engine's scheduler (`arrivals`): an engine that mixes prompt chunks into the decodes' steps
-(vLLM, TensorRT-LLM) takes each new prompt in steps of its own beside the others' decodes, spread over the
-cycle; SGLang, which prefills in batches of their own, runs waves (all prompts, then all decodes). So a
-cycle has two kinds of step, each timed by kvdash.step from the GPU's measured kernel ceilings and the
-engine's host overheads (every term printed by `ServingReport.terms`): decode-only steps, and steps with
-prompt tokens. Averaging the prompts over every step would hide their compute under the decode steps'
-memory time; keeping the two kinds apart is what makes TPOT right when prompts are long. TPOT is the
-request's lifetime after its first token over its other output tokens; TTFT is `ServingReport.first_token_s`
-plus any wait for a slot. A scenario's shared prefix is the engine's prefix cache: its whole blocks are held
-once in the pool, and each prompt computes only the tokens after them (attending to the whole prompt). The
-engine's overheads and queueing terms are fitted to measured H100 runs
-(benchmarks/fit_serving.py; data/engines/), its defaults are facts of its source (kvdash.engines).
+C requests of `isl` prompt and `osl` output tokens are in flight at all times (a finished request is replaced at
+once), as in the measured benchmarks; at most as many run as the engine's KV pool holds, the others wait for a slot
+(Little's law). A step processes at most the engine's token budget (max_num_batched_tokens, chunked_prefill_size,
+max_num_tokens). How a request's lifetime is made of steps follows the engine's scheduler (`arrivals`): an engine
+that mixes prompt chunks into the decodes' steps (vLLM, TensorRT-LLM) takes each new prompt in steps of its own
+beside the others' decodes, spread over the cycle (TensorRT-LLM, which does not chunk prompts by default, in one
+step however long); SGLang, which prefills in batches of their own, runs waves (all prompts, then all decodes). So
+a cycle has two kinds of step, each timed by kvdash.step from the GPU's measured kernel ceilings and the engine's
+host overheads (every term printed by `ServingReport.terms`): decode-only steps, and steps with prompt tokens.
+Averaging the prompts over every step would hide their compute under the decode steps' memory time; keeping the two
+kinds apart is what makes TPOT right when prompts are long. TPOT is the request's lifetime after its first token
+over its other output tokens; TTFT is `ServingReport.first_token_s` plus any wait for a slot. A scenario's shared
+prefix is the engine's prefix cache: its whole blocks are held once in the pool, and each prompt computes only the
+tokens after them (attending to the whole prompt). The engine's overheads and queueing terms are fitted to measured
+H100 runs (benchmarks/fit_serving.py; data/engines/), its defaults are facts of its source (kvdash.engines).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ VLLM_FAMILY = "0.8-0.19"
 # How the model did on measured runs on GPUs other than the one the overheads were fitted on (serving_runs.GPU)
 # (benchmarks/transfer.py: median |predicted / measured - 1| of TPOT and TTFT; BENCHMARKS.md)
 TRANSFER_GPUS = ("H200", "B200", "B300", "GB200")
-TRANSFER_ERROR = (0.238, 0.395)
+TRANSFER_ERROR = (0.237, 0.388)
 TRANSFER_DATE = "2026-12-05"
 
 
@@ -413,7 +412,11 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     if budget <= C * (k + 1):
         raise KvdashError(f"max_num_batched_tokens ({budget:,}) must exceed the tokens the running requests decode "
                           f"in a step ({C:,} x {k + 1})")
-    arr = arrivals(engine_facts(s.engine).mixed_batches, C, computed, osl, budget, k + 1, tau)
+    facts = engine_facts(s.engine)
+    # an engine without chunked prefill (TensorRT-LLM's default) runs a prompt whole, past its budget if need be,
+    # as kvdash.breakdown and kvdash.disagg count it
+    whole = budget if facts.chunked_prefill else max(budget, computed + (C - 1) * (k + 1))
+    arr = arrivals(facts.mixed_batches, C, computed, osl, whole, k + 1, tau)
     ctx = decode_context(isl, osl)
     step, draft = decode_step(target, s, gpu, profile, C, ctx)
     # a step with prompt tokens is timed as without speculation, plus its decodes' drafts: their k verified
