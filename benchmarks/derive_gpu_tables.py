@@ -66,6 +66,11 @@ MOE_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4
 #   to 257 PFLOP/s of bf16 (the H200's dense peak is 0.99); the H200's tables of vLLM 0.14.0, 0.18.0 and 0.22.0
 #   top out at 0.63-0.72 PFLOP/s, as the H100's do.
 LEFT_OUT = {("*", "mla", "vllm", "0.14.0"), ("h200_sxm", "attention", "vllm", "0.19.0")}
+# - vLLM 0.19.0's MXFP4 MoE rows (w4a16_mxfp4, gpt-oss's shapes, on H200 and B200) do not shard the experts: the
+#   same latency from expert parallelism 1 to 32 at every token count (B200, 4 tokens: 0.205 ms at ep 1 and at
+#   ep 32), where vLLM 0.24.0's serving kernel for them (FlashInfer TRT-LLM MXFP4 x bf16) falls 0.072 -> 0.025 ms;
+#   every other MoE table's latency falls with expert parallelism (checked over all of them).
+LEFT_OUT_MOE = {("vllm", "0.19.0", "w4a16_mxfp4")}
 KV_BYTES = {"bfloat16": 2, "float16": 2, "fp8": 1}
 M_GRID = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 SIZE_GRID = list(range(16, 33, 2))  # log2(n x k)
@@ -339,6 +344,8 @@ def derive(repo: Repo, aic_gpu: str) -> dict:
                 ("moe", "moe", "moe_perf", lambda t: moe(t, peaks)),
                 ("allreduce", "comm", "custom_allreduce_perf", allreduce)):
             t, version = repo.table(aic_gpu, family, engine, name, usable=balanced if key == "moe" else None)
+            if t is not None and key == "moe":
+                t = t[~t.moe_dtype.isin([dt for e, v, dt in LEFT_OUT_MOE if (e, v) == (engine, version)])]
             if t is not None:
                 derived = fn(t)
                 if derived:

@@ -26,6 +26,16 @@ from kvdash.errors import KvdashError
 TABLES_DIR = Path(__file__).resolve().parent.parent / "data" / "gpu_tables"
 # which GEMM table answers for a weight format: its own, else the 16-bit kernels that dequantize it
 GEMM_FORMAT = {"fp8": "fp8", "fp8-channel": "fp8", "fp8-block": "fp8-block", "nvfp4": "nvfp4", "mxfp4": "nvfp4"}
+# which MoE tables answer for an experts' format, in turn: its family's (any group size), a kernel of the same
+# width (MXFP4 where only NVFP4 was measured), else the 16-bit kernels
+MOE_FORMATS = {"fp8-channel": ("fp8",), "int4-asym": ("int4",), "awq-int4": ("int4",), "gptq-int4": ("int4",),
+               "mxfp4": ("mxfp4", "nvfp4")}
+
+
+def moe_formats(fmt: str) -> tuple[str, ...]:
+    base, _, group = fmt.rpartition("-g")
+    family = base if group.isdigit() else fmt
+    return (*MOE_FORMATS.get(family, (family,)), "bf16")
 
 
 def _interp(grid: list[float], values: list[float], x: float) -> float:
@@ -141,7 +151,7 @@ class Ceilings:
         parameters."""
         ideal_c, ideal_m = flops / self.rate(fmt), nbytes / self.peaks["bandwidth"]
         moe = self.tables.get("moe", {})
-        util = _util_2d(moe.get(fmt) or moe.get("bf16"), tokens, params)
+        util = _util_2d(next((moe[f] for f in moe_formats(fmt) if f in moe), None), tokens, params)
         if util is None:
             return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
         return max(ideal_c, ideal_m) / util

@@ -98,3 +98,34 @@ def test_decode_attention_depends_on_the_query_heads_per_kv_head():
     c = ceilings(get_gpu("nvidia-h100-sxm5"), "trtllm")
     assert c.decode_attention_s(67_108_864, "fp8", group=8) == pytest.approx(0.029467e-3, rel=0.2)
     assert c.decode_attention_s(67_108_864, "fp8", group=64) == pytest.approx(1.260891e-3, rel=0.2)
+
+
+def _experts(hidden: int, inter: int, experts: int, topk: int, tokens: int, fmt: str) -> tuple:
+    """moe_s's arguments for one GPU holding every expert whole: FLOPs, touched bytes and parameters (uniform
+    routing), the bytes as kvdash.dtypes stores the format."""
+    from kvdash.dtypes import get_dtype
+
+    pairs = tokens * topk
+    touched = experts * (1 - (1 - 1 / experts) ** pairs)
+    numel = 3 * hidden * inter
+    one = get_dtype(fmt).matrix_bytes(2 * inter, hidden) + get_dtype(fmt).matrix_bytes(hidden, inter)
+    return 2.0 * pairs * numel, touched * one, touched * numel
+
+
+def test_grouped_int4_experts_use_the_int4_moe_table():
+    # moe_perf.parquet (vLLM 0.19.0, H200, int4_wo, balanced): Kimi-K2's shape, hidden 7,168, 384 experts of 2,048
+    # split 8 ways (256 wide), top 8, 4 tokens: 0.130368 ms (vllm_marlin_int4_moe). Kimi's checkpoint groups its
+    # int4 by 32 (9 % more scale bytes than the group of 128 measured), which must still find the int4 table: the
+    # 16-bit kernels' table would time it at about 0.03 ms.
+    c = ceilings(get_gpu("nvidia-h200-sxm"), "vllm")
+    t = c.moe_s(4, *_experts(7168, 256, 384, 8, 4, "int4-g32"), "int4-g32")
+    assert 0.10e-3 < t < 0.18e-3
+
+
+def test_mxfp4_experts_are_not_timed_by_a_table_that_ignores_expert_parallelism():
+    # vLLM 0.19.0's MXFP4 MoE rows on B200 take 0.205 ms for gpt-oss's shape (hidden 2,880, 128 experts of 2,880, top
+    # 4) at 4 tokens whatever the expert parallelism (1 to 32), so they are left out; vLLM 0.24.0's serving kernel
+    # for them (FlashInfer TRT-LLM MXFP4 x bf16) measures 0.0721 ms at ep 1. kvdash answers from the B200's NVFP4 MoE
+    # table (a 4-bit kernel of the same family).
+    c = ceilings(get_gpu("nvidia-b200-hgx"), "vllm")
+    assert c.moe_s(4, *_experts(2880, 2880, 128, 4, 4, "mxfp4"), "mxfp4") == pytest.approx(0.0721e-3, rel=0.35)
