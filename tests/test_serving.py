@@ -247,3 +247,5 @@ def test_an_engine_without_chunked_prefill_runs_a_prompt_whole():
     whole = serving(m, Scenario(runtime="trtllm"), H100, 4, 8192, 128).arrivals
     assert (chunked.prefill_steps, chunked.prompt_tokens) == (2, 4096)
     assert (whole.prefill_steps, whole.prompt_tokens) == (1, 8192)
+    text = serving(m, Scenario(runtime="trtllm"), H100, 4, 8192, 128).cycle_text()
+    assert "past the 8,192-token budget" in text and "8,192 tokens a step at most" not in text
