@@ -43,9 +43,9 @@ def gemm_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
             continue
         if src == "fp8":
             x = d.static_fp8(x, scale)
-        wb = d.matrix_bytes(name, x.n, x.k)
+        flops, nbytes, wb = d.gemm_work(x, name)
         pred = [c.gemm_s(m, n, k, name, b) for m, n, k, b in zip(x.m, x.n, x.k, wb, strict=True)]
-        ideal = np.maximum(2.0 * x.m * x.n * x.k / c.rate(name), (wb + 2.0 * x.m * (x.n + x.k)) / c.peaks["bandwidth"])
+        ideal = np.maximum(flops / c.rate(name), nbytes / c.peaks["bandwidth"])
         out += [("gemm", name, *r) for r in zip(x.m, pred, x.latency * 1e-3, ideal, strict=True)]
     return out
 
@@ -60,13 +60,7 @@ def moe_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
         k = t[(t.moe_dtype == src) & t.num_tokens.isin(d.M_GRID)]
         if k.empty or name not in c.tables.get("moe", {}):
             continue
-        inter = k.inter_size // k.moe_tp_size
-        local = k.num_experts / k.moe_ep_size
-        routed = k.num_tokens * k.topk / k.moe_ep_size
-        touched = local * (1 - (1 - 1 / local) ** routed.clip(lower=0))
-        ups = np.where(d.gated(k), 2, 1)
-        numel = (ups + 1) * k.hidden_size * inter
-        one = d.matrix_bytes(name, ups * inter, k.hidden_size) + d.matrix_bytes(name, k.hidden_size, inter)
+        routed, touched, numel, one = d.moe_work(k, name)
         pred = [c.moe_s(n, 2.0 * r * e, tch * b, tch * e, name)
                 for n, r, e, tch, b in zip(k.num_tokens, routed, numel, touched, one, strict=True)]
         ideal = np.maximum(2.0 * routed * numel / c.rate(name), touched * one / c.peaks["bandwidth"])
@@ -83,10 +77,8 @@ def attention_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
         t = t[(t.window_size == 0) & (t.head_dim == 128)]
         for kv, nbytes in d.KV_BYTES.items():
             k = t[t.kv_cache_dtype == kv]
-            heads = np.where(k.num_key_value_heads == 0, k.num_heads, k.num_key_value_heads)
-            read = k.batch_size * (k.isl + k.step) * heads * k.head_dim * 2 * nbytes
+            read, group = d.kv_read(k, nbytes)
             fmt = "fp8" if nbytes == 1 else "bf16"
-            group = k.num_heads // heads
             out += [("decode attention", fmt, b, c.decode_attention_s(r, fmt, group=g), lat * 1e-3,
                      r / c.peaks["bandwidth"])
                     for b, r, g, lat in zip(k.batch_size, read, group, k.latency, strict=True)]
@@ -94,21 +86,21 @@ def attention_rows(repo: d.Repo, aic_gpu: str, engine: str, c) -> list[tuple]:
     if t is not None and "prefill_attention" in c.tables:
         k = t[(t.window_size == 0) & (t.head_dim == 128) & (t.attn_dtype == "bfloat16")
               & (t.kv_cache_dtype == "bfloat16")]
-        flops = 2.0 * 2 * k.batch_size * k.num_heads * k.head_dim * k.isl * (k.isl + 1) / 2
+        flops = d.prefill_flops(k)
         out += [("prefill attention", "bf16", b, c.prefill_attention_s(f), lat * 1e-3, f / c.rate("bf16"))
                 for b, f, lat in zip(k.batch_size, flops, k.latency, strict=True)]
     t, _ = repo.table(aic_gpu, "mla", engine, "generation_mla_perf")
     if t is not None and "mla_decode" in c.tables:
         for kv, nbytes in d.KV_BYTES.items():
             k = t[(t.kv_cache_dtype == kv) & (t.mla_dtype == "bfloat16")]
-            read = k.batch_size * (k.isl + k.step) * 576 * nbytes
+            read = d.latent_read(k, nbytes)
             fmt = "fp8" if nbytes == 1 else "bf16"
             out += [("latent decode", fmt, b, c.decode_attention_s(r, fmt, latent=True), lat * 1e-3,
                      r / c.peaks["bandwidth"]) for b, r, lat in zip(k.batch_size, read, k.latency, strict=True)]
     t, _ = repo.table(aic_gpu, "mla", engine, "context_mla_perf")
     if t is not None and "mla_prefill" in c.tables:
         k = t[(t.kv_cache_dtype == "bfloat16") & (t.mla_dtype == "bfloat16")]
-        flops = 2.0 * k.batch_size * k.num_heads * (192 + 128) * k.isl * (k.isl + 1) / 2
+        flops = d.latent_prefill_flops(k)
         out += [("latent prefill", "bf16", b, c.prefill_attention_s(f, latent=True), lat * 1e-3, f / c.rate("bf16"))
                 for b, f, lat in zip(k.batch_size, flops, k.latency, strict=True)]
     return out

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from kvdash.dtypes import DTYPES  # noqa: E402
 from kvdash.gpus import get_gpu  # noqa: E402
-from kvdash.kernels import catalog_peaks  # noqa: E402
+from kvdash.kernels import catalog_peaks, touched_experts  # noqa: E402
 
 DATA = "aic-core/src/aiconfigurator_core/systems/data"
 GPUS = {"a100_sxm": "nvidia-a100-sxm4-80gb", "h100_sxm": "nvidia-h100-sxm5", "h200_sxm": "nvidia-h200-sxm",
@@ -115,6 +115,49 @@ def matrix_bytes(fmt: str, rows: pd.Series, cols: pd.Series) -> np.ndarray:
     return np.array([f.matrix_bytes(int(r), int(c)) for r, c in zip(rows, cols, strict=True)], dtype=float)
 
 
+# Each measured row's work, as kvdash.kernels is given it for the same kernel (also check_gpu_tables.py's)
+def gemm_work(d: pd.DataFrame, fmt: str) -> tuple:
+    """(FLOPs, bytes moved, the weight's bytes) of each GEMM row: m x n x k, the weight with its scales and the
+    16-bit activations in and out."""
+    weight = matrix_bytes(fmt, d.n, d.k)
+    return 2.0 * d.m * d.n * d.k, weight + 2.0 * d.m * (d.k + d.n), weight
+
+
+def moe_work(k: pd.DataFrame, fmt: str) -> tuple:
+    """(the (token, expert) pairs on this GPU, the experts they touch, one expert's parameters and its bytes) of
+    each MoE row, its experts split tp-wise and ep-wise. A gated expert has gate, up and down matrices; a
+    non-gated one (relu^2: Nemotron) up and down only."""
+    inter = k.inter_size // k.moe_tp_size
+    routed = k.num_tokens * k.topk / k.moe_ep_size
+    touched = touched_experts(k.num_experts / k.moe_ep_size, routed.clip(lower=0))
+    ups = np.where(gated(k), 2, 1)
+    one = matrix_bytes(fmt, ups * inter, k.hidden_size) + matrix_bytes(fmt, k.hidden_size, inter)
+    return routed, touched, (ups + 1) * k.hidden_size * inter, one
+
+
+def kv_read(k: pd.DataFrame, nbytes: int) -> tuple:
+    """(cache bytes read, query heads per K/V head) of each decode-attention row."""
+    heads = np.where(k.num_key_value_heads == 0, k.num_heads, k.num_key_value_heads)
+    return k.batch_size * (k.isl + k.step) * heads * k.head_dim * 2 * nbytes, k.num_heads // heads
+
+
+def prefill_flops(d: pd.DataFrame) -> pd.Series:
+    """QK^T and PV over a causal prompt's pairs, per prefill-attention row."""
+    return 2.0 * 2 * d.batch_size * d.num_heads * d.head_dim * d.isl * (d.isl + 1) / 2
+
+
+def latent_read(k: pd.DataFrame, nbytes: int) -> pd.Series:
+    """Cache bytes a latent-decode row reads: the latent and the rotary key (512 + 64 values) a token."""
+    return k.batch_size * (k.isl + k.step) * 576 * nbytes
+
+
+def latent_prefill_flops(d: pd.DataFrame) -> pd.Series:
+    """Per head K 128 + 64 and V 128 over the causal pairs; num_heads is already one GPU's share (the collectors
+    log the heads after dividing by tp_size: collector/trtllm/collect_mla.py, "The perf loader keys on local
+    heads")."""
+    return 2.0 * d.batch_size * d.num_heads * (192 + 128) * d.isl * (d.isl + 1) / 2
+
+
 def _median_by(df: pd.DataFrame, key: str, grid: list[int]) -> list[float | None]:
     out = []
     for g in grid:
@@ -161,8 +204,7 @@ def gemm(df: pd.DataFrame, peaks: dict, scale: pd.DataFrame | None = None) -> di
             continue
         if src == "fp8":
             d = static_fp8(d, scale)
-        flops = 2.0 * d.m * d.n * d.k
-        nbytes = matrix_bytes(name, d.n, d.k) + 2.0 * d.m * (d.k + d.n)
+        flops, nbytes, _ = gemm_work(d, name)
         d["util"] = np.maximum(flops / rate, nbytes / peaks["bandwidth"]) / (d.latency * 1e-3)
         table = by_rows_and_size(d, d.m, d.n * d.k, SIZE_GRID)
         if table:
@@ -207,9 +249,7 @@ def decode_attention(df: pd.DataFrame, bw: float) -> dict:
         k = d[d.kv_cache_dtype == kv]
         if k.empty:
             continue
-        heads = np.where(k.num_key_value_heads == 0, k.num_heads, k.num_key_value_heads)
-        read = k.batch_size * (k.isl + k.step) * heads * k.head_dim * 2 * nbytes
-        ratio = k.num_heads // heads
+        read, ratio = kv_read(k, nbytes)
         table = by_key_and_log2(k.assign(util=read / (k.latency * 1e-3) / bw), ratio, GROUP_GRID, read, 12, 34)
         if table:
             out["bf16" if nbytes == 2 else "fp8"] = table
@@ -233,7 +273,7 @@ def prefill_attention(df: pd.DataFrame, rate: float) -> dict:
            & (df.kv_cache_dtype == "bfloat16")]
     if d.empty:
         return {}
-    flops = 2.0 * 2 * d.batch_size * d.num_heads * d.head_dim * d.isl * (d.isl + 1) / 2  # QK^T and PV, causal
+    flops = prefill_flops(d)
     return {"bf16": by_log2(d.assign(util=flops / (d.latency * 1e-3) / rate), flops, 14, 46)}
 
 
@@ -243,7 +283,7 @@ def mla_decode(df: pd.DataFrame, bw: float) -> dict:
         k = df[(df.kv_cache_dtype == kv) & (df.mla_dtype == "bfloat16")]
         if k.empty:
             continue
-        read = k.batch_size * (k.isl + k.step) * 576 * nbytes  # the latent and the rotary key, per layer
+        read = latent_read(k, nbytes)
         out["bf16" if nbytes == 2 else "fp8"] = by_log2(k.assign(util=read / (k.latency * 1e-3) / bw), read, 12, 34)
     return out
 
@@ -252,9 +292,7 @@ def mla_prefill(df: pd.DataFrame, rate: float) -> dict:
     d = df[(df.kv_cache_dtype == "bfloat16") & (df.mla_dtype == "bfloat16")]
     if d.empty:
         return {}
-    # num_heads is already one GPU's share: the collectors log the heads after dividing by tp_size
-    # (collector/trtllm/collect_mla.py: "The perf loader keys on local heads")
-    flops = 2.0 * d.batch_size * d.num_heads * (192 + 128) * d.isl * (d.isl + 1) / 2  # per-head K 128 + 64, V 128
+    flops = latent_prefill_flops(d)
     return {"bf16": by_log2(d.assign(util=flops / (d.latency * 1e-3) / rate), flops, 14, 46)}
 
 
@@ -269,17 +307,9 @@ def moe(df: pd.DataFrame, peaks: dict) -> dict:
         rate = peaks.get(name) or peaks.get("bf16")
         if k.empty or not rate:
             continue
-        inter = k.inter_size // k.moe_tp_size
-        local = k.num_experts / k.moe_ep_size
-        routed = k.num_tokens * k.topk / k.moe_ep_size  # (token, expert) pairs on this GPU
-        touched = local * (1 - (1 - 1 / local) ** routed.clip(lower=0))
-        # a gated expert has gate, up and down matrices; a non-gated one (relu^2: Nemotron) up and down only
-        ups = np.where(gated(k), 2, 1)
-        flops = 2.0 * routed * (ups + 1) * k.hidden_size * inter
-        params = touched * (ups + 1) * k.hidden_size * inter
-        one = matrix_bytes(name, ups * inter, k.hidden_size) + matrix_bytes(name, k.hidden_size, inter)
-        util = np.maximum(flops / rate, touched * one / peaks["bandwidth"]) / (k.latency * 1e-3)
-        table = by_rows_and_size(k.assign(util=util), k.num_tokens, params, MOE_SIZE_GRID)
+        routed, touched, numel, one = moe_work(k, name)
+        util = np.maximum(2.0 * routed * numel / rate, touched * one / peaks["bandwidth"]) / (k.latency * 1e-3)
+        table = by_rows_and_size(k.assign(util=util), k.num_tokens, touched * numel, MOE_SIZE_GRID)
         if table:
             out[name] = table
     return out

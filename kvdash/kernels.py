@@ -38,6 +38,12 @@ def moe_formats(fmt: str) -> tuple[str, ...]:
     return (*MOE_FORMATS.get(family, (family,)), "bf16")
 
 
+def touched_experts(experts, pairs):
+    """Experts that `pairs` (token, expert) pairs reach on average under uniform routing (floats or arrays): the
+    MoE tables were derived, and each step is timed, by the experts' bytes this many read."""
+    return experts * (1 - (1 - 1 / experts) ** pairs)
+
+
 def _interp(grid: list[float], values: list[float], x: float) -> float:
     """Linear interpolation in `grid` (already log2), the edge value held outside it."""
     if x <= grid[0]:

@@ -35,7 +35,7 @@ from kvdash.breakdown import activation_dtype, scenario_stages
 from kvdash.dtypes import get_dtype, high_precision
 from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
-from kvdash.kernels import Ceilings, ceilings, spec_sheet
+from kvdash.kernels import Ceilings, ceilings, spec_sheet, touched_experts
 from kvdash.model import ModelSpec
 from kvdash.params import layer_tensors, matrix_params
 from kvdash.runtimes import get_runtime
@@ -327,7 +327,7 @@ def step_time(m: ModelSpec, s: Scenario, gpu, p: StepCosts, decode: float, decod
         t = sum(c.gemm_s(tokens, n, k, f, wb, a) for n, k, wb, f in lo.gemms)
         if lo.experts:
             pairs = tokens * m.experts_per_token / s.ep  # (token, expert) pairs on this GPU, uniform routing
-            touched = lo.experts * (1 - (1 - 1 / lo.experts) ** pairs)
+            touched = touched_experts(lo.experts, pairs)
             experts += n_layers * c.moe_s(tokens, 2.0 * pairs * lo.expert_numel, touched * lo.expert_bytes,
                                           touched * lo.expert_numel, s.experts_dtype)
         gemm += n_layers * t
