@@ -32,7 +32,9 @@ MOE_FORMATS = {"fp8-channel": ("fp8",), "int4-asym": ("int4",), "awq-int4": ("in
                "mxfp4": ("mxfp4", "nvfp4")}
 
 
+@lru_cache(maxsize=64)
 def moe_formats(fmt: str) -> tuple[str, ...]:
+    """The MoE tables to try for an experts' format, in order (MOE_FORMATS); kept per process, as every step asks."""
     base, _, group = fmt.rpartition("-g")
     family = base if group.isdigit() else fmt
     return (*MOE_FORMATS.get(family, (family,)), "bf16")

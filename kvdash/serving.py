@@ -244,7 +244,7 @@ class ServingReport:
                     f"up to {b:,} prompt tokens with no decodes (a prompt completes on step "
                     f"{a.first_token_steps:,.1f} on average), then {a.steps - a.prefill_steps:,.1f} decode steps "
                     f"together; a request lives {a.steps:,.1f} steps" + cached + spec)
-        limit = (f"{b:,} tokens a step at most" if a.prompt_tokens + a.mixed_decodes <= b else
+        limit = (f"{b:,} tokens a step at most" if a.prompt_tokens + a.mixed_decodes * (self.spec_tokens + 1) <= b else
                  f"past the {b:,}-token budget: the engine prefills a prompt whole, without chunked prefill")
         return (f"a request lives {a.steps:,.1f} engine steps; {a.mixed_steps:,.1f} of them carry "
                 f"{a.prompt_tokens:,.1f} prompt tokens beside {a.mixed_decodes:,.1f} decodes ({limit}), the others "
