@@ -158,11 +158,16 @@ class Ceilings:
         """A fused-MoE layer's experts for `tokens` tokens: its FLOPs, and the touched experts' bytes and
         parameters."""
         ideal_c, ideal_m = flops / self.rate(fmt), nbytes / self.peaks["bandwidth"]
-        moe = self.tables.get("moe", {})
-        util = _util_2d(next((moe[f] for f in moe_formats(fmt) if f in moe), None), tokens, params)
+        table = self.moe_table(fmt)
+        util = _util_2d(self.tables["moe"][table], tokens, params) if table else None
         if util is None:
             return max(ideal_c / self.compute_eff, ideal_m / self.memory_eff)
         return max(ideal_c, ideal_m) / util
+
+    def moe_table(self, fmt: str) -> str | None:
+        """Which measured MoE table times experts stored as `fmt` (MOE_FORMATS' order), or None (the spec sheet)."""
+        moe = self.tables.get("moe", {})
+        return next((f for f in moe_formats(fmt) if f in moe), None)
 
     def decode_attention_s(self, nbytes: float, kv_fmt: str, latent: bool = False, group: int = 1) -> float:
         """One layer's decode attention reading `nbytes` of cache (the whole step's sequences), each cached vector

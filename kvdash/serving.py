@@ -29,6 +29,7 @@ from kvdash.breakdown import kv_bytes, scenario_stages
 from kvdash.engines import ENGINES, engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
+from kvdash.kernels import moe_formats
 from kvdash.model import ModelSpec
 from kvdash.scenario import Scenario
 from kvdash.serving_runs import GPU as FITTED_GPU
@@ -214,6 +215,7 @@ class ServingReport:
     draft_s: float = 0.0  # seconds a decode-only step spends drafting
     draft_mixed_s: float = 0.0  # ... and a step with prompt tokens
     drafter: str = ""  # what drafts: an MTP module, an EAGLE head's layer and LM head, a draft model (words)
+    experts_format: str = ""  # the routed experts' format ("": no routed experts)
 
     @property
     def steps_per_cycle(self) -> float:
@@ -259,11 +261,19 @@ class ServingReport:
             return [f"no kernel measurements of {self.profile.name} on {gpu.name}: its kernels are timed from the "
                     f"spec sheet at {c.memory_eff:.0%} of its bandwidth and {c.compute_eff:.0%} of its dense FLOP/s "
                     "(stated, not measured), so expect larger errors than on the measured GPUs"]
+        out = []
         if gpu.id != FITTED_GPU and self.profile.source.startswith("fitted"):  # not a user's own calibration
-            return [f"the engine's overheads were fitted on H100 SXM runs; on {len(TRANSFER_GPUS)} other GPUs' "
-                    f"measured runs ({', '.join(TRANSFER_GPUS)}) the median error was TPOT {TRANSFER_ERROR[0]:.0%}, "
-                    f"TTFT {TRANSFER_ERROR[1]:.0%}, mostly too slow (BENCHMARKS.md, {TRANSFER_DATE})"]
-        return []
+            out.append(f"the engine's overheads were fitted on H100 SXM runs; on {len(TRANSFER_GPUS)} other GPUs' "
+                       f"measured runs ({', '.join(TRANSFER_GPUS)}) the median error was TPOT "
+                       f"{TRANSFER_ERROR[0]:.0%}, TTFT {TRANSFER_ERROR[1]:.0%}, mostly too slow (BENCHMARKS.md, "
+                       f"{TRANSFER_DATE})")
+        if self.experts_format:
+            table, own = c.moe_table(self.experts_format), moe_formats(self.experts_format)[0]
+            if table != own:
+                out.append(f"no valid kernel measurements of {self.profile.name}'s {own} MoE on {gpu.name}: its "
+                           f"{self.experts_format} experts are timed at the share of peak its "
+                           + (f"{table} MoE kernels reach" if table else "spec sheet states"))
+        return out
 
     @property
     def limited_by(self) -> str:
@@ -431,7 +441,8 @@ def serving(m: ModelSpec, s: Scenario, gpu: Gpu, concurrency: int, isl: int, osl
     own = arr.first_token_steps * mixed.seconds  # until its first token; its TPOT counts the rest of its lifetime
     tpot = (cycle - own) / (osl - 1) if osl > 1 else step.seconds
     return ServingReport(concurrency, C, isl, osl, s.tp * s.pp, arr, step, mixed, tpot, cycle, profile, pool, one,
-                         budget, max_seqs, computed, k, tau, draft, draft_mixed, drafter_words(s) if k else "")
+                         budget, max_seqs, computed, k, tau, draft, draft_mixed, drafter_words(s) if k else "",
+                         s.experts_dtype if target.n_experts else "")
 
 
 def decode_context(isl: int, osl: int) -> float:
