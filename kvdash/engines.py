@@ -1,9 +1,11 @@
 """What each serving engine does by default: facts read in its source, apart from fitted constants.
 
 Per engine and GPU: the token budget of one step and the sequences it runs at once, the share of memory it
-takes, whether it overlaps scheduling with the GPU's work, how it decodes latent attention, and how it
-admits requests. Each rule cites the release it was read in. The fitted speed profiles
-(data/engines/*.json) hold only fitted numbers; no memory answer reads them.
+takes, how it decodes latent attention, and how it admits requests. All three overlap the CPU's scheduling of
+step n + 1 with the GPU's step n by default (vLLM from 0.14); what a step takes beyond its kernels despite that
+(kvdash.step's per-step, per-layer and per-sequence overheads) is fitted, not derived from it. Each rule cites
+the release it was read in. The fitted speed profiles (data/engines/*.json) hold only fitted numbers; no memory
+answer reads them.
 
 Read in (release archives and the public source):
 - vLLM v0.11.0 and v0.34.0, `vllm serve` (UsageContext.OPENAI_API_SERVER): engine/arg_utils.py
@@ -15,8 +17,10 @@ Read in (release archives and the public source):
   True under V1; layers/logits_processor.py). One token budget per step for decodes and prompt chunks
   alike (v1/core/sched/scheduler.py: running requests first, then waiting ones while tokens remain). MLA
   decodes with absorbed weights (queries and keys 576 wide, values 512: layers/attention/mla_attention.py
-  "_forward_decode", FlashMLA head_dim_v = kv_lora_rank) and prefills per head (192 + 128). No overlap of
-  scheduling with the GPU by default.
+  "_forward_decode", FlashMLA head_dim_v = kv_lora_rank) and prefills per head (192 + 128). Scheduling overlaps
+  the GPU's step from v0.14.0 (b17039bc, PR #27614: config/scheduler.py's async_scheduling defaults to None, which
+  config/vllm.py turns on for the mp and uni executors unless a drafter other than EAGLE/MTP runs); v0.11.2 to
+  v0.13.0 default it off.
 - SGLang 0.5.6, srt/server_args.py: GPU memory as nvidia-smi's total in MiB; chunked_prefill_size 2,048
   below 35 GiB, 4,096 below 60 GiB, 8,192 below 160 GiB, 16,384 above; cuda_graph_max_bs by the same
   tiers and tp; mem_fraction_static = (memory - reserved) / memory, reserved = 512 MiB + 1.5 x
@@ -60,7 +64,6 @@ NON_TORCH_GPU = "nvidia-h100-sxm5"  # the GPU those constants were measured on
 class EngineFacts:
     key: str
     label: str
-    overlap_scheduler: bool  # the CPU prepares step n + 1 while the GPU runs step n
     mla_absorbed_decode: bool  # latent attention decodes in the latent space (FlashMLA / FlashInfer MLA)
     chunked_prefill: bool  # a prompt longer than the step budget is split across steps
     mixed_batches: bool  # prompt tokens ride in the running decodes' steps (else prefill steps of their own)
@@ -115,15 +118,15 @@ def _sglang_tier(gib: float) -> tuple[int, tuple[int, int]]:
 
 
 FACTS = {
-    "vllm": EngineFacts("vllm", "vLLM", overlap_scheduler=False, mla_absorbed_decode=True, chunked_prefill=True,
+    "vllm": EngineFacts("vllm", "vLLM", mla_absorbed_decode=True, chunked_prefill=True,
                         mixed_batches=True,
                         reserve_full_length=False, budget_name="max_num_batched_tokens",
                         source="vLLM v0.11.0 (engine/arg_utils.py get_batch_defaults, config/cache.py)"),
-    "sglang": EngineFacts("sglang", "SGLang", overlap_scheduler=True, mla_absorbed_decode=True, chunked_prefill=True,
+    "sglang": EngineFacts("sglang", "SGLang", mla_absorbed_decode=True, chunked_prefill=True,
                           mixed_batches=False,
                           reserve_full_length=False, budget_name="chunked_prefill_size",
                           source="SGLang 0.5.6 (srt/server_args.py)", prefill_first_token=True),
-    "trtllm": EngineFacts("trtllm", "TensorRT-LLM", overlap_scheduler=True, mla_absorbed_decode=True,
+    "trtllm": EngineFacts("trtllm", "TensorRT-LLM", mla_absorbed_decode=True,
                           chunked_prefill=False, mixed_batches=True, reserve_full_length=True,
                           budget_name="max_num_tokens",
                           source="TensorRT-LLM PyTorch backend (commands/serve.py, llmapi/llm_args.py)"),

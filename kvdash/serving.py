@@ -62,9 +62,7 @@ class EngineProfile(StepCosts):
 
     def __post_init__(self):
         super().__post_init__()
-        if engine_facts(self.name).overlap_scheduler and self.step_overhead_s:
-            raise KvdashError("an engine that schedules the next step while the GPU runs this one has no per-step "
-                              f"overhead; step_overhead_s must be 0, not {self.step_overhead_s!r}")
+        engine_facts(self.name)
         for f in ("queue_steps", "queue_share", "queue_prompts", "request_overhead_s"):
             if not 0 <= getattr(self, f) <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kvdash.engines import engine_facts
 from kvdash.errors import KvdashError
 from kvdash.gpus import Gpu
 from kvdash.model import ModelSpec
@@ -79,28 +78,23 @@ def _tpot_lines(obs: list[Observed], p: EngineProfile) -> np.ndarray:
     overhead): a step's time is its kernels plus those overheads, and TPOT a fixed mix of steps, so TPOT is
     linear in them. A run the model refuses is NaN."""
     zero = replace(p, step_overhead_s=0.0, layer_overhead_s=0.0, seq_overhead_s=0.0)
-    # an engine that overlaps scheduling has no per-step overhead (its profile refuses one): slope 0
-    tuned = [t for t in TUNED if not (t == "step_overhead_s" and engine_facts(p.name).overlap_scheduler)]
     out = np.full((len(obs), 4), np.nan)
     for i, o in enumerate(obs):
         try:
             base = predict(o, zero).tpot_s
-            slopes = {t: (predict(o, replace(zero, **{t: 1e-6})).tpot_s - base) / 1e-6 for t in tuned}
+            out[i] = [base, *((predict(o, replace(zero, **{t: 1e-6})).tpot_s - base) / 1e-6 for t in TUNED)]
         except KvdashError:
             continue
-        out[i] = [base, *(slopes.get(t, 0.0) for t in TUNED)]
     return out
 
 
 def fit_profile(obs: list[Observed], engine: str, fixed: dict | None = None, grids: dict = GRIDS) -> EngineProfile:
     """The engine's overheads fitted to the runs' TPOT, then its queueing terms to their TTFT, each by a search
     of the whole grid (TPOT is linear in the overheads, so every grid point is one multiply-add per run). `fixed`
-    holds terms at a value; an engine that overlaps scheduling keeps its per-step overhead at 0."""
+    holds terms at a value."""
     if not obs:
         raise KvdashError("no measured runs to fit")
-    overlap = engine_facts(engine).overlap_scheduler
-    fixed = (fixed or {}) | ({"step_overhead_s": 0.0} if overlap else {})
-    grids = grids | {name: [v] for name, v in fixed.items()}
+    grids = grids | {name: [v] for name, v in (fixed or {}).items()}
     lines = _tpot_lines(obs, EngineProfile(engine))
     measured = np.array([o.tpot_s for o in obs])
     axes = np.meshgrid(*(np.array(grids[t]) for t in TUNED), indexing="ij")

@@ -146,12 +146,8 @@ def test_profiles_load_and_refuse_nonsense():
         engine_profile("tgi")
     with pytest.raises(KvdashError, match="must exceed the tokens the running requests decode"):
         serving(preset_model("llama-3.1-8b"), Scenario(max_num_seqs=9000), H100, 9000, 10, 10, PEAK)
-    # an engine that overlaps scheduling with the GPU's step has no per-step overhead to add
-    with pytest.raises(KvdashError, match="step_overhead_s must be 0"):
-        EngineProfile("trtllm", step_overhead_s=1e-3)
-    # TensorRT-LLM and SGLang overlap it by default; vLLM's fitted profile keeps a per-step overhead
-    assert engine_facts("trtllm").overlap_scheduler and engine_facts("sglang").overlap_scheduler
-    assert not engine_facts("vllm").overlap_scheduler and engine_profile("vllm").step_overhead_s > 0
+    with pytest.raises(KvdashError, match="unknown engine"):
+        EngineProfile("tgi", step_overhead_s=1e-3)
     with pytest.raises(KvdashError, match="cannot time the sglang engine"):
         serving(preset_model("llama-3.1-8b"), Scenario(runtime="sglang"), H100, 8, 100, 10, PEAK)
     with pytest.raises(KvdashError, match="needs a serving engine"):
