@@ -4,7 +4,10 @@ never copied, never fitted or chosen on: BENCHMARKS.md's protocol for issue #19)
 
     python benchmarks/transfer.py GITDIR [--aic PREDICTIONS.csv] [--rows OUT.csv]
 
-GITDIR is the fetched repository's git directory. Rows kept: aggregated serving, pipeline parallelism 1, no
+GITDIR is the fetched repository's git directory. An NVFP4 run of a mixture-of-experts model is sized as NVIDIA's
+NVFP4 checkpoints store it, attention in bf16 (their hf_quant_config.json excludes every layer's self_attn:
+nvidia/DeepSeek-R1-0528-NVFP4, GLM-4.7-NVFP4, MiniMax-M2.5-NVFP4; the FP4-v2 DeepSeek checkpoints quantize o_proj
+as well, which this does not model); the CSV names only the base model. Rows kept: aggregated serving, pipeline parallelism 1, no
 attention data-parallelism, on a GPU other than the H100. A row is answered when kvdash sizes and times it
 without refusing. `--aic` reads AIConfigurator's own predictions for the same rows (benchmarks/aic_baseline.py
 writes them, run where aiconfigurator 0.12.0 is installed) and compares on the rows both answer.
@@ -18,6 +21,7 @@ import json
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -68,6 +72,8 @@ def load_config(gitdir: str, model_path: str, cache: dict):
 def predict(row, m) -> tuple[float, float]:
     weights = FORMATS.get(row.gemm_quant_mode, m.weights_format or "bf16")
     experts = FORMATS.get(row.moe_quant_mode, "") if m.n_experts else ""
+    if weights == "nvfp4" and m.n_experts:  # NVIDIA's NVFP4 checkpoints of MoE models keep attention in bf16
+        m = replace(m, weights_format="nvfp4", mixer_format="bf16")
     s = Scenario(tp=int(row.tp_size), weights_dtype=weights, moe_weights_dtype="" if experts == weights else experts,
                  expert_parallel=int(row.moe_ep_size) > 1, runtime=row.backend,
                  kv_dtype=kv_format(row.backend, str(row.gemm_quant_mode)))

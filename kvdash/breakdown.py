@@ -90,6 +90,7 @@ class Stage:
     weight_bytes: int  # the language model's weights on this GPU
     expert_bytes: int  # of which routed experts (the speed model reads only the experts a step touches)
     expert_params: int
+    mixer_params: int  # of linear_params, the token mixers' matrices where they keep a format of their own (else 0)
     encoder_bytes: int  # the encoder's weights, kept in 16-bit
     caches: tuple[tuple[LayerSpec, int], ...]  # (spec, cache bytes per held token, all its layers)
     state_bytes: int  # fixed bytes per sequence: recurrent state, cross-attention K/V
@@ -196,6 +197,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 expert_bytes=sum(e for _, e in layer_bytes),
                 expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
                                   if t.role == "expert"),
+                mixer_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
+                                 if t.role == "mixer") if m.mixer_dtype(weights_dtype) != weights_dtype else 0,
                 encoder_bytes=hp.nbytes(encoder, 1),
                 caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in kept
                              if spec.grows and spec.bytes_per_token(kv, tp)) + (d.caches if d else ()),

@@ -17,6 +17,7 @@ Which layers slide (the traps, see the module's tests):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -213,7 +214,8 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
         warnings.append(note)
     if isinstance(cfg.get("audio_config"), dict):
         warnings.append("the audio encoder (audio_config) is not counted in the weights")
-    weights, experts = _quantization(cfg.get("quantization_config"), warnings)
+    weights, experts, mixer = _quantization(cfg.get("quantization_config"), warnings, spec.n_layers,
+                                            spec.default_dtype)
     # MiniMax-M3 declares its drafter's depth as num_mtp_modules (vLLM's minimax_m3 mtp.py builds that many)
     mtp = f.int("num_mtp_modules", "num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0,
                 hi=LIMITS["n_layers"])
@@ -221,7 +223,7 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
         warnings.append(f"{mtp} multi-token-prediction module(s): engines load them only for speculative decoding, "
                         "so they are counted only when the scenario speculates with them (--spec-tokens)")
     spec = replace(spec, encoder_params=spec.encoder_params + encoder, weights_format=weights,
-                   experts_format=experts, warnings=(*spec.warnings, *warnings), mtp_layers=mtp)
+                   experts_format=experts, mixer_format=mixer, warnings=(*spec.warnings, *warnings), mtp_layers=mtp)
     # a Hub config.json rarely carries _name_or_path: its parameter count tells gpt-oss-20b from -120b
     return replace(spec, name=f"{spec.name}, {_count(spec.params)} parameters") if unnamed else spec
 
@@ -237,9 +239,19 @@ _ALWAYS_16BIT_PREFIXES = ("lm_head", "embed", "router", "vision", "visual", "mul
                           "e_score_correction_bias", "shared_expert_gate")
 
 
+# one layer's whole token mixer, as ModelOpt lists it ("model.layers.12.self_attn*", "...linear_attn*"; an MTP
+# layer past the last is matched too and ignored)
+_WHOLE_MIXER = re.compile(r"(?:model\.)?(?:language_model\.)?(?:model\.)?layers\.(\d+)\.(?:self_attn|linear_attn|attn|mixer)\*?")
+
+
+# a dense MLP's or a shared expert's projections (not a router's gate): "model.layers.0.mlp.gate_proj",
+# "re:.*mlp\.(gate|up|gate_up|down)_proj.*", "re:.*shared_experts.*"
+_DENSE_MLP = re.compile(r"shared_expert|mlp\W+\(?(?:gate|up|down|gate_up)(?:_proj|\|)")
+
+
 def _kept_16bit(name: str) -> bool:
     return any(seg == "gate" or seg.endswith("norm") or seg.startswith(_ALWAYS_16BIT_PREFIXES)
-               for seg in name.split("."))
+               for seg in (part.strip("\\$*") for part in name.split(".")))
 
 
 def _compressed_tensors(q: dict, g: _Fields) -> str | None:
@@ -270,15 +282,19 @@ def _compressed_tensors(q: dict, g: _Fields) -> str | None:
     return None
 
 
-def _quantization(q, warnings: list) -> tuple[str, str]:
-    """(matrices' format, routed experts' format) of a checkpoint from its quantization_config.
+def _quantization(q, warnings: list, n_layers: int, sixteen: str) -> tuple[str, str, str]:
+    """(matrices' format, routed experts' format, token mixers' format where it differs) of a checkpoint from its
+    quantization_config.
 
     gpt-oss (mxfp4) quantizes only the experts (its modules_to_not_convert lists the attention);
     DeepSeek's fp8 has 128 x 128 block scales (weight_block_size); AWQ and GPTQ store int4 with fp16
     scales and packed zeros per group_size inputs; NVFP4 (modelopt, compressed-tensors); compressed-tensors
-    W4A16, W8A8 and FP8 schemes (_compressed_tensors)."""
+    W4A16, W8A8 and FP8 schemes (_compressed_tensors). A checkpoint that leaves every layer's attention
+    unquantized beside quantized MLPs keeps those matrices in its 16-bit dtype (`sixteen`): ModelOpt's NVFP4
+    exports list "model.layers.N.self_attn*" (or linear_attn*) for each layer N in exclude_modules
+    (nvidia/DeepSeek-R1-0528-NVFP4, GLM-4.7-NVFP4, MiniMax-M2.5-NVFP4 hf_quant_config.json)."""
     if q is None:
-        return "", ""
+        return "", "", ""
     if not isinstance(q, dict):
         raise KvdashError(f"config field 'quantization_config' must be an object, not {_show(q)}")
     g = _Fields(q, "quantization_config.")
@@ -300,16 +316,26 @@ def _quantization(q, warnings: list) -> tuple[str, str]:
     if fmt is None:
         warnings.append(f"quantization_config ({_show(q.get('quant_method', 'unknown'))}, {_show(q.get('bits'))} bits) "
                         "is not modelled: weights are sized at the chosen weights dtype")
-        return "", ""
-    skipped = [x for x in (g.list("modules_to_not_convert") or g.list("ignore") or []) if isinstance(x, str)]
-    # the attention of every layer left unquantized (gpt-oss: "model.layers.*.self_attn"): matrices in 16-bit
-    every_layer = [x for x in skipped if not any(seg.isdigit() for seg in x.split("."))]
-    dense_skipped = any("attn" in x for x in every_layer)
-    unknown = [x for x in skipped if not _kept_16bit(x) and not ("attn" in x and x in every_layer)]
+        return "", "", ""
+    skipped = [x for x in (g.list("modules_to_not_convert") or g.list("ignore") or g.list("exclude_modules") or [])
+               if isinstance(x, str)]
+    # the attention of every layer left unquantized: one pattern for all layers (gpt-oss: "model.layers.*.self_attn")
+    # or one whole-mixer entry per layer ("model.layers.7.self_attn*")
+    every_layer = [x for x in skipped if "attn" in x and not any(seg.isdigit() for seg in x.split("."))]
+    per_layer = {int(hit.group(1)): x for x in skipped if (hit := _WHOLE_MIXER.fullmatch(x))}
+    whole = bool(every_layer) or bool(n_layers) and all(i in per_layer for i in range(n_layers))
+    # ... and the dense MLPs' or shared experts' too (Kimi-K2's and Laguna's ignore lists): only the routed experts
+    # are quantized; MXFP4 (gpt-oss) quantizes experts only by itself
+    experts_only = whole and (method == "mxfp4" or any(_DENSE_MLP.search(x) for x in skipped))
+    covered = ({*every_layer, *per_layer.values()} if whole else set()) | (
+        {x for x in skipped if _DENSE_MLP.search(x)} if experts_only else set())
+    unknown = [x for x in skipped if not _kept_16bit(x) and x not in covered]
     if unknown:
         warnings.append(f"quantization_config leaves {', '.join(unknown[:3])} unquantized; kvdash sizes them as "
                         f"{fmt}")
-    return ("" if dense_skipped else fmt), fmt
+    if not whole:
+        return fmt, fmt, ""
+    return ("", fmt, "") if experts_only else (fmt, fmt, sixteen)
 
 
 

@@ -35,7 +35,8 @@ from kvdash.units import cdiv
 class Tensor:
     """One weight tensor of a layer (llm.c-style table row): [rows, cols] with cols the input features
     (a vector has cols = 1), how tensor parallelism shards it, and its role, which decides its dtype:
-    "linear" matrices take the weights' format, "expert" matrices the experts' format, "vector"
+    "linear" matrices take the weights' format, "mixer" ones (a layer's token mixer: attention) the mixer's
+    (kvdash.params sets it), "expert" matrices the experts' format, "vector"
     (norms, biases, convolutions, gates), "embed" and "draft" (a speculative head's matrices) stay in 16-bit,
     "index" is an int64 buffer."""
 
@@ -60,7 +61,7 @@ class Tensor:
 
     @property
     def matrix(self) -> bool:
-        return self.role in ("linear", "expert", "draft")
+        return self.role in ("linear", "mixer", "expert", "draft")
 
 
 # ---- token slots held, for ints or numpy arrays --------------------------------------------------

@@ -93,6 +93,8 @@ class ModelSpec:
     default_dtype: str = "bf16"
     weights_format: str = ""  # how the checkpoint stores its matrices (quantization_config); "" = 16-bit
     experts_format: str = ""  # ... and its routed experts, when they differ (gpt-oss: mxfp4)
+    mixer_format: str = ""  # ... and its token mixers' (attention's) matrices, when the checkpoint leaves every
+    # layer's unquantized beside quantized MLPs (NVIDIA's NVFP4 checkpoints: exclude_modules "model.layers.N.self_attn*")
     notes: str = field(default="", compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)  # what the importer could not model
 
@@ -142,6 +144,12 @@ class ModelSpec:
 
     def count(self, kind: str) -> int:
         return self._kind_counts.get(kind, 0)
+
+    def mixer_dtype(self, weights_dtype: str) -> str:
+        """The token mixers' matrices' format when the other matrices are in `weights_dtype`: the checkpoint's own
+        mixer format where the scenario serves the checkpoint's format, else `weights_dtype` (a format chosen for
+        the model applies to all its matrices)."""
+        return self.mixer_format if self.mixer_format and weights_dtype == self.weights_format else weights_dtype
 
     def map_layers(self, fn, name: str | None = None) -> ModelSpec:
         """A copy with every layer spec replaced by fn(spec) (the dashboard's what-if variants)."""

@@ -117,9 +117,10 @@ def formulas(b: Breakdown) -> dict[str, str]:
 def _weights(b: Breakdown) -> str:
     st, s = b.stage, b.scenario
     w, e = get_dtype(s.weights_dtype), get_dtype(s.experts_dtype)
-    hp = high_precision(w)
-    terms = [(st.linear_params - st.expert_params, w, ""), (st.expert_params, e, " [routed experts]"),
-             (st.other_params, hp, " [embeddings, norms, biases, routers]")]
+    hp, x = high_precision(w), get_dtype(b.model.mixer_dtype(s.weights_dtype))
+    terms = [(st.linear_params - st.expert_params - st.mixer_params, w, ""),
+             (st.mixer_params, x, " [attention, unquantized in the checkpoint]"),
+             (st.expert_params, e, " [routed experts]"), (st.other_params, hp, " [embeddings, norms, biases, routers]")]
     parts = [f"{n:,} × {d.bits // 8 if d.bits % 8 == 0 else f'{d.bits}/8'} B ({d.name}){label}"
              for n, d, label in terms if n]
     scales = st.weight_bytes - sum(-(-n * d.bits // 8) for n, d, _ in terms)

@@ -248,7 +248,7 @@ class LayerOps:
 def layer_ops(m: ModelSpec, tp: int, ep: int, weights_dtype: str, experts_dtype: str) -> tuple[LayerOps, ...]:
     """Every layer's kernels, from the per-tensor table: matrices that read the same input in the same block
     (a split by rows, one input width) run as one GEMM, as engines fuse them."""
-    fmt = formats(weights_dtype, experts_dtype)
+    fmt = formats(weights_dtype, experts_dtype, m.mixer_dtype(weights_dtype))
     out = []
     for i in range(m.n_layers):
         fused: dict[tuple, list] = {}

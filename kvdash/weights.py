@@ -1,7 +1,8 @@
 """Weight bytes from the per-tensor table (kvdash.params): each tensor stored in its role's format.
 
 Matrices take the weights' format (scales, zeros and indices counted per matrix, `DType.matrix_bytes`),
-routed experts the experts' format (gpt-oss keeps attention in bf16 and experts in MXFP4), and vectors,
+routed experts the experts' format (gpt-oss keeps attention in bf16 and experts in MXFP4), a checkpoint's
+token mixers theirs where it leaves them unquantized (NVIDIA's NVFP4 exports: bf16 attention), and vectors,
 embeddings and the LM head 16-bit. `weight_table` is the same arithmetic as rows a person can read.
 """
 
@@ -14,13 +15,15 @@ from kvdash.model import ModelSpec
 from kvdash.params import embedding_tensors, layer_tensors
 
 
-def formats(weights_dtype: str, experts_dtype: str = "") -> dict[str, DType]:
+def formats(weights_dtype: str, experts_dtype: str = "", mixer_dtype: str = "") -> dict[str, DType]:
+    """Each tensor role's format: matrices the weights', token mixers' the mixer's (ModelSpec.mixer_dtype; "": the
+    weights'), routed experts the experts'."""
     w = get_dtype(weights_dtype)
     hp = high_precision(w)
     # "draft": a speculative head's matrices, which keep the checkpoint's 16 bits beside a quantized target;
     # "index": an integer buffer (EAGLE-3's d2t)
-    return {"linear": w, "expert": get_dtype(experts_dtype or weights_dtype), "vector": hp, "embed": hp, "draft": hp,
-            "index": get_dtype("int64")}
+    return {"linear": w, "mixer": get_dtype(mixer_dtype or weights_dtype), "expert": get_dtype(experts_dtype or
+            weights_dtype), "vector": hp, "embed": hp, "draft": hp, "index": get_dtype("int64")}
 
 
 def tensor_format(t, fmt: dict[str, DType]) -> DType:
@@ -43,7 +46,7 @@ def table_bytes(rows, tp: int, fmt: dict[str, DType]) -> int:
 def layer_weight_bytes(m: ModelSpec, i: int, tp: int, weights_dtype: str, experts_dtype: str, ep: int = 1
                        ) -> tuple[int, int]:
     """(all bytes, routed-expert bytes) of layer i on one GPU."""
-    fmt = formats(weights_dtype, experts_dtype)
+    fmt = formats(weights_dtype, experts_dtype, m.mixer_dtype(weights_dtype))
     rows = layer_tensors(m, i, ep=ep)
     return table_bytes(rows, tp, fmt), table_bytes([(t, n) for t, n in rows if t.role == "expert"], tp, fmt)
 
@@ -53,7 +56,7 @@ def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts
     """One row per distinct tensor: the layers it sits in (grouped by layer kind), its shape and shard
     on one GPU, how many one GPU holds (routed experts: E / ep under expert parallelism), its format and
     bytes (one GPU's shards, all layers)."""
-    fmt = formats(weights_dtype, experts_dtype)
+    fmt = formats(weights_dtype, experts_dtype, m.mixer_dtype(weights_dtype))
     rows: dict[tuple, dict] = {}
 
     def add(group: str, t, n: int) -> None:

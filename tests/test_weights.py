@@ -158,6 +158,43 @@ def test_modules_left_unquantized_in_some_layers_are_warned_not_guessed():
                                             ["model.layers.*.self_attn", "model.layers.*.mlp.router"]}}
     m = model_from_config(every)
     assert (m.weights_format, m.experts_format) == ("", "mxfp4") and not m.warnings
+    # Kimi-K2.5's ignore list leaves attention, shared experts and dense MLPs unquantized: only its routed experts are
+    # int4; Laguna-XS.2-FP8's leaves only the attention (and the router): its other matrices stay fp8-block
+    kimi, laguna = (model_from_config(json.loads((CONFIGS / f"{n}.json").read_text())["config"])
+                    for n in ("kimi-k2.5", "laguna-xs.2-fp8"))
+    assert (kimi.weights_format, kimi.experts_format, kimi.mixer_format) == ("", "int4-g32", "")
+    assert not any("unquantized" in w for w in kimi.warnings + laguna.warnings)
+    assert (laguna.weights_format, laguna.experts_format, laguna.mixer_format) == ("fp8-block", "fp8-block", "bf16")
+
+
+def test_nvfp4_checkpoints_that_keep_attention_in_bf16_are_sized_so():
+    # NVIDIA's ModelOpt NVFP4 exports leave every layer's attention unquantized: exclude_modules lists
+    # "model.layers.N.self_attn*" for each N (nvidia/DeepSeek-R1-0528-NVFP4, GLM-4.7-NVFP4, MiniMax-M2.5-NVFP4
+    # hf_quant_config.json); here Llama-3.1-8B's 32 layers in that form
+    from kvdash.report import formulas
+    from kvdash.step import layer_ops
+
+    base = json.loads(json.dumps(get_preset("llama-3.1-8b").config))
+    q = {"quant_algo": "NVFP4", "group_size": 16, "producer": {"name": "modelopt"},
+         "exclude_modules": ["lm_head", *(f"model.layers.{i}.self_attn*" for i in range(32))]}
+    m = model_from_config(base | {"quantization_config": q})
+    assert (m.weights_format, m.mixer_format) == ("nvfp4", "bf16") and not m.warnings
+    # attention: 32 x (2 x 4,096 x 4,096 + 2 x 1,024 x 4,096) = 1,342,177,280 values at 2 B; each MLP matrix
+    # (14,336 x 4,096 values) in NVFP4: half a byte a value, a byte per 16, 8 B a tensor = 33,030,152 B, 3 x 32 of
+    # them; embeddings, LM head and 65 norms in bf16
+    attention, mlp = 1_342_177_280 * 2, 96 * (58_720_256 // 2 + 58_720_256 // 16 + 8)
+    sixteen = (2 * 128_256 * 4096 + 65 * 4096) * 2
+    b = breakdown(m, Scenario(weights_dtype="nvfp4"))
+    assert b["weights"] == attention + mlp + sixteen == 7_957_127_936
+    assert "1,342,177,280 × 2 B (bf16) [attention, unquantized in the checkpoint]" in formulas(b)["weights"]
+    # the step times those matrices as 16-bit GEMMs (fused q/k/v, o_proj), the MLP's as NVFP4 ones
+    assert [(n, k, f) for n, k, _, f in layer_ops(m, 1, 1, "nvfp4", "nvfp4")[0].gemms] == [
+        (6144, 4096, "bf16"), (4096, 4096, "bf16"), (28_672, 4096, "nvfp4"), (4096, 14_336, "nvfp4")]
+    # a format chosen for the model applies to every matrix; one layer's attention listed alone stays a warning
+    assert breakdown(m, Scenario(weights_dtype="fp8"))["weights"] == breakdown(
+        preset_model("llama-3.1-8b"), Scenario(weights_dtype="fp8"))["weights"]
+    some = model_from_config(base | {"quantization_config": q | {"exclude_modules": ["model.layers.0.self_attn*"]}})
+    assert (some.weights_format, some.mixer_format) == ("nvfp4", "") and any("unquantized" in w for w in some.warnings)
 
 
 def _compressed_tensors(weights: dict, fmt: str) -> dict:
