@@ -7,7 +7,9 @@ never copied, never fitted or chosen on: BENCHMARKS.md's protocol for issue #19)
 GITDIR is the fetched repository's git directory. An NVFP4 run of a mixture-of-experts model is sized as NVIDIA's
 NVFP4 checkpoints store it, attention in bf16 (their hf_quant_config.json excludes every layer's self_attn:
 nvidia/DeepSeek-R1-0528-NVFP4, GLM-4.7-NVFP4, MiniMax-M2.5-NVFP4; the FP4-v2 DeepSeek checkpoints quantize o_proj
-as well, which this does not model); the CSV names only the base model. Rows kept: aggregated serving, pipeline parallelism 1, no
+as well); the CSV names only the base model.
+
+Rows kept: aggregated serving, pipeline parallelism 1, no
 attention data-parallelism, on a GPU other than the H100. A row is answered when kvdash sizes and times it
 without refusing. `--aic` reads AIConfigurator's own predictions for the same rows (benchmarks/aic_baseline.py
 writes them, run where aiconfigurator 0.12.0 is installed) and compares on the rows both answer.

@@ -214,8 +214,8 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
         warnings.append(note)
     if isinstance(cfg.get("audio_config"), dict):
         warnings.append("the audio encoder (audio_config) is not counted in the weights")
-    weights, experts, mixer = _quantization(cfg.get("quantization_config"), warnings, spec.n_layers,
-                                            spec.default_dtype)
+    weights, experts, mixer, mixer_tensors = _quantization(cfg.get("quantization_config"), warnings, spec.n_layers,
+                                                           spec.default_dtype)
     # MiniMax-M3 declares its drafter's depth as num_mtp_modules (vLLM's minimax_m3 mtp.py builds that many)
     mtp = f.int("num_mtp_modules", "num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, lo=0,
                 hi=LIMITS["n_layers"])
@@ -223,7 +223,8 @@ def _build(cfg: dict, name: str | None) -> ModelSpec:
         warnings.append(f"{mtp} multi-token-prediction module(s): engines load them only for speculative decoding, "
                         "so they are counted only when the scenario speculates with them (--spec-tokens)")
     spec = replace(spec, encoder_params=spec.encoder_params + encoder, weights_format=weights,
-                   experts_format=experts, mixer_format=mixer, warnings=(*spec.warnings, *warnings), mtp_layers=mtp)
+                   experts_format=experts, mixer_format=mixer, mixer_tensors=mixer_tensors,
+                   warnings=(*spec.warnings, *warnings), mtp_layers=mtp)
     # a Hub config.json rarely carries _name_or_path: its parameter count tells gpt-oss-20b from -120b
     return replace(spec, name=f"{spec.name}, {_count(spec.params)} parameters") if unnamed else spec
 
@@ -239,9 +240,33 @@ _ALWAYS_16BIT_PREFIXES = ("lm_head", "embed", "router", "vision", "visual", "mul
                           "e_score_correction_bias", "shared_expert_gate")
 
 
-# one layer's whole token mixer, as ModelOpt lists it ("model.layers.12.self_attn*", "...linear_attn*"; an MTP
-# layer past the last is matched too and ignored)
-_WHOLE_MIXER = re.compile(r"(?:model\.)?(?:language_model\.)?(?:model\.)?layers\.(\d+)\.(?:self_attn|linear_attn|attn|mixer)\*?")
+# a token mixer, or one of its matrices, left unquantized: "model.layers.12.self_attn*" (ModelOpt, one layer),
+# "model.layers.3.self_attn.q_a_proj", "model.layers.*.self_attn" (gpt-oss, every layer), "re:.*\.self_attn\.q_proj$"
+_MIXER_ENTRY = re.compile(r"(?:self_attn|linear_attn|attn|mixer)(?:\W*\*|\W+(\w*proj\w*)\$?)?\$?")
+_LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
+
+
+def _mixer_exclusions(skipped: list[str], n_layers: int) -> tuple[set[str], frozenset[str] | None]:
+    """(the entries this reads, the token-mixer matrices every layer leaves unquantized: None for none, an empty set
+    for the whole mixer, else their names). An MTP layer past the last is read and ignored."""
+    per_layer: dict[int, set[str]] = {}  # layer -> names left unquantized ("": its whole mixer)
+    every: set[str] = set()
+    entries: dict[str, str] = {}
+    for x in skipped:
+        hit, layer = _MIXER_ENTRY.search(x), _LAYER_INDEX.search(x)
+        # the whole mixer or one of its matrices (not a norm or an indexer inside it), per layer or for every layer
+        if not hit or hit.end() != len(x) or (not layer and any(seg.isdigit() for seg in x.split("."))):
+            continue
+        name = hit.group(1) or ""
+        (per_layer.setdefault(int(layer.group(1)), set()) if layer else every).add(name)
+        entries[x] = name if not layer or int(layer.group(1)) < n_layers else "mtp"
+    if not n_layers or not entries:
+        return set(), None
+    held = [every | per_layer.get(i, set()) for i in range(n_layers)]
+    if all("" in h for h in held):
+        return set(entries), frozenset()
+    names = frozenset(n for n in set().union(*held) - {""} if all(n in h or "" in h for h in held))
+    return {x for x, n in entries.items() if n in names or n == "mtp"}, (names or None)
 
 
 # a dense MLP's or a shared expert's projections (not a router's gate): "model.layers.0.mlp.gate_proj",
@@ -282,9 +307,9 @@ def _compressed_tensors(q: dict, g: _Fields) -> str | None:
     return None
 
 
-def _quantization(q, warnings: list, n_layers: int, sixteen: str) -> tuple[str, str, str]:
-    """(matrices' format, routed experts' format, token mixers' format where it differs) of a checkpoint from its
-    quantization_config.
+def _quantization(q, warnings: list, n_layers: int, sixteen: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """(matrices' format, routed experts' format, token mixers' format where it differs, which of their matrices:
+    () for all) of a checkpoint from its quantization_config.
 
     gpt-oss (mxfp4) quantizes only the experts (its modules_to_not_convert lists the attention);
     DeepSeek's fp8 has 128 x 128 block scales (weight_block_size); AWQ and GPTQ store int4 with fp16
@@ -294,7 +319,7 @@ def _quantization(q, warnings: list, n_layers: int, sixteen: str) -> tuple[str, 
     exports list "model.layers.N.self_attn*" (or linear_attn*) for each layer N in exclude_modules
     (nvidia/DeepSeek-R1-0528-NVFP4, GLM-4.7-NVFP4, MiniMax-M2.5-NVFP4 hf_quant_config.json)."""
     if q is None:
-        return "", "", ""
+        return "", "", "", ()
     if not isinstance(q, dict):
         raise KvdashError(f"config field 'quantization_config' must be an object, not {_show(q)}")
     g = _Fields(q, "quantization_config.")
@@ -316,27 +341,24 @@ def _quantization(q, warnings: list, n_layers: int, sixteen: str) -> tuple[str, 
     if fmt is None:
         warnings.append(f"quantization_config ({_show(q.get('quant_method', 'unknown'))}, {_show(q.get('bits'))} bits) "
                         "is not modelled: weights are sized at the chosen weights dtype")
-        return "", "", ""
+        return "", "", "", ()
     skipped = [x for x in (g.list("modules_to_not_convert") or g.list("ignore") or g.list("exclude_modules") or [])
                if isinstance(x, str)]
-    # the attention of every layer left unquantized: one pattern for all layers (gpt-oss: "model.layers.*.self_attn")
-    # or one whole-mixer entry per layer ("model.layers.7.self_attn*")
-    every_layer = [x for x in skipped if "attn" in x and not any(seg.isdigit() for seg in x.split("."))]
-    per_layer = {int(hit.group(1)): x for x in skipped if (hit := _WHOLE_MIXER.fullmatch(x))}
-    whole = bool(every_layer) or bool(n_layers) and all(i in per_layer for i in range(n_layers))
-    # ... and the dense MLPs' or shared experts' too (Kimi-K2's and Laguna's ignore lists): only the routed experts
-    # are quantized; MXFP4 (gpt-oss) quantizes experts only by itself
-    experts_only = whole and (method == "mxfp4" or any(_DENSE_MLP.search(x) for x in skipped))
-    covered = ({*every_layer, *per_layer.values()} if whole else set()) | (
-        {x for x in skipped if _DENSE_MLP.search(x)} if experts_only else set())
+    # the attention of every layer left unquantized beside quantized MLPs (ModelOpt's NVFP4 exports), whole or some
+    # of its matrices (DeepSeek's FP4-v2: all but o_proj)
+    covered, mixer = _mixer_exclusions(skipped, n_layers)
+    # ... and the dense MLPs' or shared experts' too (Kimi-K2's ignore list): only the routed experts are quantized;
+    # MXFP4 (gpt-oss) quantizes experts only by itself
+    experts_only = mixer is not None and (method == "mxfp4" or any(_DENSE_MLP.search(x) for x in skipped))
+    if experts_only:
+        covered |= {x for x in skipped if _DENSE_MLP.search(x)}
     unknown = [x for x in skipped if not _kept_16bit(x) and x not in covered]
     if unknown:
         warnings.append(f"quantization_config leaves {', '.join(unknown[:3])} unquantized; kvdash sizes them as "
                         f"{fmt}")
-    if not whole:
-        return fmt, fmt, ""
-    return ("", fmt, "") if experts_only else (fmt, fmt, sixteen)
-
+    if mixer is None:
+        return fmt, fmt, "", ()
+    return ("", fmt, "", ()) if experts_only else (fmt, fmt, sixteen, tuple(sorted(mixer)))
 
 
 # Sub-config defaults for vision towers saved sparsely (configuration_qwen2_vl.py, Qwen2VLVisionConfig).

@@ -93,8 +93,11 @@ class ModelSpec:
     default_dtype: str = "bf16"
     weights_format: str = ""  # how the checkpoint stores its matrices (quantization_config); "" = 16-bit
     experts_format: str = ""  # ... and its routed experts, when they differ (gpt-oss: mxfp4)
-    mixer_format: str = ""  # ... and its token mixers' (attention's) matrices, when the checkpoint leaves every
-    # layer's unquantized beside quantized MLPs (NVIDIA's NVFP4 checkpoints: exclude_modules "model.layers.N.self_attn*")
+    # ... and its token mixers' (attention's) matrices, when the checkpoint leaves every layer's unquantized beside
+    # quantized MLPs (NVIDIA's NVFP4 exports: exclude_modules "model.layers.N.self_attn*"); mixer_tensors: which of
+    # the mixers' matrices it leaves so (() for all of them; DeepSeek's FP4-v2 quantizes o_proj)
+    mixer_format: str = ""
+    mixer_tensors: tuple[str, ...] = ()
     notes: str = field(default="", compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)  # what the importer could not model
 

@@ -84,8 +84,10 @@ def ffn_tensors(m: ModelSpec, moe: bool, active_only: bool = False, ep: int = 1,
 def layer_tensors(m: ModelSpec, i: int, active_only: bool = False, ep: int = 1) -> tuple[tuple[Tensor, int], ...]:
     """The weight table of layer i: its mixer's tensors, its feed-forward block, its norms (per GPU of an
     ep-way expert-parallel group for the routed experts)."""
-    # the token mixer's matrices take the mixer's format (ModelSpec.mixer_dtype), the rest their own role's
-    mixer = [(replace(t, role="mixer") if t.role == "linear" else t, 1) for t in m.layers[i].tensors(m.hidden_size)]
+    # the token mixer's matrices take the mixer's format (ModelSpec.mixer_dtype: all of them, or those the checkpoint
+    # names), the rest their own role's
+    mixer = [(replace(t, role="mixer") if t.role == "linear" and (not m.mixer_tensors or t.name in m.mixer_tensors)
+              else t, 1) for t in m.layers[i].tensors(m.hidden_size)]
     inter = m.intermediate_sizes[i] if m.intermediate_sizes else 0
     ffn = list(ffn_tensors(m, m.moe_mask[i], active_only, ep, inter)) if m.mlp_mask[i] else []
     count = m.layer_norms[i] if m.layer_norms else m.norms_per_layer

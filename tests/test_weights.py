@@ -197,6 +197,27 @@ def test_nvfp4_checkpoints_that_keep_attention_in_bf16_are_sized_so():
     assert (some.weights_format, some.mixer_format) == ("nvfp4", "") and any("unquantized" in w for w in some.warnings)
 
 
+def test_a_checkpoint_that_quantizes_some_of_the_attention_keeps_the_rest_16_bit():
+    # nvidia/DeepSeek-R1-0528-FP4-v2 "additionally quantizes the wo module in attention layers" (its model card): its
+    # exclude list names q_a_proj, q_b_proj, kv_a_proj_with_mqa and kv_b_proj for each of the 61 layers
+    cfg = json.loads(json.dumps(get_preset("deepseek-v3").config))
+    cfg.pop("quantization_config", None)
+    names = ("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj")
+    q = {"quant_algo": "NVFP4", "group_size": 16, "exclude_modules": ["lm_head", *(
+        f"model.layers.{i}.self_attn.{n}" for i in range(62) for n in names)]}  # 62: the MTP layer's too
+    v2 = model_from_config(cfg | {"quantization_config": q})
+    assert (v2.weights_format, v2.mixer_format, v2.mixer_tensors) == ("nvfp4", "bf16", tuple(sorted(names)))
+    assert not any("unquantized" in w for w in v2.warnings)
+    whole = model_from_config(cfg | {"quantization_config": q | {"exclude_modules": [
+        f"model.layers.{i}.self_attn*" for i in range(61)]}})
+    assert (whole.mixer_format, whole.mixer_tensors) == ("bf16", ())
+    # the difference is o_proj, 7,168 x (128 heads x 128) = 117,440,512 values a layer: 2 B each in bf16, against
+    # half a byte, a byte per 16 and 8 B a tensor in NVFP4 (66,060,296 B): 168,820,728 B x 61 layers
+    s = Scenario(weights_dtype="nvfp4")
+    assert breakdown(whole, s)["weights"] - breakdown(v2, s)["weights"] == 61 * (
+        117_440_512 * 2 - (117_440_512 // 2 + 117_440_512 // 16 + 8)) == 10_298_064_408
+
+
 def _compressed_tensors(weights: dict, fmt: str) -> dict:
     """llm-compressor's quantization_config for one scheme on every Linear but the LM head."""
     return dict(quant_method="compressed-tensors", format=fmt, ignore=["lm_head"],
