@@ -53,9 +53,13 @@ def git(gitdir: str, *args) -> bytes:
 
 
 def transfer_rows(gitdir: str) -> pd.DataFrame:
+    """The rows kept, each measurement once: the CSV lists some runs twice under two ids (a database dump and a
+    dated collection: the same GPU, engine, model, load and TTFT and TPOT to the last digit)."""
     s = pd.read_csv(io.BytesIO(git(gitdir, "show", f"HEAD:{SAMPLE}")))
     keep = (s["mode"] == "agg") & s.system.isin(GPUS) & (s.pp_size == 1) & (s.attention_dp_size == 1)
-    return s[keep].reset_index(drop=True)
+    same = ["system", "backend", "model_path", "isl", "osl", "batch_size", "tp_size", "silicon_ttft_ms",
+            "silicon_tpot_ms"]
+    return s[keep].drop_duplicates(same).reset_index(drop=True)
 
 
 def load_config(gitdir: str, model_path: str, cache: dict):
