@@ -3,8 +3,9 @@ huggingface_hub, the Hub's own client (its error classes, HF_TOKEN and stored-lo
 its download cache; it never sends the token to a host other than the Hub's, such as the storage a large file
 redirects to).
 
-kvdash reads `config.json`, then `model.safetensors.index.json` (a sharded checkpoint: its `metadata.total_size`
-is the exact byte count of every tensor) or the single `model.safetensors`. Of a safetensors file it reads only
+kvdash reads `config.json` (and `hf_quant_config.json` where a ModelOpt export keeps its quantization there),
+then `model.safetensors.index.json` (a sharded checkpoint: its `metadata.total_size` is the exact byte count of
+every tensor) or the single `model.safetensors`. Of a safetensors file it reads only
 the header (huggingface_hub's parse_safetensors_file_metadata: a range request, never the weights), the shards'
 headers in parallel with a progress callback. Answers are kept for the life of the process. Every failure is one
 sentence naming its cause (KvdashError); uploading or pasting a config.json needs none of this. Nothing fetched is
@@ -210,11 +211,28 @@ class _Reader:
         return {name: {"dtype": t.dtype, "shape": list(t.shape)} for name, t in meta.tensors.items()}
 
 
+QUANT_FILE = "hf_quant_config.json"
+
+
+def modelopt_quantization(text: bytes, repo: str) -> dict:
+    """The quantization_config an hf_quant_config.json stands for: its "quantization" object (quant_algo,
+    group_size, exclude_modules, ...), as ModelOpt's. Parsed as data only, like a config."""
+    q = parse_config_text(text).get("quantization")
+    if not isinstance(q, dict):
+        raise KvdashError(f"{repo}/{QUANT_FILE} has no 'quantization' object: not ModelOpt's quantization file")
+    return {**q, "quant_method": "modelopt"}
+
+
 def _load(repo: str, revision: str, token: str | None, progress: Callable[[str], None]) -> Checkpoint:
     hub = _Reader(repo, revision, token)
     progress(f"reading {repo}'s config.json")
     config = parse_config_text(hub.text("config.json", MAX_CONFIG_BYTES))
     files = ["config.json"]
+    # ModelOpt's exports before it wrote quantization_config into config.json keep it in hf_quant_config.json (as
+    # vLLM's ModelConfig reads it when config.json has none)
+    if "quantization_config" not in config and hub.size(QUANT_FILE, missing_ok=True) is not None:
+        config = {**config, "quantization_config": modelopt_quantization(hub.text(QUANT_FILE, MAX_CONFIG_BYTES), repo)}
+        files.append(QUANT_FILE)
     dtypes: dict[str, int] = {}
     total = n = None
     progress(f"looking for {repo}'s safetensors checkpoint")

@@ -57,7 +57,7 @@ def _llama_shape(name: str, cfg: dict) -> tuple[str, list[int]]:
 
 
 def safetensors_header(tensors: dict[str, tuple[str, list[int]]]) -> bytes:
-    sizes = {"F32": 4, "I8": 1, "U8": 1, "BF16": 2}
+    sizes = {"F32": 4, "I8": 1, "U8": 1, "BF16": 2, "F8_E4M3": 1}
     meta, offset = {}, 0
     for name, (dtype, shape) in tensors.items():
         n = sizes[dtype]

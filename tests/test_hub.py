@@ -136,6 +136,52 @@ def test_answers_are_cached_per_process(fake):
     assert load_checkpoint(LLAMA_INT8, token="") is first and len(fake.seen) == n
 
 
+def _modelopt_nvfp4_repo() -> dict:
+    """A two-layer Llama as ModelOpt's older NVFP4 exports lay it out (written for this test, not recorded): the
+    quantization in hf_quant_config.json, none in config.json; each layer's attention left in bf16 (exclude_modules);
+    an NVFP4 matrix stored as packed 4-bit values (U8, two a byte), an F8_E4M3 scale per 16 inputs, and two fp32
+    scalars (weight_scale_2, input_scale)."""
+    cfg = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 100,
+           "torch_dtype": "bfloat16", "tie_word_embeddings": False, "max_position_embeddings": 2048}
+    quant = {"producer": {"name": "modelopt"}, "quantization": {
+        "quant_algo": "NVFP4", "group_size": 16, "exclude_modules": ["lm_head", "model.layers.0.self_attn*",
+                                                                      "model.layers.1.self_attn*"]}}
+    t = {"model.embed_tokens.weight": ("BF16", [100, 64]), "lm_head.weight": ("BF16", [100, 64]),
+         "model.norm.weight": ("BF16", [64])}
+    for i in range(2):
+        p = f"model.layers.{i}."
+        t |= {p + "input_layernorm.weight": ("BF16", [64]), p + "post_attention_layernorm.weight": ("BF16", [64])}
+        for name, rows in (("q_proj", 64), ("k_proj", 32), ("v_proj", 32), ("o_proj", 64)):
+            t[f"{p}self_attn.{name}.weight"] = ("BF16", [rows, 64])
+        for name, rows, cols in (("gate_proj", 128, 64), ("up_proj", 128, 64), ("down_proj", 64, 128)):
+            q = f"{p}mlp.{name}."
+            t |= {q + "weight": ("U8", [rows, cols // 2]), q + "weight_scale": ("F8_E4M3", [rows, cols // 16]),
+                  q + "weight_scale_2": ("F32", []), q + "input_scale": ("F32", [])}
+    return {"config.json": json.dumps(cfg).encode(), "hf_quant_config.json": json.dumps(quant).encode(),
+            "model.safetensors": safetensors_header(t)}
+
+
+def test_a_modelopt_export_s_hf_quant_config_is_read(fake):
+    from kvdash.breakdown import breakdown
+    from kvdash.hf_config import model_from_config
+    from kvdash.scenario import Scenario
+
+    fake.repos["someone/tiny-nvfp4"] = {"main": _modelopt_nvfp4_repo()}
+    cp = load_checkpoint("someone/tiny-nvfp4", token="")
+    assert cp.files == ("config.json", "hf_quant_config.json", "model.safetensors header")
+    m = model_from_config(cp.config)
+    assert (m.weights_format, m.mixer_format) == ("nvfp4", "bf16") and not m.warnings
+    # by hand: a layer's attention (64 + 32 + 32 + 64) x 64 x 2 B = 24,576; its three NVFP4 matrices of 8,192 values
+    # 3 x (4,096 + 512 + 8) = 13,848; two norms 256; embeddings and head 2 x 100 x 64 x 2 B; the final norm 128
+    assert cp.tensor_bytes == 2 * (24_576 + 13_848 + 256) + 25_600 + 128 == 103_088
+    assert breakdown(m, Scenario(weights_dtype="nvfp4"))["weights"] == cp.tensor_bytes
+    # a file without ModelOpt's "quantization" object is refused in words
+    fake.repos["someone/odd-quant"] = {"main": _modelopt_nvfp4_repo() | {"hf_quant_config.json": b'{"x": 1}'}}
+    with pytest.raises(KvdashError, match="no 'quantization' object"):
+        load_checkpoint("someone/odd-quant", token="")
+
+
 def test_the_cli_sizes_a_hub_model(fake, capsys):
     from kvdash.cli import main
 
