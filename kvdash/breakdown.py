@@ -11,6 +11,7 @@ vectorised sweeps (`kvdash.sweep`) evaluate exactly the same formulas as a singl
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -163,6 +164,10 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
         linear = sum(per_layer[j].linear for j in layers)
         other = sum(per_layer[j].other for j in layers)
         layer_bytes = [layer_weight_bytes(m, j, tp, weights_dtype, experts_dtype, ep) for j in layers]
+        by_role = Counter()  # the stage's parameters per tensor role, on this GPU
+        for j in layers:
+            for t, n in layer_tensors(m, j, ep=ep):
+                by_role[t.role] += n * t.numel(tp)
         weight_bytes = sum(b for b, _ in layer_bytes)
         first, last = i == 0, i == pp - 1
         # a draft model the engine loads beside it: its weights in its own format, its cache in the same pool
@@ -195,10 +200,8 @@ def stages(m: ModelSpec, tp: int, pp: int, weights_dtype: str, kv_dtype: str, bl
                 encoder_params=encoder,
                 weight_bytes=weight_bytes + table_bytes(outside, tp, fmt) + (d.weight_bytes if d else 0),
                 expert_bytes=sum(e for _, e in layer_bytes),
-                expert_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
-                                  if t.role == "expert"),
-                mixer_params=sum(n * t.numel(tp) for j in layers for t, n in layer_tensors(m, j, ep=ep)
-                                 if t.role == "mixer") if m.mixer_dtype(weights_dtype) != weights_dtype else 0,
+                expert_params=by_role["expert"],
+                mixer_params=by_role["mixer"] if m.mixer_dtype(weights_dtype) != weights_dtype else 0,
                 encoder_bytes=hp.nbytes(encoder, 1),
                 caches=tuple((spec, n * spec.bytes_per_token(kv, tp)) for spec, n in kept
                              if spec.grows and spec.bytes_per_token(kv, tp)) + (d.caches if d else ()),

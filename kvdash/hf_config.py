@@ -243,7 +243,7 @@ _ALWAYS_16BIT_PREFIXES = ("lm_head", "embed", "router", "vision", "visual", "mul
 # a token mixer, or one of its matrices, left unquantized: "model.layers.12.self_attn*" (ModelOpt, one layer),
 # "model.layers.3.self_attn.q_a_proj", "model.layers.*.self_attn" (gpt-oss, every layer), "re:.*\.self_attn\.q_proj$"
 _MIXER_ENTRY = re.compile(r"(?:self_attn|linear_attn|attn|mixer)(?:\W*\*|\W+(\w*proj\w*)\$?)?\$?")
-_LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
+_LAYER_INDEX = re.compile(r"layers\.(\d{1,9})\.")  # bounded: a hostile index of thousands of digits is no int
 
 
 def _mixer_exclusions(skipped: list[str], n_layers: int) -> tuple[set[str], frozenset[str] | None]:

@@ -230,8 +230,10 @@ def _load(repo: str, revision: str, token: str | None, progress: Callable[[str],
     files = ["config.json"]
     # ModelOpt's exports before it wrote quantization_config into config.json keep it in hf_quant_config.json (as
     # vLLM's ModelConfig reads it when config.json has none)
-    if "quantization_config" not in config and hub.size(QUANT_FILE, missing_ok=True) is not None:
-        config = {**config, "quantization_config": modelopt_quantization(hub.text(QUANT_FILE, MAX_CONFIG_BYTES), repo)}
+    quant_size = None if "quantization_config" in config else hub.size(QUANT_FILE, missing_ok=True)
+    if quant_size is not None:
+        text = hub.text(QUANT_FILE, MAX_CONFIG_BYTES, quant_size)
+        config = {**config, "quantization_config": modelopt_quantization(text, repo)}
         files.append(QUANT_FILE)
     dtypes: dict[str, int] = {}
     total = n = None

@@ -62,7 +62,7 @@ class EngineProfile(StepCosts):
 
     def __post_init__(self):
         super().__post_init__()
-        engine_facts(self.name)
+        engine_facts(self.name)  # an unknown engine is refused by name
         for f in ("queue_steps", "queue_share", "queue_prompts", "request_overhead_s"):
             if not 0 <= getattr(self, f) <= 100:
                 raise KvdashError(f"{f} must be between 0 and 100, not {getattr(self, f)!r}")

@@ -41,7 +41,7 @@ from kvdash.params import layer_tensors, matrix_params
 from kvdash.runtimes import get_runtime
 from kvdash.scenario import Scenario, check_parallel
 from kvdash.units import cdiv
-from kvdash.weights import formats, tensor_bytes
+from kvdash.weights import formats, model_formats, tensor_bytes
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ class LayerOps:
 def layer_ops(m: ModelSpec, tp: int, ep: int, weights_dtype: str, experts_dtype: str) -> tuple[LayerOps, ...]:
     """Every layer's kernels, from the per-tensor table: matrices that read the same input in the same block
     (a split by rows, one input width) run as one GEMM, as engines fuse them."""
-    fmt = formats(weights_dtype, experts_dtype, m.mixer_dtype(weights_dtype))
+    fmt = model_formats(m, weights_dtype, experts_dtype)
     out = []
     for i in range(m.n_layers):
         fused: dict[tuple, list] = {}

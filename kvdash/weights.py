@@ -26,6 +26,11 @@ def formats(weights_dtype: str, experts_dtype: str = "", mixer_dtype: str = "") 
             weights_dtype), "vector": hp, "embed": hp, "draft": hp, "index": get_dtype("int64")}
 
 
+def model_formats(m: ModelSpec, weights_dtype: str, experts_dtype: str = "") -> dict[str, DType]:
+    """`formats` of model m's tensors: its mixers in the checkpoint's own format where the scenario serves it."""
+    return formats(weights_dtype, experts_dtype, m.mixer_dtype(weights_dtype))
+
+
 def tensor_format(t, fmt: dict[str, DType]) -> DType:
     """A tensor's storage format: its role's for matrices and index buffers, else the 16-bit vectors'."""
     return fmt[t.role] if t.matrix or t.role == "index" else fmt["vector"]
@@ -46,7 +51,7 @@ def table_bytes(rows, tp: int, fmt: dict[str, DType]) -> int:
 def layer_weight_bytes(m: ModelSpec, i: int, tp: int, weights_dtype: str, experts_dtype: str, ep: int = 1
                        ) -> tuple[int, int]:
     """(all bytes, routed-expert bytes) of layer i on one GPU."""
-    fmt = formats(weights_dtype, experts_dtype, m.mixer_dtype(weights_dtype))
+    fmt = model_formats(m, weights_dtype, experts_dtype)
     rows = layer_tensors(m, i, ep=ep)
     return table_bytes(rows, tp, fmt), table_bytes([(t, n) for t, n in rows if t.role == "expert"], tp, fmt)
 
@@ -56,7 +61,7 @@ def weight_table(m: ModelSpec, tp: int = 1, weights_dtype: str = "bf16", experts
     """One row per distinct tensor: the layers it sits in (grouped by layer kind), its shape and shard
     on one GPU, how many one GPU holds (routed experts: E / ep under expert parallelism), its format and
     bytes (one GPU's shards, all layers)."""
-    fmt = formats(weights_dtype, experts_dtype, m.mixer_dtype(weights_dtype))
+    fmt = model_formats(m, weights_dtype, experts_dtype)
     rows: dict[tuple, dict] = {}
 
     def add(group: str, t, n: int) -> None:

@@ -195,6 +195,10 @@ def test_nvfp4_checkpoints_that_keep_attention_in_bf16_are_sized_so():
         preset_model("llama-3.1-8b"), Scenario(weights_dtype="fp8"))["weights"]
     some = model_from_config(base | {"quantization_config": q | {"exclude_modules": ["model.layers.0.self_attn*"]}})
     assert (some.weights_format, some.mixer_format) == ("nvfp4", "") and any("unquantized" in w for w in some.warnings)
+    # a hostile layer index (thousands of digits) is warned about like any other entry, never turned into an int
+    hostile = f"model.layers.{'9' * 5000}.self_attn*"
+    odd = model_from_config(base | {"quantization_config": q | {"exclude_modules": [hostile]}})
+    assert odd.mixer_format == "" and any("unquantized" in w for w in odd.warnings)
 
 
 def test_a_checkpoint_that_quantizes_some_of_the_attention_keeps_the_rest_16_bit():
